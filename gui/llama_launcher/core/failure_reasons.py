@@ -1,0 +1,98 @@
+"""Turn a llama-server's exit and log into one line a person understands, with the proof.
+
+Users of other launchers get "failed to load" and dig in log files; the launcher matches the
+server's own messages (see docs/llama-server-eras.md, "Failures") and quotes the lines it matched.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FailureReason:
+    code: str
+    message: str
+    evidence: list[str] = field(default_factory=list)
+
+    def one_line(self) -> str:
+        return self.message
+
+
+_SIGNAL_TEXT = {
+    "SIGILL": "killed by SIGILL (illegal instruction): this llama-server was built for a newer CPU; "
+    "build one on this machine (llama-launcher get-server) or install your platform's package",
+    "SIGKILL": "killed by SIGKILL (often the system's out-of-memory killer)",
+    "SIGSEGV": "crashed with SIGSEGV (segmentation fault)",
+    "SIGABRT": "aborted (SIGABRT): llama-server hit an internal error",
+    "SIGBUS": "crashed with SIGBUS (bus error)",
+}
+
+
+def signal_reason(signum: int) -> str:
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        return f"killed by signal {signum}"
+    return _SIGNAL_TEXT.get(name, f"killed by {name}")
+
+
+# (code, pattern, message template). Order matters: the first match wins.
+_PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
+    ("port_in_use", re.compile(r"couldn't bind HTTP server socket(?:, hostname: (?P<host>\S+), port: (?P<port>\d+))?", re.I),
+     "port {port} is already in use by another program; choose another port or stop that program"),
+    ("removed_argument", re.compile(r'error while handling argument "(?P<arg>[^"]+)": the argument has been removed\.?\s*(?P<hint>.*)', re.I),
+     "llama-server no longer accepts {arg}: {hint}"),
+    ("unknown_spec_type", re.compile(r'unknown speculative type:\s*(?P<type>\S+)', re.I),
+     "this llama-server does not know the speculative type '{type}'; update llama.cpp or pick another type"),
+    ("bad_argument", re.compile(r'error while handling argument "(?P<arg>[^"]+)":\s*(?P<msg>.*)', re.I),
+     "llama-server rejected {arg}: {msg}"),
+    ("unknown_argument", re.compile(r"error: invalid argument: (?P<arg>\S+)", re.I),
+     "this llama-server does not know the argument {arg}; remove it or update llama.cpp"),
+    ("no_mtp_layers", re.compile(r"doesn't contain MTP layers", re.I),
+     "model has no MTP layers: turn MTP off for this model (MTP needs a model exported with its MTP head)"),
+    ("not_gguf", re.compile(r"invalid magic characters|not a GGUF|failed to read magic", re.I),
+     "the model file is not a GGUF file or is corrupt"),
+    ("model_missing", re.compile(r"failed to open GGUF file|No such file or directory", re.I),
+     "the model file is missing or cannot be opened"),
+    ("out_of_memory", re.compile(r"out of memory|failed to allocate|cudaMalloc failed|failed to create_context|unable to allocate", re.I),
+     "out of memory while loading: lower the context size, offload fewer layers, or choose a smaller quantization"),
+    ("corrupt_model", re.compile(r"corrupted|tensor .* data is not within the file bounds|failed to load model", re.I),
+     "llama-server could not load the model (see the log lines below)"),
+]
+
+
+def classify_log(lines: Iterable[str]) -> FailureReason | None:
+    """The most specific reason the log shows, with the matching lines as evidence."""
+    lines = list(lines)
+    for code, pattern, template in _PATTERNS:
+        for line in lines:
+            m = pattern.search(line)
+            if m:
+                fields = {k: (v or "?").strip().rstrip(".") for k, v in m.groupdict().items()}
+                message = template.format(**fields) if fields else template
+                if code == "port_in_use" and fields.get("port") == "?":
+                    message = "the port is already in use by another program"
+                evidence = [ln for ln in lines if pattern.search(ln)][:3]
+                return FailureReason(code, message, evidence)
+    return None
+
+
+def classify_exit(returncode: int | None, lines: Iterable[str]) -> FailureReason:
+    """Why the server ended: the log first (it says more), then the exit status."""
+    lines = list(lines)
+    from_log = classify_log(lines)
+    if from_log is not None:
+        return from_log
+    if returncode is not None and returncode < 0:
+        return FailureReason("signal", signal_reason(-returncode), lines[-3:])
+    if returncode is not None and returncode > 128 and returncode - 128 in (4, 6, 9, 11):
+        return FailureReason("signal", signal_reason(returncode - 128), lines[-3:])
+    tail = next((ln.strip() for ln in reversed(lines) if ln.strip()), "")
+    msg = f"llama-server exited with status {returncode}"
+    if tail:
+        msg += f": {tail[:200]}"
+    return FailureReason("exited", msg, lines[-3:])

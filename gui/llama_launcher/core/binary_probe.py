@@ -22,7 +22,7 @@ from llama_launcher.core import paths
 from llama_launcher.core.process_env import child_env, no_window_flags
 
 HELP_TIMEOUT_S = 20.0
-PROBE_CACHE_VERSION = 2
+PROBE_CACHE_VERSION = 3
 REMOVED_PREFIX = "the argument has been removed"
 _DESC_COLUMN = 40
 _ALIAS_RE = re.compile(r"\s*(-{1,2}[A-Za-z0-9][A-Za-z0-9_.\-]*)(,)?")
@@ -149,6 +149,7 @@ class Capabilities:
     has_metrics: bool = False
     has_list_devices: bool = False
     has_jinja: bool = False
+    builtin_templates: list[str] = field(default_factory=list)
     real_options: list[str] = field(default_factory=list)
     removed_options: list[str] = field(default_factory=list)
 
@@ -207,6 +208,10 @@ def capabilities_from_help(path: str, help_text: str, version_text: str = "") ->
     caps.has_metrics = "--metrics" in real
     caps.has_list_devices = "--list-devices" in real
     caps.has_jinja = "--jinja" in real
+    tmpl = real.get("--chat-template")
+    if tmpl is not None and "built-in templates:" in tmpl.description:
+        listed = tmpl.description.split("built-in templates:", 1)[1]
+        caps.builtin_templates = [t.strip() for t in listed.split(",") if re.fullmatch(r"[\w.\-]+", t.strip())]
     return caps
 
 

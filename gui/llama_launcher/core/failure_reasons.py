@@ -58,7 +58,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
      "the model file is not a GGUF file or is corrupt"),
     ("model_missing", re.compile(r"failed to open GGUF file|No such file or directory", re.I),
      "the model file is missing or cannot be opened"),
-    ("out_of_memory", re.compile(r"out of memory|failed to allocate|cudaMalloc failed|failed to create_context|unable to allocate", re.I),
+    ("out_of_memory", re.compile(r"out of memory|insufficient memory|failed to allocate|cudaMalloc failed|failed to create_context|unable to allocate", re.I),
      "out of memory while loading: lower the context size, offload fewer layers, or choose a smaller quantization"),
     ("corrupt_model", re.compile(r"corrupted|tensor .* data is not within the file bounds|failed to load model", re.I),
      "llama-server could not load the model (see the log lines below)"),

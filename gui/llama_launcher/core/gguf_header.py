@@ -44,6 +44,11 @@ _SCALAR_FORMATS: dict[int, str] = {
 class GGUFError(Exception):
     """The file is not a readable GGUF; the message is one line meant for the user."""
 
+    def __init__(self, message: str) -> None:
+        # key names come from the file: keep the message printable, one line and short
+        clean = "".join(ch if ch.isprintable() else "?" for ch in message)
+        super().__init__(clean if len(clean) <= 300 else clean[:297] + "...")
+
 
 @dataclass(frozen=True)
 class SkippedArray:
@@ -223,8 +228,10 @@ def _read_value(s: _Stream, value_type: int, key: str) -> Any:
 
 
 def _detect_order(head: bytes) -> tuple[str, int]:
-    if len(head) < 8 or head[:4] != GGUF_MAGIC:
+    if head[:4] != GGUF_MAGIC or len(head) < 4:
         raise GGUFError("not a GGUF file (invalid magic)")
+    if len(head) < 8:
+        raise GGUFError(f"truncated file: only {len(head)} bytes")
     (le,) = struct.unpack_from("<I", head, 4)
     (be,) = struct.unpack_from(">I", head, 4)
     if le in (2, 3):

@@ -34,6 +34,9 @@ DRAFT_N_CPU = 3  # llama.cpp's default; what the CPU/Mac chain used in the seed
 DRAFT_N_RANGE = (1, 16)
 NGRAM_DEFAULTS = (24, 48, 64)  # n-match, n-min, n-max: llama.cpp's --spec-default values
 MODES = ("auto", "on", "off")
+# Built-in llama-server templates for architectures whose GGUFs often ship without a chat template
+# (the demo model does): without one, llama-server falls back to ChatML, which Gemma does not speak.
+FALLBACK_TEMPLATES = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "gemma3n": "gemma"}
 REDACTED = "<redacted>"
 
 
@@ -358,6 +361,11 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
         if settings.threads < 1:
             raise PlanError(f"threads must be at least 1 (got {settings.threads})")
         flags.append(FlagReason(["-t", str(settings.threads)], "your thread count", "general"))
+    fallback = FALLBACK_TEMPLATES.get(model.architecture or "")
+    if (not model.has_chat_template and fallback and fallback in caps.builtin_templates
+            and not {"--chat-template", "--chat-template-file"} & set(extra.flags)):
+        flags.append(FlagReason(["--chat-template", fallback], f"the model file has no chat template; {model.architecture} "
+                                f"models use llama-server's built-in '{fallback}' template", "model"))
     if caps.has_metrics:
         flags.append(FlagReason(["--metrics"], "the live panel reads /metrics to show other clients' speed",
                                 "metrics"))

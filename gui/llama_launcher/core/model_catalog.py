@@ -268,7 +268,7 @@ def scan(
 ) -> CatalogResult:
     """Scan user folders (and the default places); the demo model is listed only if nothing else is."""
     result = CatalogResult()
-    result.folders = [ModelFolder(Path(f).expanduser(), "user") for f in folders]
+    result.folders = [ModelFolder(Path(f).expanduser(), "your folder") for f in folders]
     if include_defaults:
         result.folders += default_folders()
     if cache is None:

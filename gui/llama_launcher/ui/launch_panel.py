@@ -196,7 +196,6 @@ class LaunchPanel(QWidget):
         self.key_widget = QWidget()
         self.key_widget.setLayout(key_row)
         key_row.setContentsMargins(0, 0, 0, 0)
-        self.key_widget.setVisible(False)
         self.extra = QLineEdit()
         self.extra.setPlaceholderText("extra llama-server arguments, e.g. --temp 0.7 --top-k 40")
         self.extra.setToolTip("Passed last, so they win. Flags the launcher owns (model, host, port, API key, "
@@ -209,6 +208,8 @@ class LaunchPanel(QWidget):
         net_form = QFormLayout(net_box)
         net_form.addRow(self.lan)
         net_form.addRow("API key", self.key_widget)
+        self._net_form = net_form
+        self._show_key_row(False)
         net_form.addRow("Extra arguments", self.extra)
         net_form.addRow(self.extra_error)
 
@@ -280,8 +281,11 @@ class LaunchPanel(QWidget):
             self.draft_default.setChecked(False)
         self._emit()
 
+    def _show_key_row(self, on: bool) -> None:
+        self._net_form.setRowVisible(self.key_widget, on)
+
     def _lan(self, on: bool) -> None:
-        self.key_widget.setVisible(on)
+        self._show_key_row(on)
         if not self._loading:
             self.lan_toggled.emit(on)
         self._emit()
@@ -308,7 +312,7 @@ class LaunchPanel(QWidget):
             self.extra.setText(s.extra_args)
             self.vision.setChecked(s.vision)
             self.lan.setChecked(lan)
-            self.key_widget.setVisible(lan)
+            self._show_key_row(lan)
             self.api_key.setText(api_key if lan else "")
         finally:
             self._loading = False

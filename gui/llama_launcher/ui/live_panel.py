@@ -28,6 +28,7 @@ from llama_launcher.core.speed_stats import Speed
 from llama_launcher.ui.resources import icon
 
 CHART_POINTS = 180
+OWN_TRAFFIC_GRACE_S = 2.5  # a /metrics poll (1 s) may still count the tail of our own request
 
 
 class SpeedChart(QWidget):
@@ -102,6 +103,8 @@ class LivePanel(QWidget):
         super().__init__(parent)
         self.own_speed: Speed | None = None
         self.all_speed: Speed | None = None
+        self._own_active = False
+        self._own_finished_at = 0.0
         self.tokens_total = 0
 
         self.big = QLabel("–")
@@ -191,6 +194,7 @@ class LivePanel(QWidget):
         text = self.prompt.toPlainText().strip()
         if text and self.send_btn.isEnabled():
             self.reply.clear()
+            self._own_active = True
             self.reply_status.setText("sending…")
             self.send_btn.setEnabled(False)
             self.stop_btn.setEnabled(True)
@@ -225,13 +229,13 @@ class LivePanel(QWidget):
         self.all_speed = speed
         if speed.decode_tps is not None:
             self.clients_stat.set(f"{speed.decode_tps:.1f}")
-        if self.own_speed is None or not self.stop_btn.isEnabled():
-            # no request of ours is streaming: the traffic is another client's
-            if speed.decode_tps is not None:
-                self.big.setText(f"{speed.decode_tps:.1f}")
-                self.source.setText("all clients · from /metrics")
-                self.chart.add(speed.decode_tps)
-            self._details(speed)
+        if self._own_active or time.monotonic() - self._own_finished_at < OWN_TRAFFIC_GRACE_S:
+            return  # the counters moved because of this app's own request, already shown from its timings
+        if speed.decode_tps is not None:
+            self.big.setText(f"{speed.decode_tps:.1f}")
+            self.source.setText("all clients · from /metrics")
+            self.chart.add(speed.decode_tps)
+        self._details(speed)
 
     def _details(self, speed: Speed) -> None:
         if speed.prompt_tps is not None:
@@ -249,6 +253,8 @@ class LivePanel(QWidget):
             self.reply.setTextCursor(cursor)
 
     def reply_finished(self, speed: Speed | None, usage: dict | None, error: str) -> None:
+        self._own_active = False
+        self._own_finished_at = time.monotonic()
         self.stop_btn.setEnabled(False)
         self.send_btn.setEnabled(True)
         if error:

@@ -289,6 +289,7 @@ class MainWindow(QMainWindow):
         self.request_start.connect(self.server_worker.start)
         self.request_stop.connect(self.server_worker.stop)
         self.server_worker.probed.connect(self._probed)
+        self.server_worker.probe_failed.connect(self._probe_failed)
         self.server_worker.state_changed.connect(self._state_changed)
         self.server_worker.lines.connect(self.logs.append_lines)
         self.server_worker.started_run.connect(self._run_started)
@@ -305,6 +306,7 @@ class MainWindow(QMainWindow):
         self.tune_worker.progress.connect(self._tune_progress)
         self.tune_worker.log.connect(lambda s: self.statusBar().showMessage(s))
         self.tune_worker.finished.connect(self._tuned)
+        self.tune_worker.failed.connect(self._tune_failed)
         self.launch_panel.tune_cancel.connect(self.tune_worker.cancel)
 
         self.chat_worker = ChatWorker()
@@ -312,6 +314,7 @@ class MainWindow(QMainWindow):
         self.request_chat.connect(self.chat_worker.send)
         self.chat_worker.delta.connect(self._chat_delta)
         self.chat_worker.finished.connect(self._chat_finished)
+        self.chat_worker.failed.connect(self._chat_failed)
         self.live.cancel_prompt.connect(self.chat_worker.cancel)
 
         self.build_worker = BuildWorker()
@@ -345,7 +348,7 @@ class MainWindow(QMainWindow):
         self.binary = find_server(self.settings.binary, "setting")
         if self.binary is None:
             self.server_panel.show_binary(None, "", None, "No llama-server was found on this computer.")
-            self.hardware_panel.show(None)
+            self.hardware_panel.show_hardware(None)
             self.show_notice("No llama-server found. Open the llama-server tab to install or build one.")
             self.tabs.setCurrentWidget(self.server_panel)
             self.request_probe.emit("")  # still detect the hardware
@@ -354,16 +357,21 @@ class MainWindow(QMainWindow):
         self.server_panel.show_binary(self.binary.path, self.binary.source, None, "probing…")
         self.request_probe.emit(self.binary.path)
 
-    def _probed(self, caps: Capabilities | None, hw: Hardware | None, error: str) -> None:
-        self.caps = caps
-        if hw is not None:
-            self.hw = hw
-            self.hardware_panel.show(hw)
+    def _probed(self, caps: Capabilities, hw: Hardware) -> None:
+        self.caps, self.hw = caps, hw
+        self.hardware_panel.show_hardware(hw)
         if self.binary is not None:
-            self.server_panel.show_binary(self.binary.path, self.binary.source, caps, error)
-            if error:
-                self.show_notice(f"llama-server at {self.binary.path} cannot be used: {error}", error=True)
-                self.tabs.setCurrentWidget(self.server_panel)
+            self.server_panel.show_binary(self.binary.path, self.binary.source, caps, "")
+        self._show_tuned()
+        self.replan()
+
+    def _probe_failed(self, error: str, hw: Hardware) -> None:
+        self.caps, self.hw = None, hw
+        self.hardware_panel.show_hardware(hw)
+        if self.binary is not None:
+            self.server_panel.show_binary(self.binary.path, self.binary.source, None, error)
+            self.show_notice(f"llama-server at {self.binary.path} cannot be used: {error}", error=True)
+            self.tabs.setCurrentWidget(self.server_panel)
         self.replan()
 
     def choose_binary(self) -> None:
@@ -632,9 +640,12 @@ class MainWindow(QMainWindow):
         self.live.append_reply(text)
         self.live.show_own(speed)
 
-    def _chat_finished(self, result, error: str) -> None:
+    def _chat_finished(self, result) -> None:
         self.last_chat = result
-        self.live.reply_finished(result.speed if result else None, result.usage if result else None, error)
+        self.live.reply_finished(result.speed, result.usage, "")
+
+    def _chat_failed(self, error: str) -> None:
+        self.live.reply_finished(None, None, error)
 
     # --- tuning ------------------------------------------------------------------------------------
     def tune(self) -> None:
@@ -649,10 +660,15 @@ class MainWindow(QMainWindow):
         self.launch_panel.tune_progress.setRange(0, n)
         self.launch_panel.tune_progress.setValue(i)
 
-    def _tuned(self, choice, rows: list, error: str) -> None:
+    def _tuned(self, choice, rows: list) -> None:
         self.launch_panel.tuning(False)
-        if error:
-            self.show_notice(f"tuning stopped: {error}", error=True)
+        self.statusBar().showMessage(f"tuning finished: {choice.describe()}")
+        self._show_tuned()
+        self.replan()
+
+    def _tune_failed(self, error: str) -> None:
+        self.launch_panel.tuning(False)
+        self.show_notice(f"tuning stopped: {error}", error=True)
         self._show_tuned()
         self.replan()
 

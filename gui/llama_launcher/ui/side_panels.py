@@ -49,8 +49,7 @@ class HardwarePanel(QWidget):
         lay.addWidget(box)
         lay.addStretch(1)
 
-    def show(self, hw: Hardware | None) -> None:  # type: ignore[override]
-        super().show()
+    def show_hardware(self, hw: Hardware | None) -> None:
         if hw is None:
             self.cpu.setText("detecting…")
             return

@@ -8,7 +8,6 @@ server start or stop, a tuning sweep or a streaming reply.
 from __future__ import annotations
 
 import threading
-import traceback
 from typing import Any
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
@@ -16,6 +15,7 @@ from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Sl
 from llama_launcher.core import benchmark, binary_probe, hardware, model_catalog
 from llama_launcher.core.chat_client import ChatError, chat_stream
 from llama_launcher.core.server_process import RunnerEvents, ServerRunner
+from llama_launcher.core.speed_stats import Speed
 
 LOG_FLUSH_MS = 100
 
@@ -39,7 +39,10 @@ def stop_thread(thread: QThread, worker: QObject | None = None, timeout_ms: int 
 class ServerWorker(QObject):
     """Probes binaries and runs llama-server (the core runner) in a background thread."""
 
-    probed = Signal(object, object, str)  # Capabilities | None, Hardware | None, error
+    # PySide6 signals never carry None as an ``object`` argument here: emitting None through
+    # ``object`` parameters many times has corrupted None's reference count in PySide6 releases.
+    probed = Signal(object, object)  # Capabilities, Hardware
+    probe_failed = Signal(str, object)  # error, Hardware
     state_changed = Signal(str, str, list)  # state, reason message, evidence lines
     lines = Signal(list)
     started_run = Signal(str, str)  # base_url, log path
@@ -72,14 +75,12 @@ class ServerWorker(QObject):
         try:
             caps = binary_probe.probe(path)
         except binary_probe.ProbeError as exc:
-            hw = hardware.detect(None)
-            self.probed.emit(None, hw, str(exc))
+            self.probe_failed.emit(str(exc), hardware.detect(None))
             return
-        except Exception as exc:  # a bug must not leave the window waiting forever
-            self.probed.emit(None, None, f"probe failed: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the window waiting forever
+            self.probe_failed.emit(f"probe failed: {exc}", hardware.detect(None))
             return
-        hw = hardware.detect(path if caps.has_list_devices else None)
-        self.probed.emit(caps, hw, "")
+        self.probed.emit(caps, hardware.detect(path if caps.has_list_devices else None))
 
     @Slot(list, float)
     def start(self, argv: list[str], ready_timeout: float) -> None:
@@ -136,7 +137,8 @@ class ScanWorker(QObject):
 class TuneWorker(QObject):
     progress = Signal(int, int)
     log = Signal(str)
-    finished = Signal(object, list, str)  # TunedChoice | None, rows, error
+    finished = Signal(object, list)  # TunedChoice, rows
+    failed = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
@@ -155,16 +157,17 @@ class TuneWorker(QObject):
                                           progress=lambda i, n: self.progress.emit(i, n),
                                           cancelled=self._cancel.is_set)
             tuning_store.save(model.path, caps.build_number, choice)
-            self.finished.emit(choice, rows, "")
+            self.finished.emit(choice, rows)
         except benchmark.BenchError as exc:
-            self.finished.emit(None, [], str(exc))
+            self.failed.emit(str(exc))
         except Exception as exc:  # noqa: BLE001
-            self.finished.emit(None, [], f"tuning failed: {exc}\n{traceback.format_exc(limit=1)}".splitlines()[0])
+            self.failed.emit(f"tuning failed: {exc}")
 
 
 class ChatWorker(QObject):
-    delta = Signal(str, object)  # text, Speed | None
-    finished = Signal(object, str)  # ChatResult | None, error
+    delta = Signal(str, object)  # text, Speed (empty when the chunk had no timings)
+    finished = Signal(object)  # ChatResult
+    failed = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
@@ -178,14 +181,14 @@ class ChatWorker(QObject):
         self._cancel.clear()
         try:
             result = chat_stream(base_url, [{"role": "user", "content": prompt}],
-                                 on_delta=lambda text, speed: self.delta.emit(text, speed),
+                                 on_delta=lambda text, speed: self.delta.emit(text, speed or Speed()),
                                  max_tokens=max_tokens, temperature=0.7, api_key=api_key or None,
                                  cancelled=self._cancel.is_set)
-            self.finished.emit(result, "")
+            self.finished.emit(result)
         except ChatError as exc:
-            self.finished.emit(None, str(exc))
+            self.failed.emit(str(exc))
         except Exception as exc:  # noqa: BLE001
-            self.finished.emit(None, f"request failed: {exc}")
+            self.failed.emit(f"request failed: {exc}")
 
 
 class BuildWorker(QObject):

@@ -1,0 +1,106 @@
+"""Screenshots of the real app with the real server running the demo model (for the README).
+
+Run under a virtual screen:  xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshots.py [OUT_DIR]
+It starts the window, launches llama-server on the demo model, sends a prompt through "Try it",
+and saves: the live panel with numbers, the logs tab, the launch setup (speculative controls),
+and the same live panel in dark mode. Everything runs in a throw-away launcher home folder.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+OUT = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots")
+
+
+def main() -> int:
+    home = tempfile.mkdtemp(prefix="llama-launcher-shots-")
+    os.environ["LLAMA_LAUNCHER_HOME"] = home
+    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from llama_launcher.core import settings_store
+    from llama_launcher.core.model_catalog import demo_model_path
+    from llama_launcher.ui.app import run_app  # noqa: F401 - same start-up code path as the app
+    from llama_launcher.ui.main_window import MainWindow
+    from llama_launcher.ui.resources import icon, stylesheet
+
+    demo = demo_model_path()
+    if not demo.is_file():
+        print(f"demo model missing: {demo}; run 'llama-launcher demo-model'", file=sys.stderr)
+        return 1
+    s = settings_store.AppSettings(folders=[str(demo.parent)])
+    s.set_model(str(demo), settings_store.ModelSettings(threads=2))
+    settings_store.save(s)
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setWindowIcon(icon("app"))
+    app.setStyleSheet(stylesheet())
+    win = MainWindow()
+    win.resize(1440, 900)
+    win.show()
+
+    def pump(pred, timeout: float, what: str) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            app.processEvents()
+            if pred():
+                return
+            time.sleep(0.02)
+        raise SystemExit(f"timed out waiting for {what}")
+
+    def shot(name: str) -> None:
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.02)
+        OUT.mkdir(parents=True, exist_ok=True)
+        path = OUT / f"{name}.png"
+        win.grab().save(str(path))
+        print(path)
+
+    pump(lambda: win.plan is not None, 60, "a plan")
+    win.tabs.setCurrentWidget(win.launch_panel)
+    win.launch_panel.adv_toggle.setChecked(False)
+    shot("launch-setup")
+    win.launch()
+    pump(lambda: win.state in ("ready", "failed"), 240, "the server")
+    if win.state != "ready":
+        print("server failed:", win.banner.text(), file=sys.stderr)
+        return 1
+    win.live.prompt.setPlainText("Write a Python function that returns the n-th Fibonacci number, then explain it briefly.")
+    win.live.send_btn.click()
+    pump(lambda: win.live.stop_btn.isEnabled() is False and "t/s" in win.live.reply_status.text(), 240, "the reply")
+    win.tabs.setCurrentWidget(win.live)
+    shot("live")
+    win.tabs.setCurrentWidget(win.logs)
+    shot("logs")
+    # what a system in dark mode gives the app: a dark palette (Xvfb has no theme to follow)
+    app.setStyle("Fusion")
+    dark = QPalette()
+    for role, color in ((QPalette.ColorRole.Window, "#202124"), (QPalette.ColorRole.WindowText, "#e8eaed"),
+                        (QPalette.ColorRole.Base, "#17181a"), (QPalette.ColorRole.AlternateBase, "#26282b"),
+                        (QPalette.ColorRole.Text, "#e8eaed"), (QPalette.ColorRole.Button, "#2d2f33"),
+                        (QPalette.ColorRole.ButtonText, "#e8eaed"), (QPalette.ColorRole.Highlight, "#4f8cff"),
+                        (QPalette.ColorRole.HighlightedText, "#ffffff"), (QPalette.ColorRole.Mid, "#8a8d91"),
+                        (QPalette.ColorRole.Midlight, "#3a3d41"), (QPalette.ColorRole.PlaceholderText, "#8a8d91"),
+                        (QPalette.ColorRole.ToolTipBase, "#2d2f33"), (QPalette.ColorRole.ToolTipText, "#e8eaed")):
+        dark.setColor(role, QColor(color))
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+        dark.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b6e72"))
+    app.setPalette(dark)
+    app.setStyleSheet(stylesheet())
+    win.tabs.setCurrentWidget(win.live)
+    shot("live-dark")
+    win.tabs.setCurrentWidget(win.launch_panel)
+    shot("launch-setup-dark")
+    win.shutdown()
+    win.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

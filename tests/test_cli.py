@@ -1,0 +1,155 @@
+"""The headless CLI: human and JSON output, exit codes, and bench/tune against the real server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fake_server import make_fake_server
+from gguf_factory import write_model
+
+
+def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "llama_launcher", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_version() -> None:
+    from llama_launcher import __version__
+
+    out = cli("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"llama-launcher {__version__}"
+
+
+def test_models_json_and_table(tmp_path: Path) -> None:
+    write_model(tmp_path / "good.gguf", name="Good One")
+    (tmp_path / "bad.gguf").write_bytes(b"nope")
+    out = cli("models", str(tmp_path), "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    by = {Path(m["path"]).name: m for m in data["models"]}
+    assert by["good.gguf"]["name"] == "Good One" and by["good.gguf"]["error"] is None
+    assert by["good.gguf"]["architecture"] == "llama" and by["good.gguf"]["parameters"] > 0
+    assert by["good.gguf"]["is_mtp"] is False
+    assert "not a GGUF" in by["bad.gguf"]["error"]
+    table = cli("models", str(tmp_path))
+    assert "Good One" in table.stdout and "error: not a GGUF" in table.stdout
+    missing = cli("models", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and missing.stderr.startswith("error: folder not found")
+
+
+def test_hardware_json_round_trip(tmp_path: Path) -> None:
+    out = cli("hardware", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    for key in ("cpu", "ram_total_mib", "ram_available_mib", "apple_silicon", "gpus"):
+        assert key in data
+
+
+def test_probe_json_with_fake_binary(tmp_path: Path) -> None:
+    exe = make_fake_server(tmp_path / "f", "b9093-post-rename")
+    out = cli("probe", "--binary", str(exe), "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["ngram_mod_flavor"] == "current" and data["mtp_token"] is None
+    assert data["draft_n_max_flag"] == "--spec-draft-n-max" and data["speculative"] is True
+    assert data["candidates"][0] == {"path": str(exe), "source": "--binary"}
+    bad = cli("probe", "--binary", str(tmp_path / "none"))
+    assert bad.returncode == 2 and bad.stderr.strip() == f"error: llama-server not found at {tmp_path / 'none'}"
+
+
+def test_plan_json_for_hand_written_gpu_machine(tmp_path: Path) -> None:
+    exe = make_fake_server(tmp_path / "f", "b11434-current")
+    model = write_model(tmp_path / "m" / "big-MTP.gguf", arch="qwen35", blocks=3, nextn=1)
+    hw = tmp_path / "hw.json"
+    hw.write_text(json.dumps({"cpu": "x", "ram_total_mib": 65536, "ram_available_mib": 60000, "apple_silicon": False,
+                              "gpus": [{"name": "RTX 4090", "backend": "CUDA", "memory_total_mib": 24564,
+                                        "memory_free_mib": 24000}]}))
+    out = cli("plan", str(model), "--binary", str(exe), "--hardware", str(hw), "--mtp", "on", "--json")
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    argv = plan["argv"]
+    assert argv[argv.index("--spec-type") + 1] == "draft-mtp" and argv[argv.index("--spec-draft-n-max") + 1] == "2"
+    assert plan["gpu_branch"] is True and plan["warnings"]  # tiny model forced on: warned
+    assert all(r["reason"] for r in plan["reasons"])
+    lan = cli("plan", str(model), "--binary", str(exe), "--hardware", str(hw), "--lan", "--json")
+    lan_plan = json.loads(lan.stdout)
+    assert "<redacted>" in lan_plan["argv"] and "0.0.0.0" in lan_plan["argv"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--extra-args", "--port 1"], "error: --port is not allowed"),
+    (["--extra-args", "'unbalanced"], "error: unbalanced quotes"),
+    (["--draft-n-max", "40"], "error: draft length must be between 1 and 16"),
+])
+def test_plan_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    exe = make_fake_server(tmp_path / "f", "b11434-current")
+    model = write_model(tmp_path / "m" / "big.gguf", arch="qwen35", blocks=3, nextn=1)
+    out = cli("plan", str(model), "--binary", str(exe), "--mtp", "on", *args)
+    assert out.returncode == 2 and out.stderr.startswith(message) and out.stderr.count("\n") == 1
+    assert "Traceback" not in out.stderr
+
+
+def test_plan_rejects_bad_model_and_hardware_files(tmp_path: Path) -> None:
+    exe = make_fake_server(tmp_path / "f", "b11434-current")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF")
+    out = cli("plan", str(bad), "--binary", str(exe))
+    assert out.returncode == 2 and "truncated" in out.stderr
+    model = write_model(tmp_path / "m" / "ok.gguf")
+    hw = tmp_path / "hw.json"
+    hw.write_text("{not json")
+    out = cli("plan", str(model), "--binary", str(exe), "--hardware", str(hw))
+    assert out.returncode == 2 and "not valid JSON" in out.stderr
+
+
+@pytest.mark.integration
+def test_plan_argv_is_accepted_by_the_real_server(llama_server: str, demo_model: Path, mtp_models: dict,
+                                                  runners: list) -> None:
+    from llama_launcher.core.server_process import READY, ServerRunner
+
+    for model in (demo_model, mtp_models["mtp"]):
+        out = cli("plan", str(model), "--binary", llama_server, "--threads", "1", "--mtp", "on" if model != demo_model
+                  else "auto", "--json")
+        assert out.returncode == 0, out.stderr
+        r = ServerRunner(json.loads(out.stdout)["argv"], ready_timeout=240)
+        runners.append(r)
+        r.start()
+        assert r.wait_until((READY, "failed"), 260) == READY, r.reason
+        r.stop()
+
+
+@pytest.mark.integration
+def test_bench_demo_model_off_versus_ngram(llama_server: str, demo_model: Path) -> None:
+    results = {}
+    for spec in ("off", "ngram"):
+        out = cli("bench", str(demo_model), "--binary", llama_server, "--spec", spec, "--prompt", "code",
+                  "--tokens", "160", "--runs", "1", "--threads", "2", "--json")
+        assert out.returncode == 0, out.stderr
+        results[spec] = json.loads(out.stdout)
+    assert results["off"]["drafted"] == 0 and results["off"]["decode_tps"] > 0
+    assert results["ngram"]["accepted"] > 0 and results["ngram"]["acceptance"] > 0
+    assert "--spec-type" not in results["off"]["argv"] and "ngram-mod" in results["ngram"]["argv"]
+
+
+@pytest.mark.integration
+def test_bench_mtp_and_tune_then_plan_uses_the_measurement(llama_server: str, mtp_models: dict) -> None:
+    model = str(mtp_models["mtp"])
+    out = cli("bench", model, "--binary", llama_server, "--spec", "mtp", "--tokens", "128", "--runs", "1",
+              "--threads", "1", "--json")
+    assert out.returncode == 0, out.stderr
+    b = json.loads(out.stdout)
+    assert b["accepted"] > 0 and "draft-mtp" in b["argv"]
+    tune = cli("tune", model, "--binary", llama_server, "--threads", "1", "--tokens", "96", "--json")
+    assert tune.returncode == 0, tune.stderr
+    t = json.loads(tune.stdout)
+    settings = {r["setting"] for r in t["best"]["table"]}
+    assert settings == {"off", "ngram", "mtp", "mtp+ngram"}
+    assert len([r for r in t["best"]["table"] if r["setting"] == "mtp"]) == 5  # n = 1, 2, 3, 4, 6
+    assert "[1/8]" in tune.stderr  # progress while it runs
+    plan = json.loads(cli("plan", model, "--binary", llama_server, "--json").stdout)
+    assert plan["speculative"]["source"] == "measured"
+    assert t["description"] in " ".join(r["reason"] for r in plan["reasons"])

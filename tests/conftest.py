@@ -121,3 +121,19 @@ def runners() -> Iterator[list]:
     yield made
     for r in made:
         r.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_server_left_behind() -> Iterator[None]:
+    """After the whole session, no llama-server started by a test may still run."""
+    import psutil
+
+    yield
+    deadline = __import__("time").monotonic() + 15
+    while True:
+        left = [p for p in psutil.Process().children(recursive=True)
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE and "llama-server" in " ".join(p.cmdline()[:1])]
+        if not left or __import__("time").monotonic() > deadline:
+            break
+        __import__("time").sleep(0.2)
+    assert not left, f"llama-server processes left running: {[p.pid for p in left]}"

@@ -43,11 +43,6 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
             os.kill(os.getpid(), signal.SIGILL)
         if behaviour == "hang":
             time.sleep(3600)
-        if behaviour == "flood":
-            for i in range(int(os.environ.get("FAKE_FLOOD_LINES", "100000"))):
-                print(f"line {{i}} srv  update_slots: all slots are idle " + "x" * 40)
-            sys.stdout.flush()
-            time.sleep(3600)
         if "--version" in args:
             sys.stderr.write(open({str(version_file)!r}).read())
             sys.exit(0)
@@ -58,6 +53,11 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
             print("Available devices:")
             print(os.environ.get("FAKE_DEVICES", "  (none)"))
             sys.exit(0)
+        if behaviour == "flood":  # answers the probe, then floods its log as a server
+            for i in range(int(os.environ.get("FAKE_FLOOD_LINES", "100000"))):
+                print(f"line {{i}} srv  update_slots: all slots are idle " + "x" * 40)
+            sys.stdout.flush()
+            time.sleep(3600)
         if behaviour == "exit":
             print(os.environ.get("FAKE_EXIT_LINE", "something went wrong"))
             sys.exit(int(os.environ.get("FAKE_EXIT_CODE", "1")))

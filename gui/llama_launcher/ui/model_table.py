@@ -109,8 +109,13 @@ class ModelFilterProxy(QSortFilterProxyModel):
         self._needle = ""
 
     def set_search(self, text: str) -> None:
-        self._needle = text.strip().lower()
-        self.invalidateFilter()
+        if hasattr(self, "endFilterChange"):  # Qt 6.10+
+            self.beginFilterChange()
+            self._needle = text.strip().lower()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:  # pragma: no cover - older Qt
+            self._needle = text.strip().lower()
+            self.invalidateFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
         if not self._needle:

@@ -1,0 +1,298 @@
+"""The window, offscreen: controls drive the planned argv, launch/try-it/live numbers, failures, logs."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from fake_server import make_fake_server
+from gguf_factory import write_model
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from llama_launcher.core import settings_store
+from llama_launcher.core.server_process import FAILED, READY, STOPPED
+from llama_launcher.ui import main_window as main_window_module
+from llama_launcher.ui.log_view import HISTORY_LINES, VIEW_LINES
+from llama_launcher.ui.main_window import MainWindow
+
+WAIT = 60_000
+
+
+def flat(window: MainWindow) -> list[str]:
+    return [a for args in window.launch_panel.preview_args() for a in args]
+
+
+def value_after(argv: list[str], flag: str) -> str | None:
+    return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+def make_window(qtbot, binary: Path | str, folder: Path, model_settings: dict | None = None) -> MainWindow:
+    s = settings_store.AppSettings(folders=[str(folder)], binary=str(binary))
+    for path, ms in (model_settings or {}).items():
+        s.set_model(path, settings_store.ModelSettings(**ms))
+    settings_store.save(s)
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.plan is not None or (w.model is not None and w.plan_error != ""), timeout=WAIT)
+    return w
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> Path:
+    folder = tmp_path / "models"
+    write_model(folder / "tiny-mtp.gguf", arch="qwen35", name="Tiny MTP", blocks=3, nextn=1)
+    write_model(folder / "plain.gguf", arch="llama", name="Plain")
+    return folder
+
+
+@pytest.fixture
+def fake_current(tmp_path: Path) -> Path:
+    return make_fake_server(tmp_path / "bin", "b11434-current")
+
+
+def select(qtbot, w: MainWindow, name: str) -> None:
+    w.select_model(next(m.path for m in w.table_model.models if m.name == name))
+    qtbot.waitUntil(lambda: w.model is not None and w.model.name == name and w.plan is not None, timeout=WAIT)
+
+
+def test_window_opens_and_lists_models(qtbot, models: Path, fake_current: Path) -> None:
+    w = make_window(qtbot, fake_current, models)
+    assert {m.name for m in w.table_model.models} == {"Tiny MTP", "Plain"}
+    assert w.caps is not None and w.caps.mtp_token == "draft-mtp"
+    assert w.hw is not None and w.hw.backend_devices == []
+    assert "CPU" in w.hardware_panel.branch.text()
+    assert flat(w)[:2] == ["-m", w.model.path]
+    w.search.setText("plain")
+    assert w.proxy.rowCount() == 1
+    w.search.setText("")
+    w.table.sortByColumn(0, w.table.horizontalHeader().sortIndicatorOrder().DescendingOrder)
+    assert w.proxy.index(0, 0).data() == "Tiny MTP"
+
+
+def test_each_control_changes_the_planned_argv(qtbot, models: Path, fake_current: Path) -> None:
+    w = make_window(qtbot, fake_current, models)
+    select(qtbot, w, "Tiny MTP")
+    p = w.launch_panel
+    argv = flat(w)
+    assert value_after(argv, "--spec-type") == "ngram-mod"  # tiny MTP model: below 3B, Auto keeps MTP off
+    p.mtp.setCurrentIndex(p.mtp.findData("on"))
+    argv = flat(w)
+    assert value_after(argv, "--spec-type") == "ngram-mod,draft-mtp" and value_after(argv, "--spec-draft-n-max") == "3"
+    assert "small model" in p.warnings.text()
+    p.ngram.setCurrentIndex(p.ngram.findData("off"))
+    argv = flat(w)
+    assert value_after(argv, "--spec-type") == "draft-mtp" and "--spec-ngram-mod-n-max" not in argv
+    p.draft.setValue(5)
+    assert value_after(flat(w), "--spec-draft-n-max") == "5" and not p.draft_default.isChecked()
+    assert "in effect: 5" in p.draft_value.text()
+    p.mtp.setCurrentIndex(p.mtp.findData("off"))
+    assert "--spec-type" not in flat(w)
+    p.ngram.setCurrentIndex(p.ngram.findData("on"))
+    p.adv_toggle.setChecked(True)
+    p.n_max.setValue(80)
+    argv = flat(w)
+    assert value_after(argv, "--spec-ngram-mod-n-max") == "80"
+    p.ctx.setValue(8192)
+    assert value_after(flat(w), "-c") == "8192"
+    p.threads.setValue(3)
+    assert value_after(flat(w), "-t") == "3"
+    p.gpu_layers.setValue(10)
+    assert value_after(flat(w), "-ngl") == "10"
+    p.extra.setText("--jinja")
+    assert flat(w)[-1:] == ["--jinja"]
+    # every row of the preview carries its reason as a tooltip
+    for i in range(p.preview.topLevelItemCount()):
+        item = p.preview.topLevelItem(i)
+        assert item.toolTip(0) and item.toolTip(0) == item.text(1)
+
+
+def test_unavailable_controls_are_disabled_with_the_reason(qtbot, models: Path, fake_current: Path,
+                                                          tmp_path: Path) -> None:
+    w = make_window(qtbot, fake_current, models)
+    select(qtbot, w, "Plain")
+    assert not w.launch_panel.mtp.isEnabled()
+    assert "model has no MTP layers" in w.launch_panel.mtp.toolTip()
+    w.shutdown()
+    old = make_fake_server(tmp_path / "old", "b9093-post-rename")
+    w2 = make_window(qtbot, old, models)
+    select(qtbot, w2, "Tiny MTP")
+    assert not w2.launch_panel.mtp.isEnabled()
+    assert "this llama-server has no MTP; update llama.cpp" in w2.launch_panel.mtp.toolTip()
+
+
+def test_extra_args_are_validated_as_you_type(qtbot, models: Path, fake_current: Path) -> None:
+    w = make_window(qtbot, fake_current, models)
+    w.launch_panel.extra.setText("--port 9999")
+    assert w.plan is None and "--port is not allowed" in w.launch_panel.extra_error.text()
+    assert not w.launch_action.isEnabled() and "--port" in w.launch_action.toolTip()
+    assert w.launch_panel.extra.property("invalid") is True
+    w.launch_panel.extra.setText("--jinja")
+    assert w.plan is not None and w.launch_action.isEnabled() and w.launch_panel.extra_error.text() == ""
+
+
+def test_lan_switch_requires_and_shows_a_redacted_key(qtbot, models: Path, fake_current: Path) -> None:
+    w = make_window(qtbot, fake_current, models)
+    w.launch_panel.lan.setChecked(True)
+    key = w.launch_panel.api_key.text()
+    assert key.startswith("ll-") and len(key) > 20
+    argv = flat(w)
+    assert value_after(argv, "--host") == "0.0.0.0" and value_after(argv, "--api-key") == "<redacted>"
+    assert key not in w.launch_panel.command_text() and "<redacted>" in w.launch_panel.command_text()
+    assert w.plan is not None and key in w.plan.argv  # the real launch carries the key
+    w.launch_panel.lan.setChecked(False)
+    assert value_after(flat(w), "--host") == "127.0.0.1"
+
+
+def test_settings_persist_and_a_corrupt_store_gives_a_notice(qtbot, models: Path, fake_current: Path) -> None:
+    w = make_window(qtbot, fake_current, models)
+    select(qtbot, w, "Plain")
+    w.launch_panel.ctx.setValue(4096)
+    w.launch_panel.extra.setText("--jinja")
+    w.close()
+    w2 = MainWindow()
+    qtbot.addWidget(w2)
+    qtbot.waitUntil(lambda: w2.plan is not None, timeout=WAIT)
+    assert w2.model is not None and w2.model.name == "Plain"
+    assert w2.launch_panel.ctx.value() == 4096 and w2.launch_panel.extra.text() == "--jinja"
+    w2.close()
+    settings_store.settings_file().write_text("{ corrupt")
+    w3 = MainWindow()
+    qtbot.addWidget(w3)
+    assert w3.banner.isVisibleTo(w3) and "corrupt" in w3.banner.text()
+    assert list(settings_store.settings_file().parent.glob("settings.json.corrupt-*"))
+    w3.close()
+
+
+def test_dropping_a_file_adds_its_folder_and_selects_it(qtbot, models: Path, fake_current: Path, tmp_path: Path) -> None:
+    w = make_window(qtbot, fake_current, models)
+    other = write_model(tmp_path / "elsewhere" / "dropped.gguf", name="Dropped")
+    w.add_paths([str(other)])
+    qtbot.waitUntil(lambda: w.model is not None and w.model.name == "Dropped", timeout=WAIT)
+    assert str(other.parent) in w.settings.folders
+
+
+def test_first_run_without_llama_server(qtbot, models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(main_window_module, "find_server", lambda *a, **k: None)
+    settings_store.save(settings_store.AppSettings(folders=[str(models)]))
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    assert w.tabs.currentWidget() is w.server_panel
+    assert "No llama-server" in w.banner.text() and w.server_panel.advice.isVisibleTo(w.server_panel)
+    assert not w.launch_action.isEnabled()
+    qtbot.waitUntil(lambda: w.hw is not None, timeout=WAIT)
+
+
+def test_close_while_running_asks_and_stop_leaves_nothing(qtbot, models: Path, tmp_path: Path) -> None:
+    hang = make_fake_server(tmp_path / "hang", "b11434-current", behaviour="help")
+    w = make_window(qtbot, hang, models)
+    w.launch()
+    qtbot.waitUntil(lambda: w.server_worker.runner is not None and w.server_worker.runner.pid is not None, timeout=WAIT)
+    pid = w.server_worker.runner.pid
+    answers = iter(["cancel", "stop"])
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            choice = next(answers)
+            for b in box.buttons():
+                if (choice == "stop") == (box.buttonRole(b) == QMessageBox.ButtonRole.AcceptRole):
+                    b.click()
+                    return
+        QTimer.singleShot(50, answer)
+
+    QTimer.singleShot(50, answer)
+    assert not w.close()  # cancelled: the window and the server stay
+    assert psutil.pid_exists(pid)
+    QTimer.singleShot(50, answer)
+    assert w.close()
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_log_view_stays_bounded_and_responsive_under_a_flood(qtbot, models: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_FLOOD_LINES", "100000")
+    flood = make_fake_server(tmp_path / "flood", "b11434-current", behaviour="flood")
+    w = make_window(qtbot, flood, models)
+    delays: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        delays.append(now - last[0] - 0.010)
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    timer.start()
+    w.launch()
+    qtbot.waitUntil(lambda: w.logs.total_lines >= 100_000, timeout=120_000)
+    timer.stop()
+    w.stop_server()
+    qtbot.waitUntil(lambda: w.state in (STOPPED, FAILED), timeout=WAIT)
+    assert w.logs.view.document().blockCount() <= VIEW_LINES + 1
+    assert len(w.logs.history) <= HISTORY_LINES
+    worst = max(delays)
+    report = {"lines": w.logs.total_lines, "max_event_loop_delay_ms": round(worst * 1000, 1),
+              "p99_ms": round(sorted(delays)[int(len(delays) * 0.99)] * 1000, 1)}
+    print("log flood:", json.dumps(report))
+    assert worst < 1.0, report  # the window never froze for a second
+
+
+@pytest.mark.integration
+def test_launch_try_it_and_live_decode_speed(qtbot, llama_server: str, demo_model: Path) -> None:
+    w = make_window(qtbot, llama_server, demo_model.parent, {str(demo_model): {"threads": 2}})
+    assert w.model is not None and w.model.path == str(demo_model)
+    states: list[str] = []
+    w.server_worker.state_changed.connect(lambda s, r, e: states.append(s))
+    w.launch_action.trigger()
+    qtbot.waitUntil(lambda: w.state in (READY, FAILED), timeout=240_000)
+    assert w.state == READY, w.banner.text()
+    assert "starting" in states or "loading" in states
+    assert w.endpoint.text() == w.base_url + "/v1" and w.live.send_btn.isEnabled()
+    assert w.logs.total_lines > 0
+    w.live.prompt.setPlainText("Name three colours.")
+    w.live.send_btn.click()
+    qtbot.waitUntil(lambda: hasattr(w, "last_chat") and not w.live.stop_btn.isEnabled(), timeout=240_000)
+    result = w.last_chat
+    assert result.text and result.timings is not None
+    expected = result.timings["predicted_per_second"]
+    assert expected > 0
+    assert w.live.own_speed is not None and w.live.own_speed.decode_tps == expected
+    assert w.live.big.text() == f"{expected:.1f}"
+    qtbot.wait(2500)  # a /metrics poll after our own request must not replace our number
+    assert w.live.big.text() == f"{expected:.1f}"
+    pid = w.server_worker.runner.pid
+    w.stop_action.trigger()
+    qtbot.waitUntil(lambda: w.state == STOPPED, timeout=WAIT)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.integration
+def test_failing_launches_show_the_classified_reason(qtbot, llama_server: str, mtp_models: dict,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = mtp_models["plain"].parent
+    w = make_window(qtbot, llama_server, folder, {str(mtp_models["plain"]): {"mtp": "on", "threads": 1},
+                                                  str(mtp_models["mtp"]): {"threads": 1}})
+    select(qtbot, w, "tiny mimo2")
+    w.launch()
+    qtbot.waitUntil(lambda: w.state == FAILED, timeout=120_000)
+    assert "model has no MTP layers" in w.banner.text()
+    assert "doesn't contain MTP layers" in w.banner.text()  # the proof from the log
+    assert w.logs.total_lines > 0 and w.launch_action.isEnabled()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        taken = s.getsockname()[1]
+        monkeypatch.setattr(main_window_module, "free_port", lambda: taken)
+        select(qtbot, w, "tiny mimo2 MTP")
+        w.launch()
+        qtbot.waitUntil(lambda: w.state == FAILED and str(taken) in w.banner.text(), timeout=120_000)
+    assert "already in use" in w.banner.text()

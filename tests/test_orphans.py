@@ -123,3 +123,12 @@ def test_sweep_keeps_servers_of_a_running_launcher(llama_server: str, mtp_models
     orphan_guard.registry_file().write_text(json.dumps(data))
     assert orphan_guard.sweep() == []
     assert server.poll() is None
+
+
+def test_sweep_never_ends_this_launchers_own_server(llama_server: str, mtp_models: dict, processes: list) -> None:
+    server, port = _start_plain_server(llama_server, mtp_models["plain"], processes)
+    time.sleep(0.3)
+    orphan_guard.record(server.pid, llama_server, port)  # recorded by this very process
+    assert orphan_guard.sweep() == []
+    assert server.poll() is None
+    orphan_guard.forget(server.pid)

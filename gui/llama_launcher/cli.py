@@ -262,7 +262,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from llama_launcher.core import orphan_guard
     from llama_launcher.core.server_process import FAILED, READY, STOPPED, RunnerEvents, ServerRunner
 
-    orphan_guard.sweep(lambda s: print(f"note: {s}", file=sys.stderr))
     _, _, _, _, settings, plan = make_plan(args)
     for w in plan.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -293,6 +292,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, handle)
     runner.start()
+    # servers left behind by an earlier, killed launcher (macOS has no parent-death signal);
+    # swept after our own start so that time to ready does not pay for it
+    orphan_guard.sweep(lambda s: print(f"note: {s}", file=sys.stderr))
     while not done.wait(0.5):
         pass
     if stop_requested.is_set():

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from gguf import GGMLQuantizationType, GGUFValueType
+from llama_launcher.core.gguf_enums import GGMLQuantizationType, GGUFValueType
 
 GGUF_MAGIC = b"GGUF"
 CHUNK = 1 << 20

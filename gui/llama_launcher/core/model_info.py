@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gguf import LlamaFileType
+from llama_launcher.core.gguf_enums import LlamaFileType
 
 from llama_launcher.core.gguf_header import GGUFError, GGUFHeader, SkippedArray, read_header
 

@@ -99,7 +99,10 @@ def sweep(log: Callable[[str], None] | None = None) -> list[int]:
         records = _read()
         keep: list[ServerRecord] = []
         for rec in records:
-            if rec.launcher_pid != os.getpid() and psutil.pid_exists(rec.launcher_pid) and rec.launcher_pid != 0:
+            if rec.launcher_pid == os.getpid():
+                keep.append(rec)  # this launcher's own server
+                continue
+            if psutil.pid_exists(rec.launcher_pid) and rec.launcher_pid != 0:
                 try:
                     # a launcher that is still running owns its server
                     if psutil.Process(rec.launcher_pid).create_time() < rec.create_time:

@@ -30,6 +30,7 @@ IDLE, STARTING, LOADING, READY, STOPPING, STOPPED, FAILED = (
     "idle", "starting", "loading", "ready", "stopping", "stopped", "failed")
 HISTORY_LINES = 5000
 KEEP_LOG_FILES = 30
+HEALTH_POLL_S = 0.05  # loopback requests are cheap; a coarse poll would delay 'ready'
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -228,7 +229,7 @@ class ServerRunner:
                 self._set_state(FAILED, reason)
                 self._terminate()
                 return
-            self._exited.wait(0.1 if not loading_seen else 0.2)
+            self._exited.wait(HEALTH_POLL_S)
 
     # --- stop -----------------------------------------------------------------------------
     def _terminate(self, grace: float = 10.0) -> None:

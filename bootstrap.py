@@ -58,7 +58,7 @@ def has_models(py: Path) -> bool:
 
 
 def setup(for_tests: bool) -> Path:
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - this file must run on any Python to say so
         sys.exit(f"Llama Launcher needs Python 3.10 or newer (this is {sys.version.split()[0]})")
     py = ensure_venv()
     extras = "demo,test,dev" if for_tests else "demo"

@@ -5,10 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_server import HELP_DIR, make_fake_server
 
 from llama_launcher.core import binary_probe
-from llama_launcher.core.binary_probe import ProbeError, capabilities_from_help, parse_help, parse_spec_types, probe
+from llama_launcher.core.binary_probe import (
+    ProbeError,
+    capabilities_from_help,
+    parse_help,
+    parse_spec_types,
+    probe,
+)
+
+from fake_server import HELP_DIR, make_fake_server
 
 
 def caps_for(tmp_path: Path, era: str) -> binary_probe.Capabilities:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from fake_server import make_fake_server
 from gguf_factory import write_model
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from gguf import GGUFReader
-from gguf_factory import write_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llama_launcher.core.gguf_header import GGUFError, SkippedArray, read_header
 from llama_launcher.core.model_info import read_model_info
+
+from gguf_factory import write_model
 
 
 def test_reads_metadata_and_tensor_shapes(tmp_path: Path) -> None:

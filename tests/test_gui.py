@@ -9,8 +9,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-from fake_server import make_fake_server
-from gguf_factory import write_model
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -19,6 +17,9 @@ from llama_launcher.core.server_process import FAILED, READY, STOPPED
 from llama_launcher.ui import main_window as main_window_module
 from llama_launcher.ui.log_view import HISTORY_LINES, VIEW_LINES
 from llama_launcher.ui.main_window import MainWindow
+
+from fake_server import make_fake_server
+from gguf_factory import write_model
 
 WAIT = 60_000
 

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_server import make_fake_server
 
 from llama_launcher.core.hardware import Hardware, detect, parse_list_devices
+
+from fake_server import make_fake_server
 
 LIST = """Available devices:
   CUDA0: NVIDIA GeForce RTX 4090 (24080 MiB, 23500 MiB free)

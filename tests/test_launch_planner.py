@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from fake_server import HELP_DIR
 
 from llama_launcher.core.binary_probe import Capabilities, capabilities_from_help
 from llama_launcher.core.hardware import GPU, Hardware
@@ -14,6 +13,8 @@ from llama_launcher.core.launch_planner import (
 )
 from llama_launcher.core.model_info import ModelInfo
 from llama_launcher.core.tuning_store import TunedChoice
+
+from fake_server import HELP_DIR
 
 KNOBS = ["--spec-ngram-mod-n-match", "24", "--spec-ngram-mod-n-min", "48", "--spec-ngram-mod-n-max", "64"]
 
@@ -47,7 +48,7 @@ def spec_args(argv: list[str]) -> list[str]:
     out, on = [], False
     spec_flags = {"--spec-type", "--spec-draft-n-max", "--draft-max", "--draft-min", "--spec-ngram-size-n",
                   "--spec-ngram-mod-n-match", "--spec-ngram-mod-n-min", "--spec-ngram-mod-n-max"}
-    for i, a in enumerate(argv):
+    for a in argv:
         if a.startswith("-") and not a.lstrip("-").isdigit():
             on = a in spec_flags
         if on:

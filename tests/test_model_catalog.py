@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from gguf_factory import write_model
 
 from llama_launcher.core import model_catalog
 from llama_launcher.core.model_catalog import HeaderCache, default_folders, find_gguf_files, scan
+
+from gguf_factory import write_model
 
 
 def test_scan_lists_models_errors_and_projectors(tmp_path: Path) -> None:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import stop_process
 
 from llama_launcher.core import orphan_guard
 from llama_launcher.core.server_process import free_port
+
+from conftest import stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +62,7 @@ def test_sigkill_of_serve_takes_the_server_along(llama_server: str, mtp_models: 
     assert _wait_for(lambda: not server.is_running() or server.status() == psutil.STATUS_ZOMBIE, 5.0)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows has no SIGTERM to send; the window stops the server itself")
 def test_serve_stops_cleanly_on_sigterm(llama_server: str, mtp_models: dict, processes: list) -> None:
     launcher = subprocess.Popen(
         [sys.executable, "-m", "llama_launcher", "serve", str(mtp_models["plain"]), "--binary", llama_server,

@@ -8,7 +8,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fake_server import make_fake_server
 
 from llama_launcher.core.benchmark import CODE_PROMPT
 from llama_launcher.core.binary_probe import probe
@@ -18,6 +17,8 @@ from llama_launcher.core.launch_planner import PlanSettings, plan_launch
 from llama_launcher.core.model_info import read_model_info
 from llama_launcher.core.server_process import FAILED, READY, STOPPED, ServerRunner, free_port
 from llama_launcher.core.speed_stats import LogSpeedParser, parse_metrics, speed_from_metrics
+
+from fake_server import make_fake_server
 
 pytestmark = pytest.mark.integration
 CPU = Hardware("test CPU", 16384, 12000, False, [])

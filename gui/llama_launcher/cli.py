@@ -42,10 +42,10 @@ def _fmt_size(n: int) -> str:
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(out)
 
 
@@ -355,7 +355,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     hw = load_hardware(args.hardware, binary)
     settings = settings_from_args(args)
-    log = (lambda s: print(s, file=sys.stderr, flush=True))
+    def log(s: str) -> None:
+        print(s, file=sys.stderr, flush=True)
+
     try:
         choice, rows = tune(binary, model, hw, caps, settings, tokens=args.tokens, runs=args.runs, log=log)
     except PlanError as exc:

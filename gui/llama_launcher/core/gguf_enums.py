@@ -33,7 +33,7 @@ def _load() -> ModuleType:
         sys.modules.pop(name, None)
         import gguf
 
-        return gguf  # type: ignore[return-value]
+        return gguf
 
 
 _constants = _load()

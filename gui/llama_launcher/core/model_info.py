@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from llama_launcher.core.gguf_enums import LlamaFileType
-
 from llama_launcher.core.gguf_header import GGUFError, GGUFHeader, SkippedArray, read_header
 
 SPLIT_RE = re.compile(r"^(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)

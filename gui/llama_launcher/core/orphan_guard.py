@@ -168,7 +168,7 @@ class WindowsJob:
             return
         from ctypes import wintypes
 
-        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
         self._kernel32 = kernel32
         kernel32.CreateJobObjectW.restype = wintypes.HANDLE
         handle = kernel32.CreateJobObjectW(None, None)

@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from llama_launcher.core import orphan_guard, paths
 from llama_launcher.core.failure_reasons import FailureReason, classify_exit
@@ -107,7 +108,7 @@ class ServerRunner:
         self._stop_requested = threading.Event()
         self._exited = threading.Event()
         self._spawned = threading.Event()
-        self._logf = None
+        self._logf: TextIO | None = None
         self._threads: list[threading.Thread] = []
 
     # --- state ----------------------------------------------------------------------------

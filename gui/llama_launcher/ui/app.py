@@ -24,7 +24,6 @@ def _excepthook(exc_type, exc, tb) -> None:  # pragma: no cover - last resort, n
 def run_app(smoke_test: bool = False) -> int:
     if smoke_test:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from llama_launcher.core import orphan_guard
@@ -32,7 +31,8 @@ def run_app(smoke_test: bool = False) -> int:
     from llama_launcher.ui.resources import icon, stylesheet
 
     sys.excepthook = _excepthook
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("Llama Launcher")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("llama-launcher")

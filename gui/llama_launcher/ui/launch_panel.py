@@ -371,7 +371,9 @@ class LaunchPanel(QWidget):
         """The preview's rows as argv pieces (tests read this, not pixels)."""
         out = []
         for i in range(self.preview.topLevelItemCount()):
-            out.append(list(self.preview.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole)))
+            item = self.preview.topLevelItem(i)
+            if item is not None:
+                out.append(list(item.data(0, Qt.ItemDataRole.UserRole)))
         return out
 
     def command_text(self) -> str:

@@ -107,7 +107,8 @@ class LogView(QWidget):
         self.copy_btn.clicked.connect(self.copy)
         self.save_btn.clicked.connect(self.save)
         self.folder_btn.clicked.connect(self.open_folder)
-        QShortcut(QKeySequence.StandardKey.Find, self, activated=self.search.setFocus)
+        find = QShortcut(QKeySequence(QKeySequence.StandardKey.Find), self)
+        find.activated.connect(self.search.setFocus)
 
     def at_bottom(self) -> bool:
         bar = self.view.verticalScrollBar()

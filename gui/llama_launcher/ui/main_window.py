@@ -8,13 +8,21 @@ through queued signals. Nothing here blocks the GUI thread for more than a file 
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QModelIndex, QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QDesktopServices, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -279,7 +287,6 @@ class MainWindow(QMainWindow):
         self.live.send_prompt.connect(self._send_prompt)
         self.metrics = MetricsPoller(self)
         self.metrics.speed.connect(self.live.show_clients)
-        self.logs.lines_shown.connect(lambda n: None)
 
     def _start_workers(self) -> None:
         self.server_worker = ServerWorker()
@@ -484,7 +491,7 @@ class MainWindow(QMainWindow):
             return
         menu = QMenu(self)
         for f in self.settings.folders:
-            menu.addAction(f, lambda f=f: self._remove_folder(f))
+            menu.addAction(f, functools.partial(self._remove_folder, f))
         menu.exec(self.remove_folder_btn.mapToGlobal(self.remove_folder_btn.rect().bottomLeft()))
 
     def _remove_folder(self, folder: str) -> None:

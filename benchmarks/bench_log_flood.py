@@ -24,13 +24,14 @@ def main() -> None:
     os.environ["LLAMA_LAUNCHER_HOME"] = home
     os.environ["FAKE_FLOOD_LINES"] = str(lines)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from fake_server import make_fake_server
-    from gguf_factory import write_model
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from llama_launcher.core import settings_store
     from llama_launcher.ui.main_window import MainWindow
+
+    from fake_server import make_fake_server
+    from gguf_factory import write_model
 
     flood = make_fake_server(Path(home) / "bin", "b11434-current", behaviour="flood")
     write_model(Path(home) / "models" / "m.gguf")

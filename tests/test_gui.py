@@ -297,3 +297,17 @@ def test_failing_launches_show_the_classified_reason(qtbot, llama_server: str, m
         w.launch()
         qtbot.waitUntil(lambda: w.state == FAILED and str(taken) in w.banner.text(), timeout=120_000)
     assert "already in use" in w.banner.text()
+
+
+@pytest.mark.integration
+def test_tune_button_measures_and_auto_uses_the_result(qtbot, llama_server: str, mtp_models: dict) -> None:
+    folder = mtp_models["mtp"].parent
+    w = make_window(qtbot, llama_server, folder, {str(mtp_models["mtp"]): {"threads": 1}})
+    select(qtbot, w, "tiny mimo2 MTP")
+    assert "not measured" in w.launch_panel.tune_label.text()
+    w.launch_panel.tune_btn.click()
+    assert w.launch_panel.tune_progress.isVisibleTo(w.launch_panel)
+    qtbot.waitUntil(lambda: w.launch_panel.tune_btn.isEnabled() and "measured:" in w.launch_panel.tune_label.text(),
+                    timeout=600_000)
+    assert w.launch_panel.tune_table.topLevelItemCount() == 8  # off, ngram, MTP n=1,2,3,4,6, chain
+    assert w.plan is not None and w.plan.speculative.source == "measured"

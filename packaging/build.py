@@ -59,7 +59,7 @@ def frozen_executable(dist: Path) -> Path:
 
 def smoke(exe: Path) -> str:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    out = subprocess.run([str(exe), "--smoke-test"], capture_output=True, text=True, env=env, timeout=300)  # noqa: S603
+    out = subprocess.run([str(exe), "--smoke-test"], capture_output=True, text=True, env=env, timeout=300)
     print(out.stdout + out.stderr)
     if out.returncode != 0 or "main window built" not in out.stdout:
         raise SystemExit(f"smoke test of the frozen app failed (exit {out.returncode})")
@@ -74,14 +74,14 @@ def make_dmg(dist: Path) -> Path:
     shutil.copytree(dist / f"{APP_NAME}.app", staging / f"{APP_NAME}.app", symlinks=True)
     os.symlink("/Applications", staging / "Applications")
     dmg.unlink(missing_ok=True)
-    subprocess.run(["hdiutil", "create", "-volname", APP_NAME, "-srcfolder", str(staging), "-ov", "-format", "UDZO",  # noqa: S607
+    subprocess.run(["hdiutil", "create", "-volname", APP_NAME, "-srcfolder", str(staging), "-ov", "-format", "UDZO",
                     str(dmg)], check=True)
     return dmg
 
 
 def make_windows_installer(dist: Path) -> Path:
     iscc = shutil.which("iscc") or r"C:\Program Files (x86)\Inno Setup 6\ISCC.exe"
-    subprocess.run([iscc, f"/DAppVersion={__version__}", f"/DSourceDir={dist / 'llama-launcher'}",  # noqa: S603
+    subprocess.run([iscc, f"/DAppVersion={__version__}", f"/DSourceDir={dist / 'llama-launcher'}",
                     f"/DIconFile={ROOT / 'packaging' / 'build' / 'icons' / 'app.ico'}", f"/O{dist}",
                     str(ROOT / "packaging" / "windows" / "installer.iss")], check=True)
     return dist / f"LlamaLauncher-{__version__}-setup.exe"
@@ -97,12 +97,12 @@ def main() -> int:
     args = ap.parse_args()
     dist, work = Path(args.dist).resolve(), Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, str(ROOT / "packaging" / "make_icons.py"), str(work / "icons")], check=True)  # noqa: S603
+    subprocess.run([sys.executable, str(ROOT / "packaging" / "make_icons.py"), str(work / "icons")], check=True)
     write_version_info(work / "version_info.txt")
     env = dict(os.environ, LLAMA_LAUNCHER_BUILD_DIR=str(work))
     if args.bundle_server:
         env["LLAMA_LAUNCHER_BUNDLE_SERVER"] = str(Path(args.bundle_server).resolve())
-    subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--distpath", str(dist),  # noqa: S603
+    subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--distpath", str(dist),
                     "--workpath", str(work / "pyinstaller"), str(ROOT / "packaging" / "llama_launcher.spec")],
                    check=True, env=env)
     exe = frozen_executable(dist)

@@ -180,6 +180,7 @@ def test_measured_result_drives_auto() -> None:
 def test_measured_off_means_no_speculation() -> None:
     p = plan_launch("/bin/llama-server", model(9e9), CPU_HW, CURRENT, PlanSettings(port=1), TunedChoice("off", None, 1.0))
     assert spec_args(p.argv) == []
+    assert p.speculative.summary == "off — measured: off, +0% vs off"
 
 
 def test_backend_devices_decide_the_branch() -> None:

@@ -37,23 +37,25 @@ def _llama_children(pid: int) -> list[psutil.Process]:
         return []
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's; macOS relies on the sweep")
-def test_sigkill_of_serve_takes_the_server_along(llama_server: str, mtp_models: dict, processes: list) -> None:
+def _start_serve(llama_server: str, model: Path, processes: list) -> subprocess.Popen:
+    """`llama-launcher serve` in a child process, returned once it printed 'ready:'."""
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "llama_launcher", "serve", str(mtp_models["plain"]), "--binary", llama_server,
-         "-t", "1", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [sys.executable, "-m", "llama_launcher", "serve", str(model), "--binary", llama_server, "-t", "1", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     processes.append(launcher)
     assert launcher.stdout is not None
-    ready = False
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         line = launcher.stdout.readline()
-        if not line:
-            break
+        assert line, "serve ended before it was ready"
         if line.startswith("ready:"):
-            ready = True
-            break
-    assert ready, "serve never became ready"
+            return launcher
+    raise AssertionError("serve never became ready")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's; macOS relies on the sweep")
+def test_sigkill_of_serve_takes_the_server_along(llama_server: str, mtp_models: dict, processes: list) -> None:
+    launcher = _start_serve(llama_server, mtp_models["plain"], processes)
     servers = _llama_children(launcher.pid)
     assert len(servers) == 1
     server = servers[0]
@@ -64,16 +66,7 @@ def test_sigkill_of_serve_takes_the_server_along(llama_server: str, mtp_models: 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="Windows has no SIGTERM to send; the window stops the server itself")
 def test_serve_stops_cleanly_on_sigterm(llama_server: str, mtp_models: dict, processes: list) -> None:
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "llama_launcher", "serve", str(mtp_models["plain"]), "--binary", llama_server,
-         "-t", "1", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    processes.append(launcher)
-    assert launcher.stdout is not None
-    while True:
-        line = launcher.stdout.readline()
-        assert line, "serve ended before it was ready"
-        if line.startswith("ready:"):
-            break
+    launcher = _start_serve(llama_server, mtp_models["plain"], processes)
     server = _llama_children(launcher.pid)[0]
     launcher.send_signal(signal.SIGTERM)
     assert launcher.wait(30) == 0

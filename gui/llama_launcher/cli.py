@@ -143,15 +143,20 @@ def stored_api_key() -> str:
     return load_or_create()
 
 
-def make_plan(args: argparse.Namespace):
-    from llama_launcher.core import tuning_store
-    from llama_launcher.core.launch_planner import PlanError, plan_launch
-
+def resolve_inputs(args: argparse.Namespace):
+    """(binary, capabilities, model, hardware, plan settings) from the shared plan options."""
     binary = resolve_binary(args.binary)
     caps = probe_binary(binary)
     model = load_model(args.model)
     hw = load_hardware(args.hardware, binary)
-    settings = settings_from_args(args)
+    return binary, caps, model, hw, settings_from_args(args)
+
+
+def make_plan(args: argparse.Namespace):
+    from llama_launcher.core import tuning_store
+    from llama_launcher.core.launch_planner import PlanError, plan_launch
+
+    binary, caps, model, hw, settings = resolve_inputs(args)
     tuned = tuning_store.lookup(model.path, caps.build_number)
     try:
         plan = plan_launch(binary, model, hw, caps, settings, tuned)
@@ -284,7 +289,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"endpoint: {plan.endpoint}", flush=True)
     stop_requested = threading.Event()
 
-    def handle(signum, frame) -> None:  # noqa: ARG001
+    def handle(signum, frame) -> None:
         stop_requested.set()
         done.set()
 
@@ -317,11 +322,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from llama_launcher.core.benchmark import BenchError, bench
     from llama_launcher.core.launch_planner import PlanError
 
-    binary = resolve_binary(args.binary)
-    caps = probe_binary(binary)
-    model = load_model(args.model)
-    hw = load_hardware(args.hardware, binary)
-    settings = settings_from_args(args)
+    binary, caps, model, hw, settings = resolve_inputs(args)
     if args.tokens < 1 or args.runs < 1:
         raise UsageError("--tokens and --runs must be at least 1")
     tuned = tuning_store.lookup(model.path, caps.build_number) if args.spec == "auto" else None
@@ -350,11 +351,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from llama_launcher.core.benchmark import BenchError, tune
     from llama_launcher.core.launch_planner import PlanError
 
-    binary = resolve_binary(args.binary)
-    caps = probe_binary(binary)
-    model = load_model(args.model)
-    hw = load_hardware(args.hardware, binary)
-    settings = settings_from_args(args)
+    binary, caps, model, hw, settings = resolve_inputs(args)
+
     def log(s: str) -> None:
         print(s, file=sys.stderr, flush=True)
 

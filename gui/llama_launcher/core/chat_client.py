@@ -35,7 +35,7 @@ def _request(base_url: str, path: str, payload: dict[str, Any], api_key: str | N
         headers["Authorization"] = f"Bearer {api_key}"
     req = urllib.request.Request(base_url + path, data=json.dumps(payload).encode(), headers=headers, method="POST")
     try:
-        return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - the launcher's own server
+        return urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as exc:
         body = exc.read(500).decode("utf-8", "replace") if exc.fp else ""
         raise ChatError(f"the server answered {exc.code}: {body.strip()[:200]}") from exc

@@ -29,7 +29,7 @@ def _load() -> ModuleType:
         sys.modules[name] = module
         cspec.loader.exec_module(module)
         return module
-    except Exception:  # noqa: BLE001 - fall back to the ordinary import
+    except Exception:
         sys.modules.pop(name, None)
         import gguf
 

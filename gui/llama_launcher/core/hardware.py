@@ -142,7 +142,7 @@ def parse_list_devices(text: str) -> list[GPU]:
 def cpu_name() -> str:
     if sys.platform == "darwin":
         try:
-            out = subprocess.run(["/usr/sbin/sysctl", "-n", "machdep.cpu.brand_string"],  # noqa: S603
+            out = subprocess.run(["/usr/sbin/sysctl", "-n", "machdep.cpu.brand_string"],
                                  capture_output=True, text=True, timeout=5)
             if out.returncode == 0 and out.stdout.strip():
                 return out.stdout.strip()
@@ -190,7 +190,7 @@ def nvidia_gpus(notes: list[str]) -> list[GPU]:
     finally:
         try:
             pynvml.nvmlShutdown()
-        except Exception:  # noqa: S110 - shutdown failure changes nothing
+        except Exception:
             pass
     return gpus
 

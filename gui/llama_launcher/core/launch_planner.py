@@ -249,6 +249,8 @@ def decide_speculative(model: ModelInfo, caps: Capabilities, settings: PlanSetti
     else:
         label = " + ".join("MTP" if t == caps.mtp_token else t for t in reversed(d.types))
         d.summary = label + (f" (draft length {d.draft_n_max})" if d.draft_n_max else "")
+    if d.source == "measured" and tuned is not None:
+        d.summary += f" — {tuned.describe()}"
     return d
 
 

@@ -77,7 +77,7 @@ class HealthStatus:
 
 def get_health(base_url: str, timeout: float = 2.0) -> HealthStatus:
     try:
-        with urllib.request.urlopen(base_url + "/health", timeout=timeout) as resp:  # noqa: S310 - loopback URL
+        with urllib.request.urlopen(base_url + "/health", timeout=timeout) as resp:
             return HealthStatus(resp.status, resp.read(2000).decode("utf-8", "replace"))
     except urllib.error.HTTPError as exc:
         return HealthStatus(exc.code, exc.read(2000).decode("utf-8", "replace") if exc.fp else "")
@@ -152,7 +152,7 @@ class ServerRunner:
         try:
             paths.ensure(folder)
             self.log_path = folder / f"server-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{self.port}.log"
-            self._logf = open(self.log_path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
+            self._logf = open(self.log_path, "w", encoding="utf-8", errors="replace")
             prune_logs(folder)
         except OSError:
             self._logf = None
@@ -278,7 +278,7 @@ class ServerRunner:
 
     def props(self) -> dict | None:
         try:
-            with urllib.request.urlopen(self.base_url + "/props", timeout=5) as resp:  # noqa: S310
+            with urllib.request.urlopen(self.base_url + "/props", timeout=5) as resp:
                 data = json.loads(resp.read())
                 return data if isinstance(data, dict) else None
         except (OSError, ValueError, urllib.error.URLError):

@@ -357,7 +357,7 @@ class LaunchPanel(QWidget):
             item.setData(0, Qt.ItemDataRole.UserRole, f["args"])
             self.preview.addTopLevelItem(item)
         spec = plan.speculative
-        self.spec_summary.setText(f"{spec.summary}" + (f"  ·  {spec.source}" if spec.source not in ("table",) else ""))
+        self.spec_summary.setText(f"{spec.summary}" + (f"  ·  {spec.source}" if spec.source not in ("table", "measured") else ""))
         d = spec.draft_n_max
         self.draft_value.setText(f"in effect: {d}" if d is not None else "in effect: n/a (no MTP)")
         if plan.memory is not None:

@@ -48,7 +48,7 @@ class SpeedChart(QWidget):
         self.points.clear()
         self.update()
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         pal = self.palette()
@@ -184,7 +184,7 @@ class LivePanel(QWidget):
         self.send_btn.clicked.connect(self._send)
         self.stop_btn.clicked.connect(self.cancel_prompt)
 
-    def keyPressEvent(self, event) -> None:  # noqa: N802
+    def keyPressEvent(self, event) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             self._send()
             return

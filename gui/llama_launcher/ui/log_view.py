@@ -173,7 +173,7 @@ class LogView(QWidget):
         folder = paths.ensure(paths.log_dir())
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
-    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def keyPressEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Escape:
             self.search.clear()
         super().keyPressEvent(event)

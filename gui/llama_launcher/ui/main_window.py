@@ -499,13 +499,13 @@ class MainWindow(QMainWindow):
         self._save_settings()
         self.rescan()
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls()
         if any(u.isLocalFile() and (u.toLocalFile().lower().endswith(".gguf") or os.path.isdir(u.toLocalFile()))
                for u in urls):
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+    def dropEvent(self, event: QDropEvent) -> None:
         self.add_paths([u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()])
         event.acceptProposedAction()
 
@@ -686,7 +686,7 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.statusBar().showMessage(f"settings could not be saved: {exc.strerror or exc}")
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event) -> None:
         if self.state in RUNNING and not self._quitting:
             box = QMessageBox(QMessageBox.Icon.Question, "Stop llama-server?",
                               "llama-server is still running. Closing the window stops it.", parent=self)

@@ -77,7 +77,7 @@ class ServerWorker(QObject):
         except binary_probe.ProbeError as exc:
             self.probe_failed.emit(str(exc), hardware.detect(None))
             return
-        except Exception as exc:  # noqa: BLE001 - a bug must not leave the window waiting forever
+        except Exception as exc:
             self.probe_failed.emit(f"probe failed: {exc}", hardware.detect(None))
             return
         self.probed.emit(caps, hardware.detect(path if caps.has_list_devices else None))
@@ -129,7 +129,7 @@ class ScanWorker(QObject):
         try:
             result = model_catalog.scan(folders, include_defaults=True,
                                         progress=lambda i, n: self.progress.emit(i, n))
-        except Exception as exc:  # noqa: BLE001 - report, never crash the window
+        except Exception as exc:
             result = model_catalog.CatalogResult(notes=[f"scan failed: {exc}"])
         self.finished.emit(result)
 
@@ -160,7 +160,7 @@ class TuneWorker(QObject):
             self.finished.emit(choice, rows)
         except benchmark.BenchError as exc:
             self.failed.emit(str(exc))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.failed.emit(f"tuning failed: {exc}")
 
 
@@ -187,7 +187,7 @@ class ChatWorker(QObject):
             self.finished.emit(result)
         except ChatError as exc:
             self.failed.emit(str(exc))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.failed.emit(f"request failed: {exc}")
 
 
@@ -206,5 +206,5 @@ class BuildWorker(QObject):
             self.finished.emit(str(path), "")
         except ProvisionError as exc:
             self.finished.emit("", str(exc))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.finished.emit("", f"build failed: {exc}")

@@ -311,3 +311,25 @@ def test_tune_button_measures_and_auto_uses_the_result(qtbot, llama_server: str,
                     timeout=600_000)
     assert w.launch_panel.tune_table.topLevelItemCount() == 8  # off, ngram, MTP n=1,2,3,4,6, chain
     assert w.plan is not None and w.plan.speculative.source == "measured"
+
+
+@pytest.mark.skipif(__import__("sys").platform == "win32", reason="Windows has no SIGTERM")
+def test_the_app_quits_cleanly_on_sigterm(tmp_path: Path, models: Path, fake_current: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    settings_store.save(settings_store.AppSettings(folders=[str(models)], binary=str(fake_current)))
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    app = subprocess.Popen([sys.executable, "-m", "llama_launcher"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+    try:
+        time.sleep(4)
+        assert app.poll() is None, "the window did not stay open"
+        app.send_signal(signal.SIGTERM)
+        assert app.wait(30) == 0
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait(10)

@@ -75,3 +75,37 @@ def test_backend_view_from_real_binary(llama_server: str) -> None:
     hw = detect(llama_server)
     assert hw.backend_devices == []  # a CPU build on a machine without GPU
     assert not hw.gpu_branch()[0]
+
+
+def test_nvidia_gpus_through_pynvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No NVIDIA GPU here: a stand-in pynvml module exercises the query path (names, MiB, driver)."""
+    import sys
+    import types
+
+    from llama_launcher.core import hardware
+
+    fake = types.ModuleType("pynvml")
+    fake.nvmlInit = lambda: None
+    fake.nvmlShutdown = lambda: None
+    fake.nvmlSystemGetDriverVersion = lambda: b"550.54.15"
+    fake.nvmlDeviceGetCount = lambda: 2
+    fake.nvmlDeviceGetHandleByIndex = lambda i: i
+    fake.nvmlDeviceGetName = lambda h: ["NVIDIA H100 80GB HBM3", "NVIDIA GeForce RTX 4090"][h]
+    fake.nvmlDeviceGetMemoryInfo = lambda h: types.SimpleNamespace(total=(81559 if h == 0 else 24564) * 2**20,
+                                                                     free=(80000 if h == 0 else 23000) * 2**20)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    notes: list[str] = []
+    gpus = hardware.nvidia_gpus(notes)
+    assert [(g.name, g.memory_total_mib, g.memory_free_mib, g.driver, g.backend) for g in gpus] == [
+        ("NVIDIA H100 80GB HBM3", 81559, 80000, "550.54.15", "CUDA"),
+        ("NVIDIA GeForce RTX 4090", 24564, 23000, "550.54.15", "CUDA")]
+    assert notes == []
+
+
+def test_no_nvidia_driver_is_not_an_error() -> None:
+    from llama_launcher.core import hardware
+
+    notes: list[str] = []
+    gpus = hardware.nvidia_gpus(notes)  # on a machine without NVIDIA: nothing, and a note saying why
+    if not gpus:
+        assert notes and ("NVIDIA" in notes[0] or "pynvml" in notes[0])

@@ -46,8 +46,28 @@ def run_app(smoke_test: bool = False) -> int:
     app.aboutToQuit.connect(window.shutdown)
     if smoke_test:
         return _smoke(app, window)
+    _quit_on_signals(app)
     window.show()
     return int(app.exec())
+
+
+def _quit_on_signals(app) -> None:
+    """SIGTERM/SIGINT (logout, `kill`, Ctrl+C in a terminal) quit normally, so the server is stopped.
+
+    Python runs signal handlers only when it gets control, so a timer wakes the interpreter while
+    Qt's event loop runs.
+    """
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+        if sig is not None:
+            signal.signal(sig, lambda *_: app.quit())
+    timer = QTimer(app)
+    timer.setInterval(250)
+    timer.timeout.connect(lambda: None)
+    timer.start()
 
 
 def _smoke(app, window) -> int:

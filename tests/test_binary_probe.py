@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,10 @@ def test_probe_errors_are_one_line(tmp_path: Path) -> None:
     plain.write_text("not a program")
     with pytest.raises(ProbeError, match="not an executable"):
         probe(str(plain))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX signal; Windows processes do not die of SIGILL")
+def test_probe_names_sigill(tmp_path: Path) -> None:
     sigill = make_fake_server(tmp_path / "ill", "b11434-current", behaviour="sigill")
     with pytest.raises(ProbeError, match="SIGILL.*newer CPU"):
         probe(str(sigill), use_cache=False)

@@ -146,10 +146,14 @@ def test_binary_missing_and_not_executable(tmp_path: Path, runners: list) -> Non
         assert r.reason.code == "binary_not_executable"
 
 
-def test_sigill_and_timeout_from_fake_binaries(tmp_path: Path, runners: list) -> None:
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX signal; Windows processes do not die of SIGILL")
+def test_sigill_from_a_fake_binary(tmp_path: Path, runners: list) -> None:
     ill = make_fake_server(tmp_path / "ill", "b11434-current", behaviour="sigill")
     r = start(runners, [str(ill), "--port", str(free_port())], timeout=10)
     assert r.state == FAILED and r.reason.code == "signal" and "newer CPU" in r.reason.message
+
+
+def test_timeout_from_a_fake_binary(tmp_path: Path, runners: list) -> None:
     hang = make_fake_server(tmp_path / "hang", "b11434-current", behaviour="hang")
     r = start(runners, [str(hang), "--port", str(free_port())], timeout=2)
     assert r.state == FAILED and r.reason.code == "timeout"

@@ -65,6 +65,23 @@ def test_demo_model_end_to_end(llama_server: str, demo_model: Path, runners: lis
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
+def test_streaming_reports_per_token_timings(llama_server: str, mtp_models: dict, runners: list) -> None:
+    from llama_launcher.core.chat_client import chat_stream
+
+    plan = plan_for(llama_server, mtp_models["plain"], threads=1)
+    r = start(runners, plan.argv)
+    assert r.state == READY, r.reason
+    seen: list = []
+    res = chat_stream(r.base_url, [{"role": "user", "content": "hello world"}],
+                      on_delta=lambda text, speed: seen.append((text, speed)), max_tokens=32)
+    assert len([t for t, _ in seen if t]) > 5  # the reply arrived in pieces
+    live = [sp for _, sp in seen if sp is not None and sp.decode_tps is not None]
+    assert len(live) > 5  # per-token timings: numbers while the reply streams
+    assert res.timings is not None and res.timings["predicted_n"] == 32
+    assert res.usage is not None and res.usage["completion_tokens"] == 32
+    assert res.speed is not None and res.speed.decode_tps == res.timings["predicted_per_second"]
+
+
 def test_demo_model_with_ngram_mod_drafts(llama_server: str, demo_model: Path, runners: list) -> None:
     plan = plan_for(llama_server, demo_model)  # Auto on a model without MTP: ngram-mod
     assert plan.argv[plan.argv.index("--spec-type") + 1] == "ngram-mod"

@@ -1,0 +1,1 @@
+"""Qt-free core: everything the window and the CLI decide, read, run and measure."""

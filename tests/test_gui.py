@@ -261,7 +261,7 @@ def test_launch_try_it_and_live_decode_speed(qtbot, llama_server: str, demo_mode
     assert w.logs.total_lines > 0
     w.live.prompt.setPlainText("Name three colours.")
     w.live.send_btn.click()
-    qtbot.waitUntil(lambda: hasattr(w, "last_chat") and not w.live.stop_btn.isEnabled(), timeout=240_000)
+    qtbot.waitUntil(lambda: w.last_chat is not None and not w.live.stop_btn.isEnabled(), timeout=240_000)
     result = w.last_chat
     assert result.text and result.timings is not None
     expected = result.timings["predicted_per_second"]

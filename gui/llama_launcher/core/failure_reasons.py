@@ -18,9 +18,6 @@ class FailureReason:
     message: str
     evidence: list[str] = field(default_factory=list)
 
-    def one_line(self) -> str:
-        return self.message
-
 
 _SIGNAL_TEXT = {
     "SIGILL": "killed by SIGILL (illegal instruction): this llama-server was built for a newer CPU; "

@@ -8,7 +8,6 @@ States: idle -> starting -> loading -> ready -> stopping -> stopped, or failed (
 from __future__ import annotations
 
 import collections
-import json
 import os
 import signal
 import socket
@@ -102,8 +101,6 @@ class ServerRunner:
         self.port = port_from_argv(self.argv) or 8080
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path: Path | None = None
-        self.started_at = 0.0
-        self.ready_at: float | None = None
         self._lock = threading.RLock()
         self._stop_requested = threading.Event()
         self._exited = threading.Event()
@@ -172,7 +169,6 @@ class ServerRunner:
             kwargs["creationflags"] = no_window_flags() | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
         else:
             kwargs["start_new_session"] = True  # Ctrl+C in a terminal reaches the launcher, not the server
-        self.started_at = time.monotonic()
         try:
             proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
                 self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -218,7 +214,6 @@ class ServerRunner:
         while not self._exited.is_set() and not self._stop_requested.is_set():
             status = get_health(self.base_url, timeout=2.0)
             if status.code == 200:
-                self.ready_at = time.monotonic()
                 self._set_state(READY)
                 return
             if status.code == 503 and not loading_seen:
@@ -275,11 +270,3 @@ class ServerRunner:
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
-
-    def props(self) -> dict | None:
-        try:
-            with urllib.request.urlopen(self.base_url + "/props", timeout=5) as resp:
-                data = json.loads(resp.read())
-                return data if isinstance(data, dict) else None
-        except (OSError, ValueError, urllib.error.URLError):
-            return None

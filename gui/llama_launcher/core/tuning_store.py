@@ -6,6 +6,7 @@ it on the user's machine and the planner's Auto uses the fastest measured settin
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -38,8 +39,9 @@ class TunedChoice:
         return asdict(self)
 
 
+@functools.lru_cache(maxsize=1)
 def machine_id() -> str:
-    """A stable, non-identifying id for 'this machine' (CPU model, cores, OS)."""
+    """A stable, non-identifying id for 'this machine' (CPU model, cores, OS); computed once per process."""
     from llama_launcher.core.hardware import cpu_name
 
     raw = f"{cpu_name()}|{os.cpu_count()}|{platform.system()}|{platform.machine()}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import re
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -62,8 +62,6 @@ def matches(line: str, filter_index: int) -> bool:
 
 
 class LogView(QWidget):
-    lines_shown = Signal(int)
-
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.history: collections.deque[str] = collections.deque(maxlen=HISTORY_LINES)
@@ -142,7 +140,6 @@ class LogView(QWidget):
         else:
             bar.setValue(keep)
         self.status.setText(f"{self.total_lines:,} lines received" + (f" · full log: {self.log_path}" if self.log_path else ""))
-        self.lines_shown.emit(len(shown))
 
     def replay(self) -> None:
         idx = self.filter.currentIndex()

@@ -108,7 +108,7 @@ class MainWindow(QMainWindow):
         self.port = free_port()
         self.state = "idle"
         self.base_url = ""
-        self.running_plan: Plan | None = None
+        self.last_chat = None  # the last 'Try it' result (ChatResult)
         self.api_key = api_key_store.load_or_create() if self.settings.lan else ""
         self._quitting = False
 
@@ -594,7 +594,6 @@ class MainWindow(QMainWindow):
         self.replan()
         if self.plan is None:
             return
-        self.running_plan = self.plan
         self.logs.clear()
         self.live.reset()
         self.hide_banner()

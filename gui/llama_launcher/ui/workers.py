@@ -134,11 +134,8 @@ class ScanWorker(QObject):
         self.finished.emit(result)
 
 
-class TuneWorker(QObject):
-    progress = Signal(int, int)
-    log = Signal(str)
-    finished = Signal(object, list)  # TunedChoice, rows
-    failed = Signal(str)
+class CancellableWorker(QObject):
+    """A worker whose long job checks a flag that any thread may set (no queued call needed)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -146,6 +143,13 @@ class TuneWorker(QObject):
 
     def cancel(self) -> None:
         self._cancel.set()
+
+
+class TuneWorker(CancellableWorker):
+    progress = Signal(int, int)
+    log = Signal(str)
+    finished = Signal(object, list)  # TunedChoice, rows
+    failed = Signal(str)
 
     @Slot(str, object, object, object, object)
     def tune(self, binary: str, model: Any, hw: Any, caps: Any, settings: Any) -> None:
@@ -164,17 +168,10 @@ class TuneWorker(QObject):
             self.failed.emit(f"tuning failed: {exc}")
 
 
-class ChatWorker(QObject):
+class ChatWorker(CancellableWorker):
     delta = Signal(str, object)  # text, Speed (empty when the chunk had no timings)
     finished = Signal(object)  # ChatResult
     failed = Signal(str)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._cancel = threading.Event()
-
-    def cancel(self) -> None:
-        self._cancel.set()
 
     @Slot(str, str, str, int)
     def send(self, base_url: str, prompt: str, api_key: str, max_tokens: int) -> None:

@@ -250,3 +250,25 @@ def test_context_fits_budget_and_user_context_is_kept() -> None:
     p = run(big, roomy, ctx=200000)
     assert p.argv[p.argv.index("-c") + 1] == "200000"
     assert any("does not fit" in w for w in p.warnings)
+
+
+def test_mla_kv_cache_counts_the_compressed_width() -> None:
+    from llama_launcher.core.memory_estimate import kv_bytes
+
+    mla = ModelInfo(path="/m/ds.gguf", name="ds", file_name="ds.gguf", folder="/m", architecture="deepseek2",
+                    block_count=2, arch_meta={"embedding_length": 7168, "attention.head_count": 128,
+                                              "attention.head_count_kv": 1, "attention.key_length": 576,
+                                              "attention.value_length": 512, "attention.kv_lora_rank": 512})
+    assert kv_bytes(mla, 1000) == 2 * 1000 * (512 + 64) * 2  # layers x tokens x width x f16
+
+
+def test_sliding_window_layers_hold_at_most_the_window() -> None:
+    from llama_launcher.core.memory_estimate import kv_bytes
+
+    gemma = ModelInfo(path="/m/g.gguf", name="g", file_name="g.gguf", folder="/m", architecture="gemma3",
+                      block_count=6, arch_meta={"embedding_length": 640, "attention.head_count": 4,
+                                                "attention.head_count_kv": 1, "attention.key_length": 256,
+                                                "attention.value_length": 256, "attention.sliding_window": 512})
+    per_token = 1 * (256 + 256) * 2
+    # gemma3: 5 sliding-window layers (at most 512 x 4 slots + 512 tokens) and 1 full layer
+    assert kv_bytes(gemma, 32768) == 5 * (512 * 4 + 512) * per_token + 32768 * per_token

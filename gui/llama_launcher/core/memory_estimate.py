@@ -97,8 +97,10 @@ def kv_bytes(model: ModelInfo, context: int, cache_type: str = "f16", include_mt
             continue  # per-layer arrays mark recurrent layers with 0 KV heads
         tokens = min(context, window * SERVER_SLOTS + UBATCH) if swa[i] and window else context
         if lora:
-            rope = int(meta.get("attention.key_length_mla") or 0) - int(lora) if meta.get("attention.key_length_mla") else 64
-            width = int(lora) + max(rope, 0)
+            # MLA caches the compressed KV (kv_lora_rank) plus the rope part of the key, once per token;
+            # converted MLA GGUFs store key_length = kv_lora_rank + rope dims (576 = 512 + 64 for DeepSeek)
+            rope = k_len - int(lora) if k_len > int(lora) else 64
+            width = int(lora) + rope
         else:
             width = kv_heads[i] * (k_len + v_len)
         total += tokens * width * per_elem

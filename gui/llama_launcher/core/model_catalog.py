@@ -180,20 +180,17 @@ def read_files(
 ) -> list[ModelInfo]:
     infos = []
     for i, f in enumerate(files):
-        info = None
         try:
             st = f.stat()
-            if cache is not None:
-                info = cache.get(f, st.st_size, st.st_mtime_ns)
+        except OSError:
+            infos.append(read_model_info(f))  # gone or unreadable: an entry with the one-line reason
+        else:
+            info = cache.get(f, st.st_size, st.st_mtime_ns) if cache is not None else None
             if info is None:
                 info = read_model_info(f)
                 if cache is not None:
                     cache.put(f, st.st_size, st.st_mtime_ns, info)
-        except OSError as exc:
-            info = read_model_info(f) if info is None else info
-            if info.error is None:
-                info.error = f"cannot read the file: {exc.strerror or exc}"
-        infos.append(info)
+            infos.append(info)
         if progress is not None:
             progress(i + 1, len(files))
     return infos

@@ -31,12 +31,6 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def _fmt_params(n: int | None) -> str:
-    if not n:
-        return "-"
-    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
-
-
 def _fmt_size(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
@@ -78,9 +72,8 @@ def load_model(path_text: str):
         raise UsageError(f"model file not found: {path}")
     if path.is_dir():
         raise UsageError(f"{path} is a folder; give a .gguf file (use 'models {path}' to list them)")
-    siblings = sorted(p for p in path.parent.glob("*.gguf") if p.is_file()) if path.parent.is_dir() else [path]
-    if path not in siblings:
-        siblings.append(path)
+    # the folder's other files: split parts and projectors belong to the model
+    siblings = sorted({*(p for p in path.parent.glob("*.gguf") if p.is_file()), path})
     infos = read_files(siblings, HeaderCache())
     models, projectors = group_models(infos)
     resolved = os.path.normcase(os.path.abspath(path))
@@ -124,6 +117,7 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
+    from llama_launcher.core.api_key_store import load_or_create
     from llama_launcher.core.launch_planner import PlanSettings
     from llama_launcher.core.server_process import free_port
 
@@ -132,15 +126,8 @@ def settings_from_args(args: argparse.Namespace):
                      extra_args=args.extra_args, lan=args.lan, vision=args.vision)
     s.port = args.port if args.port else free_port()
     if s.lan:
-        s.api_key = stored_api_key()
+        s.api_key = load_or_create()  # generated once, kept in the config folder
     return s
-
-
-def stored_api_key() -> str:
-    """The LAN API key is generated once and kept in the config folder."""
-    from llama_launcher.core.api_key_store import load_or_create
-
-    return load_or_create()
 
 
 def resolve_inputs(args: argparse.Namespace):
@@ -153,6 +140,7 @@ def resolve_inputs(args: argparse.Namespace):
 
 
 def make_plan(args: argparse.Namespace):
+    """(plan settings, plan) for the shared plan options."""
     from llama_launcher.core import tuning_store
     from llama_launcher.core.launch_planner import PlanError, plan_launch
 
@@ -162,13 +150,14 @@ def make_plan(args: argparse.Namespace):
         plan = plan_launch(binary, model, hw, caps, settings, tuned)
     except PlanError as exc:
         raise UsageError(str(exc)) from exc
-    return binary, caps, model, hw, settings, plan
+    return settings, plan
 
 
 # --- commands -----------------------------------------------------------------------------
 
 def cmd_models(args: argparse.Namespace) -> int:
     from llama_launcher.core.model_catalog import scan
+    from llama_launcher.core.model_info import format_params
 
     folders = [Path(d) for d in args.dirs]
     for d in folders:
@@ -187,7 +176,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             rows.append([m.file_name, "-", "-", "-", _fmt_size(m.file_size) if m.file_size else "-", "-", "",
                          "error: " + m.error])
         else:
-            rows.append([m.name, m.architecture or "-", _fmt_params(m.parameters), m.quantization or "-",
+            rows.append([m.name, m.architecture or "-", format_params(m.parameters), m.quantization or "-",
                          _fmt_size(m.file_size), str(m.context_length or "-"), "MTP" if m.is_mtp else "", m.folder])
     if rows:
         print(_table(rows, ["name", "arch", "params", "quant", "size", "context", "", "folder / error"]))
@@ -245,7 +234,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    _, _, _, _, _, plan = make_plan(args)
+    _, plan = make_plan(args)
     if args.json:
         _print_json(plan.to_dict())
         return 0
@@ -267,7 +256,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from llama_launcher.core import orphan_guard
     from llama_launcher.core.server_process import FAILED, READY, STOPPED, RunnerEvents, ServerRunner
 
-    _, _, _, _, settings, plan = make_plan(args)
+    settings, plan = make_plan(args)
     for w in plan.warnings:
         print(f"warning: {w}", file=sys.stderr)
     done = threading.Event()

@@ -8,6 +8,7 @@ decode t/s reported is the median of ``timings.predicted_per_second``.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -79,7 +80,7 @@ def prompt_text(name: str) -> str:
 
 
 def settings_for(spec: str, base: PlanSettings, draft_n_max: int | None = None) -> PlanSettings:
-    s = PlanSettings.from_dict(base.to_dict())
+    s = dataclasses.replace(base)
     if spec == "off":
         s.mtp, s.ngram_mod = "off", "off"
     elif spec == "ngram":
@@ -149,8 +150,7 @@ class ServerSession:
 
     def __init__(self, binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, settings: PlanSettings,
                  ready_timeout: float = 300.0, tuned: TunedChoice | None = None) -> None:
-        settings = PlanSettings.from_dict(settings.to_dict())
-        settings.port = free_port()
+        settings = dataclasses.replace(settings, port=free_port())
         self.plan = plan_launch(binary, model, hw, caps, settings, tuned)
         self.runner = ServerRunner(self.plan.argv, ready_timeout=ready_timeout)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_launcher.core import paths
+from llama_launcher.core.failure_reasons import describe_exit
 from llama_launcher.core.process_env import child_env, no_window_flags
 
 HELP_TIMEOUT_S = 20.0
@@ -153,9 +154,6 @@ class Capabilities:
     real_options: list[str] = field(default_factory=list)
     removed_options: list[str] = field(default_factory=list)
 
-    def has(self, flag: str) -> bool:
-        return flag in self.real_options
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -239,17 +237,6 @@ def run_binary(path: str, args: list[str], timeout: float = HELP_TIMEOUT_S) -> s
         raise ProbeError(f"{p.name} {' '.join(args)} did not answer within {timeout:.0f} s") from exc
     except OSError as exc:
         raise ProbeError(f"cannot run {path}: {exc.strerror or exc}") from exc
-
-
-def describe_exit(code: int) -> str:
-    """A one-line meaning of a child's exit status (signals named; SIGILL explained)."""
-    from llama_launcher.core.failure_reasons import signal_reason
-
-    if code < 0:
-        return signal_reason(-code)
-    if sys.platform != "win32" and code > 128 and code - 128 in (4, 6, 9, 11):
-        return signal_reason(code - 128)
-    return f"exited with status {code}"
 
 
 _memory_cache: dict[tuple[str, int, int], Capabilities] = {}

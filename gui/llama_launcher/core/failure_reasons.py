@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -78,16 +79,32 @@ def classify_log(lines: Iterable[str]) -> FailureReason | None:
     return None
 
 
+def killing_signal(returncode: int | None) -> int | None:
+    """The signal that ended a child: negative codes from Python, or a shell's 128+N (not on Windows)."""
+    if returncode is None:
+        return None
+    if returncode < 0:
+        return -returncode
+    if sys.platform != "win32" and returncode > 128 and returncode - 128 in (4, 6, 9, 11):
+        return returncode - 128
+    return None
+
+
+def describe_exit(returncode: int) -> str:
+    """A one-line meaning of an exit status (signals named; SIGILL explained)."""
+    signum = killing_signal(returncode)
+    return signal_reason(signum) if signum is not None else f"exited with status {returncode}"
+
+
 def classify_exit(returncode: int | None, lines: Iterable[str]) -> FailureReason:
     """Why the server ended: the log first (it says more), then the exit status."""
     lines = list(lines)
     from_log = classify_log(lines)
     if from_log is not None:
         return from_log
-    if returncode is not None and returncode < 0:
-        return FailureReason("signal", signal_reason(-returncode), lines[-3:])
-    if returncode is not None and returncode > 128 and returncode - 128 in (4, 6, 9, 11):
-        return FailureReason("signal", signal_reason(returncode - 128), lines[-3:])
+    signum = killing_signal(returncode)
+    if signum is not None:
+        return FailureReason("signal", signal_reason(signum), lines[-3:])
     tail = next((ln.strip() for ln in reversed(lines) if ln.strip()), "")
     msg = f"llama-server exited with status {returncode}"
     if tail:

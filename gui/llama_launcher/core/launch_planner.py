@@ -22,7 +22,7 @@ from llama_launcher.core.memory_estimate import (
     estimate,
     fit_context,
 )
-from llama_launcher.core.model_info import ModelInfo
+from llama_launcher.core.model_info import ModelInfo, format_params
 from llama_launcher.core.tuning_store import TunedChoice
 
 # MTP is not auto-enabled below this many trunk parameters. The seed used 2B; published B200
@@ -62,13 +62,6 @@ class PlanSettings:
     port: int = 8080
     vision: bool = False
     mmproj: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PlanSettings:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass
@@ -203,7 +196,7 @@ def decide_speculative(model: ModelInfo, caps: Capabilities, settings: PlanSetti
             if not has_layers:
                 warnings.append("MTP forced on, but the model has no MTP layers: llama-server will refuse to load it")
             elif small:
-                warnings.append(f"MTP forced on for a small model ({_fmt_params(model.trunk_parameters)}): "
+                warnings.append(f"MTP forced on for a small model ({format_params(model.trunk_parameters)}): "
                                 "below 3B, MTP measured slower than off")
         elif mtp_mode == "auto":
             want_mtp = has_layers and not small
@@ -252,12 +245,6 @@ def decide_speculative(model: ModelInfo, caps: Capabilities, settings: PlanSetti
     if d.source == "measured" and tuned is not None:
         d.summary += f" — {tuned.describe()}"
     return d
-
-
-def _fmt_params(n: int | None) -> str:
-    if not n:
-        return "unknown size"
-    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
 
 
 def _budget(hw: Hardware, gpu: bool, mtp: bool) -> tuple[int, str]:

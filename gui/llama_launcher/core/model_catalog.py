@@ -8,6 +8,7 @@ of unchanged files come from a cache keyed by (path, size, mtime) that survives 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -226,7 +227,7 @@ def group_models(infos: list[ModelInfo]) -> tuple[list[ModelInfo], list[ModelInf
                 error=f"split model is missing part 1 of {count}; it can only be launched from part 1",
             )
         else:
-            entry = ModelInfo.from_dict(first.to_dict())
+            entry = dataclasses.replace(first)
         entry.split_count = count
         entry.split_parts = expected
         entry.missing_parts = missing

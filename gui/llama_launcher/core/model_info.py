@@ -80,6 +80,13 @@ class ModelInfo:
         return cls(**known)
 
 
+def format_params(n: int | None) -> str:
+    """268M, 2.00B: for tables, warnings and tooltips."""
+    if not n:
+        return "-"
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+
+
 def quantization_name(file_type: Any, elements_by_type: dict[str, int]) -> str | None:
     """``general.file_type`` through gguf's enum (MOSTLY_Q4_K_M -> Q4_K_M), else the dominant tensor type."""
     if isinstance(file_type, int):

@@ -7,7 +7,7 @@ and UI time into "tokens per second" (Unsloth Studio fell back to it when ``usag
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -26,11 +26,6 @@ class Speed:
         if self.draft_n:
             return (self.draft_accepted or 0) / self.draft_n
         return None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["acceptance"] = self.acceptance
-        return d
 
 
 def _num(v: Any) -> float | None:

@@ -42,6 +42,8 @@ NGRAM_TIP = ("ngram-mod: drafts tokens by finding the recent text again in the c
              "Big wins on repetitive output (code edits, quoting), harmless elsewhere.")
 DRAFT_TIP = ("Draft length: how many tokens MTP proposes per step (--spec-draft-n-max). Longer drafts pay off only "
              "when most of them are accepted; 2 is best on GPUs in published tests, 3 is llama.cpp's default.")
+TUNE_TIP = ("Measure every speculative setting this model and llama-server support, on this machine, and use "
+            "the fastest from then on (takes a few minutes)")
 CTX_TIP = "Context size in tokens. Auto picks the largest that fits the memory budget, up to the model's native context."
 
 
@@ -91,8 +93,7 @@ class LaunchPanel(QWidget):
         self.tune_label.setObjectName("muted")
         self.tune_label.setWordWrap(True)
         self.tune_btn = QPushButton(icon("tune"), "Tune…")
-        self.tune_btn.setToolTip("Measure every speculative setting this model and llama-server support, on this machine, "
-                                 "and use the fastest from then on (takes a few minutes)")
+        self.tune_btn.setToolTip(TUNE_TIP)
         self.tune_cancel_btn = QPushButton("Cancel")
         self.tune_cancel_btn.setVisible(False)
         self.tune_progress = QProgressBar()

@@ -59,7 +59,8 @@ from llama_launcher.core.launch_planner import (
 from llama_launcher.core.model_catalog import CatalogResult, platform_reveal_command
 from llama_launcher.core.model_info import ModelInfo
 from llama_launcher.core.server_process import FAILED, LOADING, READY, STARTING, STOPPED, STOPPING, free_port
-from llama_launcher.ui.launch_panel import LaunchPanel
+from llama_launcher.core.tuning_store import TunedChoice
+from llama_launcher.ui.launch_panel import TUNE_TIP, LaunchPanel
 from llama_launcher.ui.live_panel import LivePanel
 from llama_launcher.ui.log_view import LogView
 from llama_launcher.ui.metrics_poller import MetricsPoller
@@ -104,6 +105,7 @@ class MainWindow(QMainWindow):
         self.caps: Capabilities | None = None
         self.hw: Hardware | None = None
         self.plan: Plan | None = None
+        self.tuned: TunedChoice | None = None  # measured result for this model + binary + machine
         self.plan_error = ""
         self.port = free_port()
         self.state = "idle"
@@ -288,9 +290,13 @@ class MainWindow(QMainWindow):
         self.metrics = MetricsPoller(self)
         self.metrics.speed.connect(self.live.show_clients)
 
+    def _run_in_thread(self, worker, name: str) -> None:
+        self._worker_threads.append((start_in_thread(worker, name), worker))
+
     def _start_workers(self) -> None:
+        self._worker_threads: list[tuple] = []
         self.server_worker = ServerWorker()
-        self.server_thread = start_in_thread(self.server_worker, "server-worker")
+        self._run_in_thread(self.server_worker, "server-worker")
         QTimer.singleShot(0, self.server_worker, self.server_worker.setup)
         self.request_probe.connect(self.server_worker.probe)
         self.request_start.connect(self.server_worker.start)
@@ -302,13 +308,13 @@ class MainWindow(QMainWindow):
         self.server_worker.started_run.connect(self._run_started)
 
         self.scan_worker = ScanWorker()
-        self.scan_thread = start_in_thread(self.scan_worker, "scan-worker")
+        self._run_in_thread(self.scan_worker, "scan-worker")
         self.request_scan.connect(self.scan_worker.scan)
         self.scan_worker.progress.connect(self._scan_progress)
         self.scan_worker.finished.connect(self._scanned)
 
         self.tune_worker = TuneWorker()
-        self.tune_thread = start_in_thread(self.tune_worker, "tune-worker")
+        self._run_in_thread(self.tune_worker, "tune-worker")
         self.request_tune.connect(self.tune_worker.tune)
         self.tune_worker.progress.connect(self._tune_progress)
         self.tune_worker.log.connect(lambda s: self.statusBar().showMessage(s))
@@ -317,7 +323,7 @@ class MainWindow(QMainWindow):
         self.launch_panel.tune_cancel.connect(self.tune_worker.cancel)
 
         self.chat_worker = ChatWorker()
-        self.chat_thread = start_in_thread(self.chat_worker, "chat-worker")
+        self._run_in_thread(self.chat_worker, "chat-worker")
         self.request_chat.connect(self.chat_worker.send)
         self.chat_worker.delta.connect(self._chat_delta)
         self.chat_worker.finished.connect(self._chat_finished)
@@ -325,7 +331,7 @@ class MainWindow(QMainWindow):
         self.live.cancel_prompt.connect(self.chat_worker.cancel)
 
         self.build_worker = BuildWorker()
-        self.build_thread = start_in_thread(self.build_worker, "build-worker")
+        self._run_in_thread(self.build_worker, "build-worker")
         self.request_build.connect(self.build_worker.build)
         self.build_worker.progress.connect(self.server_panel.build_progress)
         self.build_worker.finished.connect(self._built)
@@ -369,11 +375,12 @@ class MainWindow(QMainWindow):
         self.hardware_panel.show_hardware(hw)
         if self.binary is not None:
             self.server_panel.show_binary(self.binary.path, self.binary.source, caps, "")
-        self._show_tuned()
+        self._load_tuned()
         self.replan()
 
     def _probe_failed(self, error: str, hw: Hardware) -> None:
         self.caps, self.hw = None, hw
+        self._load_tuned()
         self.hardware_panel.show_hardware(hw)
         if self.binary is not None:
             self.server_panel.show_binary(self.binary.path, self.binary.source, None, error)
@@ -455,7 +462,7 @@ class MainWindow(QMainWindow):
             badge = "  ·  MTP" if m.is_mtp else ""
             self.model_title.setText(f"{m.name}  ·  {m.architecture or '?'}  ·  {m.quantization or '?'}{badge}")
         self.launch_panel.load(self.settings.model(m.path), self.settings.lan, self.api_key)
-        self._show_tuned()
+        self._load_tuned()
         self.replan()
 
     def _table_menu(self, pos) -> None:
@@ -537,8 +544,10 @@ class MainWindow(QMainWindow):
         self.plan, self.plan_error = None, ""
         m, caps, hw = self.model, self.caps, self.hw
         if m is not None and not m.error:
-            self.settings.set_model(m.path, self.launch_panel.model_settings())
-            self._save_settings()
+            ms = self.launch_panel.model_settings()
+            if self.settings.model(m.path) != ms:
+                self.settings.set_model(m.path, ms)
+                self._save_settings()
         if m is None:
             why = "select a model"
         elif m.error:
@@ -551,8 +560,7 @@ class MainWindow(QMainWindow):
             why = ""
             self.launch_panel.set_availability(mtp_availability(m, caps), ngram_availability(caps))
             try:
-                tuned = tuning_store.lookup(m.path, caps.build_number)
-                self.plan = plan_launch(self.binary.path, m, hw, caps, self.current_plan_settings(), tuned)
+                self.plan = plan_launch(self.binary.path, m, hw, caps, self.current_plan_settings(), self.tuned)
             except PlanError as exc:
                 self.plan_error = str(exc)
                 why = str(exc)
@@ -563,7 +571,7 @@ class MainWindow(QMainWindow):
         tune_ok = self.plan is not None and self.state not in RUNNING
         self.launch_panel.tune_btn.setEnabled(tune_ok)
         self.launch_panel.tune_btn.setToolTip(
-            self.launch_panel.tune_btn.toolTip() if tune_ok else
+            TUNE_TIP if tune_ok else
             ("Stop the running server first: tuning starts its own servers" if self.state in RUNNING else
              f"Cannot tune: {why}"))
 
@@ -579,11 +587,12 @@ class MainWindow(QMainWindow):
         self.launch_panel.api_key.setText(self.api_key)
         self.replan()
 
-    def _show_tuned(self) -> None:
-        if self.model is None or self.caps is None:
-            self.launch_panel.show_tuned(None)
-            return
-        t = tuning_store.lookup(self.model.path, self.caps.build_number)
+    def _load_tuned(self) -> None:
+        """Read the stored tuning result once per model/binary (and after a tune), not on every replan."""
+        t = None
+        if self.model is not None and self.caps is not None:
+            t = tuning_store.lookup(self.model.path, self.caps.build_number)
+        self.tuned = t
         self.launch_panel.show_tuned(t.describe() if t else None, t.table if t else None)
 
     # --- server lifecycle ---------------------------------------------------------------------------
@@ -669,13 +678,13 @@ class MainWindow(QMainWindow):
     def _tuned(self, choice, rows: list) -> None:
         self.launch_panel.tuning(False)
         self.statusBar().showMessage(f"tuning finished: {choice.describe()}")
-        self._show_tuned()
+        self._load_tuned()
         self.replan()
 
     def _tune_failed(self, error: str) -> None:
         self.launch_panel.tuning(False)
         self.show_notice(f"tuning stopped: {error}", error=True)
-        self._show_tuned()
+        self._load_tuned()
         self.replan()
 
     # --- settings and closing ----------------------------------------------------------------------
@@ -711,7 +720,5 @@ class MainWindow(QMainWindow):
         self.settings.window_geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()
         self.settings.window_state = base64.b64encode(bytes(self.saveState().data())).decode()
         self._save_settings()
-        for thread, worker in ((self.server_thread, self.server_worker), (self.scan_thread, self.scan_worker),
-                               (self.tune_thread, self.tune_worker), (self.chat_thread, self.chat_worker),
-                               (self.build_thread, self.build_worker)):
+        for thread, worker in self._worker_threads:
             stop_thread(thread, worker)

@@ -7,19 +7,13 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
 
-from llama_launcher.core.model_info import ModelInfo
+from llama_launcher.core.model_info import ModelInfo, format_params
 
 COLUMNS = ["Name", "Architecture", "Parameters", "Quantization", "Size", "Context", "MTP", "Folder"]
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 MODEL_ROLE = Qt.ItemDataRole.UserRole + 2
 
 _Index = QModelIndex | QPersistentModelIndex
-
-
-def fmt_params(n: int | None) -> str:
-    if not n:
-        return "–"
-    return f"{n / 1e9:.1f} B" if n >= 1e9 else f"{n / 1e6:.0f} M"
 
 
 def fmt_size(n: int) -> str:
@@ -69,7 +63,7 @@ class ModelTableModel(QAbstractTableModel):
             if m.error and col == 1:
                 return "unreadable"
             return [
-                m.name, m.architecture or "–", fmt_params(m.parameters), m.quantization or "–", fmt_size(m.file_size),
+                m.name, m.architecture or "–", format_params(m.parameters), m.quantization or "–", fmt_size(m.file_size),
                 f"{m.context_length:,}" if m.context_length else "–", "MTP" if m.is_mtp else "", m.folder,
             ][col]
         if role == SORT_ROLE:
@@ -82,7 +76,7 @@ class ModelTableModel(QAbstractTableModel):
             if m.is_mtp:
                 tip.append(f"MTP: {m.mtp_evidence}")
             if m.trunk_parameters and m.mtp_parameters:
-                tip.append(f"trunk {fmt_params(m.trunk_parameters)} + MTP head {fmt_params(m.mtp_parameters)}")
+                tip.append(f"trunk {format_params(m.trunk_parameters)} + MTP head {format_params(m.mtp_parameters)}")
             if m.split_count > 1:
                 tip.append(f"split model: {m.split_count} parts")
             if m.mmproj:

@@ -1,0 +1,165 @@
+"""Reading and writing the launcher's own state files: atomic, bounded, and never silently lossy.
+
+Every state file (settings, tuning results, caches, the server registry, the API key) may be
+corrupt, huge, a folder, or on a read-only or full disk. The rules, in one place:
+
+- a write goes to a temporary file in the same folder (created owner-only when ``private``),
+  is flushed to disk, then replaces the target in one step: a crash leaves the old file or the
+  new one, never half of either;
+- a read is bounded in size and nesting; a file that cannot be parsed or fails its validator is
+  moved aside (``NAME.corrupt-<time>``) *before* anything new is written over it, and a one-line
+  notice says where it went;
+- a failure to write is reported once per file as a notice, and the caller carries on with what
+  it has in memory.
+
+Notices collect here; the window shows them in its banner and the CLI prints them as ``note:``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+MAX_STATE_BYTES = 32 * 1024 * 1024  # the biggest legitimate state file (header cache of 10k models) is ~20 MB
+
+_lock = threading.Lock()
+_notices: list[str] = []
+_reported: set[str] = set()
+
+
+def notice(text: str, key: str | None = None) -> None:
+    """Queue a one-line notice; with ``key``, only the first notice for that key is kept."""
+    with _lock:
+        if key is not None:
+            if key in _reported:
+                return
+            _reported.add(key)
+        _notices.append(" ".join(text.split()))
+
+
+def drain_notices() -> list[str]:
+    with _lock:
+        out = list(_notices)
+        _notices.clear()
+        return out
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc) or type(exc).__name__
+
+
+def write_bytes(path: Path, data: bytes, private: bool = False) -> None:
+    """Atomically replace ``path`` with ``data``. Raises ``OSError``; never leaves a temporary file."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o600 if private else 0o644)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if private and sys.platform != "win32":
+            os.chmod(tmp, 0o600)  # O_TRUNC of a leftover temp keeps its old mode
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_json(path: Path, data: Any, private: bool = False, indent: int | None = None) -> None:
+    write_bytes(path, json.dumps(data, indent=indent).encode("utf-8"), private=private)
+
+
+def save_json(path: Path, data: Any, what: str, private: bool = False, indent: int | None = None) -> bool:
+    """``write_json`` that reports a failure as a notice (once per file) instead of raising."""
+    try:
+        write_json(path, data, private=private, indent=indent)
+        return True
+    except (OSError, ValueError, TypeError) as exc:
+        notice(f"{what} could not be saved to {path} ({_reason(exc)}); it is kept for this session only",
+               key=f"write:{path}")
+        return False
+
+
+def set_aside(path: Path) -> Path | None:
+    """Move a corrupt file out of the way (``NAME.corrupt-<time>``); None if it could not be moved."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(100):
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}" + (f"-{n}" if n else ""))
+        if aside.exists():
+            continue
+        try:
+            os.replace(path, aside)
+            return aside
+        except OSError:
+            return None
+    return None
+
+
+class StateFileError(ValueError):
+    """Raised by a validator: the file's content is not what the launcher writes."""
+
+
+def read_json(path: Path, what: str, validate: Callable[[Any], T], max_bytes: int = MAX_STATE_BYTES) -> T | None:
+    """Read and validate a state file. Missing: None. Corrupt or invalid: set aside, notice, None.
+
+    ``validate`` turns the parsed JSON into the caller's value and raises ``StateFileError``,
+    ``ValueError``, ``TypeError``, ``KeyError`` or ``AttributeError`` when the content is wrong.
+    """
+    try:
+        if path.is_dir():
+            aside = set_aside(path)
+            notice(f"{what} at {path} is a folder, not a file; "
+                   + (f"it was moved to {aside}" if aside else "it is ignored"), key=f"read:{path}")
+            return None
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise StateFileError(f"{size:,} bytes is more than this file can legitimately hold")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except StateFileError as exc:
+        return _corrupt(path, what, str(exc))
+    except OSError as exc:
+        notice(f"{what} could not be read from {path} ({_reason(exc)}); using defaults", key=f"read:{path}")
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        return validate(data)
+    except (UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError, RecursionError, OverflowError) as exc:
+        detail = "not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else \
+            "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0][:120] if str(exc) else \
+            type(exc).__name__
+        return _corrupt(path, what, detail)
+
+
+def _corrupt(path: Path, what: str, detail: str) -> None:
+    aside = set_aside(path)
+    where = f"moved to {aside}" if aside else "left in place (it could not be moved)"
+    notice(f"{what} was corrupt ({detail}) and has been {where}; using defaults", key=f"corrupt:{path}")
+    return None
+
+
+# --- validators shared by the stores ----------------------------------------------------------
+
+def expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    """``value`` if it has the JSON type ``kind`` (bool is not an int here), else StateFileError."""
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise StateFileError(f"{what} must not be true/false")
+    if not isinstance(value, kind):
+        raise StateFileError(f"{what} has the wrong type ({type(value).__name__})")
+    return value

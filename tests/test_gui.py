@@ -13,7 +13,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from llama_launcher.core import settings_store
-from llama_launcher.core.server_process import FAILED, READY, STOPPED
+from llama_launcher.core.server_process import ServerState
 from llama_launcher.ui import main_window as main_window_module
 from llama_launcher.ui.log_view import HISTORY_LINES, VIEW_LINES
 from llama_launcher.ui.main_window import MainWindow
@@ -237,7 +237,7 @@ def test_log_view_stays_bounded_and_responsive_under_a_flood(qtbot, models: Path
     qtbot.waitUntil(lambda: w.logs.total_lines >= 100_000, timeout=120_000)
     timer.stop()
     w.stop_server()
-    qtbot.waitUntil(lambda: w.state in (STOPPED, FAILED), timeout=WAIT)
+    qtbot.waitUntil(lambda: w.state in (ServerState.STOPPED, ServerState.FAILED), timeout=WAIT)
     assert w.logs.view.document().blockCount() <= VIEW_LINES + 1
     assert len(w.logs.history) <= HISTORY_LINES
     worst = max(delays)
@@ -254,8 +254,8 @@ def test_launch_try_it_and_live_decode_speed(qtbot, llama_server: str, demo_mode
     states: list[str] = []
     w.server_worker.state_changed.connect(lambda s, r, e: states.append(s))
     w.launch_action.trigger()
-    qtbot.waitUntil(lambda: w.state in (READY, FAILED), timeout=240_000)
-    assert w.state == READY, w.banner.text()
+    qtbot.waitUntil(lambda: w.state in (ServerState.READY, ServerState.FAILED), timeout=240_000)
+    assert w.state == ServerState.READY, w.banner.text()
     assert "starting" in states or "loading" in states
     assert w.endpoint.text() == w.base_url + "/v1" and w.live.send_btn.isEnabled()
     assert w.logs.total_lines > 0
@@ -272,7 +272,7 @@ def test_launch_try_it_and_live_decode_speed(qtbot, llama_server: str, demo_mode
     assert w.live.big.text() == f"{expected:.1f}"
     pid = w.server_worker.runner.pid
     w.stop_action.trigger()
-    qtbot.waitUntil(lambda: w.state == STOPPED, timeout=WAIT)
+    qtbot.waitUntil(lambda: w.state == ServerState.STOPPED, timeout=WAIT)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
@@ -284,7 +284,7 @@ def test_failing_launches_show_the_classified_reason(qtbot, llama_server: str, m
                                                   str(mtp_models["mtp"]): {"threads": 1}})
     select(qtbot, w, "tiny mimo2")
     w.launch()
-    qtbot.waitUntil(lambda: w.state == FAILED, timeout=120_000)
+    qtbot.waitUntil(lambda: w.state == ServerState.FAILED, timeout=120_000)
     assert "model has no MTP layers" in w.banner.text()
     assert "doesn't contain MTP layers" in w.banner.text()  # the proof from the log
     assert w.logs.total_lines > 0 and w.launch_action.isEnabled()
@@ -295,7 +295,7 @@ def test_failing_launches_show_the_classified_reason(qtbot, llama_server: str, m
         monkeypatch.setattr(main_window_module, "free_port", lambda: taken)
         select(qtbot, w, "tiny mimo2 MTP")
         w.launch()
-        qtbot.waitUntil(lambda: w.state == FAILED and str(taken) in w.banner.text(), timeout=120_000)
+        qtbot.waitUntil(lambda: w.state == ServerState.FAILED and str(taken) in w.banner.text(), timeout=120_000)
     assert "already in use" in w.banner.text()
 
 

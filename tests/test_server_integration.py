@@ -15,7 +15,7 @@ from llama_launcher.core.chat_client import chat
 from llama_launcher.core.hardware import Hardware
 from llama_launcher.core.launch_planner import PlanSettings, plan_launch
 from llama_launcher.core.model_info import read_model_info
-from llama_launcher.core.server_process import FAILED, READY, STOPPED, ServerRunner, free_port
+from llama_launcher.core.server_process import ServerRunner, ServerState, free_port
 from llama_launcher.core.speed_stats import LogSpeedParser, parse_metrics, speed_from_metrics
 
 from fake_server import make_fake_server
@@ -34,7 +34,7 @@ def start(runners: list, argv: list[str], timeout: float = 240.0) -> ServerRunne
     r = ServerRunner(argv, ready_timeout=timeout)
     runners.append(r)
     r.start()
-    r.wait_until((READY, FAILED, STOPPED), timeout + 30)
+    r.wait_until((ServerState.READY, ServerState.FAILED, ServerState.STOPPED), timeout + 30)
     return r
 
 
@@ -42,7 +42,7 @@ def test_demo_model_end_to_end(llama_server: str, demo_model: Path, runners: lis
     plan = plan_for(llama_server, demo_model, mtp="off", ngram_mod="off")
     assert plan.argv[plan.argv.index("--host") + 1] == "127.0.0.1"
     r = start(runners, plan.argv)
-    assert r.state == READY, (r.reason, list(r.history)[-5:])
+    assert r.state == ServerState.READY, (r.reason, list(r.history)[-5:])
     with urllib.request.urlopen(r.base_url + "/health", timeout=10) as resp:
         assert resp.status == 200
     res = chat(r.base_url, [{"role": "user", "content": "Say hello in five words."}], max_tokens=24)
@@ -59,7 +59,7 @@ def test_demo_model_end_to_end(llama_server: str, demo_model: Path, runners: lis
     assert from_log and abs(from_log[-1].decode_tps - res.speed.decode_tps) < 0.01
     pid = r.pid
     r.stop()
-    assert r.state == STOPPED
+    assert r.state == ServerState.STOPPED
     r.stop()  # twice is harmless
     import psutil
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -70,7 +70,7 @@ def test_streaming_reports_per_token_timings(llama_server: str, mtp_models: dict
 
     plan = plan_for(llama_server, mtp_models["plain"], threads=1)
     r = start(runners, plan.argv)
-    assert r.state == READY, r.reason
+    assert r.state == ServerState.READY, r.reason
     seen: list = []
     res = chat_stream(r.base_url, [{"role": "user", "content": "hello world"}],
                       on_delta=lambda text, speed: seen.append((text, speed)), max_tokens=32)
@@ -86,7 +86,7 @@ def test_demo_model_with_ngram_mod_drafts(llama_server: str, demo_model: Path, r
     plan = plan_for(llama_server, demo_model)  # Auto on a model without MTP: ngram-mod
     assert plan.argv[plan.argv.index("--spec-type") + 1] == "ngram-mod"
     r = start(runners, plan.argv)
-    assert r.state == READY, r.reason
+    assert r.state == ServerState.READY, r.reason
     res = chat(r.base_url, [{"role": "user", "content": CODE_PROMPT}], max_tokens=256)
     assert res.timings is not None and res.timings.get("draft_n", 0) > 0, res.timings
     assert res.timings["draft_n_accepted"] > 0
@@ -98,7 +98,7 @@ def test_synthetic_mtp_model_with_cpu_chain(llama_server: str, mtp_models: dict,
     assert plan.argv[plan.argv.index("--spec-type") + 1] == "ngram-mod,draft-mtp"
     assert plan.argv.count("--spec-type") == 1
     r = start(runners, plan.argv)
-    assert r.state == READY, (r.reason, list(r.history)[-5:])
+    assert r.state == ServerState.READY, (r.reason, list(r.history)[-5:])
     assert any("creating MTP draft context" in line for line in r.history)
     res = chat(r.base_url, [{"role": "user", "content": "hello world"}], max_tokens=256)
     assert res.timings is not None and res.timings.get("draft_n", 0) > 0 and res.timings["draft_n_accepted"] > 0
@@ -109,7 +109,7 @@ def test_mtp_forced_on_model_without_mtp_layers_fails_with_reason(llama_server: 
     plan = plan_for(llama_server, mtp_models["plain"], mtp="on", ngram_mod="off", threads=1)
     assert any("no MTP layers" in w for w in plan.warnings)
     r = start(runners, plan.argv)
-    assert r.state == FAILED and r.reason is not None
+    assert r.state == ServerState.FAILED and r.reason is not None
     assert r.reason.code == "no_mtp_layers" and "model has no MTP layers" in r.reason.message
     assert any("doesn't contain MTP layers" in e for e in r.reason.evidence)
 
@@ -125,7 +125,7 @@ def _base(llama_server: str, model: Path, *extra: str) -> list[str]:
 ], ids=["removed", "unknown-arg", "unknown-spec-type"])
 def test_argument_failures(llama_server: str, mtp_models: dict, runners: list, extra: list[str], code: str) -> None:
     r = start(runners, _base(llama_server, mtp_models["plain"], *extra), timeout=60)
-    assert r.state == FAILED and r.reason is not None and r.reason.code == code, r.reason
+    assert r.state == ServerState.FAILED and r.reason is not None and r.reason.code == code, r.reason
 
 
 def test_model_missing_and_not_gguf(llama_server: str, tmp_path: Path, runners: list) -> None:
@@ -144,18 +144,18 @@ def test_port_in_use(llama_server: str, mtp_models: dict, runners: list) -> None
         port = s.getsockname()[1]
         argv = [llama_server, "-m", str(mtp_models["plain"]), "--host", "127.0.0.1", "--port", str(port), "-t", "1"]
         r = start(runners, argv, timeout=60)
-    assert r.state == FAILED and r.reason is not None and r.reason.code == "port_in_use"
+    assert r.state == ServerState.FAILED and r.reason is not None and r.reason.code == "port_in_use"
     assert str(port) in r.reason.message
 
 
 def test_out_of_memory(llama_server: str, demo_model: Path, runners: list) -> None:
     r = start(runners, _base(llama_server, demo_model, "-c", "50000000", "--fit", "off"), timeout=120)
-    assert r.state == FAILED and r.reason is not None and r.reason.code == "out_of_memory", r.reason
+    assert r.state == ServerState.FAILED and r.reason is not None and r.reason.code == "out_of_memory", r.reason
 
 
 def test_binary_missing_and_not_executable(tmp_path: Path, runners: list) -> None:
     r = start(runners, [str(tmp_path / "llama-server"), "-m", "x"], timeout=5)
-    assert r.state == FAILED and r.reason.code == "binary_missing"
+    assert r.state == ServerState.FAILED and r.reason.code == "binary_missing"
     f = tmp_path / "not-exec"
     f.write_text("#!/bin/sh\n")
     if sys.platform != "win32":
@@ -167,13 +167,13 @@ def test_binary_missing_and_not_executable(tmp_path: Path, runners: list) -> Non
 def test_sigill_from_a_fake_binary(tmp_path: Path, runners: list) -> None:
     ill = make_fake_server(tmp_path / "ill", "b11434-current", behaviour="sigill")
     r = start(runners, [str(ill), "--port", str(free_port())], timeout=10)
-    assert r.state == FAILED and r.reason.code == "signal" and "newer CPU" in r.reason.message
+    assert r.state == ServerState.FAILED and r.reason.code == "signal" and "newer CPU" in r.reason.message
 
 
 def test_timeout_from_a_fake_binary(tmp_path: Path, runners: list) -> None:
     hang = make_fake_server(tmp_path / "hang", "b11434-current", behaviour="hang")
     r = start(runners, [str(hang), "--port", str(free_port())], timeout=2)
-    assert r.state == FAILED and r.reason.code == "timeout"
+    assert r.state == ServerState.FAILED and r.reason.code == "timeout"
     assert r.proc is not None and r.proc.wait(20) is not None  # the hung process was ended
 
 
@@ -181,7 +181,7 @@ def test_llama_arg_environment_is_cleared(llama_server: str, mtp_models: dict, r
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLAMA_ARG_DRAFT_MAX", "6")  # would make this build refuse to start
     r = start(runners, _base(llama_server, mtp_models["plain"]), timeout=60)
-    assert r.state == READY, r.reason
+    assert r.state == ServerState.READY, r.reason
 
 
 def test_logs_are_written_and_lines_delivered(llama_server: str, mtp_models: dict, runners: list, tmp_path: Path) -> None:
@@ -192,7 +192,7 @@ def test_logs_are_written_and_lines_delivered(llama_server: str, mtp_models: dic
                      log_folder=tmp_path / "logs")
     runners.append(r)
     r.start()
-    assert r.wait_until((READY, FAILED), 90) == READY
+    assert r.wait_until((ServerState.READY, ServerState.FAILED), 90) == ServerState.READY
     r.stop()
     assert seen and any("listening" in s or "model loaded" in s for s in seen)
     assert r.log_path is not None and r.log_path.read_text(encoding="utf-8").splitlines() == seen

@@ -254,19 +254,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from llama_launcher.core import orphan_guard
-    from llama_launcher.core.server_process import FAILED, READY, STOPPED, RunnerEvents, ServerRunner
+    from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState
 
     settings, plan = make_plan(args)
     for w in plan.warnings:
         print(f"warning: {w}", file=sys.stderr)
     done = threading.Event()
 
-    def on_state(state: str, reason) -> None:
-        if state == READY:
+    def on_state(state: ServerState, reason) -> None:
+        if state is ServerState.READY:
             print(f"ready: {plan.endpoint}  (web UI and OpenAI-compatible API at {plan.endpoint}/v1)", flush=True)
             if settings.lan:
                 print(f"LAN access is on; API key: {settings.api_key}", flush=True)
-        elif state in (FAILED, STOPPED):
+        elif state.ended:
             done.set()
 
     def on_line(line: str) -> None:
@@ -296,7 +296,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         runner.stop()
         print("stopped", file=sys.stderr, flush=True)
         return 0
-    if runner.state == FAILED and runner.reason is not None:
+    if runner.state is ServerState.FAILED and runner.reason is not None:
         print(f"error: {runner.reason.message}", file=sys.stderr)
         for ev in runner.reason.evidence:
             print(f"  | {ev}", file=sys.stderr)

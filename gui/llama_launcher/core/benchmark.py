@@ -22,7 +22,7 @@ from llama_launcher.core.failure_reasons import FailureReason
 from llama_launcher.core.hardware import Hardware
 from llama_launcher.core.launch_planner import PlanSettings, mtp_availability, ngram_availability, plan_launch
 from llama_launcher.core.model_info import ModelInfo
-from llama_launcher.core.server_process import FAILED, READY, STOPPED, ServerRunner, free_port
+from llama_launcher.core.server_process import ServerRunner, ServerState, free_port
 from llama_launcher.core.tuning_store import TunedChoice
 
 SPEC_SETTINGS = ("off", "ngram", "mtp", "mtp+ngram", "auto")
@@ -157,8 +157,8 @@ class ServerSession:
     def __enter__(self) -> ServerSession:
         t0 = time.monotonic()
         self.runner.start()
-        state = self.runner.wait_until((READY, FAILED, STOPPED), self.runner.ready_timeout + 30)
-        if state != READY:
+        state = self.runner.wait_until((ServerState.READY, ServerState.FAILED, ServerState.STOPPED), self.runner.ready_timeout + 30)
+        if state != ServerState.READY:
             reason = self.runner.reason or FailureReason("timeout", "llama-server did not become ready")
             self.runner.stop()
             raise BenchError(reason.message)

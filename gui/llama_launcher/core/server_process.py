@@ -2,12 +2,15 @@
 
 Qt-free so that ``llama-launcher serve`` and the window's worker drive the very same code. Events
 are plain callbacks called from the runner's threads; the window's worker turns them into signals.
-States: idle -> starting -> loading -> ready -> stopping -> stopped, or failed (with a reason).
+States (:class:`ServerState`): idle -> starting -> loading -> ready -> stopping -> stopped, or failed
+(with a reason). A state change and its callback happen under one lock, so listeners see the
+changes in the order they happened, from whichever of the runner's threads they came.
 """
 
 from __future__ import annotations
 
 import collections
+import enum
 import os
 import signal
 import socket
@@ -26,8 +29,35 @@ from llama_launcher.core import orphan_guard, paths
 from llama_launcher.core.failure_reasons import FailureReason, classify_exit
 from llama_launcher.core.process_env import child_env, no_window_flags
 
-IDLE, STARTING, LOADING, READY, STOPPING, STOPPED, FAILED = (
-    "idle", "starting", "loading", "ready", "stopping", "stopped", "failed")
+
+class ServerState(str, enum.Enum):
+    """The lifecycle of one llama-server process (a ``str`` so that it prints and compares as its name)."""
+
+    IDLE = "idle"
+    STARTING = "starting"
+    LOADING = "loading"
+    READY = "ready"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+    @property
+    def running(self) -> bool:
+        """A process exists or is about to (what Stop acts on and Launch/Tune wait for)."""
+        return self in (ServerState.STARTING, ServerState.LOADING, ServerState.READY)
+
+    @property
+    def ended(self) -> bool:
+        return self in (ServerState.STOPPED, ServerState.FAILED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# Forward order of a healthy start; a state never goes back down this ladder (a late "loading"
+# from the health thread after "ready" is dropped), and after an end only a new start moves on.
+_LADDER = {ServerState.IDLE: 0, ServerState.STARTING: 1, ServerState.LOADING: 2, ServerState.READY: 3,
+           ServerState.STOPPING: 4, ServerState.STOPPED: 5, ServerState.FAILED: 5}
 HISTORY_LINES = 5000
 KEEP_LOG_FILES = 30
 HEALTH_POLL_S = 0.05  # loopback requests are cheap; a coarse poll would delay 'ready'
@@ -64,7 +94,7 @@ def prune_logs(folder: Path, keep: int = KEEP_LOG_FILES) -> None:
 
 @dataclass
 class RunnerEvents:
-    on_state: Callable[[str, FailureReason | None], None] = lambda state, reason: None
+    on_state: Callable[[ServerState, FailureReason | None], None] = lambda state, reason: None
     on_line: Callable[[str], None] = lambda line: None
 
 
@@ -94,7 +124,7 @@ class ServerRunner:
     log_folder: Path | None = None
 
     def __post_init__(self) -> None:
-        self.state = IDLE
+        self.state = ServerState.IDLE
         self.reason: FailureReason | None = None
         self.history: collections.deque[str] = collections.deque(maxlen=HISTORY_LINES)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -109,14 +139,22 @@ class ServerRunner:
         self._threads: list[threading.Thread] = []
 
     # --- state ----------------------------------------------------------------------------
-    def _set_state(self, state: str, reason: FailureReason | None = None) -> None:
+    def _set_state(self, state: ServerState, reason: FailureReason | None = None) -> bool:
+        """Move to ``state`` and tell the listener, atomically; False when the move is not allowed."""
         with self._lock:
-            if self.state in (STOPPED, FAILED) and state not in (STARTING,):
-                return
+            current = self.state
+            if current.ended and state is not ServerState.STARTING:
+                return False
+            if state is not ServerState.STARTING and _LADDER[state] < _LADDER[current]:
+                return False
+            if state is current:
+                return False
             self.state = state
             if reason is not None:
                 self.reason = reason
-        self.events.on_state(state, reason)
+            # under the lock: a READY from the health thread cannot overtake a FAILED from the owner thread
+            self.events.on_state(state, reason)
+            return True
 
     def _emit_line(self, line: str) -> None:
         self.history.append(line)
@@ -131,19 +169,19 @@ class ServerRunner:
     # --- start ------------------------------------------------------------------------------
     def start(self) -> None:
         with self._lock:
-            if self.state not in (IDLE, STOPPED, FAILED):
+            if self.state.running or self.state is ServerState.STOPPING:
                 raise RuntimeError(f"server is {self.state}")
-            self.state, self.reason = IDLE, None
+            self.state, self.reason = ServerState.IDLE, None
         self._stop_requested.clear()
         self._exited.clear()
         self._spawned.clear()
-        self._set_state(STARTING)
+        self._set_state(ServerState.STARTING)
         binary = Path(self.argv[0])
         if not binary.exists():
-            self._set_state(FAILED, FailureReason("binary_missing", f"llama-server not found at {binary}"))
+            self._set_state(ServerState.FAILED, FailureReason("binary_missing", f"llama-server not found at {binary}"))
             return
         if binary.is_dir() or (sys.platform != "win32" and not os.access(binary, os.X_OK)):
-            self._set_state(FAILED, FailureReason("binary_not_executable", f"{binary} is not an executable file"))
+            self._set_state(ServerState.FAILED, FailureReason("binary_not_executable", f"{binary} is not an executable file"))
             return
         folder = self.log_folder or paths.log_dir()
         try:
@@ -176,9 +214,11 @@ class ServerRunner:
         except OSError as exc:
             code = "binary_not_executable" if isinstance(exc, PermissionError) else "spawn_failed"
             self._spawned.set()
-            self._set_state(FAILED, FailureReason(code, f"cannot start {self.argv[0]}: {exc.strerror or exc}"))
+            self._set_state(ServerState.FAILED, FailureReason(code, f"cannot start {self.argv[0]}: {exc.strerror or exc}"))
             return
         self.proc = proc
+        if self._stop_requested.is_set():  # Stop arrived while the process was being spawned
+            self._terminate()
         if sys.platform == "win32":
             orphan_guard.windows_job().assign(proc.pid)
         orphan_guard.record(proc.pid, self.argv[0], self.port)
@@ -199,9 +239,9 @@ class ServerRunner:
                 pass
             self._logf = None
         if self._stop_requested.is_set():
-            self._set_state(STOPPED)
+            self._set_state(ServerState.STOPPED)
         else:
-            self._set_state(FAILED, classify_exit(proc.returncode, list(self.history)))
+            self._set_state(ServerState.FAILED, classify_exit(proc.returncode, list(self.history)))
 
     def _read_output(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -214,15 +254,15 @@ class ServerRunner:
         while not self._exited.is_set() and not self._stop_requested.is_set():
             status = get_health(self.base_url, timeout=2.0)
             if status.code == 200:
-                self._set_state(READY)
+                self._set_state(ServerState.READY)
                 return
             if status.code == 503 and not loading_seen:
                 loading_seen = True
-                self._set_state(LOADING)
+                self._set_state(ServerState.LOADING)
             if time.monotonic() > deadline:
                 reason = FailureReason("timeout", f"llama-server did not become ready within {self.ready_timeout:.0f} s",
                                        list(self.history)[-3:])
-                self._set_state(FAILED, reason)
+                self._set_state(ServerState.FAILED, reason)
                 self._terminate()
                 return
             self._exited.wait(HEALTH_POLL_S)
@@ -248,18 +288,19 @@ class ServerRunner:
     def stop(self, grace: float = 10.0) -> None:
         """Stop the server (terminate, wait, kill). Harmless when it is already stopped or dead."""
         with self._lock:
-            if self.state in (IDLE, STOPPED) or (self.state == FAILED and (self.proc is None or self.proc.poll() is not None)):
+            dead = self.proc is None or self.proc.poll() is not None
+            if self.state in (ServerState.IDLE, ServerState.STOPPED) or (self.state is ServerState.FAILED and dead):
                 return
             self._stop_requested.set()
-        if self.state != FAILED:
-            self._set_state(STOPPING)
+        if self.state is not ServerState.FAILED:
+            self._set_state(ServerState.STOPPING)
         self._terminate(grace)
         self._exited.wait(grace + 15)
         for t in self._threads:
             if t is not threading.current_thread():
                 t.join(5)
 
-    def wait_until(self, states: tuple[str, ...], timeout: float) -> str:
+    def wait_until(self, states: tuple[ServerState, ...], timeout: float) -> ServerState:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.state in states:

@@ -58,7 +58,7 @@ from llama_launcher.core.launch_planner import (
 )
 from llama_launcher.core.model_catalog import CatalogResult, platform_reveal_command
 from llama_launcher.core.model_info import ModelInfo
-from llama_launcher.core.server_process import FAILED, LOADING, READY, STARTING, STOPPED, STOPPING, free_port
+from llama_launcher.core.server_process import ServerState, free_port
 from llama_launcher.core.tuning_store import TunedChoice
 from llama_launcher.ui.launch_panel import TUNE_TIP, LaunchPanel
 from llama_launcher.ui.live_panel import LivePanel
@@ -78,9 +78,9 @@ from llama_launcher.ui.workers import (
 )
 
 READY_TIMEOUT_S = 300.0
-RUNNING = (STARTING, LOADING, READY)
-STATE_TEXT = {"idle": "Not running", STARTING: "Starting…", LOADING: "Loading model…", READY: "Ready",
-              STOPPING: "Stopping…", STOPPED: "Stopped", FAILED: "Failed"}
+STATE_TEXT = {ServerState.IDLE: "Not running", ServerState.STARTING: "Starting…", ServerState.LOADING: "Loading model…",
+              ServerState.READY: "Ready", ServerState.STOPPING: "Stopping…", ServerState.STOPPED: "Stopped",
+              ServerState.FAILED: "Failed"}
 
 
 class MainWindow(QMainWindow):
@@ -108,7 +108,7 @@ class MainWindow(QMainWindow):
         self.tuned: TunedChoice | None = None  # measured result for this model + binary + machine
         self.plan_error = ""
         self.port = free_port()
-        self.state = "idle"
+        self.state = ServerState.IDLE
         self.base_url = ""
         self.last_chat = None  # the last 'Try it' result (ChatResult)
         self.api_key = api_key_store.load_or_create() if self.settings.lan else ""
@@ -141,7 +141,7 @@ class MainWindow(QMainWindow):
         tb.addAction(self.launch_action)
         tb.addAction(self.stop_action)
         tb.addSeparator()
-        self.state_badge = QLabel(STATE_TEXT["idle"])
+        self.state_badge = QLabel(STATE_TEXT[ServerState.IDLE])
         self.state_badge.setObjectName("stateBadge")
         self.state_badge.setProperty("state", "idle")
         self.state_badge.setAccessibleName("Server state")
@@ -565,14 +565,14 @@ class MainWindow(QMainWindow):
                 self.plan_error = str(exc)
                 why = str(exc)
         self.launch_panel.show_plan(self.plan, self.plan_error)
-        can = self.plan is not None and self.state not in RUNNING and self.state != STOPPING
+        can = self.plan is not None and not self.state.running and self.state is not ServerState.STOPPING
         self.launch_action.setEnabled(can)
         self.launch_action.setToolTip("Start llama-server (F5 or Ctrl+R)" if self.plan else f"Cannot launch: {why}")
-        tune_ok = self.plan is not None and self.state not in RUNNING
+        tune_ok = self.plan is not None and not self.state.running
         self.launch_panel.tune_btn.setEnabled(tune_ok)
         self.launch_panel.tune_btn.setToolTip(
             TUNE_TIP if tune_ok else
-            ("Stop the running server first: tuning starts its own servers" if self.state in RUNNING else
+            ("Stop the running server first: tuning starts its own servers" if self.state.running else
              f"Cannot tune: {why}"))
 
     def _lan_toggled(self, on: bool) -> None:
@@ -597,7 +597,7 @@ class MainWindow(QMainWindow):
 
     # --- server lifecycle ---------------------------------------------------------------------------
     def launch(self) -> None:
-        if self.plan is None or self.state in RUNNING or self.binary is None or self.model is None:
+        if self.plan is None or self.state.running or self.binary is None or self.model is None:
             return
         self.port = free_port()  # chosen just before start
         self.replan()
@@ -606,28 +606,28 @@ class MainWindow(QMainWindow):
         self.logs.clear()
         self.live.reset()
         self.hide_banner()
-        self._state_changed(STARTING, "", [])
+        self._state_changed(ServerState.STARTING, "", [])
         self.request_start.emit(list(self.plan.argv), READY_TIMEOUT_S)
 
     def stop_server(self) -> None:
-        if self.state in RUNNING:
-            self._state_changed(STOPPING, "", [])
+        if self.state.running:
+            self._state_changed(ServerState.STOPPING, "", [])
             self.request_stop.emit()
 
     def _run_started(self, base_url: str, log_path: str) -> None:
         self.base_url = base_url
         self.logs.log_path = log_path or None
 
-    def _state_changed(self, state: str, reason: str, evidence: list) -> None:
-        self.state = state
-        self.state_badge.setText(STATE_TEXT.get(state, state))
-        self.state_badge.setProperty("state", state)
+    def _state_changed(self, state_name: str, reason: str, evidence: list) -> None:
+        state = self.state = ServerState(state_name)
+        self.state_badge.setText(STATE_TEXT[state])
+        self.state_badge.setProperty("state", state.value)
         self.state_badge.style().unpolish(self.state_badge)
         self.state_badge.style().polish(self.state_badge)
-        running = state in RUNNING
+        running = state.running
         self.stop_action.setEnabled(running)
-        self.live.set_server_ready(state == READY)
-        ready = state == READY
+        self.live.set_server_ready(state == ServerState.READY)
+        ready = state == ServerState.READY
         self.copy_url_action.setEnabled(ready)
         self.webui_action.setEnabled(ready)
         if ready:
@@ -635,10 +635,10 @@ class MainWindow(QMainWindow):
             self.metrics.start(self.base_url, self.api_key if self.settings.lan else "")
             self.statusBar().showMessage(f"llama-server is ready at {self.base_url}")
             self.tabs.setCurrentWidget(self.live)
-        elif state in (STOPPED, FAILED, "idle"):
+        elif state in (ServerState.STOPPED, ServerState.FAILED, ServerState.IDLE):
             self.metrics.stop()
             self.endpoint.setText("")
-        if state == FAILED:
+        if state == ServerState.FAILED:
             text = reason or "llama-server failed"
             if evidence:
                 text += "\n" + "\n".join(f"  │ {e}" for e in evidence[:3])
@@ -648,7 +648,7 @@ class MainWindow(QMainWindow):
 
     # --- try it ------------------------------------------------------------------------------------
     def _send_prompt(self, text: str, max_tokens: int) -> None:
-        if self.state == READY:
+        if self.state == ServerState.READY:
             self.request_chat.emit(self.base_url, text, self.api_key if self.settings.lan else "", max_tokens)
 
     def _chat_delta(self, text: str, speed) -> None:
@@ -664,7 +664,7 @@ class MainWindow(QMainWindow):
 
     # --- tuning ------------------------------------------------------------------------------------
     def tune(self) -> None:
-        if self.plan is None or self.binary is None or self.model is None or self.state in RUNNING:
+        if self.plan is None or self.binary is None or self.model is None or self.state.running:
             return
         self.launch_panel.tuning(True)
         base = self.current_plan_settings()
@@ -695,7 +695,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"settings could not be saved: {exc.strerror or exc}")
 
     def closeEvent(self, event) -> None:
-        if self.state in RUNNING and not self._quitting:
+        if self.state.running and not self._quitting:
             box = QMessageBox(QMessageBox.Icon.Question, "Stop llama-server?",
                               "llama-server is still running. Closing the window stops it.", parent=self)
             stop = box.addButton("Stop server and close", QMessageBox.ButtonRole.AcceptRole)

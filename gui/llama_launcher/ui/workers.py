@@ -14,7 +14,7 @@ from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Sl
 
 from llama_launcher.core import benchmark, binary_probe, hardware, model_catalog
 from llama_launcher.core.chat_client import ChatError, chat_stream
-from llama_launcher.core.server_process import RunnerEvents, ServerRunner
+from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState
 from llama_launcher.core.speed_stats import Speed
 
 LOG_FLUSH_MS = 100
@@ -84,7 +84,7 @@ class ServerWorker(QObject):
 
     @Slot(list, float)
     def start(self, argv: list[str], ready_timeout: float) -> None:
-        if self.runner is not None and self.runner.state in ("starting", "loading", "ready", "stopping"):
+        if self.runner is not None and (self.runner.state.running or self.runner.state is ServerState.STOPPING):
             self.runner.stop()
         events = RunnerEvents(on_state=self._on_state, on_line=self._on_line)
         self.runner = ServerRunner(list(argv), events, ready_timeout=ready_timeout)
@@ -102,11 +102,11 @@ class ServerWorker(QObject):
         if self.runner is not None:
             self.runner.stop()
 
-    def _on_state(self, state: str, reason: Any) -> None:
+    def _on_state(self, state: ServerState, reason: Any) -> None:
         self._flush()
         msg = reason.message if reason is not None else ""
         evidence = list(reason.evidence) if reason is not None else []
-        self.state_changed.emit(state, msg, evidence)
+        self.state_changed.emit(state.value, msg, evidence)
 
     def _on_line(self, line: str) -> None:
         with self._lock:

@@ -57,6 +57,43 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
                 print(f"line {{i}} srv  update_slots: all slots are idle " + "x" * 40)
             sys.stdout.flush()
             time.sleep(3600)
+        if behaviour == "http":  # answers like a ready llama-server on --port (web UI and template per env)
+            import json
+            from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+            port = int(args[args.index("--port") + 1])
+            webui = os.environ.get("FAKE_WEBUI") == "1"
+            drop = os.environ.get("FAKE_TEMPLATE") == "drop"
+
+            class H(BaseHTTPRequestHandler):
+                def log_message(self, *a):
+                    pass
+
+                def _send(self, code, body, kind="application/json"):
+                    data = body.encode()
+                    self.send_response(code)
+                    self.send_header("Content-Type", kind)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+
+                def do_GET(self):
+                    if self.path == "/health":
+                        self._send(200, '{{"status":"ok"}}')
+                    elif self.path == "/" and webui:
+                        self._send(200, "<!doctype html><html><body>llama.cpp</body></html>", "text/html")
+                    else:
+                        self._send(404, '{{"error":{{"code":404,"message":"File Not Found"}}}}')
+
+                def do_POST(self):
+                    body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{{}}")
+                    if self.path == "/apply-template":
+                        text = "gemma" if drop else "".join(m["content"] for m in body.get("messages", []))
+                        self._send(200, json.dumps({{"prompt": text}}))
+                    else:
+                        self._send(404, "{{}}")
+
+            print(f"main: server is listening on http://127.0.0.1:{{port}}", flush=True)
+            ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
         if behaviour == "exit":
             print(os.environ.get("FAKE_EXIT_LINE", "something went wrong"))
             sys.exit(int(os.environ.get("FAKE_EXIT_CODE", "1")))

@@ -54,20 +54,31 @@ def vocabulary() -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
-def write_mimo2_model(path: Path, with_mtp: bool = True, seed: int = 7) -> Path:
+def write_mimo2_model(path: Path, with_mtp: bool = True, seed: int = 7, hidden: int = HIDDEN, n_trunk: int = 2,
+                      name: str | None = None, mtp_head: str = "passes", ff: int = FF) -> Path:
+    """Write the model. ``hidden``/``n_trunk``/``ff`` change its size but not what it predicts: the
+    next-token permutation comes from its own seed, so a smaller model with the same vocabulary is a
+    draft model whose drafts the bigger one accepts. ``mtp_head="wrong"`` makes the MTP head draft a
+    token the trunk never picks (every draft is rejected: speculation that only costs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    perm_rng = np.random.default_rng(1000 + seed)
     tokens, scores, types = vocabulary()
     n_vocab = len(tokens)
-    n_trunk = 2
     n_blocks = n_trunk + (1 if with_mtp else 0)
+    return _write(path, with_mtp, rng, perm_rng, tokens, scores, types, n_vocab, n_trunk, n_blocks,
+                  name or ("tiny mimo2" + (" MTP" if with_mtp else "")), mtp_head, hidden, ff)
 
+
+def _write(path: Path, with_mtp: bool, rng, perm_rng, tokens, scores, types, n_vocab: int, n_trunk: int,
+           n_blocks: int, name: str, mtp_head: str, hidden: int, ff: int) -> Path:
     w = GGUFWriter(str(path), "mimo2")
-    w.add_name("tiny mimo2" + (" MTP" if with_mtp else ""))
+    w.add_name(name)
     w.add_context_length(4096)
-    w.add_embedding_length(HIDDEN)
+    w.add_embedding_length(hidden)
     w.add_block_count(n_blocks)
-    w.add_feed_forward_length(FF)
-    w.add_expert_feed_forward_length(FF)
+    w.add_feed_forward_length(ff)
+    w.add_expert_feed_forward_length(ff)
     w.add_head_count(HEADS)
     w.add_head_count_kv(KV_HEADS)
     w.add_key_length(HEAD_DIM)
@@ -91,14 +102,14 @@ def write_mimo2_model(path: Path, with_mtp: bool = True, seed: int = 7) -> Path:
     w.add_add_eos_token(False)
     w.add_chat_template(CHATML)
 
-    emb = rng.standard_normal((n_vocab, HIDDEN)).astype(np.float32)
+    emb = rng.standard_normal((n_vocab, hidden)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     emb *= 4.0
     first_normal = len(CONTROL) + 256
     normal = np.arange(first_normal, n_vocab)
     perm = normal.copy()
-    rng.shuffle(perm)
-    output = np.zeros((n_vocab, HIDDEN), dtype=np.float32)
+    perm_rng.shuffle(perm)
+    output = np.zeros((n_vocab, hidden), dtype=np.float32)
     # logits_j = output_j . x, with x ~ emb[t]: make the winner of token t be perm(t)
     output[perm] = emb[normal]
     # byte tokens are never predicted either (keeps replies printable)
@@ -106,25 +117,28 @@ def write_mimo2_model(path: Path, with_mtp: bool = True, seed: int = 7) -> Path:
         return (rng.standard_normal(shape) * 1e-3).astype(np.float32)
 
     w.add_tensor("token_embd.weight", emb)
-    w.add_tensor("output_norm.weight", np.ones(HIDDEN, dtype=np.float32))
+    w.add_tensor("output_norm.weight", np.ones(hidden, dtype=np.float32))
     w.add_tensor("output.weight", output)
     qkv_out = HEADS * HEAD_DIM + 2 * KV_HEADS * HEAD_DIM
     for i in range(n_blocks):
         p = f"blk.{i}."
-        w.add_tensor(p + "attn_norm.weight", np.ones(HIDDEN, dtype=np.float32))
-        w.add_tensor(p + "attn_qkv.weight", (rng.standard_normal((qkv_out, HIDDEN)) * 0.1).astype(np.float32))
-        w.add_tensor(p + "attn_output.weight", tiny(HIDDEN, HEADS * HEAD_DIM))
-        w.add_tensor(p + "ffn_norm.weight", np.ones(HIDDEN, dtype=np.float32))
-        w.add_tensor(p + "ffn_gate.weight", (rng.standard_normal((FF, HIDDEN)) * 0.1).astype(np.float32))
-        w.add_tensor(p + "ffn_up.weight", (rng.standard_normal((FF, HIDDEN)) * 0.1).astype(np.float32))
-        w.add_tensor(p + "ffn_down.weight", tiny(HIDDEN, FF))
+        w.add_tensor(p + "attn_norm.weight", np.ones(hidden, dtype=np.float32))
+        w.add_tensor(p + "attn_qkv.weight", (rng.standard_normal((qkv_out, hidden)) * 0.1).astype(np.float32))
+        w.add_tensor(p + "attn_output.weight", tiny(hidden, HEADS * HEAD_DIM))
+        w.add_tensor(p + "ffn_norm.weight", np.ones(hidden, dtype=np.float32))
+        w.add_tensor(p + "ffn_gate.weight", (rng.standard_normal((ff, hidden)) * 0.1).astype(np.float32))
+        w.add_tensor(p + "ffn_up.weight", (rng.standard_normal((ff, hidden)) * 0.1).astype(np.float32))
+        w.add_tensor(p + "ffn_down.weight", tiny(hidden, ff))
         if i >= n_trunk:
-            eh = np.zeros((HIDDEN, 2 * HIDDEN), dtype=np.float32)
-            eh[:, :HIDDEN] = np.eye(HIDDEN, dtype=np.float32)  # pass the token embedding half through
+            eh = np.zeros((hidden, 2 * hidden), dtype=np.float32)
+            if mtp_head == "wrong":  # a fixed random direction: the head drafts the same wrong token every step
+                eh[:, 0] = 8.0
+            else:
+                eh[:, :hidden] = np.eye(hidden, dtype=np.float32)  # pass the token embedding half through
             w.add_tensor(p + "nextn.eh_proj.weight", eh)
-            w.add_tensor(p + "nextn.enorm.weight", np.ones(HIDDEN, dtype=np.float32))
-            w.add_tensor(p + "nextn.hnorm.weight", np.ones(HIDDEN, dtype=np.float32))
-            w.add_tensor(p + "nextn.shared_head_norm.weight", np.ones(HIDDEN, dtype=np.float32))
+            w.add_tensor(p + "nextn.enorm.weight", np.ones(hidden, dtype=np.float32))
+            w.add_tensor(p + "nextn.hnorm.weight", np.ones(hidden, dtype=np.float32))
+            w.add_tensor(p + "nextn.shared_head_norm.weight", np.ones(hidden, dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

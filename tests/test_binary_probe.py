@@ -68,6 +68,47 @@ def test_current_era(tmp_path: Path) -> None:
     assert c.draft_n_max_flag == "--spec-draft-n-max"
     assert c.has_fit and c.has_metrics and c.has_list_devices and c.has_jinja
     assert c.build_number == 11434
+    assert c.spec_chains and c.jinja_default is True and "gemma" in c.builtin_templates and c.has_api_key_file
+    # every method of the table, with its token and its flags in this binary's dialect
+    assert c.method_tokens == {"mtp": "draft-mtp", "eagle3": "draft-eagle3", "dflash": "draft-dflash",
+                               "dspark": "draft-dspark", "draft": "draft-simple", "ngram-mod": "ngram-mod"}
+    assert c.dialects["draft"] == {"model": "--spec-draft-model", "gpu_layers": "--spec-draft-ngl",
+                                   "draft_n_max": "--spec-draft-n-max"}
+
+
+def test_older_eras_chain_or_not_and_jinja_defaults(tmp_path: Path) -> None:
+    legacy = caps_for(tmp_path, "b8000-legacy-ngram")
+    assert not legacy.spec_chains  # [a|b]: one type at a time
+    assert legacy.dialects["ngram-mod"] == {"ngram_n_match": "--spec-ngram-size-n", "ngram_n_min": "--draft-min",
+                                            "ngram_n_max": "--draft-max"}
+    old = caps_for(tmp_path, "b5142-no-spec")
+    assert old.jinja_default is False and "gemma" in old.builtin_templates
+    assert old.dialects["draft"]["model"] == "--model-draft"  # -md / --model-draft before the rename
+
+
+@pytest.mark.parametrize("era", ["fork-long-placeholder", "fork-types-in-description"])
+def test_fork_help_layouts(tmp_path: Path, era: str) -> None:
+    """A long placeholder sharing its line with the description, and types listed in the description."""
+    c = caps_for(tmp_path, era)
+    assert c.spec_types == ["none", "draft-simple", "draft-mtp", "ngram-simple", "ngram-mod", "ngram-cache"]
+    assert c.mtp_token == "draft-mtp" and c.method_tokens["draft"] == "draft-simple" and c.spec_chains
+    assert c.ngram_mod_flavor == "current"
+
+
+def test_recorded_b11434_help_is_read_completely() -> None:
+    """The real llama-server b11434 --help, recorded verbatim: every option and the deny list from it."""
+    c = capabilities_from_help("x", (HELP_DIR / "b11434-recorded.help.txt").read_text(),
+                               (HELP_DIR / "b11434-recorded.version.txt").read_text())
+    assert c.build_number == 11434 and len(c.real_options) > 300
+    assert c.method_tokens["mtp"] == "draft-mtp" and c.ngram_mod_flavor == "current" and c.spec_chains
+    assert c.jinja_default is True and "gemma" in c.builtin_templates and c.has_api_key_file
+    # aliases of owned options and presets that download are denied; tools are LAN-risky
+    for flag in ("--spec-draft-hf", "-hfd", "--fim-qwen-7b-spec", "--gpt-oss-120b-default", "--port", "--host"):
+        assert flag in c.denied, flag
+    for flag in ("--tools", "-ag", "--agent", "--media-path", "--slot-save-path", "--props", "--tools-runtime"):
+        assert flag in c.lan_risky, flag
+    assert "--no-agent" not in c.lan_risky and "--temp" not in c.denied
+    assert c.removed_hints["--draft-max"].startswith("use --spec-draft-n-max")
 
 
 def test_help_parser_reads_aliases_placeholders_and_env() -> None:

@@ -1,27 +1,96 @@
-"""Extra arguments: split like the platform's shell, owned flags refused, never a shell."""
+"""Extra arguments: split like the platform's shell, checked against the binary's own --help, never a shell.
+
+``b11434-recorded.help.txt`` is the ``--help`` of the llama-server b11434 that ``get-server`` builds,
+recorded verbatim, so the deny list below is derived from the real option table.
+"""
 
 from __future__ import annotations
 
 import pytest
 
+from llama_launcher.core.binary_probe import capabilities_from_help
 from llama_launcher.core.extra_args import ExtraArgsError, parse_extra_args, split_args
+
+from fake_server import HELP_DIR
+
+REAL = capabilities_from_help("/bin/llama-server", (HELP_DIR / "b11434-recorded.help.txt").read_text(),
+                              (HELP_DIR / "b11434-recorded.version.txt").read_text())
 
 
 def test_posix_and_windows_splitting() -> None:
     assert split_args("--alias 'my model' -n 5", windows=False) == ["--alias", "my model", "-n", "5"]
     assert split_args(r'--alias "my model" --path C:\models\x', windows=True) == ["--alias", "my model", "--path", r"C:\models\x"]
     assert split_args(r'-p "say \"hi\""', windows=True) == ["-p", 'say "hi"']
-    with pytest.raises(ExtraArgsError, match="unbalanced"):
+    with pytest.raises(ExtraArgsError, match="^a quote in the extra arguments is not closed"):
         split_args('-p "oops', windows=True)
-    with pytest.raises(ExtraArgsError, match="unbalanced"):
+    with pytest.raises(ExtraArgsError, match="^a quote in the extra arguments is not closed"):
         split_args("-p 'oops", windows=False)
 
 
+@pytest.mark.parametrize("text", ["-p a\x00b", "\x00", "--temp\x1b[31m 1"])
+def test_control_characters_are_refused_at_parse_time(text: str) -> None:
+    # a NUL used to reach Popen in the starter thread and leave the state at "starting" forever
+    with pytest.raises(ExtraArgsError, match="contain (a NUL character|a control character)"):
+        parse_extra_args(text, REAL, windows=False)
+
+
 def test_key_value_negative_numbers_and_spec_flags() -> None:
-    r = parse_extra_args("--temp=0.5 --threads -1 --spec-type ngram-mod", windows=False)
+    r = parse_extra_args("--temp=0.5 --threads -1 --spec-type ngram-mod", REAL, windows=False)
     assert r.flags == ["--temp", "--threads", "--spec-type"] and r.has_spec_flags
-    with pytest.raises(ExtraArgsError, match="^--port is not allowed"):
+    assert r.spec_types == ["ngram-mod"] and r.values["--threads"] == "-1"
+    assert parse_extra_args("--spec-default", REAL, windows=False).spec_types == ["ngram-mod"]
+    assert parse_extra_args("--spec-type ngram-mod,draft-mtp", REAL, windows=False).spec_types == ["ngram-mod", "draft-mtp"]
+    assert parse_extra_args("", REAL, windows=False).argv == []
+
+
+@pytest.mark.parametrize("text,message", [
+    ("--tmep 0.7", "this llama-server has no option --tmep — did you mean --temp?"),
+    ("--temp hot", "--temp needs a number, not 'hot'"),
+    ("--temp", "--temp needs a value"),
+    ("--draft-max 3", "--draft-max was removed from this llama-server: use --spec-draft-n-max or --spec-ngram-mod-n-max"),
+])
+def test_errors_read_in_plain_words(text: str, message: str) -> None:
+    with pytest.raises(ExtraArgsError) as info:
+        parse_extra_args(text, REAL, windows=False)
+    assert str(info.value) == message
+
+
+def test_values_that_are_not_numbers_where_the_help_allows_words() -> None:
+    assert parse_extra_args("-ngl all --spec-draft-ngl auto", REAL, windows=False).values == {
+        "-ngl": "all", "--spec-draft-ngl": "auto"}
+
+
+@pytest.mark.parametrize("flag", [
+    # every alias of an owned option, read from the help: --spec-draft-hf is an alias of -hfd
+    "--spec-draft-hf org/m", "-hfd org/m", "--hf-repo-draft org/m", "-hf org/m", "--port=9000", "--host 0.0.0.0",
+    "--api-key x", "--api-key-file f", "-m x.gguf", "--model x.gguf", "--mmproj p.gguf", "-mu http://x",
+    # presets download from the internet and move the server to port 8011/8012
+    "--fim-qwen-7b-default", "--fim-qwen-7b-spec", "--gpt-oss-20b-default", "--embd-gemma-default",
+    "--vision-gemma-4b-default", "--fim-qwen-1.5b-default",
+    "--webui-config-file f", "--path /", "--models-dir /",
+])
+def test_owned_and_downloading_options_are_refused_in_every_spelling(flag: str) -> None:
+    with pytest.raises(ExtraArgsError, match="cannot be used in extra arguments"):
+        parse_extra_args(flag, REAL, windows=False)
+    with pytest.raises(ExtraArgsError, match="cannot be used in extra arguments"):
+        parse_extra_args(flag, REAL, lan=True, windows=False)
+
+
+@pytest.mark.parametrize("flag", ["--tools all", "--agent", "-ag", "--tools-runtime ssh:x", "--media-path /tmp",
+                                  "--slot-save-path /tmp", "--props", "--mcp-servers-json {}"])
+def test_tools_files_and_settings_are_refused_with_lan_and_warned_on_localhost(flag: str) -> None:
+    with pytest.raises(ExtraArgsError, match="refused while LAN access is on"):
+        parse_extra_args(flag, REAL, lan=True, windows=False)
+    r = parse_extra_args(flag, REAL, lan=False, windows=False)
+    assert r.warnings and "127.0.0.1" in r.warnings[0]
+
+
+def test_switching_a_risky_option_off_is_always_fine() -> None:
+    assert parse_extra_args("--no-agent", REAL, lan=True, windows=False).warnings == []
+
+
+def test_without_a_probe_the_fixed_lists_still_apply() -> None:
+    with pytest.raises(ExtraArgsError, match="^--port cannot be used"):
         parse_extra_args("--port=1234", windows=False)
-    with pytest.raises(ExtraArgsError, match="does not know --nope"):
-        parse_extra_args("--nope", known_flags={"--temp"}, windows=False)
-    assert parse_extra_args("", windows=False).argv == []
+    with pytest.raises(ExtraArgsError, match="refused while LAN"):
+        parse_extra_args("--tools all", lan=True, windows=False)

@@ -56,8 +56,14 @@ def spec_args(argv: list[str]) -> list[str]:
     return out
 
 
+def settings(port: int = 8123, **kw) -> PlanSettings:
+    """PlanSettings with speculative modes given as keywords (mtp="on", ngram_mod="off")."""
+    modes = {k.replace("_", "-"): kw.pop(k) for k in list(kw) if k in ("mtp", "ngram_mod", "draft", "eagle3")}
+    return PlanSettings(port=port, modes=modes, **kw)
+
+
 def run(m: ModelInfo, hw: Hardware, c: Capabilities = CURRENT, **kw):
-    return plan_launch("/bin/llama-server", m, hw, c, PlanSettings(port=8123, **kw))
+    return plan_launch("/bin/llama-server", m, hw, c, settings(**kw))
 
 
 # --- the table ------------------------------------------------------------------------------
@@ -99,10 +105,13 @@ def test_mtp_forced_on_small_model_warns() -> None:
     assert any("small model" in w for w in p.warnings)
 
 
-def test_mtp_forced_on_model_without_layers_warns() -> None:
+def test_mtp_forced_on_model_without_layers_is_dropped_not_emitted() -> None:
+    # llama-server exits on draft-mtp for such a model ("doesn't contain MTP layers"): never emit it
     p = run(model(9e9, mtp_layers=0), CPU_HW, mtp="on")
-    assert "draft-mtp" in p.argv[p.argv.index("--spec-type") + 1]
-    assert any("no MTP layers" in w for w in p.warnings)
+    assert spec_args(p.argv) == ["--spec-type", "ngram-mod", *KNOBS]  # ngram-mod on Auto still runs
+    assert any("no MTP layers" in w and "left out" in w for w in p.warnings)
+    p = run(model(9e9, mtp_layers=0), CPU_HW, mtp="on", ngram_mod="off")
+    assert spec_args(p.argv) == []
 
 
 def test_off_toggles_drop_their_part() -> None:
@@ -137,17 +146,21 @@ def test_legacy_binary_uses_legacy_knobs_and_never_chains() -> None:
 
 def test_legacy_binary_with_mtp_keeps_mtp_alone() -> None:
     # a legacy-knob build that also has an MTP type (a fork): chaining would pass --draft-max twice
-    legacy_mtp = Capabilities.from_dict({**LEGACY.to_dict(), "spec_types": LEGACY.spec_types + ["mtp"], "mtp_token": "mtp"})
+    legacy_mtp = Capabilities.from_dict({**LEGACY.to_dict(), "spec_types": LEGACY.spec_types + ["mtp"],
+                                         "method_tokens": {**LEGACY.method_tokens, "mtp": "mtp"}, "spec_chains": True})
     p = run(model(9e9), CPU_HW, legacy_mtp)
     assert spec_args(p.argv) == ["--spec-type", "mtp", "--draft-max", "3"]
     assert any("does not chain" in w for w in p.warnings)
 
 
 def test_binary_without_ngram_knobs_drops_ngram_keeps_mtp() -> None:
-    no_knobs = Capabilities.from_dict({**CURRENT.to_dict(), "ngram_mod_flavor": None})
+    no_knobs = Capabilities.from_dict({**CURRENT.to_dict(),
+                                       "dialects": {k: v for k, v in CURRENT.dialects.items() if k != "ngram-mod"}})
     p = run(model(9e9), CPU_HW, no_knobs)
     assert spec_args(p.argv) == ["--spec-type", "draft-mtp", "--spec-draft-n-max", "3"]
-    assert any("ngram-mod dropped" in w for w in p.warnings)
+    assert not p.speculative.available["ngram-mod"].ok and "knobs" in p.speculative.available["ngram-mod"].reason
+    p = run(model(9e9), CPU_HW, no_knobs, ngram_mod="on")
+    assert any("ngram-mod is on, but" in w and "knobs" in w for w in p.warnings)
 
 
 def test_binary_without_spec_type_emits_nothing_and_warns() -> None:
@@ -168,17 +181,17 @@ def test_draft_length_slider_overrides_default_and_is_range_checked() -> None:
 
 
 def test_measured_result_drives_auto() -> None:
-    tuned = TunedChoice("mtp", 1, 1.31)
+    tuned = TunedChoice(("mtp",), 1, 1.31)
     p = plan_launch("/bin/llama-server", model(9e9), CPU_HW, CURRENT, PlanSettings(port=1), tuned)
     assert spec_args(p.argv) == ["--spec-type", "draft-mtp", "--spec-draft-n-max", "1"]
     assert "measured: MTP n=1, +31% vs off" in p.reason_for("--spec-type")
     # an explicit toggle beats the measurement
-    p = plan_launch("/bin/llama-server", model(9e9), CPU_HW, CURRENT, PlanSettings(port=1, mtp="off"), tuned)
+    p = plan_launch("/bin/llama-server", model(9e9), CPU_HW, CURRENT, settings(port=1, mtp="off"), tuned)
     assert spec_args(p.argv) == ["--spec-type", "ngram-mod", *KNOBS]
 
 
 def test_measured_off_means_no_speculation() -> None:
-    p = plan_launch("/bin/llama-server", model(9e9), CPU_HW, CURRENT, PlanSettings(port=1), TunedChoice("off", None, 1.0))
+    p = plan_launch("/bin/llama-server", model(9e9), CPU_HW, CURRENT, PlanSettings(port=1), TunedChoice((), None, 1.0))
     assert spec_args(p.argv) == []
     assert p.speculative.summary == "off — measured: off, +0% vs off"
 
@@ -208,28 +221,39 @@ def test_always_flags_and_reasons() -> None:
 def test_lan_requires_api_key_and_redacts_it() -> None:
     with pytest.raises(PlanError, match="API key"):
         run(model(9e9), CPU_HW, lan=True)
-    p = run(model(9e9), CPU_HW, lan=True, api_key="secret-key")
+    key = "secret-key-0123456789abcdefghij"
+    p = run(model(9e9), CPU_HW, lan=True, api_key=key, api_key_file="/cfg/api-key.txt")
     assert p.argv[p.argv.index("--host") + 1] == "0.0.0.0"
-    assert "secret-key" in p.argv
-    assert "secret-key" not in p.redacted_argv() and "secret-key" not in str(p.to_dict())
+    assert p.argv[p.argv.index("--api-key-file") + 1] == "/cfg/api-key.txt"  # the binary has --api-key-file
+    assert key not in " ".join(p.argv) and key not in str(p.to_dict()) and not p.env
+    # a binary without --api-key-file gets the key in its (owner-only) environment, never in argv
+    old = Capabilities.from_dict({**CURRENT.to_dict(), "has_api_key_file": False})
+    p = run(model(9e9), CPU_HW, old, lan=True, api_key=key, api_key_file="/cfg/api-key.txt")
+    assert key not in " ".join(p.argv) and "--api-key" not in p.argv and p.env == {"LLAMA_API_KEY": key}
 
 
 @pytest.mark.parametrize("extra,flag", [("-m other.gguf", "-m"), ("--port=9000", "--port"), ("--host 0.0.0.0", "--host"),
                                         ("-hf org/model", "-hf"), ("--api-key x", "--api-key"), ("--mmproj a.gguf", "--mmproj")])
 def test_owned_flags_are_rejected_by_name(extra: str, flag: str) -> None:
-    with pytest.raises(PlanError, match=f"^{flag} is not allowed"):
+    with pytest.raises(PlanError, match=f"^{flag} cannot be used in extra arguments"):
         run(model(9e9), CPU_HW, extra_args=extra)
 
 
 def test_extra_args_unknown_removed_and_quotes() -> None:
-    with pytest.raises(PlanError, match="does not know --foo"):
+    with pytest.raises(PlanError, match="has no option --foo"):
         run(model(9e9), CPU_HW, extra_args="--foo 1")
-    with pytest.raises(PlanError, match="removed"):
+    with pytest.raises(PlanError, match="has no option --thread — did you mean --threads"):
+        run(model(9e9), CPU_HW, extra_args="--thread 2")
+    with pytest.raises(PlanError, match="removed from this llama-server: use --spec-draft-n-max"):
         run(model(9e9), CPU_HW, extra_args="--draft-max 3")
-    with pytest.raises(PlanError, match="unbalanced quotes"):
+    with pytest.raises(PlanError, match="quote in the extra arguments is not closed"):
         run(model(9e9), CPU_HW, extra_args='-t "2')
+    with pytest.raises(PlanError, match="-t needs a number, not 'two'"):
+        run(model(9e9), CPU_HW, extra_args="-t two")
     p = run(model(9e9), CPU_HW, extra_args="--threads -1 -c 4096")
     assert p.argv[-4:] == ["--threads", "-1", "-c", "4096"]  # negative numbers are values; user flags last
+    # the user's -c is the context: the planner passes no -c of its own and estimates memory for 4096
+    assert p.argv.count("-c") == 1 and p.context == 4096 and p.memory.context == 4096
 
 
 # --- memory ---------------------------------------------------------------------------------
@@ -272,3 +296,107 @@ def test_sliding_window_layers_hold_at_most_the_window() -> None:
     per_token = 1 * (256 + 256) * 2
     # gemma3: 5 sliding-window layers (at most 512 x 4 slots + 512 tokens) and 1 full layer
     assert kv_bytes(gemma, 32768) == 5 * (512 * 4 + 512) * per_token + 32768 * per_token
+
+
+# --- corrections held against Unsloth Studio's own tests (issue 11, section 3) -------------------
+
+def test_mtp_engaged_by_the_users_extra_args_counts_in_the_memory_estimate() -> None:
+    m = model(9e9)
+    plain = run(m, CPU_HW, mtp="off", ngram_mod="off", ctx=8192)
+    user = run(m, CPU_HW, ctx=8192, extra_args="--spec-type ngram-mod,draft-mtp --spec-draft-n-max 2")
+    assert user.speculative.source == "user extra args" and user.speculative.mtp_engaged
+    assert "85%" in user.memory.budget_source and "90%" in plain.memory.budget_source
+    assert user.memory.kv_mib > plain.memory.kv_mib  # the MTP layer's KV is counted
+
+
+# --- draft models and speculator heads (issue 11, section 2) ----------------------------------------
+
+def _with_vocab(m: ModelInfo, vocab: str, params: float | None = None) -> ModelInfo:
+    import dataclasses
+
+    p = int(params) if params else m.parameters
+    return dataclasses.replace(m, vocab_hash=vocab, vocab_size=151_936, parameters=p, trunk_parameters=p,
+                               file_size=int((p or 0) * 0.6))
+
+
+def test_a_compatible_draft_model_is_used_and_counted() -> None:
+    from llama_launcher.core.draft_pairing import draft_options
+
+    target = _with_vocab(model(14e9, mtp_layers=0, name="big"), "v1")
+    draft = _with_vocab(model(0.6e9, mtp_layers=0, name="small"), "v1", 0.6e9)
+    other = _with_vocab(model(0.5e9, mtp_layers=0, name="other"), "v2", 0.5e9)
+    opts = draft_options(target, [target, draft, other])
+    assert [(o.name, o.ok) for o in opts] == [("small", True), ("other", False)]
+    assert "different tokenizer" in opts[1].reason
+    p = plan_launch("/bin/llama-server", target, GPU_HW, CURRENT, settings(), None, opts)
+    assert p.argv[p.argv.index("--spec-type") + 1] == "draft-simple"
+    assert p.argv[p.argv.index("--spec-draft-model") + 1] == draft.path
+    assert p.argv[p.argv.index("--spec-draft-ngl") + 1] == "all"  # GPU branch: the draft on the GPU too
+    assert p.memory.draft_mib > 0 and "draft" in p.memory.describe()
+    cpu = plan_launch("/bin/llama-server", target, CPU_HW, CURRENT, settings(), None, opts)
+    assert cpu.argv[cpu.argv.index("--spec-type") + 1] == "ngram-mod,draft-simple"  # chained on CPU/Mac
+    assert "--spec-draft-ngl" not in cpu.argv
+    off = plan_launch("/bin/llama-server", target, GPU_HW, CURRENT, settings(draft="off"), None, opts)
+    assert "--spec-draft-model" not in off.argv
+
+
+def test_a_draft_model_needs_a_binary_that_takes_one() -> None:
+    from llama_launcher.core.draft_pairing import draft_options
+
+    target = _with_vocab(model(14e9, mtp_layers=0, name="big"), "v1")
+    draft = _with_vocab(model(0.6e9, mtp_layers=0, name="small"), "v1", 0.6e9)
+    p = plan_launch("/bin/llama-server", target, GPU_HW, POST_RENAME, settings(draft="on"), None,
+                    draft_options(target, [draft]))
+    assert "--spec-draft-model" not in p.argv and any("Draft model is on, but" in w for w in p.warnings)
+
+
+def test_mtp_wins_over_a_draft_model_and_one_model_drafter_runs() -> None:
+    from llama_launcher.core.draft_pairing import draft_options
+
+    target = _with_vocab(model(14e9, mtp_layers=1, name="big"), "v1")
+    draft = _with_vocab(model(0.6e9, mtp_layers=0, name="small"), "v1", 0.6e9)
+    opts = draft_options(target, [draft])
+    p = plan_launch("/bin/llama-server", target, GPU_HW, CURRENT, settings(), None, opts)
+    assert p.speculative.methods == ["mtp"]
+    p = plan_launch("/bin/llama-server", target, GPU_HW, CURRENT, settings(mtp="on", draft="on"), None, opts)
+    assert p.speculative.methods == ["mtp"] and any("only one model-based drafter" in w for w in p.warnings)
+
+
+def test_an_eagle3_head_trained_for_the_model_is_paired() -> None:
+    from llama_launcher.core.draft_pairing import draft_options
+
+    target = _with_vocab(model(9e9, mtp_layers=0, name="big"), "v1")
+    head = ModelInfo(path="/models/big-eagle3.gguf", name="big eagle3", file_name="big-eagle3.gguf", folder="/models",
+                     file_size=400_000_000, architecture="eagle3", parameters=200_000_000, vocab_hash="v1",
+                     arch_meta={"target_hidden_size": 4096, "target_layers": [2, 16, 29]})
+    wrong = ModelInfo(path="/models/x-eagle3.gguf", name="x eagle3", file_name="x-eagle3.gguf", folder="/models",
+                      file_size=400_000_000, architecture="eagle3", parameters=200_000_000,
+                      arch_meta={"target_hidden_size": 5120, "target_layers": [2, 16, 29]})
+    opts = draft_options(target, [head, wrong])
+    assert [(o.name, o.method, o.ok) for o in opts] == [("big eagle3", "eagle3", True), ("x eagle3", "eagle3", False)]
+    assert "hidden size 5120" in opts[1].reason
+    p = plan_launch("/bin/llama-server", target, GPU_HW, CURRENT, settings(), None, opts)
+    assert p.argv[p.argv.index("--spec-type") + 1] == "draft-eagle3"
+    assert p.argv[p.argv.index("--spec-draft-model") + 1] == head.path
+    assert "--spec-draft-n-max" not in p.argv  # a head drafts its trained length unless the user sets one
+
+
+# --- chat templates per era (issue 9) -----------------------------------------------------------
+
+def _gemma() -> ModelInfo:
+    import dataclasses
+
+    return dataclasses.replace(model(0.27e9, mtp_layers=0, name="gemma"), architecture="gemma3", has_chat_template=False)
+
+
+@pytest.mark.parametrize("era,expected", [
+    ("b11434-current", ["--no-jinja", "--chat-template", "gemma"]),  # Jinja on by default: names need --no-jinja
+    ("b5142-no-spec", ["--chat-template", "gemma"]),  # Jinja off by default: the name is honoured as it is
+])
+def test_template_flags_follow_the_binarys_jinja_default(era: str, expected: list[str]) -> None:
+    c = caps(era)
+    p = plan_launch("/bin/llama-server", _gemma(), CPU_HW, c, settings())
+    start = p.argv.index(expected[0])
+    assert p.argv[start:start + len(expected)] == expected
+    own = plan_launch("/bin/llama-server", _gemma(), CPU_HW, c, settings(extra_args="--chat-template chatml"))
+    assert own.argv.count("--chat-template") == 1 and own.argv[-2:] == ["--chat-template", "chatml"]

@@ -26,7 +26,8 @@ THREADS = 2
 
 
 def plan_for(binary: str, model_path: Path, **kw):
-    settings = PlanSettings(port=free_port(), threads=kw.pop("threads", THREADS), **kw)
+    modes = {k.replace("_", "-"): kw.pop(k) for k in list(kw) if k in ("mtp", "ngram_mod")}
+    settings = PlanSettings(port=free_port(), threads=kw.pop("threads", THREADS), modes=modes, **kw)
     return plan_launch(binary, read_model_info(model_path), CPU, probe(binary), settings)
 
 
@@ -107,7 +108,9 @@ def test_synthetic_mtp_model_with_cpu_chain(llama_server: str, mtp_models: dict,
 def test_mtp_forced_on_model_without_mtp_layers_fails_with_reason(llama_server: str, mtp_models: dict,
                                                                  runners: list) -> None:
     plan = plan_for(llama_server, mtp_models["plain"], mtp="on", ngram_mod="off", threads=1)
-    assert any("no MTP layers" in w for w in plan.warnings)
+    assert any("no MTP layers" in w for w in plan.warnings) and "--spec-type" not in plan.argv  # never emitted
+    # the user can still force it with their own flags: the server's refusal is classified
+    plan = plan_for(llama_server, mtp_models["plain"], threads=1, extra_args="--spec-type draft-mtp")
     r = start(runners, plan.argv)
     assert r.state == ServerState.FAILED and r.reason is not None
     assert r.reason.code == "no_mtp_layers" and "model has no MTP layers" in r.reason.message

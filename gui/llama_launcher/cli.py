@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from llama_launcher import __version__
 
@@ -67,7 +67,7 @@ def probe_binary(path: str):
 def load_model(path_text: str):
     from llama_launcher.core.model_catalog import HeaderCache, group_models, read_files
 
-    path = Path(path_text).expanduser()
+    path = Path(os.path.abspath(Path(path_text).expanduser()))
     if not path.exists():
         raise UsageError(f"model file not found: {path}")
     if path.is_dir():
@@ -100,14 +100,25 @@ def load_hardware(file: str | None, binary: str | None):
 
 
 def add_plan_options(p: argparse.ArgumentParser) -> None:
+    from llama_launcher.core.launch_settings import CACHE_TYPES
+    from llama_launcher.core.spec_methods import KNOBS, METHODS
+
     p.add_argument("model", help="path to a .gguf model (part 1 of a split model)")
     p.add_argument("--binary", help="llama-server to use (default: discovered)")
     p.add_argument("--hardware", metavar="FILE", help="plan for the machine described in FILE (from 'hardware --json')")
-    p.add_argument("--mtp", choices=["auto", "on", "off"], default="auto")
-    p.add_argument("--ngram-mod", choices=["auto", "on", "off"], default="auto")
-    p.add_argument("--draft-n-max", type=int, metavar="N", help="MTP draft length (1-16)")
+    for m in METHODS:
+        if m.cli_flag:
+            p.add_argument(m.cli_flag, dest="mode_" + m.id.replace("-", "_"), choices=["auto", "on", "off"],
+                           default="auto", help=f"{m.label}: Auto, On or Off")
+    p.add_argument("--draft-model", default="auto", metavar="PATH|auto|off",
+                   help="a smaller model with the same tokenizer that drafts tokens (auto: pick one from your folders)")
+    p.add_argument("--draft-n-max", type=int, metavar="N", help=f"draft length ({KNOBS['draft_n_max'].lo}-"
+                                                               f"{KNOBS['draft_n_max'].hi})")
+    for key in ("ngram_n_match", "ngram_n_min", "ngram_n_max"):
+        p.add_argument("--" + key.replace("_", "-"), dest=key, type=int, metavar="N", default=KNOBS[key].default,
+                       help=KNOBS[key].tip)
     p.add_argument("--ctx", type=int, metavar="N", help="context size (default: the largest that fits)")
-    p.add_argument("--cache-type", choices=["f16", "bf16", "q8_0", "q4_0", "f32"], help="KV cache type")
+    p.add_argument("--cache-type", choices=list(CACHE_TYPES), help="KV cache type")
     p.add_argument("--threads", "-t", type=int, metavar="N")
     p.add_argument("--gpu-layers", type=int, metavar="N")
     p.add_argument("--extra-args", default="", metavar="STR", help="extra llama-server arguments (quoted)")
@@ -117,26 +128,60 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from llama_launcher.core.api_key_store import load_or_create
-    from llama_launcher.core.launch_planner import PlanSettings
+    from llama_launcher.core.api_key_store import ApiKeyError, load_or_create
+    from llama_launcher.core.launch_settings import ModelSettings, PlanSettings
     from llama_launcher.core.server_process import free_port
+    from llama_launcher.core.spec_methods import METHODS
 
-    s = PlanSettings(mtp=args.mtp, ngram_mod=args.ngram_mod, draft_n_max=args.draft_n_max, ctx=args.ctx,
-                     cache_type=args.cache_type, threads=args.threads, gpu_layers=args.gpu_layers,
-                     extra_args=args.extra_args, lan=args.lan, vision=args.vision)
-    s.port = args.port if args.port else free_port()
+    modes = {m.id: getattr(args, "mode_" + m.id.replace("-", "_")) for m in METHODS if m.cli_flag}
+    draft = args.draft_model
+    if draft == "off":
+        modes["draft"] = "off"
+    elif draft != "auto":
+        modes["draft"] = "on"
+    ms = ModelSettings(modes={k: v for k, v in modes.items() if v != "auto"},
+                       draft_model=None if draft in ("auto", "off") else str(Path(draft).expanduser().resolve()),
+                       draft_n_max=args.draft_n_max, ngram_n_match=args.ngram_n_match, ngram_n_min=args.ngram_n_min,
+                       ngram_n_max=args.ngram_n_max, ctx=args.ctx, cache_type=args.cache_type, threads=args.threads,
+                       gpu_layers=args.gpu_layers, extra_args=args.extra_args, vision=args.vision)
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise UsageError(f"--port must be between 1 and 65535 (got {args.port})")
+    s = PlanSettings.of(ms, lan=args.lan, port=args.port or free_port())
     if s.lan:
-        s.api_key = load_or_create()  # generated once, kept in the config folder
+        try:
+            key = load_or_create()  # generated once, kept owner-only in the config folder
+        except ApiKeyError as exc:
+            raise UsageError(str(exc)) from exc
+        s.api_key, s.api_key_file = key.key, (str(key.file) if key.file else None)
     return s
 
 
+def draft_candidates(model, explicit: str | None):
+    """The catalog's drafters for ``model``: the model's own folder and the usual places (and ``explicit``)."""
+    from llama_launcher.core.draft_pairing import draft_options
+    from llama_launcher.core.model_catalog import scan
+
+    folders = [Path(model.folder)] + ([Path(explicit).parent] if explicit else [])
+    result = scan(folders, include_defaults=True)
+    return draft_options(model, result.models)
+
+
 def resolve_inputs(args: argparse.Namespace):
-    """(binary, capabilities, model, hardware, plan settings) from the shared plan options."""
+    """(binary, capabilities, model, hardware, plan settings, drafters) from the shared plan options."""
     binary = resolve_binary(args.binary)
     caps = probe_binary(binary)
     model = load_model(args.model)
     hw = load_hardware(args.hardware, binary)
-    return binary, caps, model, hw, settings_from_args(args)
+    settings = settings_from_args(args)
+    if settings.draft_model and not Path(settings.draft_model).is_file():
+        raise UsageError(f"draft model not found: {settings.draft_model}")
+    drafts = draft_candidates(model, settings.draft_model) if args.draft_model != "off" else []
+    if settings.draft_model:
+        pick = next((d for d in drafts if d.path == settings.draft_model), None)
+        if pick is None or not pick.ok:
+            why = pick.reason if pick is not None else "it is not a model"
+            raise UsageError(f"{Path(settings.draft_model).name} cannot draft for {model.name}: {why}")
+    return binary, caps, model, hw, settings, drafts
 
 
 def make_plan(args: argparse.Namespace):
@@ -144,10 +189,10 @@ def make_plan(args: argparse.Namespace):
     from llama_launcher.core import tuning_store
     from llama_launcher.core.launch_planner import PlanError, plan_launch
 
-    binary, caps, model, hw, settings = resolve_inputs(args)
+    binary, caps, model, hw, settings, drafts = resolve_inputs(args)
     tuned = tuning_store.lookup(model.path, caps.build_number)
     try:
-        plan = plan_launch(binary, model, hw, caps, settings, tuned)
+        plan = plan_launch(binary, model, hw, caps, settings, tuned, drafts)
     except PlanError as exc:
         raise UsageError(str(exc)) from exc
     return settings, plan
@@ -218,7 +263,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
     found = [c.to_dict() for c in candidates(args.binary)]
     if args.json:
         data = caps.to_dict()
-        data.pop("real_options")
+        for bulky in ("real_options", "takes_value", "numeric_options"):
+            data.pop(bulky)
+        data.update(mtp_token=caps.mtp_token, ngram_mod_flavor=caps.ngram_mod_flavor,
+                    draft_n_max_flag=caps.draft_n_max_flag)
         data["candidates"] = found
         _print_json(data)
         return 0
@@ -253,19 +301,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from llama_launcher.core import orphan_guard
+    from llama_launcher.core import network, orphan_guard, server_checks
     from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState
 
+    if not (args.ready_timeout > 0 and args.ready_timeout < 86_400):  # also refuses nan
+        raise UsageError(f"--ready-timeout must be a number of seconds between 0 and 86400 (got {args.ready_timeout})")
     settings, plan = make_plan(args)
+    if not network.port_is_free(settings.port):
+        raise RunError(f"{network.port_in_use_message(settings.port)}; pass --port with another port (e.g. --port "
+                       f"{network.next_free_port(settings.port)}) or stop that program")
     for w in plan.warnings:
         print(f"warning: {w}", file=sys.stderr)
     done = threading.Event()
+    ready = threading.Event()
 
     def on_state(state: ServerState, reason) -> None:
+        # runs in the runner's threads, under its lock: only flag it, the main thread does the talking
         if state is ServerState.READY:
-            print(f"ready: {plan.endpoint}  (web UI and OpenAI-compatible API at {plan.endpoint}/v1)", flush=True)
-            if settings.lan:
-                print(f"LAN access is on; API key: {settings.api_key}", flush=True)
+            ready.set()
         elif state.ended:
             done.set()
 
@@ -273,7 +326,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
-    runner = ServerRunner(plan.argv, RunnerEvents(on_state, on_line), ready_timeout=args.ready_timeout)
+    runner = ServerRunner(plan.argv, RunnerEvents(on_state, on_line), ready_timeout=args.ready_timeout, env=plan.env)
     print(f"starting: {' '.join(plan.redacted_argv())}", flush=True)
     print(f"endpoint: {plan.endpoint}", flush=True)
     stop_requested = threading.Event()
@@ -289,15 +342,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # servers left behind by an earlier, killed launcher (macOS has no parent-death signal);
     # swept after our own start so that time to ready does not pay for it
     orphan_guard.sweep(lambda s: print(f"note: {s}", file=sys.stderr))
-    while not done.wait(0.5):
-        pass
+    reported = False
+    while not done.wait(0.2):
+        if ready.is_set() and not reported:
+            reported = True
+            checks = server_checks.run_checks(runner.base_url, settings.api_key)
+            ui = f"; web UI at {plan.endpoint}/" if checks.web_ui else f"; no web UI ({checks.web_ui_reason})"
+            print(f"ready: OpenAI-compatible API at {plan.endpoint}/v1{ui}", flush=True)
+            if settings.lan:
+                urls = network.lan_urls(settings.port) or [f"http://<this computer's address>:{settings.port}/v1"]
+                print("LAN access is on; other devices use " + ", ".join(urls), flush=True)
+                print(f"API key: {settings.api_key}" + (f" (kept in {settings.api_key_file})"
+                                                         if settings.api_key_file else ""), flush=True)
+            if checks.template.ok is False:
+                print(f"warning: {checks.template.message}", file=sys.stderr, flush=True)
     if stop_requested.is_set():
         print("stopping llama-server ...", file=sys.stderr, flush=True)
         runner.stop()
         print("stopped", file=sys.stderr, flush=True)
         return 0
     if runner.state is ServerState.FAILED and runner.reason is not None:
-        print(f"error: {runner.reason.message}", file=sys.stderr)
+        message = runner.reason.message
+        if runner.reason.code == "port_in_use":
+            message = f"{network.port_in_use_message(settings.port)}; pass --port with another port (e.g. " \
+                      f"--port {network.next_free_port(settings.port)}) or stop that program"
+        print(f"error: {message}", file=sys.stderr)
         for ev in runner.reason.evidence:
             print(f"  | {ev}", file=sys.stderr)
         if runner.log_path:
@@ -311,14 +380,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from llama_launcher.core.benchmark import BenchError, bench
     from llama_launcher.core.launch_planner import PlanError
 
-    binary, caps, model, hw, settings = resolve_inputs(args)
+    binary, caps, model, hw, settings, drafts = resolve_inputs(args)
     if args.tokens < 1 or args.runs < 1:
         raise UsageError("--tokens and --runs must be at least 1")
     tuned = tuning_store.lookup(model.path, caps.build_number) if args.spec == "auto" else None
     log = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
     try:
         result = bench(binary, model, hw, caps, settings, args.spec, args.prompt, args.tokens, args.runs,
-                       args.draft_n_max, log, tuned)
+                       args.draft_n_max, log, tuned, drafts)
     except PlanError as exc:
         raise UsageError(str(exc)) from exc
     except BenchError as exc:
@@ -337,31 +406,40 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from llama_launcher.core import tuning_store
-    from llama_launcher.core.benchmark import BenchError, tune
+    from llama_launcher.core.benchmark import BenchError, sweep, tune
     from llama_launcher.core.launch_planner import PlanError
 
-    binary, caps, model, hw, settings = resolve_inputs(args)
+    binary, caps, model, hw, settings, drafts = resolve_inputs(args)
+    if args.tokens < 8:
+        raise UsageError("--tokens must be at least 8")
 
     def log(s: str) -> None:
         print(s, file=sys.stderr, flush=True)
 
     try:
-        choice, rows = tune(binary, model, hw, caps, settings, tokens=args.tokens, runs=args.runs, log=log)
+        run = sweep if args.full else tune
+        outcome = run(binary, model, hw, caps, settings, drafts, tokens=args.tokens, log=log)
     except PlanError as exc:
         raise UsageError(str(exc)) from exc
     except BenchError as exc:
         raise RunError(str(exc)) from exc
+    choice = outcome.choice
     stored = tuning_store.save(model.path, caps.build_number, choice)
     if args.json:
-        _print_json({"best": choice.to_dict(), "description": choice.describe(), "stored_in": str(stored)})
+        _print_json({"best": choice.to_dict(), "description": choice.describe(), "note": choice.note,
+                     "servers": outcome.servers, "wall_s": round(outcome.wall_s, 2), "stored_in": str(stored)})
         return 0
     table = []
-    for r in rows:
-        table.append([r.label(), f"{r.decode_tps['code']:.1f}", f"{r.decode_tps['prose']:.1f}",
-                      f"{r.speedup:.2f}x", "best" if r.spec == choice.setting and r.draft_n_max == choice.draft_n_max
-                      else ""])
-    print(_table(table, ["setting", "code t/s", "prose t/s", "vs off", ""]))
-    print(f"\n{choice.describe()}; stored for this model, llama-server build and machine ({stored})")
+    for r in outcome.rows:
+        best = r is outcome.best
+        acc = f"{r.acceptance * 100:.0f}%" if r.acceptance is not None else "-"
+        table.append([r.label(), f"{r.decode_tps['code']:.1f}", f"{r.decode_tps['prose']:.1f}", acc,
+                      f"{r.speedup:.2f}x", str(r.tokens), "best" if best else ""])
+    print(_table(table, ["setting", "code t/s", "prose t/s", "accepted", "vs off", "tokens", ""]))
+    if choice.note:
+        print(f"\n{choice.note}")
+    print(f"\n{choice.describe()} ({outcome.servers} server loads, {outcome.wall_s:.0f} s); stored for this model, "
+          f"llama-server build and machine ({stored})")
     return 0
 
 
@@ -398,8 +476,42 @@ def cmd_demo_model(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one ``error:`` line and exit 2, like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {' '.join(message.split())}\n")
+
+
+def _spec_arg(text: str) -> str:
+    from llama_launcher.core.spec_methods import parse_combo
+
+    if text == "auto":
+        return text
+    try:
+        parse_combo(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def _join_dash_values(argv: list[str]) -> list[str]:
+    """``--extra-args --spec-default``: argparse takes a value that starts with a dash for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--extra-args" and i + 1 < len(argv):
+            out.append("--extra-args=" + argv[i + 1])
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llama-launcher", description=__doc__.split("\n")[0] if __doc__ else None)
+    from llama_launcher.core.spec_methods import METHODS
+
+    parser = _Parser(prog="llama-launcher", description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"llama-launcher {__version__}")
     parser.add_argument("--smoke-test", action="store_true",
                         help="build the main window offscreen, probe llama-server, exit 0 (used by packaging tests)")
@@ -434,17 +546,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure decode speed with one speculative setting")
     add_plan_options(p)
-    p.add_argument("--spec", choices=["off", "ngram", "mtp", "mtp+ngram", "auto"], default="auto")
+    p.add_argument("--spec", type=_spec_arg, default="auto", metavar="SETTING",
+                   help="auto (what a launch uses), off, or methods joined by '+': " + ", ".join(m.id for m in METHODS)
+                   + " (e.g. mtp+ngram-mod)")
     p.add_argument("--prompt", default="code", help="code, prose or a file")
     p.add_argument("--tokens", type=int, default=256)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("tune", help="measure every speculative setting and remember the fastest")
+    p = sub.add_parser("tune", help="measure the speculative settings and remember the fastest")
     add_plan_options(p)
-    p.add_argument("--tokens", type=int, default=192)
-    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--tokens", type=int, default=192, help="reply length of a full measurement")
+    p.add_argument("--full", action="store_true", help="measure every setting at full length (slow; the reference)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tune)
 
@@ -464,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_dash_values(list(sys.argv[1:] if argv is None else argv)))
     func = getattr(args, "func", None)
     if func is None:
         from llama_launcher.ui.app import run_app

@@ -2,14 +2,22 @@
 
 The best speculative setting depends on the model, the binary and the machine (MTP lost on an
 M1 Max and on every model under 3B in published numbers), so the launcher measures instead of
-trusting a table: each setting runs in its own llama-server with temperature 0, and the
-decode t/s reported is the median of ``timings.predicted_per_second``.
+trusting a table: each setting runs in its own llama-server (b11434 compiled per-request
+speculative parameters out) with temperature 0, and decode t/s comes from
+``timings.predicted_per_second``.
+
+``tune`` has to be cheap enough to run on a laptop with a big model, where every server load costs
+many seconds. It screens each candidate with short replies, climbs a draft-length ladder only while
+it still pays, chains ngram-mod only where ngram-mod helped alone, and re-measures at full length
+only when the leaders are closer than the machine's noise. ``sweep`` measures every candidate at
+full length: the reference that ``benchmarks/bench_tune.py`` holds tune against.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,15 +26,14 @@ from typing import Any
 
 from llama_launcher.core.binary_probe import Capabilities
 from llama_launcher.core.chat_client import ChatError, chat
+from llama_launcher.core.draft_pairing import DraftOption
 from llama_launcher.core.failure_reasons import FailureReason
 from llama_launcher.core.hardware import Hardware
-from llama_launcher.core.launch_planner import PlanSettings, mtp_availability, ngram_availability, plan_launch
+from llama_launcher.core.launch_planner import PlanSettings, availability, plan_launch
 from llama_launcher.core.model_info import ModelInfo
-from llama_launcher.core.server_process import ServerRunner, ServerState, free_port
+from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState, free_port
+from llama_launcher.core.spec_methods import BY_ID, METHODS, combo_key, combo_label, flag_clash, parse_combo
 from llama_launcher.core.tuning_store import TunedChoice
-
-SPEC_SETTINGS = ("off", "ngram", "mtp", "mtp+ngram", "auto")
-MTP_DRAFT_SWEEP = (1, 2, 3, 4, 6)
 
 CODE_PROMPT = """Repeat the following Python code exactly, without any comment before or after it:
 
@@ -61,10 +68,50 @@ if __name__ == "__main__":
 ```"""
 PROSE_PROMPT = ("Write a short story of about three paragraphs about a lighthouse keeper who finds a message in a "
                 "bottle. Use vivid, original language.")
+PROMPTS = ("code", "prose")
+SCREEN_TOKENS = 64  # tune's first look at each candidate
+TIE = 0.03  # settings this close are a tie: the simpler one is kept (and tune must land within it of the best)
 
 
 class BenchError(Exception):
     """One line for the user."""
+
+
+class Cancelled(BenchError):
+    def __init__(self) -> None:
+        super().__init__("tuning cancelled")
+
+
+class CancelToken:
+    """Cancel from any thread: the flag is set and the server in use is stopped at once.
+
+    A queued signal to a busy worker would wait for the very job it should cancel; this does not."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._runner: ServerRunner | None = None
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._event.set()
+            runner = self._runner
+        if runner is not None:
+            threading.Thread(target=runner.stop, kwargs={"grace": 1.5}, name="tune-cancel", daemon=True).start()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled()
+
+    def attach(self, runner: ServerRunner | None) -> None:
+        with self._lock:
+            self._runner = runner
+        if runner is not None and self._event.is_set():
+            runner.stop(grace=1.5)
 
 
 def prompt_text(name: str) -> str:
@@ -79,18 +126,11 @@ def prompt_text(name: str) -> str:
         raise BenchError(f"--prompt must be code, prose or a readable file ({exc.strerror or exc})") from exc
 
 
-def settings_for(spec: str, base: PlanSettings, draft_n_max: int | None = None) -> PlanSettings:
-    s = dataclasses.replace(base)
-    if spec == "off":
-        s.mtp, s.ngram_mod = "off", "off"
-    elif spec == "ngram":
-        s.mtp, s.ngram_mod = "off", "on"
-    elif spec == "mtp":
-        s.mtp, s.ngram_mod = "on", "off"
-    elif spec == "mtp+ngram":
-        s.mtp, s.ngram_mod = "on", "on"
-    elif spec != "auto":
-        raise BenchError(f"--spec must be one of {', '.join(SPEC_SETTINGS)}")
+def settings_for(methods: tuple[str, ...] | None, base: PlanSettings, draft_n_max: int | None = None) -> PlanSettings:
+    """``base`` with exactly ``methods`` on and every other method off (None: keep base's modes, i.e. Auto)."""
+    s = dataclasses.replace(base, modes=dict(base.modes))
+    if methods is not None:
+        s.modes = {m.id: ("on" if m.id in methods else "off") for m in METHODS}
     if draft_n_max is not None:
         s.draft_n_max = draft_n_max
     return s
@@ -146,30 +186,45 @@ Log = Callable[[str], None]
 
 
 class ServerSession:
-    """A context manager that runs one planned server and always stops it."""
+    """A context manager that runs one planned server and always stops it (also when cancelled)."""
 
     def __init__(self, binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, settings: PlanSettings,
-                 ready_timeout: float = 300.0, tuned: TunedChoice | None = None) -> None:
+                 ready_timeout: float = 300.0, tuned: TunedChoice | None = None,
+                 drafts: list[DraftOption] | None = None, on_line: Log | None = None,
+                 token: CancelToken | None = None) -> None:
         settings = dataclasses.replace(settings, port=free_port())
-        self.plan = plan_launch(binary, model, hw, caps, settings, tuned)
-        self.runner = ServerRunner(self.plan.argv, ready_timeout=ready_timeout)
+        self.plan = plan_launch(binary, model, hw, caps, settings, tuned, drafts)
+        events = RunnerEvents(on_line=on_line) if on_line is not None else RunnerEvents()
+        self.runner = ServerRunner(self.plan.argv, events, ready_timeout=ready_timeout, env=self.plan.env)
+        self.token = token
+        self.time_to_ready = 0.0
 
     def __enter__(self) -> ServerSession:
         t0 = time.monotonic()
+        if self.token is not None:
+            self.token.check()
+            self.token.attach(self.runner)
         self.runner.start()
-        state = self.runner.wait_until((ServerState.READY, ServerState.FAILED, ServerState.STOPPED), self.runner.ready_timeout + 30)
-        if state != ServerState.READY:
+        state = self.runner.wait_until((ServerState.READY, ServerState.FAILED, ServerState.STOPPED),
+                                       self.runner.ready_timeout + 30)
+        if self.token is not None and self.token.cancelled:
+            self.__exit__()
+            raise Cancelled()
+        if state is not ServerState.READY:
             reason = self.runner.reason or FailureReason("timeout", "llama-server did not become ready")
-            self.runner.stop()
+            self.__exit__()
             raise BenchError(reason.message)
         self.time_to_ready = time.monotonic() - t0
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.runner.stop()
+        if self.token is not None:
+            self.token.attach(None)
 
 
-def measure(base_url: str, prompt: str, tokens: int, runs: int, api_key: str | None = None) -> list[RunStats]:
+def measure(base_url: str, prompt: str, tokens: int, runs: int, api_key: str | None = None,
+            token: CancelToken | None = None) -> list[RunStats]:
     messages = [{"role": "user", "content": prompt}]
     out = []
     for _ in range(runs):
@@ -177,6 +232,8 @@ def measure(base_url: str, prompt: str, tokens: int, runs: int, api_key: str | N
             res = chat(base_url, messages, max_tokens=tokens, temperature=0.0, api_key=api_key,
                        extra={"seed": 1, "top_k": 1, "cache_prompt": False})
         except ChatError as exc:
+            if token is not None and token.cancelled:
+                raise Cancelled() from exc
             raise BenchError(str(exc)) from exc
         sp = res.speed
         if sp is None or sp.decode_tps is None:
@@ -187,82 +244,262 @@ def measure(base_url: str, prompt: str, tokens: int, runs: int, api_key: str | N
 
 def bench(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: PlanSettings, spec: str,
           prompt: str = "code", tokens: int = 256, runs: int = 3, draft_n_max: int | None = None,
-          log: Log = lambda s: None, tuned: TunedChoice | None = None) -> BenchResult:
-    settings = settings_for(spec, base, draft_n_max)
+          log: Log = lambda s: None, tuned: TunedChoice | None = None,
+          drafts: list[DraftOption] | None = None) -> BenchResult:
+    """Measure one setting: ``auto`` (what a launch would use) or methods such as ``mtp+ngram-mod``."""
+    try:
+        methods = None if spec == "auto" else parse_combo(spec)
+    except ValueError as exc:
+        raise BenchError(str(exc)) from exc
+    settings = settings_for(methods, base, draft_n_max)
     text = prompt_text(prompt)
-    with ServerSession(binary, model, hw, caps, settings, tuned=tuned) as session:
+    with ServerSession(binary, model, hw, caps, settings, tuned=tuned if methods is None else None,
+                       drafts=drafts) as session:
         log(f"server ready in {session.time_to_ready:.1f} s: {' '.join(session.plan.redacted_argv()[1:])}")
-        result = BenchResult(spec, session.plan.speculative.draft_n_max, prompt, session.plan.redacted_argv(),
+        label = combo_key(session.plan.speculative.methods) if methods is None else combo_key(methods)
+        result = BenchResult(label, session.plan.speculative.draft_n_max, prompt, session.plan.redacted_argv(),
                              time_to_ready_s=session.time_to_ready)
         measure(session.runner.base_url, "Say hi.", 8, 1, base.api_key)  # warm-up
         result.runs = measure(session.runner.base_url, text, tokens, runs, base.api_key)
     return result
 
 
-@dataclass
-class TuneRow:
-    spec: str
-    draft_n_max: int | None
-    decode_tps: dict[str, float]
-    acceptance: dict[str, float | None]
-    mean_tps: float
-    speedup: float = 1.0
+# --- tune ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Candidate:
+    methods: tuple[str, ...]
+    draft_n_max: int | None = None
 
     def label(self) -> str:
-        names = {"off": "off", "ngram": "ngram-mod", "mtp": "MTP", "mtp+ngram": "MTP + ngram-mod"}
-        s = names.get(self.spec, self.spec)
-        return s + (f" n={self.draft_n_max}" if self.draft_n_max and "mtp" in self.spec else "")
+        return combo_label(self.methods, self.draft_n_max)
+
+    @property
+    def simplicity(self) -> tuple[int, int]:
+        """Lower is simpler: fewer methods, no second model, shorter drafts."""
+        return (len(self.methods) + sum(1 for m in self.methods if BY_ID[m].kind == "model"),
+                self.draft_n_max or 0)
 
 
-def tune_candidates(model: ModelInfo, caps: Capabilities) -> list[tuple[str, int | None]]:
-    cands: list[tuple[str, int | None]] = [("off", None)]
-    ngram_ok = ngram_availability(caps)[0]
-    mtp_ok = mtp_availability(model, caps)[0]
-    if ngram_ok:
-        cands.append(("ngram", None))
-    if mtp_ok:
-        cands += [("mtp", n) for n in MTP_DRAFT_SWEEP]
-        if ngram_ok and caps.ngram_mod_flavor == "current":
-            cands.append(("mtp+ngram", None))  # draft length: the best MTP n, filled in during the sweep
+@dataclass
+class TuneRow:
+    candidate: Candidate
+    decode_tps: dict[str, float]
+    drafted: int
+    accepted: int
+    tokens: int  # tokens per prompt this row was measured with
+    speedup: float = 1.0
+    noise: float | None = None  # relative spread of a repeated measurement (only on the "off" row)
+
+    @property
+    def mean_tps(self) -> float:
+        return statistics.mean(self.decode_tps.values()) if self.decode_tps else 0.0
+
+    @property
+    def acceptance(self) -> float | None:
+        return self.accepted / self.drafted if self.drafted else None
+
+    def label(self) -> str:
+        return self.candidate.label()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"setting": combo_key(self.candidate.methods), "methods": list(self.candidate.methods),
+                "label": self.label(), "draft_n_max": self.candidate.draft_n_max, "decode_tps": self.decode_tps,
+                "acceptance": self.acceptance, "drafted": self.drafted, "accepted": self.accepted,
+                "mean_tps": self.mean_tps, "speedup": self.speedup, "tokens": self.tokens}
+
+
+@dataclass
+class TuneProgress:
+    step: int  # 1-based number of the server being measured
+    total: int  # the current estimate of how many servers tune will run
+    label: str
+    stage: str  # "loading", "measuring code", "measuring prose", "done"
+    eta_s: float | None  # seconds left, from the time the steps so far took
+
+    def text(self) -> str:
+        eta = f", about {_fmt_s(self.eta_s)} left" if self.eta_s is not None else ""
+        return f"[{self.step}/{self.total}] {self.label}: {self.stage}{eta}"
+
+
+def _fmt_s(s: float) -> str:
+    return f"{s:.0f} s" if s < 90 else f"{s / 60:.0f} min"
+
+
+@dataclass
+class TuneOutcome:
+    choice: TunedChoice
+    rows: list[TuneRow]
+    servers: int  # server loads tune needed
+    wall_s: float
+    best: TuneRow | None = None  # the row the choice came from
+
+
+class _Runner:
+    """Runs one candidate in its own server and keeps the progress bookkeeping in one place."""
+
+    def __init__(self, binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: PlanSettings,
+                 drafts: list[DraftOption] | None, log: Log, progress: Callable[[TuneProgress], None],
+                 on_line: Log | None, token: CancelToken, planned: int) -> None:
+        self.args = (binary, model, hw, caps)
+        self.base, self.drafts, self.log, self.progress = base, drafts, log, progress
+        self.on_line, self.token, self.planned = on_line, token, planned
+        self.step = 0
+        self.t0 = time.monotonic()
+
+    def _report(self, label: str, stage: str) -> None:
+        done = max(self.step - 1, 0)
+        elapsed = time.monotonic() - self.t0
+        eta = elapsed / done * (self.planned - done) if done else None
+        self.progress(TuneProgress(self.step, max(self.planned, self.step), label, stage, eta))
+
+    def run(self, cand: Candidate, tokens: int, repeat: bool = False) -> TuneRow:
+        """Measure one candidate; with ``repeat`` the code prompt runs twice and the spread of the two
+        is recorded as this machine's noise (the same request, the same server: nothing else differs)."""
+        self.token.check()
+        self.step += 1
+        label = cand.label()
+        self._report(label, "loading")
+        settings = settings_for(cand.methods, self.base, cand.draft_n_max)
+        binary, model, hw, caps = self.args
+        with ServerSession(binary, model, hw, caps, settings, drafts=self.drafts, on_line=self.on_line,
+                           token=self.token) as session:
+            url, key = session.runner.base_url, self.base.api_key
+            measure(url, "Say hi.", 8, 1, key, self.token)
+            tps: dict[str, float] = {}
+            drafted = accepted = 0
+            noise = None
+            for pname in PROMPTS:
+                self._report(label, f"measuring {pname}")
+                stats = measure(url, prompt_text(pname), tokens, 2 if repeat and pname == "code" else 1, key,
+                                self.token)
+                tps[pname] = statistics.mean(s.decode_tps for s in stats)
+                if len(stats) == 2:
+                    noise = abs(stats[0].decode_tps - stats[1].decode_tps) / max(tps[pname], 1e-9)
+                drafted += sum(s.draft_n for s in stats)
+                accepted += sum(s.draft_accepted for s in stats)
+            n = session.plan.speculative.draft_n_max if any(BY_ID[m].kind == "model" for m in cand.methods) else None
+        row = TuneRow(Candidate(cand.methods, n), tps, drafted, accepted, tokens, noise=noise)
+        acc = f", {row.acceptance * 100:.0f}% of drafts accepted" if row.acceptance is not None else ""
+        self.log(f"[{self.step}/{max(self.planned, self.step)}] {row.label()}: code {tps['code']:.1f} t/s, "
+                 f"prose {tps['prose']:.1f} t/s{acc}")
+        return row
+
+
+def tune_methods(model: ModelInfo, caps: Capabilities, base: PlanSettings,
+                 drafts: list[DraftOption] | None) -> list[str]:
+    """The methods tune can measure here (available for this model and binary)."""
+    return [m.id for m in METHODS if availability(m, model, caps, drafts or [], base).ok]
+
+
+def _chainable(caps: Capabilities, a: str, b: str) -> bool:
+    from llama_launcher.core.spec_methods import resolve_dialect
+
+    return caps.spec_chains and flag_clash(resolve_dialect(BY_ID[a], caps.real_options),
+                                           resolve_dialect(BY_ID[b], caps.real_options)) is None
+
+
+def sweep_candidates(model: ModelInfo, caps: Capabilities, base: PlanSettings,
+                     drafts: list[DraftOption] | None = None) -> list[Candidate]:
+    """Every candidate at every draft length: what ``sweep`` measures."""
+    avail = tune_methods(model, caps, base, drafts)
+    cands = [Candidate(())]
+    if "ngram-mod" in avail:
+        cands.append(Candidate(("ngram-mod",)))
+    for mid in avail:
+        if BY_ID[mid].kind == "model":
+            cands += [Candidate((mid,), n) for n in BY_ID[mid].tune_lengths]
+            if "ngram-mod" in avail and _chainable(caps, mid, "ngram-mod"):
+                cands.append(Candidate((mid, "ngram-mod")))  # draft length: that method's best, set in the sweep
     return cands
 
 
-def tune(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: PlanSettings,
-         tokens: int = 192, runs: int = 1, log: Log = lambda s: None,
-         progress: Callable[[int, int], None] = lambda i, n: None,
-         cancelled: Callable[[], bool] = lambda: False) -> tuple[TunedChoice, list[TuneRow]]:
-    """Measure every supported setting on a code and a prose prompt; return the fastest."""
-    cands = tune_candidates(model, caps)
-    rows: list[TuneRow] = []
-    for i, (spec, n) in enumerate(cands):
-        if cancelled():
-            raise BenchError("tuning was cancelled")
-        if spec == "mtp+ngram":
-            mtp_rows = [r for r in rows if r.spec == "mtp"]
-            n = max(mtp_rows, key=lambda r: r.mean_tps).draft_n_max if mtp_rows else None
-        progress(i, len(cands))
-        label = TuneRow(spec, n, {}, {}, 0).label()
-        log(f"[{i + 1}/{len(cands)}] {label}: starting llama-server")
-        settings = settings_for(spec, base, n)
-        with ServerSession(binary, model, hw, caps, settings) as session:
-            url = session.runner.base_url
-            measure(url, "Say hi.", 8, 1, base.api_key)
-            tps: dict[str, float] = {}
-            acc: dict[str, float | None] = {}
-            for pname in ("code", "prose"):
-                stats = measure(url, prompt_text(pname), tokens, runs, base.api_key)
-                tps[pname] = statistics.median(s.decode_tps for s in stats)
-                drafted = sum(s.draft_n for s in stats)
-                acc[pname] = (sum(s.draft_accepted for s in stats) / drafted) if drafted else None
-        row = TuneRow(spec, session.plan.speculative.draft_n_max, tps, acc, statistics.mean(tps.values()))
-        rows.append(row)
-        log(f"[{i + 1}/{len(cands)}] {row.label()}: code {tps['code']:.1f} t/s, prose {tps['prose']:.1f} t/s")
-    progress(len(cands), len(cands))
-    off = rows[0].mean_tps or 1.0
+def _finish(rows: list[TuneRow], noise: float, servers: int, t0: float,
+            contenders: list[TuneRow] | None = None) -> TuneOutcome:
+    """Pick the fastest of ``contenders`` (default: all rows); within the noise, the simplest one."""
+    contenders = contenders or rows
+    off_row = next((r for r in contenders if not r.candidate.methods), None) or \
+        next((r for r in rows if not r.candidate.methods), rows[0])
     for r in rows:
-        r.speedup = r.mean_tps / off
-    best = max(rows, key=lambda r: r.mean_tps)
-    table = [{"setting": r.spec, "label": r.label(), "draft_n_max": r.draft_n_max, "decode_tps": r.decode_tps,
-              "acceptance": r.acceptance, "mean_tps": r.mean_tps, "speedup": r.speedup} for r in rows]
-    choice = TunedChoice(best.spec, best.draft_n_max, best.speedup, time.strftime("%Y-%m-%d %H:%M:%S"), table)
-    return choice, rows
+        same_length = off_row if r.tokens == off_row.tokens else \
+            next((o for o in rows if not o.candidate.methods and o.tokens == r.tokens), off_row)
+        r.speedup = r.mean_tps / (same_length.mean_tps or 1.0)
+    best = max(contenders, key=lambda r: r.mean_tps)
+    tie = min(max(noise, 0.01), TIE)
+    close = [r for r in contenders if r.mean_tps >= best.mean_tps * (1 - tie)]
+    pick = min(close, key=lambda r: (r.candidate.simplicity, -r.mean_tps))
+    note = ""
+    if pick is not best:
+        note = (f"{best.label()} measured {(best.mean_tps / pick.mean_tps - 1) * 100:.1f}% faster, within the "
+                f"noise ({tie * 100:.0f}%): the simpler {pick.label()} is used")
+    margin = noise * 2 ** 0.5 * pick.speedup  # the ratio of two measurements that are each this noisy
+    choice = TunedChoice(pick.candidate.methods, pick.candidate.draft_n_max, pick.speedup, margin,
+                         measured_at=time.strftime("%Y-%m-%d %H:%M:%S"), table=[r.to_dict() for r in rows], note=note)
+    return TuneOutcome(choice, rows, servers, time.monotonic() - t0, pick)
+
+
+def _noise(off: TuneRow) -> float:
+    return off.noise if off.noise is not None else TIE
+
+
+def sweep(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: PlanSettings,
+          drafts: list[DraftOption] | None = None, tokens: int = 192, log: Log = lambda s: None,
+          progress: Callable[[TuneProgress], None] = lambda p: None, on_line: Log | None = None,
+          token: CancelToken | None = None) -> TuneOutcome:
+    """Measure every candidate at full length (the slow, thorough reference)."""
+    t0 = time.monotonic()
+    token = token or CancelToken()
+    cands = sweep_candidates(model, caps, base, drafts)
+    runner = _Runner(binary, model, hw, caps, base, drafts, log, progress, on_line, token, len(cands))
+    rows: list[TuneRow] = []
+    for cand in cands:
+        if len(cand.methods) > 1 and cand.draft_n_max is None:
+            mm = cand.methods[0]
+            same = [r for r in rows if r.candidate.methods == (mm,)]
+            cand = Candidate(cand.methods, max(same, key=lambda r: r.mean_tps).candidate.draft_n_max if same else None)
+        rows.append(runner.run(cand, tokens, repeat=not cand.methods))
+    return _finish(rows, _noise(rows[0]), runner.step, t0)
+
+
+def tune(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: PlanSettings,
+         drafts: list[DraftOption] | None = None, tokens: int = 192, screen_tokens: int = SCREEN_TOKENS,
+         log: Log = lambda s: None, progress: Callable[[TuneProgress], None] = lambda p: None,
+         on_line: Log | None = None, token: CancelToken | None = None) -> TuneOutcome:
+    """Find the fastest setting with as few server loads and tokens as the machine's noise allows."""
+    t0 = time.monotonic()
+    token = token or CancelToken()
+    avail = tune_methods(model, caps, base, drafts)
+    model_methods = [m for m in avail if BY_ID[m].kind == "model"]
+    planned = 1 + ("ngram-mod" in avail) + sum(min(3, len(BY_ID[m].tune_lengths)) + 1 for m in model_methods)
+    runner = _Runner(binary, model, hw, caps, base, drafts, log, progress, on_line, token, planned)
+    rows = [runner.run(Candidate(()), screen_tokens, repeat=True)]
+    noise = _noise(rows[0])
+    off = rows[0].mean_tps
+    ngram = None
+    if "ngram-mod" in avail:
+        ngram = runner.run(Candidate(("ngram-mod",)), screen_tokens)
+        rows.append(ngram)
+    for mid in model_methods:
+        ladder: list[TuneRow] = []
+        for n in BY_ID[mid].tune_lengths:  # climb while longer drafts still pay; stop once it turns down
+            row = runner.run(Candidate((mid,), n), screen_tokens)
+            ladder.append(row)
+            if len(ladder) >= 2 and row.mean_tps < ladder[-2].mean_tps * (1 + noise):
+                break
+        rows += ladder
+        best_n = max(ladder, key=lambda r: r.mean_tps).candidate.draft_n_max
+        runner.planned = runner.step + (len(model_methods) - model_methods.index(mid) - 1) * 3 + 1
+        if ngram is not None and ngram.mean_tps > off * (1 + noise) and _chainable(caps, mid, "ngram-mod"):
+            rows.append(runner.run(Candidate((mid, "ngram-mod"), best_n), screen_tokens))
+    ranked = sorted(rows, key=lambda r: r.mean_tps, reverse=True)
+    contenders = None
+    if len(ranked) > 1 and ranked[1].mean_tps >= ranked[0].mean_tps * (1 - max(noise, TIE)) and noise > TIE:
+        # the screen cannot tell the leaders apart on this machine: look again at them, at full length
+        confirm = {r.candidate for r in ranked[:2]} | {Candidate(())}
+        runner.planned = runner.step + len(confirm)
+        contenders = [runner.run(c, tokens, repeat=not c.methods) for c in sorted(confirm, key=lambda c: c.simplicity)]
+        noise = _noise(next(r for r in contenders if not r.candidate.methods))
+        rows += contenders
+    outcome = _finish(rows, noise, runner.step, t0, contenders)
+    progress(TuneProgress(runner.step, runner.step, outcome.choice.label(), "done", 0.0))
+    return outcome

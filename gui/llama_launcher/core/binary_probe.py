@@ -23,11 +23,14 @@ from llama_launcher.core.failure_reasons import describe_exit
 from llama_launcher.core.process_env import child_env, no_window_flags
 
 HELP_TIMEOUT_S = 20.0
-PROBE_CACHE_VERSION = 3
+PROBE_CACHE_VERSION = 4
 REMOVED_PREFIX = "the argument has been removed"
 _DESC_COLUMN = 40
 _ALIAS_RE = re.compile(r"\s*(-{1,2}[A-Za-z0-9][A-Za-z0-9_.\-]*)(,)?")
 _ENV_RE = re.compile(r"\(env:\s*([A-Z0-9_]+)\)")
+_GAP_RE = re.compile(r"(?<=\S) {2,}(?=\S)")
+# speculative type names as llama.cpp spells them, for help texts that list them in the description
+_SPEC_TYPE_WORD = re.compile(r"(?<![\w-])(none|mtp|draft-[a-z0-9]+|ngram-[a-z0-9-]+|eagle3?)(?![\w-])")
 _VERSION_NEW = re.compile(r"version:\s*(\S+)\s*\(build\s+(\d+),\s*commit\s+([0-9a-zA-Z]+)\)")
 _VERSION_OLD = re.compile(r"version:\s*(\d+)\s*\(([0-9a-zA-Z]+)\)")
 
@@ -82,7 +85,9 @@ def parse_help(text: str) -> list[HelpOption]:
             if len(line) > _DESC_COLUMN and line[_DESC_COLUMN - 3 : _DESC_COLUMN] == "   ":
                 left, first_desc = line[: _DESC_COLUMN - 3], line[_DESC_COLUMN:]
             else:
-                left, first_desc = line, ""
+                # forks print a long placeholder and the description on one line, two or more spaces apart
+                gap = _GAP_RE.search(line)
+                left, first_desc = (line[: gap.start()], line[gap.end():]) if gap else (line, "")
             aliases: list[str] = []
             rest = left
             while True:
@@ -107,11 +112,19 @@ def parse_help(text: str) -> list[HelpOption]:
     return options
 
 
-def parse_spec_types(placeholder: str | None) -> list[str]:
-    """``none,draft-mtp,ngram-mod`` (current) or ``[none|ngram-mod]`` (older builds)."""
-    if not placeholder:
-        return []
-    value = placeholder.strip()
+def parse_spec_types(placeholder: str | None, description: str = "") -> list[str]:
+    """``none,draft-mtp,ngram-mod`` (current), ``[none|ngram-mod]`` (older builds), or a bare ``TYPE``
+    placeholder whose types are listed in the description (some forks)."""
+    value = (placeholder or "").strip()
+    if not value or (re.fullmatch(r"[A-Z_]+", value) and description):
+        seen: list[str] = []
+        for m in _SPEC_TYPE_WORD.finditer(description):
+            if m.group(1) not in seen:
+                seen.append(m.group(1))
+        return seen if any(t != "none" for t in seen) else []
+    first = value.split()[0]
+    if "," in first or "|" in first:
+        value = first  # the description followed the list after a single space
     if value.startswith("[") and value.endswith("]"):
         parts = value[1:-1].split("|")
     elif "|" in value and "," not in value:
@@ -143,16 +156,24 @@ class Capabilities:
     version_line: str | None = None
     speculative: bool = False
     spec_types: list[str] = field(default_factory=list)
-    mtp_token: str | None = None
-    ngram_mod_flavor: str | None = None  # "current", "legacy" or None
-    draft_n_max_flag: str | None = None
+    spec_chains: bool = False  # --spec-type takes a comma list (several types at once)
+    method_tokens: dict[str, str] = field(default_factory=dict)  # method id -> its --spec-type token here
+    dialects: dict[str, dict[str, str]] = field(default_factory=dict)  # method id -> role -> flag
+    dialect_names: dict[str, str] = field(default_factory=dict)  # method id -> "current" / "legacy"
     has_fit: bool = False
     has_metrics: bool = False
     has_list_devices: bool = False
     has_jinja: bool = False
+    jinja_default: bool | None = None  # Jinja engine on unless --no-jinja (b11434: on)
     builtin_templates: list[str] = field(default_factory=list)
+    has_api_key_file: bool = False
     real_options: list[str] = field(default_factory=list)
     removed_options: list[str] = field(default_factory=list)
+    removed_hints: dict[str, str] = field(default_factory=dict)  # removed option -> what its stub says to use
+    takes_value: list[str] = field(default_factory=list)  # real options with a value placeholder
+    numeric_options: list[str] = field(default_factory=list)  # ... whose value must be a number
+    denied: dict[str, str] = field(default_factory=dict)  # option -> why extra arguments may not use it
+    lan_risky: dict[str, str] = field(default_factory=dict)  # option -> why it is refused with LAN on
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,6 +181,20 @@ class Capabilities:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Capabilities:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    # derived views, for tables and messages
+    @property
+    def mtp_token(self) -> str | None:
+        return self.method_tokens.get("mtp")
+
+    @property
+    def ngram_mod_flavor(self) -> str | None:
+        return self.dialect_names.get("ngram-mod")
+
+    @property
+    def draft_n_max_flag(self) -> str | None:
+        return self.dialects.get("mtp", {}).get("draft_n_max") or \
+            next((d["draft_n_max"] for d in self.dialects.values() if "draft_n_max" in d), None)
 
     def summary(self) -> str:
         parts = [f"build {self.build_number}" if self.build_number is not None else "unknown build"]
@@ -172,7 +207,71 @@ class Capabilities:
         return "; ".join(parts)
 
 
+# Options the launcher owns: letting extra arguments set them would make it lie about what runs.
+OWNED_OPTIONS: dict[str, str] = {
+    **dict.fromkeys(["-m", "--model"], "the model is chosen in the launcher"),
+    **dict.fromkeys(["--host"], "use the LAN switch (it also requires an API key)"),
+    **dict.fromkeys(["--port"], "set the port in the launcher (Network: Port)"),
+    **dict.fromkeys(["--api-key", "--api-key-file"], "the launcher manages the API key (LAN switch)"),
+    **dict.fromkeys(["--mmproj", "-mm", "--mmproj-url", "-mmu", "--no-mmproj", "--mmproj-auto", "--no-mmproj-auto"],
+                    "the vision projector is chosen in the launcher"),
+    **dict.fromkeys(["-hf", "-hfr", "--hf-repo", "-hff", "--hf-file", "-hft", "--hf-token", "-hfd", "-hfrd",
+                     "--hf-repo-draft", "--spec-draft-hf", "-hfv", "-hfrv", "--hf-repo-v", "-hffv", "--hf-file-v",
+                     "-mu", "--model-url", "-dr", "--docker-repo", "--offline"],
+                    "the launcher runs models from your disk, not downloads"),
+    **dict.fromkeys(["--models-dir", "--models-max", "--models-preset", "--models-autoload",
+                     "--no-models-autoload", "--webui", "--no-webui", "--ui", "--no-ui", "--webui-config",
+                     "--webui-config-file", "--path", "--api-prefix"],
+                    "router and web-UI modes are not supported by the launcher"),
+}
+# Options that hand whoever holds the API key more than chat: tools (a shell), files, settings.
+LAN_RISKY_OPTIONS: dict[str, str] = {
+    **dict.fromkeys(["--tools", "--tools-runtime", "-ag", "--agent", "--mcp-servers-config", "--mcp-servers-json",
+                     "--ui-mcp-proxy"],
+                    "server-side tools and agents let anyone with the API key run commands on this computer"),
+    **dict.fromkeys(["--media-path", "--slot-save-path"],
+                    "it opens a folder of this computer to anyone with the API key"),
+    **dict.fromkeys(["--props"], "it lets anyone with the API key change the server's settings"),
+}
+_DOWNLOADS = re.compile(r"download|hugging ?face|from the internet", re.I)
+_UNTRUSTED = re.compile(r"do not enable in untrusted environments|tools for ai agents", re.I)
+
+
+def _policy(options: list[HelpOption]) -> tuple[dict[str, str], dict[str, str]]:
+    """(denied, lan_risky) for every alias of every option, read from this binary's own help.
+
+    An option is owned when any alias is in OWNED_OPTIONS (so ``--spec-draft-hf`` falls with ``-hfd``),
+    and denied when its help says it downloads (the preset flags also move the server to their own
+    port); it is LAN-risky when any alias is a known tool/file option or its help warns about
+    untrusted environments."""
+    denied: dict[str, str] = dict(OWNED_OPTIONS)
+    risky: dict[str, str] = dict(LAN_RISKY_OPTIONS)
+    for opt in options:
+        if opt.removed:
+            continue
+        reason = next((OWNED_OPTIONS[a] for a in opt.aliases if a in OWNED_OPTIONS), None)
+        if reason is None and _DOWNLOADS.search(opt.description):
+            reason = "it downloads from the internet (and presets move the server to their own port); " \
+                     "the launcher runs models from your disk"
+        if reason is not None:
+            denied.update(dict.fromkeys(opt.aliases, reason))
+            continue
+        risk = next((LAN_RISKY_OPTIONS[a] for a in opt.aliases if a in LAN_RISKY_OPTIONS), None)
+        if risk is None and _UNTRUSTED.search(opt.description):
+            risk = "llama.cpp itself says not to enable it where others can connect"
+        if risk is not None:  # the negations (--no-agent, -no-ag) switch it off, which is always fine
+            risky.update(dict.fromkeys((a for a in opt.aliases if not a.lstrip("-").startswith("no-")), risk))
+    return denied, risky
+
+
+def _numeric(opt: HelpOption) -> bool:
+    """A value placeholder that only a number can fill (``-ngl N`` also takes 'auto'/'all': not numeric)."""
+    return opt.placeholder in ("N", "P", "SEED", "F", "N.N") and "'" not in opt.description
+
+
 def capabilities_from_help(path: str, help_text: str, version_text: str = "") -> Capabilities:
+    from llama_launcher.core.spec_methods import METHODS, resolve_dialect, token_for
+
     options = parse_help(help_text)
     real: dict[str, HelpOption] = {}
     removed: list[str] = []
@@ -186,30 +285,38 @@ def capabilities_from_help(path: str, help_text: str, version_text: str = "") ->
     caps.build_number, caps.commit, caps.version_line = parse_version(version_text)
     caps.real_options = sorted(real)
     caps.removed_options = sorted(set(removed) - set(real))
+    caps.takes_value = sorted(a for a, o in real.items() if o.placeholder)
+    caps.numeric_options = sorted(a for a, o in real.items() if _numeric(o))
+    for opt in options:
+        if opt.removed:
+            hint = opt.description.strip()[len(REMOVED_PREFIX):].lstrip(". ").strip()
+            caps.removed_hints.update({a: hint for a in opt.aliases if a in caps.removed_options})
     spec = real.get("--spec-type")
     if spec is not None:
         caps.speculative = True
-        caps.spec_types = parse_spec_types(spec.placeholder)
-    if "draft-mtp" in caps.spec_types:
-        caps.mtp_token = "draft-mtp"
-    elif "mtp" in caps.spec_types:
-        caps.mtp_token = "mtp"
-    if all(f in real for f in ("--spec-ngram-mod-n-match", "--spec-ngram-mod-n-min", "--spec-ngram-mod-n-max")):
-        caps.ngram_mod_flavor = "current"
-    elif all(f in real for f in ("--spec-ngram-size-n", "--draft-min", "--draft-max")):
-        caps.ngram_mod_flavor = "legacy"
-    if "--spec-draft-n-max" in real:
-        caps.draft_n_max_flag = "--spec-draft-n-max"
-    elif "--draft-max" in real:
-        caps.draft_n_max_flag = "--draft-max"
+        caps.spec_types = parse_spec_types(spec.placeholder, spec.description)
+        caps.spec_chains = "," in (spec.placeholder or "") or "comma-separated" in spec.description.lower()
+    for m in METHODS:
+        token = token_for(m, caps.spec_types)
+        if token:
+            caps.method_tokens[m.id] = token
+        dialect = resolve_dialect(m, real)
+        if dialect is not None:
+            caps.dialects[m.id] = dict(dialect.flags)
+            caps.dialect_names[m.id] = dialect.name
     caps.has_fit = "--fit" in real
     caps.has_metrics = "--metrics" in real
     caps.has_list_devices = "--list-devices" in real
     caps.has_jinja = "--jinja" in real
+    if caps.has_jinja:
+        m_default = re.search(r"\(default:\s*(enabled|disabled)\)", real["--jinja"].description)
+        caps.jinja_default = (m_default.group(1) == "enabled") if m_default else False
+    caps.has_api_key_file = "--api-key-file" in real
     tmpl = real.get("--chat-template")
     if tmpl is not None and "built-in templates:" in tmpl.description:
         listed = tmpl.description.split("built-in templates:", 1)[1]
         caps.builtin_templates = [t.strip() for t in listed.split(",") if re.fullmatch(r"[\w.\-]+", t.strip())]
+    caps.denied, caps.lan_risky = _policy(options)
     return caps
 
 

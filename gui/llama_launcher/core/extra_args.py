@@ -1,47 +1,56 @@
 """The user's extra llama-server arguments: split like the platform's shell would, never run by one.
 
-Flags the launcher owns (model, host, port, API key, projector, Hugging Face downloads, router and
-web-UI modes) are refused with a message that names the flag, because letting them through would
-make the launcher lie about what runs (wrong port, wrong model, a server open to the LAN).
+What may pass is read from the binary's own ``--help`` (see ``binary_probe._policy``): options the
+launcher owns (model, host, port, API key, projector, downloads, presets that download and move
+the port, router and web-UI modes) are refused in every alias; options that give the API key's
+holder more than chat (server-side tools, agents, folders, settings) are refused with LAN on and
+warned about on localhost. Values are checked against the option's placeholder so a typo reads
+"--temp needs a number, not 'hot'" here rather than ``stof`` from the server.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import shlex
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-OWNED_FLAGS: dict[str, str] = {
-    **dict.fromkeys(["-m", "--model"], "the model is chosen in the launcher"),
-    **dict.fromkeys(["--host"], "use the LAN switch (it also requires an API key)"),
-    **dict.fromkeys(["--port"], "the launcher picks a free port"),
-    **dict.fromkeys(["--api-key", "--api-key-file"], "the launcher manages the API key (LAN switch)"),
-    **dict.fromkeys(["--mmproj", "-mm", "--mmproj-url", "-mmu", "--no-mmproj", "--mmproj-auto", "--no-mmproj-auto"],
-                    "the vision projector is chosen in the launcher"),
-    **dict.fromkeys(["-hf", "-hfr", "--hf-repo", "-hff", "--hf-file", "-hft", "--hf-token", "-hfd", "-hfrd",
-                     "--hf-repo-draft", "-hfv", "-hfrv", "--hf-repo-v", "-hffv", "--hf-file-v", "-mu",
-                     "--model-url", "-dr", "--docker-repo", "--offline"],
-                    "the launcher runs models from your disk, not downloads"),
-    **dict.fromkeys(["--models-dir", "--models-max", "--models-preset", "--models-autoload",
-                     "--no-models-autoload", "--webui", "--no-webui", "--webui-config", "--webui-config-file",
-                     "--path", "--api-prefix"],
-                    "router and web-UI modes are not supported by the launcher"),
-}
+if TYPE_CHECKING:
+    from llama_launcher.core.binary_probe import Capabilities
+
 SPEC_FLAGS = ("--spec-type", "--spec-default")
 _NUMBER = re.compile(r"^-\d|^-\.\d")
+_NUMERIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 class ExtraArgsError(ValueError):
-    """One line for the user."""
+    """One line for the user, in plain words."""
 
 
 @dataclass
 class ParsedExtraArgs:
     argv: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
-    has_spec_flags: bool = False
+    values: dict[str, str] = field(default_factory=dict)  # option -> its value (the last one wins)
+    spec_types: list[str] | None = None  # what the user's --spec-type / --spec-default engage
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def has_spec_flags(self) -> bool:
+        return self.spec_types is not None
+
+    def value(self, *aliases: str) -> str | None:
+        """The value the user gave under any of ``aliases`` (the last one on the line wins)."""
+        best: tuple[int, str] | None = None
+        for a in aliases:
+            if a in self.values:
+                pos = max(i for i, f in enumerate(self.flags) if f == a)
+                if best is None or pos > best[0]:
+                    best = (pos, self.values[a])
+        return best[1] if best else None
 
 
 def split_windows(text: str) -> list[str]:
@@ -73,7 +82,7 @@ def split_windows(text: str) -> list[str]:
         if c == '"':
             in_quotes = not in_quotes
             have_token = True
-        elif c in " \t" and not in_quotes:
+        elif c in " \t\r\n" and not in_quotes:
             if have_token:
                 args.append("".join(cur))
                 cur, have_token = [], False
@@ -82,7 +91,7 @@ def split_windows(text: str) -> list[str]:
             have_token = True
         i += 1
     if in_quotes:
-        raise ExtraArgsError("unbalanced quotes in extra arguments")
+        raise ExtraArgsError('a quote in the extra arguments is not closed: add the missing "')
     if have_token:
         args.append("".join(cur))
     return args
@@ -90,12 +99,16 @@ def split_windows(text: str) -> list[str]:
 
 def split_args(text: str, windows: bool | None = None) -> list[str]:
     windows = sys.platform == "win32" if windows is None else windows
+    bad = _CONTROL.search(text or "")
+    if bad:
+        what = "a NUL character" if bad.group() == "\x00" else f"a control character (code {ord(bad.group())})"
+        raise ExtraArgsError(f"the extra arguments contain {what}; remove it")
     if windows:
         return split_windows(text)
     try:
         return shlex.split(text, posix=True)
     except ValueError as exc:
-        raise ExtraArgsError(f"unbalanced quotes in extra arguments ({exc})") from exc
+        raise ExtraArgsError("a quote in the extra arguments is not closed: add the missing \" or '") from exc
 
 
 def flag_key(token: str) -> str | None:
@@ -105,22 +118,58 @@ def flag_key(token: str) -> str | None:
     return token.split("=", 1)[0]
 
 
-def parse_extra_args(text: str, known_flags: set[str] | None = None, removed_flags: set[str] | None = None,
+def did_you_mean(flag: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(flag, known, n=1, cutoff=0.75)
+    return f" — did you mean {close[0]}?" if close else ""
+
+
+def parse_extra_args(text: str, caps: Capabilities | None = None, lan: bool = False,
                      windows: bool | None = None) -> ParsedExtraArgs:
-    """Split and check the user's flags. Raises :class:`ExtraArgsError` naming the first bad flag."""
+    """Split and check the user's flags against this binary. Raises :class:`ExtraArgsError`."""
+    from llama_launcher.core.binary_probe import LAN_RISKY_OPTIONS, OWNED_OPTIONS
+
     argv = split_args(text or "", windows)
     result = ParsedExtraArgs(argv=argv)
-    for token in argv:
+    denied = caps.denied if caps is not None and caps.denied else OWNED_OPTIONS
+    risky = caps.lan_risky if caps is not None and caps.lan_risky else LAN_RISKY_OPTIONS
+    known = set(caps.real_options) if caps is not None and caps.real_options else None
+    removed = caps.removed_hints if caps is not None else {}
+    takes_value = set(caps.takes_value) if caps is not None else set()
+    numeric = set(caps.numeric_options) if caps is not None else set()
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
         key = flag_key(token)
         if key is None:
             continue
-        if key in OWNED_FLAGS:
-            raise ExtraArgsError(f"{key} is not allowed in extra arguments: {OWNED_FLAGS[key]}")
-        if removed_flags and key in removed_flags:
-            raise ExtraArgsError(f"{key} has been removed from this llama-server; see its --help for the new name")
-        if known_flags is not None and key not in known_flags:
-            raise ExtraArgsError(f"this llama-server does not know {key}")
+        if key in denied:
+            raise ExtraArgsError(f"{key} cannot be used in extra arguments: {denied[key]}")
+        if key in removed:
+            hint = removed[key]
+            raise ExtraArgsError(f"{key} was removed from this llama-server" + (f": {hint}" if hint else ""))
+        if known is not None and key not in known:
+            raise ExtraArgsError(f"this llama-server has no option {key}" + did_you_mean(key, sorted(known)))
+        if key in risky:
+            if lan:
+                raise ExtraArgsError(f"{key} is refused while LAN access is on: {risky[key]}")
+            result.warnings.append(f"{key}: {risky[key]}; it is allowed only because the server listens on "
+                                   "127.0.0.1 (turning LAN on refuses it)")
+        value: str | None = None
+        if "=" in token:
+            value = token.split("=", 1)[1]
+        elif key in takes_value:
+            if i >= len(argv) or flag_key(argv[i]) is not None:
+                raise ExtraArgsError(f"{key} needs a value")
+            value = argv[i]
+            i += 1
+        if value is not None:
+            if key in numeric and not _NUMERIC.match(value):
+                raise ExtraArgsError(f"{key} needs a number, not {value!r}")
+            result.values[key] = value
         result.flags.append(key)
-        if key in SPEC_FLAGS:
-            result.has_spec_flags = True
+        if key == "--spec-type":
+            result.spec_types = [t.strip() for t in (value or "").split(",") if t.strip()]
+        elif key == "--spec-default":
+            result.spec_types = (result.spec_types or []) + ["ngram-mod"]
     return result

@@ -10,6 +10,7 @@ becomes a :class:`GGUFError` with a one-line message; memory stays bounded per f
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ MAX_KEPT_STRING = 1 << 20  # a chat template is ~10 KB; keep up to 1 MiB, skip l
 MAX_KEPT_ARRAY = 4096  # per-layer arrays (sliding window pattern, head counts) are small
 MAX_KEY_LENGTH = 1 << 16
 MAX_DIMS = 8
+TOKENS_KEY = "tokenizer.ggml.tokens"
 
 # Element sizes of the fixed-width value types; strings and arrays are handled apart.
 _SCALAR_FORMATS: dict[int, str] = {
@@ -56,6 +58,7 @@ class SkippedArray:
 
     element_type: str
     count: int
+    digest: str | None = None  # sha256 of the raw elements, kept for the tokenizer's token list
 
 
 @dataclass
@@ -66,6 +69,7 @@ class TensorSummary:
     parameters: int = 0
     mtp_parameters: int = 0  # tensors named blk.N.nextn.*
     mtp_tensors: int = 0
+    markov_head: bool = False  # markov_w1.weight: the tensor that makes a dflash head a DSpark one
     elements_by_type: dict[str, int] = field(default_factory=dict)
 
 
@@ -163,13 +167,17 @@ class _Stream:
             return None
         return self.read(n).decode("utf-8", errors="replace")
 
-    def skip_strings(self, count: int, what: str) -> None:
-        """Skip ``count`` length-prefixed strings without decoding them (tokenizer arrays)."""
+    def skip_strings(self, count: int, what: str, digest: Any = None) -> None:
+        """Skip ``count`` length-prefixed strings without decoding them (tokenizer arrays).
+
+        With ``digest`` (a hashlib object), the skipped bytes are fed to it: the token list's hash
+        tells whether two models share a tokenizer without keeping a single token."""
         unpack = self._u64.unpack_from
         left = count
         while left:
             # fast path: walk the strings that lie wholly inside the current buffer
             buf, off, end = self.buf, self.off, len(self.buf) - 8
+            start = off
             while left and off <= end:
                 (n,) = unpack(buf, off)
                 nxt = off + 8 + n
@@ -177,6 +185,8 @@ class _Stream:
                     break
                 off = nxt
                 left -= 1
+            if digest is not None:
+                digest.update(buf[start:off])
             self.off = off
             if not left:
                 return
@@ -184,7 +194,14 @@ class _Stream:
             n = self.u64()
             if n > self.remaining:
                 raise GGUFError(f"truncated or corrupt GGUF: a string in {what} claims {n} bytes but only {self.remaining} remain")
-            self.skip(n)
+            if digest is not None:
+                digest.update(n.to_bytes(8, "little"))
+                while n:  # in bounded pieces: a hostile length must not become one huge read
+                    piece = min(n, CHUNK)
+                    digest.update(self.read(piece))
+                    n -= piece
+            else:
+                self.skip(n)
             left -= 1
 
 
@@ -220,8 +237,9 @@ def _read_value(s: _Stream, value_type: int, key: str) -> Any:
             if count > s.remaining // 8:
                 raise GGUFError(f"truncated or corrupt GGUF: array {key} claims {count} strings but only {s.remaining} bytes remain")
             if count > MAX_KEPT_ARRAY:
-                s.skip_strings(count, key)
-                return SkippedArray("STRING", count)
+                digest = hashlib.sha256() if key == TOKENS_KEY else None
+                s.skip_strings(count, key, digest)
+                return SkippedArray("STRING", count, digest.hexdigest()[:32] if digest is not None else None)
             return [s.string(f"an element of {key}", keep_limit=4096) for _ in range(count)]
         raise GGUFError(f"corrupt GGUF: unknown element type {elem_type} in array {key}")
     raise GGUFError(f"corrupt GGUF: unknown value type {value_type} for key {key}")
@@ -287,6 +305,8 @@ def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
             summary.count += 1
             summary.parameters += elements
             summary.elements_by_type[tname] = summary.elements_by_type.get(tname, 0) + elements
+            if name == "markov_w1.weight":
+                summary.markov_head = True
             if ".nextn." in name and name.startswith("blk."):
                 summary.mtp_parameters += elements
                 summary.mtp_tensors += 1

@@ -1,20 +1,24 @@
 """The launch planner: model + hardware + binary capabilities + settings -> an explained argv.
 
 A pure function. Every flag it emits carries the reason it is there, so the window can show
-"why" on hover and the CLI can print it. The speculative table follows Unsloth Studio's launcher
-(see docs/planner.md) with its known flaws fixed: one comma-chained ``--spec-type`` (never
-repeated), ngram-mod n-max 64 (not 6, which was below n-min), no chaining on legacy binaries whose
-draft length and ngram max share ``--draft-max``, and model size counted from tensors, not names.
+"why" on hover and the CLI can print it. The speculative decision (:func:`decide_speculative`)
+reads the method table in ``spec_methods`` and mirrors docs/planner.md row by row; it follows
+Unsloth Studio's launcher with its known flaws fixed: one comma-chained ``--spec-type`` (never
+repeated), ngram-mod n-max 64, no chaining where two methods would share a flag, model size
+counted from tensors, and never an argv the server is known to refuse (MTP on a model without
+MTP layers is dropped with the reason, not emitted).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from llama_launcher.core.binary_probe import Capabilities
-from llama_launcher.core.extra_args import ExtraArgsError, parse_extra_args
+from llama_launcher.core.draft_pairing import DraftOption, auto_draft, head_for
+from llama_launcher.core.extra_args import ExtraArgsError, ParsedExtraArgs, parse_extra_args
 from llama_launcher.core.hardware import Hardware
+from llama_launcher.core.launch_settings import CACHE_TYPES, ModelSettings, PlanSettings
 from llama_launcher.core.memory_estimate import (
     BUDGET_DEFAULT,
     BUDGET_MTP,
@@ -23,20 +27,32 @@ from llama_launcher.core.memory_estimate import (
     fit_context,
 )
 from llama_launcher.core.model_info import ModelInfo, format_params
+from llama_launcher.core.spec_methods import (
+    BY_ID,
+    KNOBS,
+    METHODS,
+    MODES,
+    Method,
+    combo_label,
+    flag_clash,
+    resolve_dialect,
+)
 from llama_launcher.core.tuning_store import TunedChoice
+
+__all__ = ["ModelSettings", "PlanSettings", "Plan", "PlanError", "plan_launch", "decide_speculative"]
 
 # MTP is not auto-enabled below this many trunk parameters. The seed used 2B; published B200
 # numbers show 2B models also lose with MTP n=2 (377 -> 308 t/s, 0.82x) while 4B gains
 # (241 -> 258 t/s, 1.07x), and 0.8B loses badly (452 -> 283, 0.63x; CPU n=3 84.5 -> 64.9).
+# A draft model or head on a small model has even less to win, so the same gate applies.
 SMALL_MODEL_THRESHOLD = 3_000_000_000
 DRAFT_N_GPU = 2  # 27B sweep on B200: n=2 best, n=6 worse on every prompt type
 DRAFT_N_CPU = 3  # llama.cpp's default; what the CPU/Mac chain used in the seed
-DRAFT_N_RANGE = (1, 16)
-NGRAM_DEFAULTS = (24, 48, 64)  # n-match, n-min, n-max: llama.cpp's --spec-default values
-MODES = ("auto", "on", "off")
 # Built-in llama-server templates for architectures whose GGUFs often ship without a chat template
 # (the demo model does): without one, llama-server falls back to ChatML, which Gemma does not speak.
 FALLBACK_TEMPLATES = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "gemma3n": "gemma"}
+CTX_ALIASES = ("-c", "--ctx-size")
+CACHE_K_ALIASES = ("-ctk", "--cache-type-k")
 REDACTED = "<redacted>"
 
 
@@ -44,24 +60,9 @@ class PlanError(ValueError):
     """Input that cannot be planned (bad extra args, bad values); one line."""
 
 
-@dataclass
-class PlanSettings:
-    mtp: str = "auto"
-    ngram_mod: str = "auto"
-    draft_n_max: int | None = None
-    ngram_n_match: int = NGRAM_DEFAULTS[0]
-    ngram_n_min: int = NGRAM_DEFAULTS[1]
-    ngram_n_max: int = NGRAM_DEFAULTS[2]
-    ctx: int | None = None
-    cache_type: str | None = None
-    threads: int | None = None
-    gpu_layers: int | None = None
-    extra_args: str = ""
-    lan: bool = False
-    api_key: str | None = None
-    port: int = 8080
-    vision: bool = False
-    mmproj: str | None = None
+class Availability(NamedTuple):
+    ok: bool
+    reason: str
 
 
 @dataclass
@@ -76,13 +77,25 @@ class FlagReason:
 
 @dataclass
 class SpeculativeDecision:
-    types: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)  # engaged method ids, table order
+    types: list[str] = field(default_factory=list)  # their --spec-type tokens
     draft_n_max: int | None = None
-    ngram_knobs: str | None = None  # "current" or "legacy"
+    draft: DraftOption | None = None  # the draft model or head file in use
     source: str = "table"  # "table", "measured", "user extra args", "unavailable"
     summary: str = "off"
-    mtp_available: tuple[bool, str] = (False, "")
-    ngram_available: tuple[bool, str] = (False, "")
+    available: dict[str, Availability] = field(default_factory=dict)
+    user_types: list[str] = field(default_factory=list)  # what the user's own --spec-type engages
+
+    @property
+    def mtp_engaged(self) -> bool:
+        """MTP runs, whether the launcher or the user's extra arguments asked for it."""
+        return "mtp" in self.methods or any(t in BY_ID["mtp"].tokens for t in self.user_types)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"methods": self.methods, "types": self.types, "draft_n_max": self.draft_n_max,
+                "draft_model": self.draft.path if self.draft else None, "source": self.source,
+                "summary": self.summary, "user_types": self.user_types,
+                "available": {k: {"ok": v.ok, "reason": v.reason} for k, v in self.available.items()}}
 
 
 @dataclass
@@ -95,6 +108,9 @@ class Plan:
     gpu_branch: bool
     gpu_reason: str
     endpoint: str
+    context: int = 0  # the context the server really gets (the user's -c in extra arguments wins)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for the child (never printed)
+    context_warnings: list[str] = field(default_factory=list)  # shown next to the Context control
 
     def redacted_argv(self) -> list[str]:
         out, hide = [], False
@@ -118,134 +134,168 @@ class Plan:
             "argv": self.redacted_argv(),
             "reasons": flags,
             "warnings": list(self.warnings),
+            "context": self.context,
             "memory": self.memory.to_dict() if self.memory else None,
-            "speculative": {
-                "types": self.speculative.types,
-                "draft_n_max": self.speculative.draft_n_max,
-                "source": self.speculative.source,
-                "summary": self.speculative.summary,
-                "mtp_available": list(self.speculative.mtp_available),
-                "ngram_available": list(self.speculative.ngram_available),
-            },
+            "speculative": self.speculative.to_dict(),
             "gpu_branch": self.gpu_branch,
             "gpu_reason": self.gpu_reason,
             "endpoint": self.endpoint,
         }
 
 
-def _check_mode(name: str, value: str) -> str:
+# --- what each method needs ---------------------------------------------------------------------
+
+def availability(m: Method, model: ModelInfo, caps: Capabilities, drafts: list[DraftOption],
+                 settings: ModelSettings) -> Availability:
+    """(can this method run here, why not) — for the planner, the window's controls and tune."""
+    if not caps.speculative:
+        return Availability(False, "this llama-server has no --spec-type; update llama.cpp")
+    if m.id not in caps.method_tokens:
+        return Availability(False, f"this llama-server has no {m.label} ({m.tokens[0]}); update llama.cpp")
+    if m.knobs_required and m.id not in caps.dialects:
+        return Availability(False, f"this llama-server has no {m.label} knobs; update llama.cpp")
+    if m.needs == "mtp-layers":
+        if model.nextn_predict_layers <= 0:
+            if model.is_mtp:
+                return Availability(False, "the model is only named -MTP; its metadata declares no MTP layers")
+            return Availability(False, "the model has no MTP layers")
+        return Availability(True, f"the model has {model.nextn_predict_layers} MTP layer(s)")
+    if m.needs in ("draft-model", "head"):
+        if "model" not in caps.dialects.get(m.id, {}):
+            return Availability(False, "this llama-server has no --spec-draft-model; update llama.cpp")
+        pick = _chosen_file(m, model, drafts, settings)
+        if pick is None:
+            what = "no smaller model with the same tokenizer" if m.needs == "draft-model" else \
+                f"no {m.label} trained for this model"
+            return Availability(False, f"{what} was found in your model folders")
+        return Availability(True, f"{pick.name}: {pick.reason}")
+    return Availability(True, f"{m.label} ({caps.dialect_names.get(m.id, 'built-in')} flags)")
+
+
+def _chosen_file(m: Method, model: ModelInfo, drafts: list[DraftOption], settings: ModelSettings) -> DraftOption | None:
+    if m.needs == "head":
+        return head_for(m.id, drafts)
+    if settings.draft_model:
+        return next((d for d in drafts if d.path == settings.draft_model and d.ok and d.method == "draft"), None)
+    return auto_draft(model, drafts)
+
+
+# --- the decision table (docs/planner.md, "Speculative decoding") ------------------------------
+
+def _auto_wants(m: Method, model: ModelInfo, gpu: bool, chosen: set[str]) -> bool:
+    """The Auto row of an available method, given the methods already chosen."""
+    model_method_chosen = any(BY_ID[c].kind == "model" for c in chosen)
+    if m.kind == "ngram":
+        return not model_method_chosen or not gpu  # GPU: a model method alone; CPU/Mac: chained with ngram-mod
+    if model_method_chosen:
+        return False  # one model-based drafter at a time: MTP (built in) first, then a head, then a draft model
+    return (model.trunk_parameters or 0) >= SMALL_MODEL_THRESHOLD
+
+
+def _check_mode(m: Method, value: str) -> str:
     v = (value or "auto").lower()
     if v not in MODES:
-        raise PlanError(f"{name} must be one of auto, on, off (got {value!r})")
+        raise PlanError(f"{m.label} must be one of auto, on, off (got {value!r})")
     return v
 
 
-def mtp_availability(model: ModelInfo, caps: Capabilities) -> tuple[bool, str]:
-    """(can MTP run, why not) for the window's tooltip and the planner."""
-    if not caps.speculative:
-        return False, "this llama-server has no --spec-type; update llama.cpp"
-    if not caps.mtp_token:
-        return False, "this llama-server has no MTP; update llama.cpp to a build with draft-mtp"
-    if model.nextn_predict_layers <= 0:
-        if model.is_mtp:
-            return False, "model is only named -MTP; its metadata declares no MTP layers"
-        return False, "model has no MTP layers"
-    return True, f"model has {model.nextn_predict_layers} MTP layer(s); binary type {caps.mtp_token}"
-
-
-def ngram_availability(caps: Capabilities) -> tuple[bool, str]:
-    if not caps.speculative:
-        return False, "this llama-server has no --spec-type; update llama.cpp"
-    if "ngram-mod" not in caps.spec_types:
-        return False, "this llama-server has no ngram-mod speculative type; update llama.cpp"
-    if caps.ngram_mod_flavor is None:
-        return False, "this llama-server has no ngram-mod knobs (--spec-ngram-mod-n-*); update llama.cpp"
-    return True, f"ngram-mod with {caps.ngram_mod_flavor} knobs"
-
-
 def decide_speculative(model: ModelInfo, caps: Capabilities, settings: PlanSettings, gpu: bool,
-                       user_spec_flags: bool, tuned: TunedChoice | None, warnings: list[str]) -> SpeculativeDecision:
-    mtp_mode = _check_mode("MTP", settings.mtp)
-    ngram_mode = _check_mode("ngram-mod", settings.ngram_mod)
-    d = SpeculativeDecision()
-    d.mtp_available = mtp_availability(model, caps)
-    d.ngram_available = ngram_availability(caps)
-    if user_spec_flags:
-        d.source, d.summary = "user extra args", "set by your extra arguments (--spec-type/--spec-default)"
+                       extra: ParsedExtraArgs, tuned: TunedChoice | None, warnings: list[str],
+                       drafts: list[DraftOption] | None = None) -> SpeculativeDecision:
+    drafts = drafts or []
+    modes = {m.id: _check_mode(m, settings.mode(m.id)) for m in METHODS}
+    d = SpeculativeDecision(available={m.id: availability(m, model, caps, drafts, settings) for m in METHODS})
+    if extra.spec_types is not None:
+        d.source, d.user_types = "user extra args", list(extra.spec_types)
+        d.summary = "set by your extra arguments (" + (", ".join(extra.spec_types) or "none") + ")"
         return d
     if not caps.speculative:
-        if mtp_mode == "on" or ngram_mode == "on" or model.is_mtp:
+        if any(v == "on" for v in modes.values()) or model.is_mtp:
             warnings.append("this llama-server has no --spec-type: speculative decoding is off; update llama.cpp")
         d.source, d.summary = "unavailable", "off: this llama-server has no speculative decoding"
         return d
 
-    small = (model.trunk_parameters or 0) < SMALL_MODEL_THRESHOLD
-    has_layers = model.nextn_predict_layers > 0
-    want_mtp: bool
-    want_ngram: bool
-    draft_default = DRAFT_N_GPU if gpu else DRAFT_N_CPU
-    if tuned is not None and mtp_mode == "auto" and ngram_mode == "auto":
+    measured = tuned is not None and all(v == "auto" for v in modes.values())
+    chosen: set[str] = set()
+    if measured and tuned is not None:
         d.source = "measured"
-        want_mtp = "mtp" in tuned.setting
-        want_ngram = "ngram" in tuned.setting
-        if tuned.draft_n_max:
-            draft_default = tuned.draft_n_max
+        for mid in tuned.methods:
+            if d.available[mid].ok:
+                chosen.add(mid)
+            else:
+                warnings.append(f"the measured setting used {BY_ID[mid].label}, which cannot run now "
+                                f"({d.available[mid].reason}): it is left out")
     else:
-        if mtp_mode == "on":
-            want_mtp = True
-            if not has_layers:
-                warnings.append("MTP forced on, but the model has no MTP layers: llama-server will refuse to load it")
-            elif small:
-                warnings.append(f"MTP forced on for a small model ({format_params(model.trunk_parameters)}): "
-                                "below 3B, MTP measured slower than off")
-        elif mtp_mode == "auto":
-            want_mtp = has_layers and not small
-            if model.is_mtp and not has_layers:
-                warnings.append("the model is named -MTP but its metadata declares no MTP layers: MTP stays off")
-        else:
-            want_mtp = False
-        if ngram_mode == "on":
-            want_ngram = True
-        elif ngram_mode == "auto":
-            want_ngram = (not want_mtp) or not gpu  # GPU: MTP alone; CPU/Mac: the chain
-        else:
-            want_ngram = False
+        for m in METHODS:  # forced ones first, in table order
+            if modes[m.id] != "on":
+                continue
+            if not d.available[m.id].ok:
+                warnings.append(f"{m.label} is on, but {d.available[m.id].reason}: {m.label} is left out")
+            elif m.kind == "model" and any(BY_ID[c].kind == "model" for c in chosen):
+                warnings.append(f"{m.label} is on too, but only one model-based drafter runs at a time: "
+                                f"{combo_label(chosen)} is used")
+            else:
+                chosen.add(m.id)
+        # then the Auto rows: model methods first, because the ngram-mod row depends on them
+        for m in sorted(METHODS, key=lambda m: m.kind != "model"):
+            if modes[m.id] == "auto" and d.available[m.id].ok and _auto_wants(m, model, gpu, chosen):
+                chosen.add(m.id)
+        if modes["mtp"] == "auto" and model.is_mtp and model.nextn_predict_layers <= 0:
+            warnings.append("the model is named -MTP but its metadata declares no MTP layers: MTP stays off")
+        elif modes["mtp"] == "auto" and model.nextn_predict_layers > 0 and "mtp" not in caps.method_tokens:
+            warnings.append("this llama-server has no MTP type: MTP is off; update llama.cpp to a build with draft-mtp")
+        small = (model.trunk_parameters or 0) < SMALL_MODEL_THRESHOLD
+        for mid in chosen:
+            if modes[mid] == "on" and BY_ID[mid].kind == "model" and small:
+                warnings.append(f"{BY_ID[mid].label} is on for a small model ({format_params(model.trunk_parameters)}): "
+                                "below 3B, model-based drafting measured slower than off")
 
-    mtp_ok = bool(caps.mtp_token)
-    if want_mtp and not mtp_ok:
-        warnings.append("this llama-server has no MTP type: MTP dropped; update llama.cpp to a build with draft-mtp")
-        want_mtp = False
-        if ngram_mode == "auto" and d.source != "measured":
-            want_ngram = True  # as for a model without MTP: ngram-mod alone
-    ngram_ok, why_not = d.ngram_available
-    if want_ngram and not ngram_ok:
-        warnings.append(f"ngram-mod dropped: {why_not}")
-        want_ngram = False
-    if want_mtp and want_ngram and caps.ngram_mod_flavor == "legacy":
-        warnings.append("this llama-server uses --draft-max for both the draft length and ngram-mod's maximum, so "
-                        "the launcher does not chain them: MTP alone")
-        want_ngram = False
-
-    if want_ngram:
-        d.types.append("ngram-mod")
-        d.ngram_knobs = caps.ngram_mod_flavor
-    if want_mtp:
-        assert caps.mtp_token is not None
-        d.types.append(caps.mtp_token)
-        n = settings.draft_n_max if settings.draft_n_max is not None else draft_default
-        lo, hi = DRAFT_N_RANGE
-        if not lo <= n <= hi:
-            raise PlanError(f"draft length must be between {lo} and {hi} (got {n})")
+    chosen = _fit_to_binary(chosen, caps, warnings)
+    d.methods = [m.id for m in METHODS if m.id in chosen]
+    # ngram types first, as llama.cpp tries them (and as Unsloth Studio spells the chain)
+    d.types = [caps.method_tokens[mid] for mid in sorted(d.methods, key=lambda mid: BY_ID[mid].kind != "ngram")]
+    model_methods = [BY_ID[mid] for mid in d.methods if BY_ID[mid].kind == "model"]
+    if model_methods:
+        mm = model_methods[0]
+        if mm.needs in ("draft-model", "head"):
+            d.draft = _chosen_file(mm, model, drafts, settings)
+        n = settings.draft_n_max
+        if n is None and measured and tuned is not None and tuned.draft_n_max:
+            n = tuned.draft_n_max
+        if n is None and mm.needs != "head":  # a head's trained block size is the server's own default
+            n = DRAFT_N_GPU if gpu else DRAFT_N_CPU
+        knob = KNOBS["draft_n_max"]
+        if n is not None and not knob.lo <= n <= knob.hi:
+            raise PlanError(f"draft length must be between {knob.lo} and {knob.hi} (got {n})")
         d.draft_n_max = n
-    if not d.types:
-        d.summary = "off"
-    else:
-        label = " + ".join("MTP" if t == caps.mtp_token else t for t in reversed(d.types))
-        d.summary = label + (f" (draft length {d.draft_n_max})" if d.draft_n_max else "")
+    d.summary = combo_label(d.methods, d.draft_n_max)
+    if d.draft is not None:
+        d.summary += f" ({d.draft.name})"
     if d.source == "measured" and tuned is not None:
         d.summary += f" — {tuned.describe()}"
     return d
 
+
+def _fit_to_binary(chosen: set[str], caps: Capabilities, warnings: list[str]) -> set[str]:
+    """Keep what this binary can pass at once: one type where it cannot chain, no shared flags."""
+    ordered = [m for m in METHODS if m.id in chosen]
+    if len(ordered) > 1 and not caps.spec_chains:
+        keep = next((m for m in ordered if m.kind == "model"), ordered[0])
+        warnings.append(f"this llama-server takes one speculative type at a time: {keep.label} alone")
+        return {keep.id}
+    for a in ordered:
+        for b in ordered:
+            if a.id < b.id:
+                clash = flag_clash(resolve_dialect(a, caps.real_options), resolve_dialect(b, caps.real_options))
+                if clash:
+                    keep = a if a.kind == "model" else b
+                    warnings.append(f"this llama-server uses {clash} for both {a.label} and {b.label}, so the "
+                                    f"launcher does not chain them: {keep.label} alone")
+                    return {keep.id}
+    return chosen
+
+
+# --- memory --------------------------------------------------------------------------------------
 
 def _budget(hw: Hardware, gpu: bool, mtp: bool) -> tuple[int, str]:
     frac = BUDGET_MTP if mtp else BUDGET_DEFAULT
@@ -257,8 +307,23 @@ def _budget(hw: Hardware, gpu: bool, mtp: bool) -> tuple[int, str]:
     return int(hw.ram_available_mib * frac), f"{pct}% of available RAM"
 
 
+def _user_context(extra: ParsedExtraArgs) -> int | None:
+    value = extra.value(*CTX_ALIASES)
+    if value is None:
+        return None
+    try:
+        ctx = int(value)
+    except ValueError as exc:
+        raise PlanError(f"-c needs a whole number of tokens, not {value!r}") from exc
+    if ctx < 0:
+        raise PlanError(f"the context size must not be negative (got {ctx})")
+    return ctx
+
+
+# --- the plan ------------------------------------------------------------------------------------
+
 def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, settings: PlanSettings,
-                tuned: TunedChoice | None = None) -> Plan:
+                tuned: TunedChoice | None = None, drafts: list[DraftOption] | None = None) -> Plan:
     """Plan one llama-server launch. Raises :class:`PlanError` for input that cannot be planned."""
     warnings: list[str] = []
     flags: list[FlagReason] = []
@@ -267,10 +332,10 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
     if model.is_projector:
         raise PlanError(f"{model.file_name} is a vision projector (mmproj), not a model")
     try:
-        extra = parse_extra_args(settings.extra_args, known_flags=set(caps.real_options) or None,
-                                 removed_flags=set(caps.removed_options))
+        extra = parse_extra_args(settings.extra_args, caps, lan=settings.lan)
     except ExtraArgsError as exc:
         raise PlanError(str(exc)) from exc
+    warnings += extra.warnings
 
     gpu, gpu_reason = hw.gpu_branch()
     model_path = model.split_parts[0] if model.split_parts else model.path
@@ -278,67 +343,63 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
         f" (part 1 of {model.split_count}; llama-server loads the other parts itself)" if model.split_count > 1 else ""),
         "model"))
 
+    env: dict[str, str] = {}
     if settings.lan:
-        key = settings.api_key
-        if not key:
+        if not settings.api_key:
             raise PlanError("LAN access needs an API key; the launcher generates one for you")
         flags.append(FlagReason(["--host", "0.0.0.0"], "LAN access is on: other machines on your network can connect",
                                 "network"))
-        flags.append(FlagReason(["--api-key", key], "LAN access requires this API key on every request", "network"))
+        if caps.has_api_key_file and settings.api_key_file:
+            flags.append(FlagReason(["--api-key-file", settings.api_key_file],
+                                    "LAN access requires the API key on every request; it is read from this "
+                                    "owner-only file, so it never appears in the process list", "network"))
+        else:
+            env["LLAMA_API_KEY"] = settings.api_key  # an environment is private to its owner, unlike argv
+            flags.append(FlagReason([], "LAN access requires the API key on every request; this llama-server has no "
+                                    "--api-key-file, so the key is passed in its environment (LLAMA_API_KEY)",
+                                    "network"))
     else:
         flags.append(FlagReason(["--host", "127.0.0.1"], "only programs on this computer can connect", "network"))
     if not 1 <= settings.port <= 65535:
-        raise PlanError(f"port must be between 1 and 65535 (got {settings.port})")
-    flags.append(FlagReason(["--port", str(settings.port)], "a free port chosen just before start", "network"))
+        raise PlanError(f"the port must be between 1 and 65535 (got {settings.port})")
+    flags.append(FlagReason(["--port", str(settings.port)], "the port in the launcher's Network setting", "network"))
 
-    spec = decide_speculative(model, caps, settings, gpu, extra.has_spec_flags, tuned, warnings)
-    if spec.types:
-        why = {"measured": f"{tuned.describe() if tuned else 'measured'} on this machine",
-               "table": ("GPU branch: MTP alone" if gpu else "CPU/Mac branch")}.get(spec.source, spec.source)
-        chain = ",".join(spec.types)
-        flags.append(FlagReason(["--spec-type", chain], f"speculative decoding: {spec.summary} ({why}; "
-                                "one --spec-type, comma-chained)", "speculative"))
-        if spec.draft_n_max is not None and caps.draft_n_max_flag:
-            flags.append(FlagReason([caps.draft_n_max_flag, str(spec.draft_n_max)],
-                                    f"MTP draft length {spec.draft_n_max}"
-                                    + (" (your setting)" if settings.draft_n_max is not None else
-                                       " (measured best)" if spec.source == "measured" else
-                                       f" ({'GPU' if gpu else 'CPU/Mac'} default)"), "speculative"))
-        if spec.ngram_knobs == "current":
-            m, lo, hi = settings.ngram_n_match, settings.ngram_n_min, settings.ngram_n_max
-            if lo > hi:
-                raise PlanError(f"ngram-mod n-min ({lo}) must not exceed n-max ({hi})")
-            flags.append(FlagReason(["--spec-ngram-mod-n-match", str(m), "--spec-ngram-mod-n-min", str(lo),
-                                     "--spec-ngram-mod-n-max", str(hi)],
-                                    "ngram-mod knobs: match length, minimum and maximum draft", "speculative"))
-        elif spec.ngram_knobs == "legacy":
-            flags.append(FlagReason(["--spec-ngram-size-n", str(settings.ngram_n_match), "--draft-min",
-                                     str(settings.ngram_n_min), "--draft-max", str(settings.ngram_n_max)],
-                                    "ngram-mod knobs under this older llama-server's names", "speculative"))
+    spec = decide_speculative(model, caps, settings, gpu, extra, tuned, warnings, drafts)
+    flags += _speculative_flags(spec, caps, settings, gpu)
 
     # context and memory
-    native = model.context_length or 4096
-    budget, budget_src = _budget(hw, gpu, "draft-mtp" in spec.types or "mtp" in spec.types)
-    cache_type = settings.cache_type or "f16"
-    mtp_on = any(t in ("draft-mtp", "mtp") for t in spec.types)
-    if settings.ctx is not None:
-        if settings.ctx < 0:
-            raise PlanError(f"context size must be positive (got {settings.ctx})")
-        ctx = settings.ctx if settings.ctx > 0 else native
-        mem = estimate(model, ctx, budget, budget_src, cache_type, mtp_on)
+    native = model.context_length if model.context_length and model.context_length > 0 else 4096
+    mtp_on = spec.mtp_engaged
+    budget, budget_src = _budget(hw, gpu, mtp_on or spec.draft is not None)
+    cache_type = extra.value(*CACHE_K_ALIASES) or settings.cache_type or "f16"
+    if settings.cache_type is not None and settings.cache_type not in CACHE_TYPES:
+        raise PlanError(f"unknown KV cache type {settings.cache_type!r} (known: {', '.join(CACHE_TYPES)})")
+    draft_model = spec.draft.model if spec.draft is not None else None
+    user_ctx = _user_context(extra)
+    context_warnings: list[str] = []
+    if settings.ctx is not None and settings.ctx < 0:
+        raise PlanError(f"the context size must not be negative (got {settings.ctx})")
+    chosen_ctx = user_ctx if user_ctx is not None else settings.ctx
+    if chosen_ctx is not None:
+        ctx = chosen_ctx if chosen_ctx > 0 else native
+        mem = estimate(model, ctx, budget, budget_src, cache_type, mtp_on, draft_model)
         if mem.status == "does not fit":
-            warnings.append(f"context {ctx} probably does not fit: {mem.describe()}")
+            context_warnings.append(f"context {ctx:,} probably does not fit: {mem.describe()}")
+        elif mem.status == "tight":
+            context_warnings.append(f"context {ctx:,} only just fits: {mem.describe()}")
         if ctx > native:
-            warnings.append(f"context {ctx} is above the model's native {native}: quality may suffer")
-        reason = "your context size"
+            context_warnings.append(f"context {ctx:,} is above the model's native {native:,}: quality may suffer")
+        reason = "your context size" + (" (from your extra arguments)" if user_ctx is not None else "")
     else:
-        ctx = fit_context(model, native, budget, cache_type, mtp_on) if budget > 0 else min(native, 4096)
-        mem = estimate(model, ctx, budget, budget_src, cache_type, mtp_on)
-        reason = (f"the model's native context {native}" if ctx == native else
-                  f"largest context that fits {budget_src} (native {native})")
+        ctx = fit_context(model, native, budget, cache_type, mtp_on, draft_model) if budget > 0 else min(native, 4096)
+        mem = estimate(model, ctx, budget, budget_src, cache_type, mtp_on, draft_model)
+        reason = (f"the model's native context {native:,}" if ctx == native else
+                  f"largest context that fits {budget_src} (native {native:,})")
         if mem.status == "does not fit":
-            warnings.append(f"the model probably does not fit in memory: {mem.describe()}")
-    flags.append(FlagReason(["-c", str(ctx)], reason + f"; memory: {mem.status}", "memory"))
+            context_warnings.append(f"the model probably does not fit in memory: {mem.describe()}")
+    warnings += context_warnings
+    if user_ctx is None:
+        flags.append(FlagReason(["-c", str(ctx)], reason + f"; memory: {mem.status}", "memory"))
     if settings.cache_type:
         flags.append(FlagReason(["--cache-type-k", settings.cache_type, "--cache-type-v", settings.cache_type],
                                 "your KV cache type", "memory"))
@@ -350,16 +411,12 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
         if settings.threads < 1:
             raise PlanError(f"threads must be at least 1 (got {settings.threads})")
         flags.append(FlagReason(["-t", str(settings.threads)], "your thread count", "general"))
-    fallback = FALLBACK_TEMPLATES.get(model.architecture or "")
-    if (not model.has_chat_template and fallback and fallback in caps.builtin_templates
-            and not {"--chat-template", "--chat-template-file"} & set(extra.flags)):
-        flags.append(FlagReason(["--chat-template", fallback], f"the model file has no chat template; {model.architecture} "
-                                f"models use llama-server's built-in '{fallback}' template", "model"))
+    flags += _template_flags(model, caps, extra)
     if caps.has_metrics:
         flags.append(FlagReason(["--metrics"], "the live panel reads /metrics to show other clients' speed",
                                 "metrics"))
     if settings.vision:
-        proj = settings.mmproj or (model.mmproj[0] if model.mmproj else None)
+        proj = model.mmproj[0] if model.mmproj else None
         if proj:
             flags.append(FlagReason(["--mmproj", proj], "vision projector paired with this model", "model"))
         else:
@@ -369,6 +426,62 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
     argv = [binary]
     for f in flags:
         argv.extend(f.args)
-    host = "127.0.0.1"
-    endpoint = f"http://{host}:{settings.port}"
-    return Plan(argv, flags, warnings, mem, spec, gpu, gpu_reason, endpoint)
+    endpoint = f"http://127.0.0.1:{settings.port}"
+    return Plan(argv, flags, warnings, mem, spec, gpu, gpu_reason, endpoint, ctx, env, context_warnings)
+
+
+def _speculative_flags(spec: SpeculativeDecision, caps: Capabilities, settings: ModelSettings,
+                       gpu: bool) -> list[FlagReason]:
+    if not spec.types:
+        return []
+    why = {"measured": "measured on this machine",
+           "table": "GPU branch: a model-based drafter alone" if gpu and any(BY_ID[m].kind == "model" for m in spec.methods)
+           else "GPU branch" if gpu else "CPU/Mac branch"}.get(spec.source, spec.source)
+    flags = [FlagReason(["--spec-type", ",".join(spec.types)],
+                        f"speculative decoding: {spec.summary} ({why}; one --spec-type, comma-chained)", "speculative")]
+    for mid in spec.methods:
+        m, dialect = BY_ID[mid], caps.dialects.get(mid, {})
+        if m.kind == "model":
+            if spec.draft is not None and "model" in dialect:
+                flags.append(FlagReason([dialect["model"], spec.draft.path],
+                                        f"the {m.label.lower()} that drafts for this model: {spec.draft.reason}",
+                                        "speculative"))
+                if gpu and "gpu_layers" in dialect:
+                    flags.append(FlagReason([dialect["gpu_layers"], "all"], "the draft runs on the GPU too",
+                                            "speculative"))
+            if spec.draft_n_max is not None and "draft_n_max" in dialect:
+                src = (" (your setting)" if settings.draft_n_max is not None else
+                       " (measured best)" if spec.source == "measured" else f" ({'GPU' if gpu else 'CPU/Mac'} default)")
+                flags.append(FlagReason([dialect["draft_n_max"], str(spec.draft_n_max)],
+                                        f"{m.label} draft length {spec.draft_n_max}{src}", "speculative"))
+        else:
+            knobs = [k for k in m.knobs if k in dialect]
+            values = {k: getattr(settings, k) for k in knobs}
+            if "ngram_n_min" in values and "ngram_n_max" in values and values["ngram_n_min"] > values["ngram_n_max"]:
+                raise PlanError(f"ngram-mod n-min ({values['ngram_n_min']}) must not exceed n-max "
+                                f"({values['ngram_n_max']})")
+            if knobs:
+                args = [a for k in knobs for a in (dialect[k], str(values[k]))]
+                old = caps.dialect_names.get(mid) == "legacy"
+                flags.append(FlagReason(args, f"{m.label} knobs" + (" under this older llama-server's names" if old
+                                        else ": match length, minimum and maximum draft"), "speculative"))
+    return flags
+
+
+def _template_flags(model: ModelInfo, caps: Capabilities, extra: ParsedExtraArgs) -> list[FlagReason]:
+    """A built-in template for a model without one, spelt so that this binary honours it.
+
+    With the Jinja engine on (b11434's default), ``--chat-template gemma`` is taken as the literal
+    template text "gemma" and every message is lost; built-in names work only with ``--no-jinja``."""
+    fallback = FALLBACK_TEMPLATES.get(model.architecture or "")
+    if model.has_chat_template or not fallback or fallback not in caps.builtin_templates:
+        return []
+    if {"--chat-template", "--chat-template-file", "--jinja", "--no-jinja"} & set(extra.flags):
+        return []
+    args = ["--chat-template", fallback]
+    how = ""
+    if caps.jinja_default:
+        args = ["--no-jinja", *args]
+        how = "; --no-jinja because this llama-server reads built-in template names only with its Jinja engine off"
+    return [FlagReason(args, f"the model file has no chat template; {model.architecture} models use llama-server's "
+                             f"built-in '{fallback}' template{how}", "model")]

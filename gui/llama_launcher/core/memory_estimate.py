@@ -35,13 +35,15 @@ class MemoryEstimate:
     budget_mib: int
     budget_source: str
     status: str  # "fits", "tight", "does not fit", "unknown"
+    draft_mib: int = 0  # a draft model's weights and KV cache, when one is used
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def describe(self) -> str:
-        return (f"{self.status}: ~{self.total_mib:,} MiB needed (weights {self.weights_mib:,} + KV {self.kv_mib:,} "
-                f"+ buffers {self.overhead_mib}) of {self.budget_mib:,} MiB ({self.budget_source})")
+        draft = f" + draft {self.draft_mib:,}" if self.draft_mib else ""
+        return (f"{self.status}: ~{self.total_mib:,} MiB needed (weights {self.weights_mib:,} + KV {self.kv_mib:,}"
+                f"{draft} + buffers {self.overhead_mib}) of {self.budget_mib:,} MiB ({self.budget_source})")
 
 
 def _per_layer(value: Any, n_layers: int, default: int) -> list[int]:
@@ -108,10 +110,11 @@ def kv_bytes(model: ModelInfo, context: int, cache_type: str = "f16", include_mt
 
 
 def estimate(model: ModelInfo, context: int, budget_mib: int, budget_source: str, cache_type: str = "f16",
-             mtp_engaged: bool = False) -> MemoryEstimate:
+             mtp_engaged: bool = False, draft: ModelInfo | None = None) -> MemoryEstimate:
     weights = model.file_size // MIB
     kv = kv_bytes(model, context, cache_type, include_mtp=mtp_engaged) // MIB
-    total = weights + kv + COMPUTE_OVERHEAD_MIB
+    draft_mib = (draft.file_size + kv_bytes(draft, context, cache_type)) // MIB if draft is not None else 0
+    total = weights + kv + draft_mib + COMPUTE_OVERHEAD_MIB
     if budget_mib <= 0:
         status = "unknown"
     elif total <= budget_mib * 0.9:
@@ -120,20 +123,21 @@ def estimate(model: ModelInfo, context: int, budget_mib: int, budget_source: str
         status = "tight"
     else:
         status = "does not fit"
-    return MemoryEstimate(context, weights, kv, COMPUTE_OVERHEAD_MIB, total, budget_mib, budget_source, status)
+    return MemoryEstimate(context, weights, kv, COMPUTE_OVERHEAD_MIB, total, budget_mib, budget_source, status,
+                          draft_mib)
 
 
 def fit_context(model: ModelInfo, native: int, budget_mib: int, cache_type: str = "f16",
-                mtp_engaged: bool = False) -> int:
+                mtp_engaged: bool = False, draft: ModelInfo | None = None) -> int:
     """Largest context <= native (multiple of 256, not below min(4096, native)) that fits the budget."""
     floor = min(4096, native)
-    if estimate(model, native, budget_mib, "", cache_type, mtp_engaged).total_mib <= budget_mib:
+    if estimate(model, native, budget_mib, "", cache_type, mtp_engaged, draft).total_mib <= budget_mib:
         return native
     lo, hi = max(floor // 256, 1), native // 256
     best = floor
     while lo <= hi:
         mid = (lo + hi) // 2
-        if estimate(model, mid * 256, budget_mib, "", cache_type, mtp_engaged).total_mib <= budget_mib:
+        if estimate(model, mid * 256, budget_mib, "", cache_type, mtp_engaged, draft).total_mib <= budget_mib:
             best = mid * 256
             lo = mid + 1
         else:

@@ -22,7 +22,7 @@ from llama_launcher.core.model_info import SPLIT_RE, ModelInfo, read_model_info
 
 MAX_DEPTH = 8
 MAX_ENTRIES = 200_000
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: vocabulary hash and speculator-head fields
 DEMO_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
 
 

@@ -7,13 +7,14 @@ gate of the planner is about the trunk that runs every token.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llama_launcher.core.gguf_enums import LlamaFileType
-from llama_launcher.core.gguf_header import GGUFError, GGUFHeader, SkippedArray, read_header
+from llama_launcher.core.gguf_header import TOKENS_KEY, GGUFError, GGUFHeader, SkippedArray, read_header
 
 SPLIT_RE = re.compile(r"^(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 MTP_NAME_TAG = re.compile(r"(?:^|[-_.\s])MTP(?:$|[-_.\s])", re.IGNORECASE)
@@ -37,6 +38,8 @@ _ARCH_KEYS = (
     "ssm.state_size",
     "expert_count",
     "nextn_predict_layers",
+    "target_hidden_size",  # speculator heads (eagle3, dflash): the hidden size of the model they draft for
+    "target_layers",
 )
 
 
@@ -62,6 +65,9 @@ class ModelInfo:
     mtp_evidence: str | None = None
     is_projector: bool = False
     has_chat_template: bool = False
+    vocab_size: int | None = None
+    vocab_hash: str | None = None  # sha256 of tokenizer.ggml.tokens: equal for models that share a tokenizer
+    markov_head: bool = False  # a dflash-architecture head with markov_w1 is a DSpark speculator
     split_no: int = 0
     split_count: int = 0
     split_parts: list[str] = field(default_factory=list)
@@ -115,6 +121,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _vocabulary(tokens: Any) -> tuple[int | None, str | None]:
+    """(size, hash) of the token list: the reader hashed a large one while skipping it."""
+    if isinstance(tokens, SkippedArray):
+        return tokens.count, tokens.digest
+    if isinstance(tokens, list) and tokens:
+        return len(tokens), hashlib.sha256("\x00".join(str(t) for t in tokens).encode()).hexdigest()[:32]
+    return None, None
+
+
 def info_from_header(header: GGUFHeader, file_size: int) -> ModelInfo:
     md = header.metadata
     path = header.path
@@ -146,6 +161,8 @@ def info_from_header(header: GGUFHeader, file_size: int) -> ModelInfo:
         split_count=(_int_or_none(md.get("split.count")) or 0),
         arch_meta=arch_meta,
     )
+    info.vocab_size, info.vocab_hash = _vocabulary(md.get(TOKENS_KEY))
+    info.markov_head = tensors.markov_head
     if nextn > 0:
         info.is_mtp = True
         info.mtp_evidence = f"metadata: {prefix}nextn_predict_layers = {nextn}"

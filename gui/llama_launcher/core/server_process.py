@@ -122,6 +122,7 @@ class ServerRunner:
     events: RunnerEvents = field(default_factory=RunnerEvents)
     ready_timeout: float = 180.0
     log_folder: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)  # added to the clean child environment (e.g. the API key)
 
     def __post_init__(self) -> None:
         self.state = ServerState.IDLE
@@ -210,7 +211,7 @@ class ServerRunner:
         try:
             proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
                 self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                env=child_env(), **kwargs)
+                env={**child_env(), **self.env}, **kwargs)
         except OSError as exc:
             code = "binary_not_executable" if isinstance(exc, PermissionError) else "spawn_failed"
             self._spawned.set()

@@ -21,9 +21,44 @@ def _excepthook(exc_type, exc, tb) -> None:  # pragma: no cover - last resort, n
     sys.__excepthook__(exc_type, exc, tb)
 
 
+PLATFORM_HINT = ("the window cannot open: Qt could not load its platform plugin{which}. On Linux this is usually a "
+                 "missing system library: install libxcb-cursor0 (Debian/Ubuntu: sudo apt install libxcb-cursor0; "
+                 "Fedora: sudo dnf install xcb-util-cursor), and check that DISPLAY or WAYLAND_DISPLAY is set. The "
+                 "command line works without a window: llama-launcher --help")
+
+
+def _platform_hint(message: str) -> str | None:
+    """The one-line advice for Qt's "Could not load the Qt platform plugin" (it aborts right after)."""
+    if "platform plugin" not in message.lower():
+        return None
+    import re
+
+    m = re.search(r'platform plugin "([^"]+)"', message)
+    return PLATFORM_HINT.format(which=f" '{m.group(1)}'" if m else "")
+
+
+def _install_platform_hint() -> None:
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+
+    previous: list = []
+
+    def handler(kind, context, message: str) -> None:
+        hint = _platform_hint(message) if kind == QtMsgType.QtFatalMsg else None
+        if hint:
+            print(f"error: {hint}", file=sys.stderr, flush=True)
+            os._exit(1)  # Qt would abort with a core dump and its own multi-line text
+        if previous and previous[0] is not None:
+            previous[0](kind, context, message)
+        else:
+            print(message, file=sys.stderr)
+
+    previous.append(qInstallMessageHandler(handler))
+
+
 def run_app(smoke_test: bool = False) -> int:
     if smoke_test:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    _install_platform_hint()
     from PySide6.QtWidgets import QApplication
 
     from llama_launcher.core import orphan_guard

@@ -98,6 +98,7 @@ class Stat(QWidget):
 class LivePanel(QWidget):
     send_prompt = Signal(str, int)
     cancel_prompt = Signal()
+    tune_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -106,6 +107,9 @@ class LivePanel(QWidget):
         self._own_active = False
         self._own_finished_at = 0.0
         self.tokens_total = 0
+        self.completion_mode = False  # a base model: Try it sends plain text to /completion
+        self._streamed = 0
+        self._ready = False
 
         self.big = QLabel("–")
         self.big.setObjectName("bigNumber")
@@ -137,10 +141,25 @@ class LivePanel(QWidget):
         grid.setHorizontalSpacing(24)
         head.addLayout(grid)
 
+        # "speculation is losing" (and the chat-template check): a line with a way out
+        self.verdict = QLabel("")
+        self.verdict.setObjectName("warnings")
+        self.verdict.setWordWrap(True)
+        self.verdict_tune = QPushButton(icon("tune"), "Tune…")
+        self.verdict_tune.setToolTip("Stop the server and measure which setting is fastest on this machine")
+        verdict_row = QHBoxLayout()
+        verdict_row.addWidget(self.verdict, 1)
+        verdict_row.addWidget(self.verdict_tune, 0, Qt.AlignmentFlag.AlignTop)
+        self.verdict_box = QWidget()
+        self.verdict_box.setLayout(verdict_row)
+        verdict_row.setContentsMargins(0, 0, 0, 0)
+        self.verdict_box.setVisible(False)
+
         card = QFrame()
         card.setObjectName("card")
         card_lay = QVBoxLayout(card)
         card_lay.addLayout(head)
+        card_lay.addWidget(self.verdict_box)
         card_lay.addWidget(self.chart, 1)
 
         # Try it
@@ -175,14 +194,17 @@ class LivePanel(QWidget):
 
         lay = QVBoxLayout(self)
         lay.addWidget(card, 2)
-        title = QLabel("Try it")
-        title.setObjectName("sectionTitle")
-        lay.addWidget(title)
+        self.try_title = QLabel("Try it")
+        self.try_title.setObjectName("sectionTitle")
+        self.try_title.setWordWrap(True)
+        lay.addWidget(self.try_title)
         lay.addLayout(try_row)
         lay.addWidget(self.reply, 2)
         lay.addWidget(self.reply_status)
         self.send_btn.clicked.connect(self._send)
-        self.stop_btn.clicked.connect(self.cancel_prompt)
+        self.stop_btn.clicked.connect(self._stop)
+        self.verdict_tune.clicked.connect(self.tune_requested)
+        self.setMinimumWidth(380)
 
     def keyPressEvent(self, event) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
@@ -190,22 +212,53 @@ class LivePanel(QWidget):
             return
         super().keyPressEvent(event)
 
+    def set_completion_mode(self, on: bool) -> None:
+        """A base model has no chat template: Try it sends plain text completion, and says so."""
+        self.completion_mode = on
+        self.try_title.setText("Try it — plain text completion (base model: the text you type is continued)" if on
+                               else "Try it")
+        self.prompt.setPlaceholderText("Type the beginning of a text; the model continues it (Ctrl+Enter)" if on else
+                                       "Try it: type a message for the model, then press Send (Ctrl+Enter)")
+
     def _send(self) -> None:
         text = self.prompt.toPlainText().strip()
         if text and self.send_btn.isEnabled():
             self.reply.clear()
             self._own_active = True
+            self._streamed = 0
             self.reply_status.setText("sending…")
             self.send_btn.setEnabled(False)
             self.stop_btn.setEnabled(True)
             self.send_prompt.emit(text, self.max_tokens.value())
 
+    def _stop(self) -> None:
+        self.stop_btn.setEnabled(False)
+        self.reply_status.setText("stopping…")
+        self.cancel_prompt.emit()
+
+    def show_warning(self, text: str) -> None:
+        self.verdict.setText(f"⚠ {text}")
+        self.verdict_tune.setVisible(False)
+        self.verdict_box.setVisible(True)
+
+    def show_verdict(self, verdict) -> None:
+        """The live 'is speculation paying?' line; only a losing setting gets the Tune button."""
+        if verdict is None or not verdict.losing:
+            if self.verdict_tune.isVisible() or verdict is None:
+                self.verdict_box.setVisible(False)
+            return
+        self.verdict.setText(f"⚠ {verdict.message}")
+        self.verdict_tune.setVisible(True)
+        self.verdict_box.setVisible(True)
+
     def set_server_ready(self, ready: bool) -> None:
-        self.send_btn.setEnabled(ready)
+        self._ready = ready
+        self.send_btn.setEnabled(ready and not self._own_active)
         if not ready:
             self.stop_btn.setEnabled(False)
 
     def reset(self) -> None:
+        self.verdict_box.setVisible(False)
         self.own_speed = self.all_speed = None
         self.big.setText("–")
         self.source.setText("waiting for the first reply")
@@ -224,18 +277,21 @@ class LivePanel(QWidget):
         self._details(speed)
         self.chart.add(speed.decode_tps)
 
-    def show_clients(self, speed: Speed) -> None:
-        """Counter deltas from /metrics: every client's traffic, including other programs."""
+    def show_clients(self, speed: Speed) -> bool:
+        """Counter deltas from /metrics: every client's traffic, including other programs.
+
+        Returns True when the delta was other clients' traffic (not this app's own reply)."""
         self.all_speed = speed
         if speed.decode_tps is not None:
             self.clients_stat.set(f"{speed.decode_tps:.1f}")
         if self._own_active or time.monotonic() - self._own_finished_at < OWN_TRAFFIC_GRACE_S:
-            return  # the counters moved because of this app's own request, already shown from its timings
+            return False  # the counters moved because of this app's own request, already shown from its timings
         if speed.decode_tps is not None:
             self.big.setText(f"{speed.decode_tps:.1f}")
             self.source.setText("all clients · from /metrics")
             self.chart.add(speed.decode_tps)
         self._details(speed)
+        return True
 
     def _details(self, speed: Speed) -> None:
         if speed.prompt_tps is not None:
@@ -251,22 +307,29 @@ class LivePanel(QWidget):
             cursor.movePosition(cursor.MoveOperation.End)
             cursor.insertText(text)
             self.reply.setTextCursor(cursor)
+            self._streamed += 1
+            if self._own_active and self.stop_btn.isEnabled():
+                self.reply_status.setText(f"streaming… {self._streamed} tokens so far")
 
-    def reply_finished(self, speed: Speed | None, usage: dict | None, error: str) -> None:
+    def reply_finished(self, speed: Speed | None, usage: dict | None, error: str, stopped: bool = False) -> None:
         self._own_active = False
         self._own_finished_at = time.monotonic()
         self.stop_btn.setEnabled(False)
-        self.send_btn.setEnabled(True)
+        self.send_btn.setEnabled(self._ready)
         if error:
             self.reply_status.setText(f"error: {error}")
             return
         if speed is not None:
             self.show_own(speed)
-        parts = []
+        parts = ["stopped"] if stopped else []
         if speed is not None and speed.decode_tps is not None:
             parts.append(f"{speed.decode_tps:.1f} decode t/s")
-        if usage:
-            parts.append(f"{usage.get('completion_tokens', 0)} tokens")
+        tokens = (speed.predicted_n if speed is not None else None) if stopped else \
+            (usage or {}).get("completion_tokens")
+        if tokens is None and stopped:
+            tokens = self._streamed
+        if tokens is not None:
+            parts.append(f"{tokens} tokens" + (" so far" if stopped else ""))
         if speed is not None and speed.acceptance is not None:
             parts.append(f"{speed.acceptance * 100:.0f}% of {speed.draft_n} drafted tokens accepted")
         self.reply_status.setText(" · ".join(parts) + " (from the server's timings)")

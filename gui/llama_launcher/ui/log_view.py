@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import re
 
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -77,8 +77,13 @@ class LogView(QWidget):
         self.filter.addItems(FILTERS)
         self.filter.setToolTip("Show all lines, only errors, warnings and errors, or speculative-decoding lines")
         self.search = QLineEdit()
-        self.search.setPlaceholderText("Search the log (Enter: next match)")
+        self.search.setPlaceholderText("Show lines containing…")
         self.search.setClearButtonEnabled(True)
+        self.search.setMinimumWidth(180)
+        self.search.setAccessibleName("Search the log")
+        self._search_timer = QTimer(self)  # filter as you type, without replaying on every key of a fast typist
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(120)
         self.follow = QCheckBox("Follow new output")
         self.follow.setChecked(True)
         self.follow.setToolTip("Scroll to new lines while the view is at the bottom; scroll up to read quietly")
@@ -92,15 +97,20 @@ class LogView(QWidget):
         bar.addWidget(self.filter)
         bar.addWidget(self.search, 1)
         bar.addWidget(self.follow)
-        bar.addWidget(self.copy_btn)
-        bar.addWidget(self.save_btn)
-        bar.addWidget(self.folder_btn)
+        buttons = QHBoxLayout()  # a row of their own: the search box keeps a readable width on small screens
+        buttons.addStretch(1)
+        buttons.addWidget(self.copy_btn)
+        buttons.addWidget(self.save_btn)
+        buttons.addWidget(self.folder_btn)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
+        layout.addLayout(buttons)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.status)
         self.filter.currentIndexChanged.connect(self.replay)
+        self.search.textChanged.connect(self._search_timer.start)
+        self._search_timer.timeout.connect(self.replay)
         self.search.returnPressed.connect(self.find_next)
         self.copy_btn.clicked.connect(self.copy)
         self.save_btn.clicked.connect(self.save)
@@ -117,11 +127,14 @@ class LogView(QWidget):
         self.view.clear()
         self.total_lines = 0
 
+    def _shown(self, line: str, idx: int, needle: str) -> bool:
+        return matches(line, idx) and (not needle or needle in line.lower())
+
     def append_lines(self, lines: list[str]) -> None:
         self.history.extend(lines)
         self.total_lines += len(lines)
-        idx = self.filter.currentIndex()
-        shown = [ln for ln in lines if matches(ln, idx)]
+        idx, needle = self.filter.currentIndex(), self.search.text().strip().lower()
+        shown = [ln for ln in lines if self._shown(ln, idx, needle)]
         if not shown:
             return
         skipped = 0
@@ -142,15 +155,21 @@ class LogView(QWidget):
         self.status.setText(f"{self.total_lines:,} lines received" + (f" · full log: {self.log_path}" if self.log_path else ""))
 
     def replay(self) -> None:
-        idx = self.filter.currentIndex()
-        self.view.setPlainText("\n".join(ln for ln in list(self.history)[-VIEW_LINES:] if matches(ln, idx)))
+        """Show the history through the filter and the search text (matches from their line's start)."""
+        idx, needle = self.filter.currentIndex(), self.search.text().strip().lower()
+        shown = [ln for ln in self.history if self._shown(ln, idx, needle)][-VIEW_LINES:]
+        self.view.setPlainText("\n".join(shown))
         self.view.moveCursor(QTextCursor.MoveOperation.End)
+        self.view.horizontalScrollBar().setValue(0)
+        if needle:
+            self.status.setText(f"{len(shown):,} of {len(self.history):,} lines contain {self.search.text().strip()!r}")
 
     def find_next(self) -> None:
         needle = self.search.text()
         if needle and not self.view.find(needle):
             self.view.moveCursor(QTextCursor.MoveOperation.Start)
             self.view.find(needle)
+        self.view.horizontalScrollBar().setValue(0)
 
     def copy(self) -> None:
         cursor = self.view.textCursor()

@@ -1,71 +1,67 @@
 """The main window: composes the panels and wires them to the workers and the core.
 
-Decisions live in core (planner, catalog, probe, runner); this class keeps the current selection,
-asks the planner for a plan whenever a control changes, and forwards user actions to workers
-through queued signals. Nothing here blocks the GUI thread for more than a file stat.
+Decisions live in core (planner, catalog, probe, runner, tune); this class keeps the current
+selection, asks the planner for a plan whenever a control changes, and forwards user actions to
+workers through queued signals. Cancels are the exception: Stop reply and Tune's Cancel call the
+worker directly, because a queued call would wait behind the very job it should stop. Nothing
+here blocks the GUI thread for more than a file stat.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QModelIndex, QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import (
-    QAction,
-    QDesktopServices,
-    QDragEnterEvent,
-    QDropEvent,
-    QGuiApplication,
-    QKeySequence,
-)
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
-    QTableView,
     QTabWidget,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
 from llama_launcher import __version__
-from llama_launcher.core import api_key_store, settings_store, tuning_store
+from llama_launcher.core import api_key_store, network, settings_store, state_files, tuning_store
+from llama_launcher.core.api_key_store import ApiKey, ApiKeyError
 from llama_launcher.core.binary_discovery import Candidate, find_server
 from llama_launcher.core.binary_probe import Capabilities
+from llama_launcher.core.draft_pairing import DraftOption, auto_draft, draft_options
 from llama_launcher.core.hardware import Hardware
 from llama_launcher.core.launch_planner import (
+    FALLBACK_TEMPLATES,
     Plan,
     PlanError,
     PlanSettings,
-    mtp_availability,
-    ngram_availability,
+    availability,
     plan_launch,
 )
-from llama_launcher.core.model_catalog import CatalogResult, platform_reveal_command
+from llama_launcher.core.launch_settings import AUTO_PORT
+from llama_launcher.core.model_catalog import CatalogResult
 from llama_launcher.core.model_info import ModelInfo
-from llama_launcher.core.server_process import ServerState, free_port
+from llama_launcher.core.server_checks import ServerChecks
+from llama_launcher.core.server_process import ServerState
+from llama_launcher.core.spec_methods import METHODS, combo_label
+from llama_launcher.core.speculation_health import SpeculationWatch
 from llama_launcher.core.tuning_store import TunedChoice
 from llama_launcher.ui.launch_panel import TUNE_TIP, LaunchPanel
 from llama_launcher.ui.live_panel import LivePanel
 from llama_launcher.ui.log_view import LogView
 from llama_launcher.ui.metrics_poller import MetricsPoller
-from llama_launcher.ui.model_table import MODEL_ROLE, ModelFilterProxy, ModelTableModel
+from llama_launcher.ui.models_pane import ModelsPane
 from llama_launcher.ui.resources import icon
+from llama_launcher.ui.server_toolbar import ServerToolbar
 from llama_launcher.ui.side_panels import HardwarePanel, ServerPanel
 from llama_launcher.ui.workers import (
     BuildWorker,
@@ -78,19 +74,30 @@ from llama_launcher.ui.workers import (
 )
 
 READY_TIMEOUT_S = 300.0
-STATE_TEXT = {ServerState.IDLE: "Not running", ServerState.STARTING: "Starting…", ServerState.LOADING: "Loading model…",
-              ServerState.READY: "Ready", ServerState.STOPPING: "Stopping…", ServerState.STOPPED: "Stopped",
-              ServerState.FAILED: "Failed"}
+TUNE_LOG_PREFIX = "[tune] "
+STATUS_TEXT = {ServerState.STARTING: "starting llama-server…", ServerState.LOADING: "llama-server is loading the model…",
+               ServerState.STOPPING: "stopping llama-server…", ServerState.STOPPED: "llama-server stopped",
+               ServerState.IDLE: "llama-server is not running"}
+
+
+def _scrolled(widget: QWidget) -> QScrollArea:
+    """Tabs scroll instead of clipping on small screens (1024×640 must work)."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setWidget(widget)
+    return area
 
 
 class MainWindow(QMainWindow):
     # requests to workers (queued: they run in the workers' threads)
     request_probe = Signal(str)
-    request_start = Signal(list, float)
+    request_probe_candidate = Signal(str)
+    request_start = Signal(list, float, dict, str)
     request_stop = Signal()
     request_scan = Signal(list)
-    request_tune = Signal(str, object, object, object, object)
-    request_chat = Signal(str, str, str, int)
+    request_tune = Signal(str, object, object, object, object, object)
+    request_chat = Signal(str, str, str, int, bool)
     request_build = Signal()
 
     def __init__(self) -> None:
@@ -98,7 +105,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Llama Launcher")
         self.setWindowIcon(icon("app"))
         self.setAcceptDrops(True)
-        self.settings, notice = settings_store.load()
+        self.settings = settings_store.load()
         self.catalog: CatalogResult | None = None
         self.model: ModelInfo | None = None
         self.binary: Candidate | None = None
@@ -106,127 +113,53 @@ class MainWindow(QMainWindow):
         self.hw: Hardware | None = None
         self.plan: Plan | None = None
         self.tuned: TunedChoice | None = None  # measured result for this model + binary + machine
+        self.drafts: list[DraftOption] = []
         self.plan_error = ""
-        self.port = free_port()
+        self.auto_port = network.free_port()  # Auto: shown in the preview, re-chosen at launch if taken
         self.state = ServerState.IDLE
+        self.tuning = False
         self.base_url = ""
+        self.checks: ServerChecks | None = None
+        self.watch: SpeculationWatch | None = None
         self.last_chat = None  # the last 'Try it' result (ChatResult)
-        self.api_key = api_key_store.load_or_create() if self.settings.lan else ""
+        self.api_key: ApiKey | None = None
         self._quitting = False
+        self._banner_action: object = None
 
         self._build_ui()
         self._start_workers()
         self._restore_geometry()
-        if notice:
-            self.show_notice(notice)
+        if self.settings.lan:
+            self._load_key()
+        self._show_notices()
         self._discover_binary()
         self.rescan()
 
     # --- construction ----------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        # toolbar: launch / stop / state / endpoint
-        tb = QToolBar("Server")
-        tb.setObjectName("serverToolbar")
-        tb.setMovable(False)
-        tb.setIconSize(QSize(20, 20))
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.addToolBar(tb)
-        self.launch_action = QAction(icon("play"), "Launch", self)
-        self.launch_action.setShortcuts([QKeySequence("F5"), QKeySequence("Ctrl+R")])
-        self.launch_action.setToolTip("Start llama-server with the command shown in the preview (F5 or Ctrl+R)")
-        self.stop_action = QAction(icon("stop"), "Stop", self)
-        self.stop_action.setShortcuts([QKeySequence("Shift+F5"), QKeySequence("Ctrl+.")])
-        self.stop_action.setToolTip("Stop llama-server (Shift+F5 or Ctrl+.)")
-        self.stop_action.setEnabled(False)
-        tb.addAction(self.launch_action)
-        tb.addAction(self.stop_action)
-        tb.addSeparator()
-        self.state_badge = QLabel(STATE_TEXT[ServerState.IDLE])
-        self.state_badge.setObjectName("stateBadge")
-        self.state_badge.setProperty("state", "idle")
-        self.state_badge.setAccessibleName("Server state")
-        tb.addWidget(self.state_badge)
-        spacer = QWidget()
-        spacer.setFixedWidth(12)
-        tb.addWidget(spacer)
-        self.endpoint = QLineEdit()
-        self.endpoint.setReadOnly(True)
-        self.endpoint.setPlaceholderText("endpoint appears when the server runs")
-        self.endpoint.setMaximumWidth(260)
-        self.endpoint.setAccessibleName("Endpoint URL")
-        tb.addWidget(self.endpoint)
-        self.copy_url_action = QAction(icon("copy"), "Copy URL", self)
-        self.copy_url_action.setToolTip("Copy the OpenAI-compatible base URL (…/v1)")
-        self.webui_action = QAction(icon("globe"), "Open web UI", self)
-        self.webui_action.setToolTip("Open llama-server's built-in chat page in your browser")
-        for a in (self.copy_url_action, self.webui_action):
-            a.setEnabled(False)
-            tb.addAction(a)
+        self.toolbar = ServerToolbar(self)
+        self.addToolBar(self.toolbar)
+        # kept as attributes: tests and shortcuts reach the actions through the window
+        self.launch_action, self.stop_action = self.toolbar.launch_action, self.toolbar.stop_action
+        self.copy_url_action, self.webui_action = self.toolbar.copy_url_action, self.toolbar.webui_action
+        self.endpoint = self.toolbar.endpoint
 
-        # failure / notice banner
+        # failure / notice banner, with an optional one-click way out
         self.banner = QLabel("")
         self.banner.setObjectName("failureReason")
         self.banner.setWordWrap(True)
         self.banner.setVisible(False)
         self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.banner_button = QPushButton("")
+        self.banner_button.setVisible(False)
         self.banner_close = QPushButton("Dismiss")
         self.banner_close.setVisible(False)
 
-        # models (left)
-        self.table_model = ModelTableModel()
-        self.proxy = ModelFilterProxy()
-        self.proxy.setSourceModel(self.table_model)
-        self.table = QTableView()
-        self.table.setObjectName("modelsTable")
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setAlternatingRowColors(True)
-        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.table.setAccessibleName("Models")
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in range(1, 8):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setColumnHidden(7, True)
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("Search models (name, architecture, quantization, folder)")
-        self.search.setClearButtonEnabled(True)
-        self.search.setAccessibleName("Search models")
-        self.add_folder_btn = QPushButton(icon("add"), "Add folder…")
-        self.add_folder_btn.setToolTip("Add a folder to scan for .gguf models (you can also drop files or folders here)")
-        self.remove_folder_btn = QPushButton(icon("remove"), "Remove folder…")
-        self.remove_folder_btn.setToolTip("Stop scanning one of the folders you added")
-        self.rescan_btn = QPushButton(icon("refresh"), "Rescan")
-        self.reveal_btn = QPushButton(icon("folder"), "Reveal")
-        self.reveal_btn.setToolTip("Show the selected model in Finder / Explorer")
-        self.scan_progress = QProgressBar()
-        self.scan_progress.setMaximumHeight(6)
-        self.scan_progress.setTextVisible(False)
-        self.scan_progress.setVisible(False)
-        self.scan_status = QLabel("")
-        self.scan_status.setObjectName("muted")
-        self.scan_status.setWordWrap(True)
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(8, 8, 4, 8)
-        title = QLabel("Models")
-        title.setObjectName("sectionTitle")
-        ll.addWidget(title)
-        ll.addWidget(self.search)
-        ll.addWidget(self.scan_progress)
-        ll.addWidget(self.table, 1)
-        row = QHBoxLayout()
-        for b in (self.add_folder_btn, self.remove_folder_btn, self.rescan_btn, self.reveal_btn):
-            row.addWidget(b)
-        row.addStretch(1)
-        ll.addLayout(row)
-        ll.addWidget(self.scan_status)
+        self.models_pane = ModelsPane()
+        self.table_model, self.proxy, self.table = (self.models_pane.table_model, self.models_pane.proxy,
+                                                    self.models_pane.table)
+        self.search = self.models_pane.search
 
-        # tabs (right)
         self.launch_panel = LaunchPanel()
         self.live = LivePanel()
         self.logs = LogView()
@@ -235,60 +168,71 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.launch_panel, "Launch setup")
-        self.tabs.addTab(self.live, "Live")
+        self.tabs.addTab(_scrolled(self.live), "Live")
         self.tabs.addTab(self.logs, "Logs")
-        self.tabs.addTab(self.hardware_panel, "Hardware")
-        self.tabs.addTab(self.server_panel, "llama-server")
+        self.tabs.addTab(_scrolled(self.hardware_panel), "Hardware")
+        self.tabs.addTab(_scrolled(self.server_panel), "llama-server")
         self.model_title = QLabel("Select a model")
         self.model_title.setObjectName("sectionTitle")
         self.model_title.setWordWrap(True)
+        self.model_note = QLabel("")
+        self.model_note.setObjectName("muted")
+        self.model_note.setWordWrap(True)
+        self.model_note.setVisible(False)
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(4, 8, 8, 8)
         rl.addWidget(self.model_title)
+        rl.addWidget(self.model_note)
         rl.addWidget(self.tabs, 1)
+        right.setMinimumWidth(420)
 
         splitter = QSplitter()
-        splitter.addWidget(left)
+        splitter.setChildrenCollapsible(False)
+        splitter.addWidget(self.models_pane)
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
-        splitter.setSizes([520, 700])
+        splitter.setSizes([620, 660])
         central = QWidget()
         cl = QVBoxLayout(central)
         cl.setContentsMargins(0, 0, 0, 0)
         brow = QHBoxLayout()
         brow.setContentsMargins(10, 6, 10, 0)
         brow.addWidget(self.banner, 1)
+        brow.addWidget(self.banner_button, 0, Qt.AlignmentFlag.AlignTop)
         brow.addWidget(self.banner_close, 0, Qt.AlignmentFlag.AlignTop)
         cl.addLayout(brow)
         cl.addWidget(splitter, 1)
         self.setCentralWidget(central)
         self.statusBar().showMessage(f"Llama Launcher {__version__}")
+        self.setMinimumSize(900, 560)
         self.resize(1280, 820)
 
         # wiring (signals up, calls down)
-        self.launch_action.triggered.connect(self.launch)
-        self.stop_action.triggered.connect(self.stop_server)
-        self.copy_url_action.triggered.connect(lambda: QGuiApplication.clipboard().setText(self.base_url + "/v1"))
-        self.webui_action.triggered.connect(lambda: QDesktopServices.openUrl(QUrl(self.base_url)))
-        self.search.textChanged.connect(self.proxy.set_search)
-        self.table.selectionModel().currentRowChanged.connect(self._row_changed)
-        self.table.customContextMenuRequested.connect(self._table_menu)
-        self.add_folder_btn.clicked.connect(self.add_folder)
-        self.remove_folder_btn.clicked.connect(self.remove_folder)
-        self.rescan_btn.clicked.connect(self.rescan)
-        self.reveal_btn.clicked.connect(self.reveal_selected)
+        self.toolbar.launch.connect(self.launch)
+        self.toolbar.stop.connect(self.stop_server)
+        self.models_pane.model_selected.connect(lambda m: self._set_model(m or None))
+        self.models_pane.add_folder.connect(self.add_folder)
+        self.models_pane.remove_folder.connect(self.remove_folder)
+        self.models_pane.rescan.connect(self.rescan)
+        self.models_pane.message.connect(self.statusBar().showMessage)
         self.banner_close.clicked.connect(self.hide_banner)
+        self.banner_button.clicked.connect(self._banner_clicked)
         self.launch_panel.changed.connect(self.replan)
+        self.launch_panel.network_changed.connect(self._network_changed)
         self.launch_panel.lan_toggled.connect(self._lan_toggled)
         self.launch_panel.regenerate_key.connect(self._new_key)
+        self.launch_panel.use_free_port.connect(self.use_free_port)
         self.launch_panel.tune_requested.connect(self.tune)
         self.server_panel.choose.connect(self.choose_binary)
+        self.server_panel.use_detected.connect(self.use_detected_binary)
         self.server_panel.build.connect(self.build_binary)
         self.live.send_prompt.connect(self._send_prompt)
+        self.live.tune_requested.connect(self.tune)
         self.metrics = MetricsPoller(self)
-        self.metrics.speed.connect(self.live.show_clients)
+        self.metrics.speed.connect(self._metrics_speed)
+        self.launch_panel.load_network(self.settings.port, self.settings.lan, "")
 
     def _run_in_thread(self, worker, name: str) -> None:
         self._worker_threads.append((start_in_thread(worker, name), worker))
@@ -299,28 +243,34 @@ class MainWindow(QMainWindow):
         self._run_in_thread(self.server_worker, "server-worker")
         QTimer.singleShot(0, self.server_worker, self.server_worker.setup)
         self.request_probe.connect(self.server_worker.probe)
+        self.request_probe_candidate.connect(self.server_worker.probe_candidate)
         self.request_start.connect(self.server_worker.start)
         self.request_stop.connect(self.server_worker.stop)
         self.server_worker.probed.connect(self._probed)
         self.server_worker.probe_failed.connect(self._probe_failed)
+        self.server_worker.candidate_probed.connect(self._candidate_probed)
         self.server_worker.state_changed.connect(self._state_changed)
         self.server_worker.lines.connect(self.logs.append_lines)
         self.server_worker.started_run.connect(self._run_started)
+        self.server_worker.checked.connect(self._server_checked)
 
         self.scan_worker = ScanWorker()
         self._run_in_thread(self.scan_worker, "scan-worker")
         self.request_scan.connect(self.scan_worker.scan)
-        self.scan_worker.progress.connect(self._scan_progress)
+        self.scan_worker.progress.connect(self.models_pane.scan_progress)
         self.scan_worker.finished.connect(self._scanned)
 
         self.tune_worker = TuneWorker()
         self._run_in_thread(self.tune_worker, "tune-worker")
         self.request_tune.connect(self.tune_worker.tune)
-        self.tune_worker.progress.connect(self._tune_progress)
-        self.tune_worker.log.connect(lambda s: self.statusBar().showMessage(s))
+        self.tune_worker.progress.connect(self.launch_panel.show_tune_progress)
+        self.tune_worker.log.connect(lambda s: self.logs.append_lines([TUNE_LOG_PREFIX + s]))
+        self.tune_worker.server_lines.connect(lambda ls: self.logs.append_lines([TUNE_LOG_PREFIX + ln for ln in ls]))
         self.tune_worker.finished.connect(self._tuned)
         self.tune_worker.failed.connect(self._tune_failed)
-        self.launch_panel.tune_cancel.connect(self.tune_worker.cancel)
+        self.tune_worker.cancelled.connect(self._tune_cancelled)
+        # direct, from the GUI thread: the tune worker's own thread is busy with the tune
+        self.launch_panel.tune_cancel.connect(self.cancel_tune)
 
         self.chat_worker = ChatWorker()
         self._run_in_thread(self.chat_worker, "chat-worker")
@@ -328,7 +278,7 @@ class MainWindow(QMainWindow):
         self.chat_worker.delta.connect(self._chat_delta)
         self.chat_worker.finished.connect(self._chat_finished)
         self.chat_worker.failed.connect(self._chat_failed)
-        self.live.cancel_prompt.connect(self.chat_worker.cancel)
+        self.live.cancel_prompt.connect(self.stop_reply)
 
         self.build_worker = BuildWorker()
         self._run_in_thread(self.build_worker, "build-worker")
@@ -346,24 +296,47 @@ class MainWindow(QMainWindow):
             pass
 
     # --- notices -------------------------------------------------------------------------------
-    def show_notice(self, text: str, error: bool = False) -> None:
+    def show_notice(self, text: str, error: bool = False, action: tuple[str, object] | None = None) -> None:
+        """One banner line (errors in red); ``action`` adds a one-click way out: (label, callable)."""
         self.banner.setText(("⛔ " if error else "ℹ ") + text)
         self.banner.setProperty("kind", "error" if error else "notice")
         self.banner.setVisible(True)
         self.banner_close.setVisible(True)
+        self._banner_action = action[1] if action else None
+        self.banner_button.setText(action[0] if action else "")
+        self.banner_button.setVisible(action is not None)
 
     def hide_banner(self) -> None:
         self.banner.setVisible(False)
         self.banner_close.setVisible(False)
+        self.banner_button.setVisible(False)
+        self._banner_action = None
+
+    def _banner_clicked(self) -> None:
+        act = self._banner_action
+        self.hide_banner()
+        if callable(act):
+            act()
+
+    def _show_notices(self) -> None:
+        """What the state files had to say (a corrupt file set aside, a folder that cannot be written)."""
+        notes = state_files.drain_notices()
+        if notes:
+            more = f" (and {len(notes) - 1} more: see the log)" if len(notes) > 1 else ""
+            self.show_notice(notes[0] + more)
+            self.logs.append_lines([f"[launcher] {n}" for n in notes])
 
     # --- binary ----------------------------------------------------------------------------------
     def _discover_binary(self) -> None:
         self.binary = find_server(self.settings.binary, "setting")
+        detected = find_server()
+        overridden = bool(self.settings.binary) and detected is not None and detected.path != self.settings.binary
+        self.server_panel.offer_detected(detected.path if overridden and detected else None)
         if self.binary is None:
             self.server_panel.show_binary(None, "", None, "No llama-server was found on this computer.")
             self.hardware_panel.show_hardware(None)
             self.show_notice("No llama-server found. Open the llama-server tab to install or build one.")
-            self.tabs.setCurrentWidget(self.server_panel)
+            self.tabs.setCurrentIndex(4)
             self.request_probe.emit("")  # still detect the hardware
             self.replan()
             return
@@ -376,6 +349,7 @@ class MainWindow(QMainWindow):
         if self.binary is not None:
             self.server_panel.show_binary(self.binary.path, self.binary.source, caps, "")
         self._load_tuned()
+        self._refresh_model_note()
         self.replan()
 
     def _probe_failed(self, error: str, hw: Hardware) -> None:
@@ -385,16 +359,33 @@ class MainWindow(QMainWindow):
         if self.binary is not None:
             self.server_panel.show_binary(self.binary.path, self.binary.source, None, error)
             self.show_notice(f"llama-server at {self.binary.path} cannot be used: {error}", error=True)
-            self.tabs.setCurrentWidget(self.server_panel)
+            self.tabs.setCurrentIndex(4)
         self.replan()
 
-    def choose_binary(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose llama-server", str(Path.home()))
+    def choose_binary(self, path: str | None = None) -> None:
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(self, "Choose llama-server", str(Path.home()))
         if path:
-            self.settings.binary = path
-            self._save_settings()
-            self.hide_banner()
-            self._discover_binary()
+            self.server_panel.show_checking(path)
+            self.request_probe_candidate.emit(path)
+
+    def _candidate_probed(self, path: str, caps: object, error: str) -> None:
+        """A chosen binary replaces the one in use only when it really is a llama-server."""
+        if error or not isinstance(caps, Capabilities):
+            keep = f"; still using {self.binary.path}" if self.binary is not None and self.caps is not None else ""
+            self.server_panel.show_refused(path, error)
+            self.show_notice(f"{Path(path).name} was not used: {error}{keep}", error=True)
+            return
+        self.settings.binary = path
+        self._save_settings()
+        self.hide_banner()
+        self._discover_binary()
+
+    def use_detected_binary(self) -> None:
+        self.settings.binary = None
+        self._save_settings()
+        self.hide_banner()
+        self._discover_binary()
 
     def build_binary(self) -> None:
         self.server_panel.building(True)
@@ -410,49 +401,25 @@ class MainWindow(QMainWindow):
 
     # --- models ----------------------------------------------------------------------------------
     def rescan(self) -> None:
-        self.scan_progress.setVisible(True)
-        self.scan_progress.setRange(0, 0)
-        self.scan_status.setText("scanning…")
-        self.rescan_btn.setEnabled(False)
+        self.models_pane.scanning()
         self.request_scan.emit(list(self.settings.folders))
-
-    def _scan_progress(self, i: int, n: int) -> None:
-        self.scan_progress.setRange(0, max(n, 1))
-        self.scan_progress.setValue(i)
 
     def _scanned(self, result: CatalogResult) -> None:
         self.catalog = result
-        self.scan_progress.setVisible(False)
-        self.rescan_btn.setEnabled(True)
         keep = self.model.path if self.model else self.settings.last_model
-        self.table_model.set_models(result.models)
-        ok = sum(1 for m in result.models if m.launchable)
-        bad = sum(1 for m in result.models if m.error)
-        folders = ", ".join(f"{f.source}: {f.path}" for f in result.folders) or "none"
-        self.scan_status.setText(f"{ok} models" + (f", {bad} unreadable" if bad else "") + f" · scanned {folders}"
-                                 + ("".join(f"\n{n}" for n in result.notes)))
+        self.models_pane.show_catalog(result)
         if not result.models:
             self.model_title.setText("No models found: add a folder, or drop a .gguf file onto this window")
-        self.select_model(keep)
+        self._show_notices()
+        self.models_pane.select(keep)
 
     def select_model(self, path: str | None) -> None:
-        row = self.table_model.row_of(path) if path else -1
-        if row < 0:
-            row = next((i for i, m in enumerate(self.table_model.models) if m.launchable), -1)
-        if row >= 0:
-            idx = self.proxy.mapFromSource(self.table_model.index(row, 0))
-            self.table.setCurrentIndex(idx)
-            self.table.scrollTo(idx)
-        else:
-            self._set_model(None)
-
-    def _row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        m = self.proxy.data(current, MODEL_ROLE) if current.isValid() else None
-        self._set_model(m)
+        self.models_pane.select(path)
 
     def _set_model(self, m: ModelInfo | None) -> None:
         self.model = m
         if m is None:
+            self.drafts = []
             self.replan()
             return
         self.settings.last_model = m.path
@@ -461,27 +428,26 @@ class MainWindow(QMainWindow):
         else:
             badge = "  ·  MTP" if m.is_mtp else ""
             self.model_title.setText(f"{m.name}  ·  {m.architecture or '?'}  ·  {m.quantization or '?'}{badge}")
-        self.launch_panel.load(self.settings.model(m.path), self.settings.lan, self.api_key)
+        self._refresh_model_note()
+        self.drafts = draft_options(m, self.catalog.models if self.catalog else []) if not m.error else []
+        self.launch_panel.set_drafts(self.drafts, auto_draft(m, self.drafts))
+        self.launch_panel.load(self.settings.model(m.path))
         self._load_tuned()
         self.replan()
 
-    def _table_menu(self, pos) -> None:
-        menu = QMenu(self)
-        menu.addAction("Reveal in " + ("Finder" if sys.platform == "darwin" else "Explorer" if sys.platform == "win32"
-                                       else "file manager"), self.reveal_selected)
-        menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText(self.model.path if self.model else ""))
-        menu.exec(self.table.viewport().mapToGlobal(pos))
-
-    def reveal_selected(self) -> None:
-        if self.model is None:
-            return
-        if sys.platform.startswith("linux"):
-            QDesktopServices.openUrl(QUrl.fromLocalFile(self.model.folder))
-            return
-        try:
-            subprocess.Popen(platform_reveal_command(self.model.path))  # noqa: S603 - argv list, no shell
-        except OSError as exc:
-            self.statusBar().showMessage(f"cannot reveal the file: {exc.strerror or exc}")
+    def _refresh_model_note(self) -> None:
+        m = self.model
+        note = ""
+        if m is not None and not m.error and not m.has_chat_template:
+            fallback = FALLBACK_TEMPLATES.get(m.architecture or "")
+            given = (f"the launcher passes llama-server's built-in '{fallback}' template for chat clients"
+                     if fallback and self.caps is not None and fallback in self.caps.builtin_templates
+                     else "chat clients get llama-server's generic template")
+            note = (f"Base model: the file has no chat template, so it was most likely not trained to chat; "
+                    f"Try it sends your text as a plain completion. {given[0].upper() + given[1:]}.")
+        self.model_note.setText(note)
+        self.model_note.setVisible(bool(note))
+        self.live.set_completion_mode(bool(note))
 
     def add_folder(self, folder: str | None = None) -> None:
         if not folder:
@@ -491,7 +457,7 @@ class MainWindow(QMainWindow):
             self._save_settings()
             self.rescan()
 
-    def remove_folder(self) -> None:
+    def remove_folder(self, anchor: QWidget | None = None) -> None:
         if not self.settings.folders:
             QMessageBox.information(self, "Remove folder", "You have not added any folders; the default places are "
                                     "always scanned when they exist.")
@@ -499,7 +465,10 @@ class MainWindow(QMainWindow):
         menu = QMenu(self)
         for f in self.settings.folders:
             menu.addAction(f, functools.partial(self._remove_folder, f))
-        menu.exec(self.remove_folder_btn.mapToGlobal(self.remove_folder_btn.rect().bottomLeft()))
+        if isinstance(anchor, QWidget):
+            menu.exec(anchor.mapToGlobal(anchor.rect().bottomLeft()))
+        else:
+            menu.exec(self.mapToGlobal(self.rect().center()))
 
     def _remove_folder(self, folder: str) -> None:
         self.settings.folders = [f for f in self.settings.folders if f != folder]
@@ -531,14 +500,63 @@ class MainWindow(QMainWindow):
         self._save_settings()
         self.rescan()
 
+    # --- network ---------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The port the next launch uses (and the preview shows)."""
+        return self.settings.port if self.settings.port != AUTO_PORT else self.auto_port
+
+    def _network_changed(self) -> None:
+        port = self.launch_panel.port_setting()
+        if port != self.settings.port:
+            self.settings.port = port
+            self._save_settings()
+        self.launch_panel.show_port_problem("")
+        self.replan()
+
+    def use_free_port(self) -> None:
+        """The one-click way out of a taken port: the next free port becomes the (still fixed) setting."""
+        if self.settings.port == AUTO_PORT:
+            self.auto_port = network.free_port()
+        else:
+            self.settings.port = network.next_free_port(self.settings.port)
+            self._save_settings()
+            self.launch_panel.load_network(self.settings.port, self.settings.lan, self.api_key.key if self.api_key else "")
+        self.launch_panel.show_port_problem("")
+        self.hide_banner()
+        self.replan()
+
+    def _load_key(self) -> bool:
+        try:
+            self.api_key = api_key_store.load_or_create()
+        except ApiKeyError as exc:
+            self.api_key = None
+            self.show_notice(str(exc), error=True)
+            return False
+        self._show_notices()
+        return True
+
+    def _lan_toggled(self, on: bool) -> None:
+        self.settings.lan = on
+        if on and self.api_key is None and not self._load_key():
+            self.settings.lan = False
+            self.launch_panel.load_network(self.settings.port, False, "")
+        self.launch_panel.api_key.setText(self.api_key.key if on and self.api_key else "")
+        self._save_settings()
+        self.replan()
+
+    def _new_key(self) -> None:
+        self.api_key = api_key_store.regenerate()
+        self._show_notices()
+        self.launch_panel.api_key.setText(self.api_key.key)
+        self.replan()
+
     # --- planning --------------------------------------------------------------------------------
-    def current_plan_settings(self, port: int | None = None) -> PlanSettings:
-        ms = self.launch_panel.model_settings()
-        return PlanSettings(
-            mtp=ms.mtp, ngram_mod=ms.ngram_mod, draft_n_max=ms.draft_n_max, ngram_n_match=ms.ngram_n_match,
-            ngram_n_min=ms.ngram_n_min, ngram_n_max=ms.ngram_n_max, ctx=ms.ctx, threads=ms.threads,
-            gpu_layers=ms.gpu_layers, extra_args=ms.extra_args, lan=self.settings.lan,
-            api_key=self.api_key or None, port=port or self.port, vision=ms.vision)
+    def current_plan_settings(self) -> PlanSettings:
+        key = self.api_key if self.settings.lan else None
+        return PlanSettings.of(self.launch_panel.model_settings(), lan=self.settings.lan, port=self.port,
+                               api_key=key.key if key else None,
+                               api_key_file=str(key.file) if key and key.file else None)
 
     def replan(self) -> None:
         self.plan, self.plan_error = None, ""
@@ -558,98 +576,141 @@ class MainWindow(QMainWindow):
             why = "probing llama-server…"
         else:
             why = ""
-            self.launch_panel.set_availability(mtp_availability(m, caps), ngram_availability(caps))
             try:
-                self.plan = plan_launch(self.binary.path, m, hw, caps, self.current_plan_settings(), self.tuned)
+                self.plan = plan_launch(self.binary.path, m, hw, caps, self.current_plan_settings(), self.tuned,
+                                        self.drafts)
             except PlanError as exc:
                 self.plan_error = str(exc)
                 why = str(exc)
+            settings = self.launch_panel.model_settings()
+            self.launch_panel.set_availability({mt.id: availability(mt, m, caps, self.drafts, settings)
+                                                for mt in METHODS})
         self.launch_panel.show_plan(self.plan, self.plan_error)
-        can = self.plan is not None and not self.state.running and self.state is not ServerState.STOPPING
-        self.launch_action.setEnabled(can)
-        self.launch_action.setToolTip("Start llama-server (F5 or Ctrl+R)" if self.plan else f"Cannot launch: {why}")
-        tune_ok = self.plan is not None and not self.state.running
+        if self.settings.lan:
+            self.launch_panel.show_lan_urls(network.lan_urls(self.port), self.port)
+        self._update_actions(why)
+
+    def _update_actions(self, why: str = "") -> None:
+        running = self.state.running or self.state is ServerState.STOPPING
+        if self.tuning:
+            self.toolbar.set_launch(False, "Tune is measuring on its own servers; wait for it or cancel it")
+        elif running:
+            self.toolbar.set_launch(False, "llama-server is already running; stop it first")
+        else:
+            self.toolbar.set_launch(self.plan is not None, why or self.plan_error or "select a model")
+        tune_ok = self.plan is not None and not running and not self.tuning
         self.launch_panel.tune_btn.setEnabled(tune_ok)
         self.launch_panel.tune_btn.setToolTip(
             TUNE_TIP if tune_ok else
-            ("Stop the running server first: tuning starts its own servers" if self.state.running else
-             f"Cannot tune: {why}"))
-
-    def _lan_toggled(self, on: bool) -> None:
-        self.settings.lan = on
-        if on and not self.api_key:
-            self.api_key = api_key_store.load_or_create()
-        self.launch_panel.api_key.setText(self.api_key if on else "")
-        self._save_settings()
-
-    def _new_key(self) -> None:
-        self.api_key = api_key_store.regenerate()
-        self.launch_panel.api_key.setText(self.api_key)
-        self.replan()
+            "Tune is running" if self.tuning else
+            "Stop the running server first: tuning starts its own servers" if running else
+            f"Cannot tune: {why or self.plan_error}")
 
     def _load_tuned(self) -> None:
         """Read the stored tuning result once per model/binary (and after a tune), not on every replan."""
         t = None
         if self.model is not None and self.caps is not None:
             t = tuning_store.lookup(self.model.path, self.caps.build_number)
+            self._show_notices()
         self.tuned = t
-        self.launch_panel.show_tuned(t.describe() if t else None, t.table if t else None)
+        self.launch_panel.show_tuned(t.describe() if t else None, t.table if t else None, t.note if t else "")
 
     # --- server lifecycle ---------------------------------------------------------------------------
     def launch(self) -> None:
-        if self.plan is None or self.state.running or self.binary is None or self.model is None:
+        if self.plan is None or self.state.running or self.tuning or self.binary is None or self.model is None:
             return
-        self.port = free_port()  # chosen just before start
+        if not network.port_is_free(self.port):
+            if self.settings.port == AUTO_PORT:
+                self.auto_port = network.free_port()  # Auto: just take another one
+            else:
+                msg = network.port_in_use_message(self.port)
+                nxt = network.next_free_port(self.port)
+                self.launch_panel.show_port_problem(f"{msg}; choose another port or stop that program")
+                self.show_notice(f"cannot launch: {msg}", error=True,
+                                 action=(f"Use port {nxt} instead", self.use_free_port))
+                return
         self.replan()
         if self.plan is None:
             return
         self.logs.clear()
         self.live.reset()
         self.hide_banner()
-        self._state_changed(ServerState.STARTING, "", [])
-        self.request_start.emit(list(self.plan.argv), READY_TIMEOUT_S)
+        self.checks = None
+        self.watch = self._new_watch(self.plan)
+        self._state_changed(ServerState.STARTING.value, "", [])
+        key = self.api_key.key if self.settings.lan and self.api_key else ""
+        self.request_start.emit(list(self.plan.argv), READY_TIMEOUT_S, dict(self.plan.env), key)
+
+    def _new_watch(self, plan: Plan) -> SpeculationWatch | None:
+        spec = plan.speculative
+        if not spec.methods:
+            return None
+        off = None
+        if self.tuned is not None:
+            off = next((r.get("mean_tps") for r in self.tuned.table if r.get("setting") == "off"), None)
+        return SpeculationWatch(combo_label(spec.methods), off if isinstance(off, (int, float)) else None)
 
     def stop_server(self) -> None:
         if self.state.running:
-            self._state_changed(ServerState.STOPPING, "", [])
+            self._state_changed(ServerState.STOPPING.value, "", [])
+            self.stop_reply()
             self.request_stop.emit()
 
     def _run_started(self, base_url: str, log_path: str) -> None:
         self.base_url = base_url
         self.logs.log_path = log_path or None
 
+    def _display_url(self) -> str:
+        if self.settings.lan:
+            urls = network.lan_urls(self.port)
+            if urls:
+                return urls[0]
+        return self.base_url + "/v1"
+
     def _state_changed(self, state_name: str, reason: str, evidence: list) -> None:
         state = self.state = ServerState(state_name)
-        self.state_badge.setText(STATE_TEXT[state])
-        self.state_badge.setProperty("state", state.value)
-        self.state_badge.style().unpolish(self.state_badge)
-        self.state_badge.style().polish(self.state_badge)
-        running = state.running
-        self.stop_action.setEnabled(running)
-        self.live.set_server_ready(state == ServerState.READY)
-        ready = state == ServerState.READY
-        self.copy_url_action.setEnabled(ready)
-        self.webui_action.setEnabled(ready)
-        if ready:
-            self.endpoint.setText(self.base_url + "/v1")
-            self.metrics.start(self.base_url, self.api_key if self.settings.lan else "")
-            self.statusBar().showMessage(f"llama-server is ready at {self.base_url}")
-            self.tabs.setCurrentWidget(self.live)
-        elif state in (ServerState.STOPPED, ServerState.FAILED, ServerState.IDLE):
+        self.toolbar.show_state(state, self.base_url, self._display_url())
+        self.live.set_server_ready(state is ServerState.READY)
+        if state is ServerState.READY:
+            self.metrics.start(self.base_url, self.api_key.key if self.settings.lan and self.api_key else "")
+            self.statusBar().showMessage(f"llama-server is ready at {self._display_url()}")
+            self.tabs.setCurrentIndex(1)
+        elif state is ServerState.FAILED:
             self.metrics.stop()
-            self.endpoint.setText("")
-        if state == ServerState.FAILED:
             text = reason or "llama-server failed"
             if evidence:
                 text += "\n" + "\n".join(f"  │ {e}" for e in evidence[:3])
-            self.show_notice(text, error=True)
-            self.statusBar().showMessage(f"failed: {reason}")
-        self.replan()
+            action = None
+            if "already in use" in reason:
+                text = f"{network.port_in_use_message(self.port)}: choose another port or stop that program"
+                action = (f"Use port {network.next_free_port(self.port)} instead", self.use_free_port)
+            self.show_notice(text, error=True, action=action)
+            self.statusBar().showMessage(f"llama-server failed: {reason}")
+        else:
+            if state.ended or state is ServerState.IDLE:
+                self.metrics.stop()
+            self.statusBar().showMessage(STATUS_TEXT.get(state, state.value))
+        self._update_actions()
+
+    def _server_checked(self, checks: ServerChecks) -> None:
+        if self.state is not ServerState.READY:
+            return
+        self.checks = checks
+        self.toolbar.set_web_ui(checks.web_ui, checks.web_ui_reason)
+        if checks.template.ok is False:
+            self.show_notice(checks.template.message, error=True)
+            self.live.show_warning(checks.template.message)
+        self.logs.append_lines([f"[launcher] chat template: {checks.template.message}",
+                                "[launcher] web UI: " + ("served at /" if checks.web_ui else checks.web_ui_reason)])
 
     # --- try it ------------------------------------------------------------------------------------
     def _send_prompt(self, text: str, max_tokens: int) -> None:
-        if self.state == ServerState.READY:
-            self.request_chat.emit(self.base_url, text, self.api_key if self.settings.lan else "", max_tokens)
+        if self.state is ServerState.READY:
+            key = self.api_key.key if self.settings.lan and self.api_key else ""
+            self.request_chat.emit(self.base_url, text, key, max_tokens, self.live.completion_mode)
+
+    def stop_reply(self) -> None:
+        self.chat_worker.cancel()  # direct: closes the reply's connection at once
 
     def _chat_delta(self, text: str, speed) -> None:
         self.live.append_reply(text)
@@ -657,47 +718,69 @@ class MainWindow(QMainWindow):
 
     def _chat_finished(self, result) -> None:
         self.last_chat = result
-        self.live.reply_finished(result.speed, result.usage, "")
+        self.live.reply_finished(result.speed, result.usage, "", stopped=result.stopped)
+        if self.watch is not None and not result.stopped:
+            self.watch.add(result.speed)
+            self.live.show_verdict(self.watch.verdict())
 
     def _chat_failed(self, error: str) -> None:
         self.live.reply_finished(None, None, error)
 
+    def _metrics_speed(self, speed) -> None:
+        counted = self.live.show_clients(speed)
+        if counted and self.watch is not None:
+            self.watch.add(speed)
+            self.live.show_verdict(self.watch.verdict())
+
     # --- tuning ------------------------------------------------------------------------------------
     def tune(self) -> None:
-        if self.plan is None or self.binary is None or self.model is None or self.state.running:
+        if self.plan is None or self.binary is None or self.model is None or self.state.running or self.tuning:
             return
+        self.tuning = True
         self.launch_panel.tuning(True)
+        self.tabs.setCurrentIndex(0)
+        self.logs.clear()
+        self._update_actions()
         base = self.current_plan_settings()
-        base.mtp, base.ngram_mod = "auto", "auto"
-        self.request_tune.emit(self.binary.path, self.model, self.hw, self.caps, base)
+        base = dataclasses.replace(base, modes={})  # Auto everywhere: tune decides
+        self.request_tune.emit(self.binary.path, self.model, self.hw, self.caps, base, list(self.drafts))
 
-    def _tune_progress(self, i: int, n: int) -> None:
-        self.launch_panel.tune_progress.setRange(0, n)
-        self.launch_panel.tune_progress.setValue(i)
+    def cancel_tune(self) -> None:
+        if self.tuning:
+            self.launch_panel.tune_cancel_btn.setEnabled(False)
+            self.launch_panel.tune_stage.setText("cancelling…")
+            self.tune_worker.cancel()  # direct: stops the server in use at once
 
-    def _tuned(self, choice, rows: list) -> None:
+    def _tune_done(self) -> None:
+        self.tuning = False
         self.launch_panel.tuning(False)
-        self.statusBar().showMessage(f"tuning finished: {choice.describe()}")
         self._load_tuned()
         self.replan()
+
+    def _tuned(self, outcome) -> None:
+        self._tune_done()
+        self.statusBar().showMessage(f"tuning finished: {outcome.choice.describe()}")
+
+    def _tune_cancelled(self) -> None:
+        self._tune_done()
+        self.statusBar().showMessage("tuning cancelled: nothing was stored")
+        self.launch_panel.tune_label.setText((self.tuned.describe() if self.tuned else
+                                              "not measured on this machine yet") + "\ntuning cancelled")
 
     def _tune_failed(self, error: str) -> None:
-        self.launch_panel.tuning(False)
+        self._tune_done()
         self.show_notice(f"tuning stopped: {error}", error=True)
-        self._load_tuned()
-        self.replan()
 
     # --- settings and closing ----------------------------------------------------------------------
     def _save_settings(self) -> None:
-        try:
-            settings_store.save(self.settings)
-        except OSError as exc:
-            self.statusBar().showMessage(f"settings could not be saved: {exc.strerror or exc}")
+        if not settings_store.save(self.settings):
+            self._show_notices()
 
     def closeEvent(self, event) -> None:
-        if self.state.running and not self._quitting:
+        if (self.state.running or self.tuning) and not self._quitting:
+            what = "Tune is still measuring" if self.tuning else "llama-server is still running"
             box = QMessageBox(QMessageBox.Icon.Question, "Stop llama-server?",
-                              "llama-server is still running. Closing the window stops it.", parent=self)
+                              f"{what}. Closing the window stops it.", parent=self)
             stop = box.addButton("Stop server and close", QMessageBox.ButtonRole.AcceptRole)
             box.addButton(QMessageBox.StandardButton.Cancel)
             box.setDefaultButton(stop)

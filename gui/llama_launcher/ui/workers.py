@@ -12,8 +12,8 @@ from typing import Any
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
 
-from llama_launcher.core import benchmark, binary_probe, hardware, model_catalog
-from llama_launcher.core.chat_client import ChatError, chat_stream
+from llama_launcher.core import benchmark, binary_probe, hardware, model_catalog, server_checks
+from llama_launcher.core.chat_client import ChatError, StreamHandle, chat_stream
 from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState
 from llama_launcher.core.speed_stats import Speed
 
@@ -43,16 +43,21 @@ class ServerWorker(QObject):
     # ``object`` parameters many times has corrupted None's reference count in PySide6 releases.
     probed = Signal(object, object)  # Capabilities, Hardware
     probe_failed = Signal(str, object)  # error, Hardware
+    candidate_probed = Signal(str, object, str)  # path, Capabilities (or an empty dict), error
     state_changed = Signal(str, str, list)  # state, reason message, evidence lines
     lines = Signal(list)
     started_run = Signal(str, str)  # base_url, log path
+    checked = Signal(object)  # ServerChecks of the ready server
+    _ready = Signal()  # internal: from the runner's thread to this worker's thread
 
     def __init__(self) -> None:
         super().__init__()
         self.runner: ServerRunner | None = None
+        self.api_key = ""
         self._pending: list[str] = []
         self._lock = threading.Lock()
         self._timer: QTimer | None = None
+        self._ready.connect(self._check_ready_server)  # queued: the checks must not run in the health thread
 
     @Slot()
     def setup(self) -> None:
@@ -82,12 +87,23 @@ class ServerWorker(QObject):
             return
         self.probed.emit(caps, hardware.detect(path if caps.has_list_devices else None))
 
-    @Slot(list, float)
-    def start(self, argv: list[str], ready_timeout: float) -> None:
+    @Slot(str)
+    def probe_candidate(self, path: str) -> None:
+        """Probe a binary the user chose, before it replaces the one in use."""
+        try:
+            self.candidate_probed.emit(path, binary_probe.probe(path), "")
+        except binary_probe.ProbeError as exc:
+            self.candidate_probed.emit(path, {}, str(exc))
+        except Exception as exc:
+            self.candidate_probed.emit(path, {}, f"probe failed: {exc}")
+
+    @Slot(list, float, dict, str)
+    def start(self, argv: list[str], ready_timeout: float, env: dict, api_key: str) -> None:
         if self.runner is not None and (self.runner.state.running or self.runner.state is ServerState.STOPPING):
             self.runner.stop()
+        self.api_key = api_key
         events = RunnerEvents(on_state=self._on_state, on_line=self._on_line)
-        self.runner = ServerRunner(list(argv), events, ready_timeout=ready_timeout)
+        self.runner = ServerRunner(list(argv), events, ready_timeout=ready_timeout, env=dict(env))
         self.runner.start()
         self.started_run.emit(self.runner.base_url, str(self.runner.log_path or ""))
 
@@ -107,6 +123,15 @@ class ServerWorker(QObject):
         msg = reason.message if reason is not None else ""
         evidence = list(reason.evidence) if reason is not None else []
         self.state_changed.emit(state.value, msg, evidence)
+        if state is ServerState.READY:
+            self._ready.emit()
+
+    @Slot()
+    def _check_ready_server(self) -> None:
+        runner = self.runner
+        if runner is None or runner.state is not ServerState.READY:
+            return
+        self.checked.emit(server_checks.run_checks(runner.base_url, self.api_key or None))
 
     def _on_line(self, line: str) -> None:
         with self._lock:
@@ -134,53 +159,87 @@ class ScanWorker(QObject):
         self.finished.emit(result)
 
 
-class CancellableWorker(QObject):
-    """A worker whose long job checks a flag that any thread may set (no queued call needed)."""
+class TuneWorker(QObject):
+    """Runs ``tune`` off the GUI thread. :meth:`cancel` is called directly from the GUI thread:
+    a queued call would wait behind the very job it should stop."""
+
+    progress = Signal(object)  # TuneProgress
+    log = Signal(str)
+    server_lines = Signal(list)  # the log of tune's own servers, batched like the main server's
+    finished = Signal(object)  # TuneOutcome
+    failed = Signal(str)
+    cancelled = Signal()
 
     def __init__(self) -> None:
         super().__init__()
-        self._cancel = threading.Event()
+        self._token = benchmark.CancelToken()
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
 
     def cancel(self) -> None:
-        self._cancel.set()
+        self._token.cancel()
 
+    def _on_line(self, line: str) -> None:
+        with self._lock:
+            self._lines.append(line)
+            if len(self._lines) < 50:
+                return
+            batch, self._lines = self._lines, []
+        self.server_lines.emit(batch)
 
-class TuneWorker(CancellableWorker):
-    progress = Signal(int, int)
-    log = Signal(str)
-    finished = Signal(object, list)  # TunedChoice, rows
-    failed = Signal(str)
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._lines = self._lines, []
+        if batch:
+            self.server_lines.emit(batch)
 
-    @Slot(str, object, object, object, object)
-    def tune(self, binary: str, model: Any, hw: Any, caps: Any, settings: Any) -> None:
+    @Slot(str, object, object, object, object, object)
+    def tune(self, binary: str, model: Any, hw: Any, caps: Any, settings: Any, drafts: Any) -> None:
         from llama_launcher.core import tuning_store
 
-        self._cancel.clear()
+        self._token = benchmark.CancelToken()
         try:
-            choice, rows = benchmark.tune(binary, model, hw, caps, settings, log=self.log.emit,
-                                          progress=lambda i, n: self.progress.emit(i, n),
-                                          cancelled=self._cancel.is_set)
-            tuning_store.save(model.path, caps.build_number, choice)
-            self.finished.emit(choice, rows)
+            outcome = benchmark.tune(binary, model, hw, caps, settings, list(drafts), log=self.log.emit,
+                                     progress=self.progress.emit, on_line=self._on_line, token=self._token)
+            self._flush()
+            if self._token.cancelled:
+                raise benchmark.Cancelled()
+            tuning_store.save(model.path, caps.build_number, outcome.choice)
+            self.finished.emit(outcome)
+        except benchmark.Cancelled:
+            self._flush()
+            self.cancelled.emit()
         except benchmark.BenchError as exc:
+            self._flush()
             self.failed.emit(str(exc))
         except Exception as exc:
+            self._flush()
             self.failed.emit(f"tuning failed: {exc}")
 
 
-class ChatWorker(CancellableWorker):
+class ChatWorker(QObject):
+    """Streams a 'Try it' reply. :meth:`cancel` runs in the caller's (GUI) thread and stops the
+    reply at once by closing its connection; the server then stops generating."""
+
     delta = Signal(str, object)  # text, Speed (empty when the chunk had no timings)
     finished = Signal(object)  # ChatResult
     failed = Signal(str)
 
-    @Slot(str, str, str, int)
-    def send(self, base_url: str, prompt: str, api_key: str, max_tokens: int) -> None:
-        self._cancel.clear()
+    def __init__(self) -> None:
+        super().__init__()
+        self._handle = StreamHandle()
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+    @Slot(str, str, str, int, bool)
+    def send(self, base_url: str, prompt: str, api_key: str, max_tokens: int, completion: bool) -> None:
+        self._handle = StreamHandle()
         try:
             result = chat_stream(base_url, [{"role": "user", "content": prompt}],
                                  on_delta=lambda text, speed: self.delta.emit(text, speed or Speed()),
                                  max_tokens=max_tokens, temperature=0.7, api_key=api_key or None,
-                                 cancelled=self._cancel.is_set)
+                                 handle=self._handle, completion=completion)
             self.finished.emit(result)
         except ChatError as exc:
             self.failed.emit(str(exc))

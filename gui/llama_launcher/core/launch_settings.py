@@ -1,0 +1,153 @@
+"""What the user chose for a launch, defined once: per-model choices, then the launch-wide ones.
+
+``ModelSettings`` is what the settings file keeps for each model; ``PlanSettings`` adds what belongs
+to the launch rather than the model (network, port, API key). The planner reads ``PlanSettings``;
+the window and the CLI build one from a model's stored choices with :meth:`PlanSettings.of`, so no
+field is ever copied by hand (a hand copy once lost ``cache_type``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from llama_launcher.core.spec_methods import BY_ID, KNOBS, MODES
+
+CACHE_TYPES = ("f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl", "f32")
+AUTO_PORT = 0  # the port setting "Auto": a free port chosen just before start
+
+
+@dataclass
+class ModelSettings:
+    """The user's choices for one model file (stored per model)."""
+
+    modes: dict[str, str] = field(default_factory=dict)  # method id -> auto/on/off; a missing id is "auto"
+    draft_model: str | None = None  # the draft GGUF the user picked; None: pick a compatible one
+    draft_n_max: int | None = None  # None: the planner's default (or the measured best)
+    ngram_n_match: int = KNOBS["ngram_n_match"].default
+    ngram_n_min: int = KNOBS["ngram_n_min"].default
+    ngram_n_max: int = KNOBS["ngram_n_max"].default
+    ctx: int | None = None  # None: the largest that fits
+    cache_type: str | None = None
+    threads: int | None = None
+    gpu_layers: int | None = None
+    extra_args: str = ""
+    vision: bool = False
+
+    def mode(self, method_id: str) -> str:
+        return self.modes.get(method_id, "auto")
+
+    def with_modes(self, **modes: str) -> ModelSettings:
+        """A copy with some modes changed (``mtp="on", ngram_mod="off"``; underscores for dashes)."""
+        merged = dict(self.modes)
+        merged.update({k.replace("_", "-"): v for k, v in modes.items()})
+        return dataclasses.replace(self, modes=merged)
+
+
+@dataclass
+class PlanSettings(ModelSettings):
+    """A model's choices plus the launch-wide ones."""
+
+    lan: bool = False
+    api_key: str | None = None  # needed with LAN; passed through a file, never on the command line
+    api_key_file: str | None = None
+    port: int = 8080
+
+    @classmethod
+    def of(cls, model: ModelSettings, **launch: Any) -> PlanSettings:
+        return cls(**{f.name: getattr(model, f.name) for f in dataclasses.fields(ModelSettings)}, **launch)
+
+    def model_part(self) -> ModelSettings:
+        return ModelSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ModelSettings)})
+
+
+# --- typed loading (settings files are user-editable and may hold anything) -------------------------
+
+def _check(name: str, hint: Any, value: Any) -> Any:
+    """``value`` if it fits the annotation ``hint``; raises ValueError otherwise (bool is not an int)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _check(name, inner[0], value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be a whole number")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str) or "\x00" in value:
+            raise ValueError(f"{name} must be text")
+        return value
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ValueError(f"{name} must map names to text")
+        return dict(value)
+    if origin is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{name} must be a list of text")
+        return list(value)
+    raise ValueError(f"{name} has an unsupported type")
+
+
+def load_fields(cls: type, data: Any, where: str) -> tuple[Any, list[str]]:
+    """Build ``cls`` from a JSON object field by field: a wrong value falls back to its default.
+
+    Returns (instance, problems); each problem is one line naming the field and what was wrong."""
+    if not isinstance(data, dict):
+        return cls(), [f"{where} is not an object; defaults used"]
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        try:
+            values[f.name] = _check(f.name, hints[f.name], data[f.name])
+        except ValueError as exc:
+            problems.append(f"{where}: {exc} (got {_short(data[f.name])}); the default is used")
+    obj = cls(**values)
+    problems += _check_ranges(obj, where)
+    return obj, problems
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_ranges(obj: Any, where: str) -> list[str]:
+    """Values with the right type but outside what the launcher accepts fall back too."""
+    problems = []
+    if isinstance(obj, ModelSettings):
+        bad = {k: v for k, v in obj.modes.items() if k not in BY_ID or v not in MODES}
+        if bad:
+            problems.append(f"{where}: unknown speculative modes {sorted(bad)}; Auto is used for them")
+            obj.modes = {k: v for k, v in obj.modes.items() if k not in bad}
+        for key, knob in KNOBS.items():
+            value = getattr(obj, key)
+            if value is not None and not knob.lo <= value <= knob.hi:
+                problems.append(f"{where}: {key} {value} is outside {knob.lo}..{knob.hi}; the default is used")
+                setattr(obj, key, None if key == "draft_n_max" else knob.default)
+        if obj.cache_type is not None and obj.cache_type not in CACHE_TYPES:
+            problems.append(f"{where}: unknown KV cache type {obj.cache_type!r}; the default is used")
+            obj.cache_type = None
+        for key in ("ctx", "threads"):
+            value = getattr(obj, key)
+            if value is not None and value < 1:
+                problems.append(f"{where}: {key} {value} must be at least 1; the default is used")
+                setattr(obj, key, None)
+    return problems

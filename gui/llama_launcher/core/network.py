@@ -1,0 +1,108 @@
+"""Ports and addresses: a stable port the user can point tools at, and honest LAN addresses.
+
+Editors, Open WebUI and scripts break when the port changes at every launch, so the port is a
+setting (Auto picks a free one). A taken port is explained with the program that holds it, when
+the OS tells (psutil; other users' processes may be hidden), and the next free port is offered.
+With LAN on, the addresses other devices can use are this machine's own non-loopback ones.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+from dataclasses import dataclass
+
+import psutil
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that is free right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when ``host:port`` can be bound now, as llama-server binds it: its HTTP library sets
+    SO_REUSEADDR on POSIX, so the TIME_WAIT left by a server that just stopped does not count."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        if sys.platform != "win32":  # on Windows SO_REUSEADDR would let us bind over a live listener
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def next_free_port(start: int, host: str = "127.0.0.1", tries: int = 200) -> int:
+    """The first free port after ``start`` (a neighbour is easier to remember than a random one)."""
+    for port in range(start + 1, min(start + 1 + tries, 65536)):
+        if port_is_free(port, host):
+            return port
+    return free_port(host)
+
+
+@dataclass(frozen=True)
+class PortHolder:
+    pid: int | None
+    name: str | None
+
+    def describe(self) -> str:
+        if self.name and self.pid:
+            return f"{self.name} (pid {self.pid})"
+        if self.pid:
+            return f"process {self.pid}"
+        return "another program"
+
+
+def port_holder(port: int) -> PortHolder | None:
+    """Who listens on ``port``, as far as the OS says; None when nobody listens."""
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        conns = []
+    for c in conns:
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port:
+            name = None
+            if c.pid:
+                try:
+                    name = psutil.Process(c.pid).name()
+                except psutil.Error:
+                    pass
+            return PortHolder(c.pid, name)
+    return None if port_is_free(port) else PortHolder(None, None)
+
+
+def port_in_use_message(port: int) -> str:
+    holder = port_holder(port)
+    who = holder.describe() if holder else "another program"
+    return f"port {port} is already in use by {who}"
+
+
+def lan_addresses() -> list[str]:
+    """IPv4 addresses of this machine that other devices on the network can reach (no loopback,
+    no link-local); the wildcard 0.0.0.0 the server binds to is not an address anyone can use."""
+    out: list[str] = []
+    try:
+        interfaces = psutil.net_if_addrs()
+    except (psutil.Error, OSError):
+        return out
+    for addrs in interfaces.values():
+        for a in addrs:
+            if a.family != socket.AF_INET:
+                continue
+            try:
+                ip = ipaddress.ip_address(a.address)
+            except ValueError:
+                continue
+            if ip.is_loopback or ip.is_link_local or ip.is_unspecified:
+                continue
+            if a.address not in out:
+                out.append(a.address)
+    return sorted(out, key=lambda s: (not ipaddress.ip_address(s).is_private, s))
+
+
+def lan_urls(port: int) -> list[str]:
+    return [f"http://{ip}:{port}/v1" for ip in lan_addresses()]

@@ -1,0 +1,172 @@
+"""The speculative-decoding methods the launcher offers, as one table.
+
+llama.cpp keeps adding methods (b11434 lists draft-simple, draft-eagle3, draft-mtp, draft-dflash,
+draft-dspark and five ngram types) and renaming their flags between builds. Everything the
+launcher knows about a method lives in :data:`METHODS`: its label, the ``--spec-type`` tokens it
+may have in a binary, what it needs from the model, its knobs in each flag dialect, and what
+``tune`` tries. The planner, the settings, the window, the CLI, bench/tune and the tuning store all
+read this table; adding a method means a row here, its decision rule in the planner, and tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Need = Literal["nothing", "mtp-layers", "draft-model", "head"]
+
+
+@dataclass(frozen=True)
+class Knob:
+    """An integer setting of one or more methods; ``key`` is its attribute in ``ModelSettings``."""
+
+    key: str
+    label: str
+    default: int
+    lo: int
+    hi: int
+    tip: str
+
+
+KNOBS: dict[str, Knob] = {k.key: k for k in (
+    Knob("draft_n_max", "Draft length", 3, 1, 16,
+         "How many tokens a draft model, an MTP head or a speculator head proposes per step. Longer drafts pay "
+         "off only when most of them are accepted; 2 is best on GPUs in published tests, 3 is llama.cpp's default."),
+    Knob("ngram_n_match", "ngram-mod n-match", 24, 1, 1024, "ngram-mod lookup length (llama.cpp's default 24)"),
+    Knob("ngram_n_min", "ngram-mod n-min", 48, 0, 1024, "fewest tokens ngram-mod drafts (llama.cpp's default 48)"),
+    Knob("ngram_n_max", "ngram-mod n-max", 64, 1, 1024, "most tokens ngram-mod drafts (llama.cpp's default 64)"),
+)}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """One generation of a method's flag names; roles are knob keys plus ``model`` / ``gpu_layers``."""
+
+    name: str
+    flags: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Method:
+    id: str
+    label: str
+    tokens: tuple[str, ...]  # --spec-type values, preferred first (forks named MTP "mtp")
+    needs: Need
+    kind: Literal["ngram", "model"]  # llama.cpp tries ngram types before model types each step
+    tip: str
+    knobs: tuple[str, ...] = ()
+    dialects: tuple[Dialect, ...] = ()
+    knobs_required: bool = False  # without its knob flags the method is not offered
+    head_archs: tuple[str, ...] = ()  # GGUF architectures of the head file this method loads
+    tune_lengths: tuple[int, ...] = ()  # draft lengths tune tries
+    cli_flag: str = ""  # the CLI's mode option ("--mtp"); empty: no Auto/On/Off control of its own
+
+
+_DRAFT_N = Dialect("current", {"draft_n_max": "--spec-draft-n-max"})
+_DRAFT_N_OLD = Dialect("legacy", {"draft_n_max": "--draft-max"})
+_DRAFT_FILE = (
+    Dialect("current", {"model": "--spec-draft-model", "gpu_layers": "--spec-draft-ngl", "draft_n_max": "--spec-draft-n-max"}),
+    Dialect("legacy", {"model": "--model-draft", "gpu_layers": "--gpu-layers-draft", "draft_n_max": "--draft-max"}),
+    Dialect("legacy", {"model": "--model-draft", "draft_n_max": "--draft-max"}),  # builds without GPU offload flags
+)
+
+METHODS: tuple[Method, ...] = (
+    Method("mtp", "MTP", ("draft-mtp", "mtp"), "mtp-layers", "model",
+           "MTP (multi-token prediction): the model's own extra head drafts the next tokens, and the model checks "
+           "them in one step. Faster on bigger models; slower on small ones (below 3B parameters) and on some Macs.",
+           knobs=("draft_n_max",), dialects=(_DRAFT_N, _DRAFT_N_OLD), tune_lengths=(1, 2, 3, 4, 6), cli_flag="--mtp"),
+    Method("eagle3", "EAGLE3 head", ("draft-eagle3",), "head", "model",
+           "EAGLE3: a small speculator head trained for this model drafts from the model's own hidden states.",
+           knobs=("draft_n_max",), dialects=_DRAFT_FILE, head_archs=("eagle3",), tune_lengths=(2, 4, 6),
+           cli_flag="--eagle3"),
+    Method("dflash", "DFlash head", ("draft-dflash",), "head", "model",
+           "DFlash: a block-diffusion speculator head trained for this model drafts a block of tokens at once.",
+           knobs=("draft_n_max",), dialects=_DRAFT_FILE, head_archs=("dflash",), tune_lengths=(4, 8),
+           cli_flag="--dflash"),
+    Method("dspark", "DSpark head", ("draft-dspark",), "head", "model",
+           "DSpark: a DFlash-style speculator with a Markov head and a confidence cut-off.",
+           knobs=("draft_n_max",), dialects=_DRAFT_FILE, head_archs=("dflash",), tune_lengths=(4, 8),
+           cli_flag="--dspark"),
+    Method("draft", "Draft model", ("draft-simple",), "draft-model", "model",
+           "A draft model: a smaller model with the same tokenizer proposes tokens that the big model checks in "
+           "one step (LM Studio's speculative decoding). Costs the draft's memory; pays off on big models.",
+           knobs=("draft_n_max",), dialects=_DRAFT_FILE, tune_lengths=(2, 4, 8)),
+    Method("ngram-mod", "ngram-mod", ("ngram-mod",), "nothing", "ngram",
+           "ngram-mod: drafts tokens by finding the recent text again in the context — no extra model needed. "
+           "Big wins on repetitive output (code edits, quoting), harmless elsewhere.",
+           knobs=("ngram_n_match", "ngram_n_min", "ngram_n_max"),
+           dialects=(Dialect("current", {"ngram_n_match": "--spec-ngram-mod-n-match",
+                                         "ngram_n_min": "--spec-ngram-mod-n-min",
+                                         "ngram_n_max": "--spec-ngram-mod-n-max"}),
+                     Dialect("legacy", {"ngram_n_match": "--spec-ngram-size-n", "ngram_n_min": "--draft-min",
+                                        "ngram_n_max": "--draft-max"})),
+           knobs_required=True, cli_flag="--ngram-mod"),
+)
+BY_ID: dict[str, Method] = {m.id: m for m in METHODS}
+MODEL_METHODS = tuple(m for m in METHODS if m.kind == "model")
+HEAD_ARCHS = frozenset(a for m in METHODS for a in m.head_archs)
+MODES = ("auto", "on", "off")
+# Older spellings of a tuned or requested setting, still read from stored results and the CLI.
+ALIASES = {"ngram": "ngram-mod", "draft-model": "draft", "draft-simple": "draft"}
+
+
+def method(method_id: str) -> Method:
+    return BY_ID[ALIASES.get(method_id, method_id)]
+
+
+def parse_combo(text: str) -> tuple[str, ...]:
+    """``off``, ``mtp``, ``ngram``, ``mtp+ngram-mod``, ``draft`` -> method ids in table order.
+
+    Raises ``ValueError`` naming the unknown part (the CLI turns it into one ``error:`` line)."""
+    text = (text or "").strip().lower()
+    if text in ("", "off", "none"):
+        return ()
+    ids = set()
+    for part in text.replace(",", "+").split("+"):
+        part = ALIASES.get(part.strip(), part.strip())
+        if part not in BY_ID:
+            raise ValueError(f"unknown speculative method {part!r} (known: off, {', '.join(BY_ID)})")
+        ids.add(part)
+    return tuple(m.id for m in METHODS if m.id in ids)
+
+
+def combo_label(ids: Iterable[str], draft_n_max: int | None = None) -> str:
+    """'MTP + ngram-mod n=3', 'off': one wording for previews, tune tables and stored results."""
+    ids = [i for i in ids]
+    if not ids:
+        return "off"
+    ordered = [m for m in METHODS if m.id in ids]
+    label = " + ".join(m.label for m in ordered)
+    if draft_n_max and any(m.kind == "model" for m in ordered):
+        label += f" n={draft_n_max}"
+    return label
+
+
+def combo_key(ids: Iterable[str]) -> str:
+    """The stored spelling of a combination: method ids in table order, '+'-joined ('off' when empty)."""
+    ordered = [m.id for m in METHODS if m.id in set(ids)]
+    return "+".join(ordered) or "off"
+
+
+def token_for(m: Method, spec_types: Iterable[str]) -> str | None:
+    """This binary's ``--spec-type`` token for the method, or None."""
+    have = set(spec_types)
+    return next((t for t in m.tokens if t in have), None)
+
+
+def resolve_dialect(m: Method, real_options: Iterable[str]) -> Dialect | None:
+    """The first dialect whose flags are all real (non-removed) options of this binary."""
+    real = set(real_options)
+    return next((d for d in m.dialects if all(f in real for f in d.flags.values())), None)
+
+
+def flag_clash(a: Dialect | None, b: Dialect | None) -> str | None:
+    """A flag two methods would both need for different knobs (legacy builds: ``--draft-max``)."""
+    if a is None or b is None:
+        return None
+    for role, flag in a.flags.items():
+        for other_role, other_flag in b.flags.items():
+            if flag == other_flag and role != other_role:
+                return flag
+    return None

@@ -1,0 +1,187 @@
+"""The models pane: the catalog as a searchable, sortable table, with the folder buttons under it.
+
+The model's name is what people look for, so the Name column takes the width that is left and
+never shrinks below what a typical name needs; the other columns size to their contents. Signals
+go up to the window (a model was selected, a folder should be added); the pane decides nothing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from PySide6.QtCore import QModelIndex, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from llama_launcher.core.model_catalog import CatalogResult, platform_reveal_command
+from llama_launcher.core.model_info import ModelInfo
+from llama_launcher.ui.model_table import COLUMNS, MODEL_ROLE, ModelFilterProxy, ModelTableModel
+from llama_launcher.ui.resources import icon
+
+NAME_MIN_WIDTH = 220  # "gemma-3-270m-it-qat-Q4_K_M" and most names fit; longer ones elide in the middle
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class ModelsPane(QWidget):
+    model_selected = Signal(object)  # ModelInfo, or an empty tuple for none (never None through a signal)
+    add_folder = Signal()
+    remove_folder = Signal(object)  # the button, to place the menu under it
+    rescan = Signal()
+    message = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.table_model = ModelTableModel()
+        self.proxy = ModelFilterProxy()
+        self.proxy.setSourceModel(self.table_model)
+        self.table = QTableView()
+        self.table.setObjectName("modelsTable")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setWordWrap(False)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.setAccessibleName("Models")
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        header = self.table.horizontalHeader()
+        header.setMinimumSectionSize(40)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in range(1, len(COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setColumnHidden(COLUMNS.index("Folder"), True)
+        self.table.setColumnHidden(COLUMNS.index("Architecture"), True)  # in the title and the tooltip
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search models (name, architecture, quantization, folder)")
+        self.search.setClearButtonEnabled(True)
+        self.search.setAccessibleName("Search models")
+        self.add_btn = QPushButton(icon("add"), "Add folder…")
+        self.add_btn.setToolTip("Add a folder to scan for .gguf models (you can also drop files or folders here)")
+        self.remove_btn = QPushButton(icon("remove"), "Remove…")
+        self.remove_btn.setToolTip("Stop scanning one of the folders you added")
+        self.rescan_btn = QPushButton(icon("refresh"), "Rescan")
+        self.reveal_btn = QPushButton(icon("folder"), "Reveal")
+        self.reveal_btn.setToolTip("Show the selected model in Finder / Explorer")
+        self.progress = QProgressBar()
+        self.progress.setMaximumHeight(6)
+        self.progress.setTextVisible(False)
+        self.progress.setVisible(False)
+        self.status = QLabel("")
+        self.status.setObjectName("muted")
+        self.status.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 8, 4, 8)
+        title = QLabel("Models")
+        title.setObjectName("sectionTitle")
+        lay.addWidget(title)
+        lay.addWidget(self.search)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.table, 1)
+        row = QHBoxLayout()
+        for b in (self.add_btn, self.remove_btn, self.rescan_btn, self.reveal_btn):
+            row.addWidget(b)
+        row.addStretch(1)
+        lay.addLayout(row)
+        lay.addWidget(self.status)
+        self.setMinimumWidth(NAME_MIN_WIDTH + 160)
+
+        self.search.textChanged.connect(self.proxy.set_search)
+        self.table.selectionModel().currentRowChanged.connect(self._row_changed)
+        self.table.customContextMenuRequested.connect(self._menu)
+        self.add_btn.clicked.connect(self.add_folder)
+        self.remove_btn.clicked.connect(lambda: self.remove_folder.emit(self.remove_btn))
+        self.rescan_btn.clicked.connect(self.rescan)
+        self.reveal_btn.clicked.connect(self.reveal_selected)
+        self.proxy.modelReset.connect(self._fit_name_column)
+        self.proxy.layoutChanged.connect(self._fit_name_column)
+
+    # --- data in --------------------------------------------------------------------------------
+    def scanning(self) -> None:
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.status.setText("scanning…")
+        self.rescan_btn.setEnabled(False)
+
+    def scan_progress(self, i: int, n: int) -> None:
+        self.progress.setRange(0, max(n, 1))
+        self.progress.setValue(i)
+
+    def show_catalog(self, result: CatalogResult) -> None:
+        self.progress.setVisible(False)
+        self.rescan_btn.setEnabled(True)
+        self.table_model.set_models(result.models)
+        ok = sum(1 for m in result.models if m.launchable)
+        bad = sum(1 for m in result.models if m.error)
+        folders = ", ".join(f"{f.source}: {f.path}" for f in result.folders) or "none"
+        self.status.setText(plural(ok, "model") + (f", {bad} unreadable" if bad else "") + f" · scanned {folders}"
+                            + "".join(f"\n{n}" for n in result.notes))
+
+    def _fit_name_column(self) -> None:
+        """Name stretches; make sure the table is never so narrow that Name gets less than it needs."""
+        header = self.table.horizontalHeader()
+        others = sum(header.sectionSize(c) for c in range(1, len(COLUMNS)) if not self.table.isColumnHidden(c))
+        self.table.setMinimumWidth(min(NAME_MIN_WIDTH + others + 4, 560))
+
+    # --- selection --------------------------------------------------------------------------------
+    @property
+    def models(self) -> list[ModelInfo]:
+        return self.table_model.models
+
+    def select(self, path: str | None) -> None:
+        row = self.table_model.row_of(path) if path else -1
+        if row < 0:
+            row = next((i for i, m in enumerate(self.table_model.models) if m.launchable), -1)
+        if row >= 0:
+            idx = self.proxy.mapFromSource(self.table_model.index(row, 0))
+            self.table.setCurrentIndex(idx)
+            self.table.scrollTo(idx)
+        else:
+            self.model_selected.emit(())
+
+    def current(self) -> ModelInfo | None:
+        idx = self.table.currentIndex()
+        return self.proxy.data(idx, MODEL_ROLE) if idx.isValid() else None
+
+    def _row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        m = self.proxy.data(current, MODEL_ROLE) if current.isValid() else None
+        self.model_selected.emit(m if m is not None else ())
+
+    def _menu(self, pos) -> None:
+        menu = QMenu(self)
+        where = "Finder" if sys.platform == "darwin" else "Explorer" if sys.platform == "win32" else "file manager"
+        menu.addAction(f"Reveal in {where}", self.reveal_selected)
+        m = self.current()
+        menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText(m.path if m else ""))
+        menu.exec(self.table.viewport().mapToGlobal(pos))
+
+    def reveal_selected(self) -> None:
+        m = self.current()
+        if m is None:
+            return
+        if sys.platform.startswith("linux"):
+            QDesktopServices.openUrl(QUrl.fromLocalFile(m.folder))
+            return
+        try:
+            subprocess.Popen(platform_reveal_command(m.path))  # noqa: S603 - argv list, no shell
+        except OSError as exc:
+            self.message.emit(f"cannot reveal the file: {exc.strerror or exc}")

@@ -1,0 +1,377 @@
+"""The window does what its controls say: outcomes a person checks, not only that a mechanism ran.
+
+Fast tests use a fake llama-server that answers HTTP like a ready server (edge cases such as a web UI
+or a template that drops messages); the ones marked ``integration`` drive the real server.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+from PySide6.QtWidgets import QApplication, QLabel, QScrollArea
+
+from llama_launcher.core import settings_store, tuning_store
+from llama_launcher.core.launch_settings import AUTO_PORT, ModelSettings
+from llama_launcher.core.network import free_port
+from llama_launcher.core.server_process import ServerState
+from llama_launcher.ui.main_window import MainWindow
+
+from fake_server import make_fake_server
+from gguf_factory import write_model
+from synthetic_mtp import write_mimo2_model
+
+WAIT = 60_000
+LONG_NAME = "gemma-3-270m-it-qat-Q4_K_M"
+
+
+def flat(w: MainWindow) -> list[str]:
+    return [a for args in w.launch_panel.preview_args() for a in args]
+
+
+def value_after(argv: list[str], flag: str) -> str | None:
+    return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+def open_window(qtbot, binary: Path | str, folder: Path, port: int = AUTO_PORT, models: dict | None = None,
+                save: bool = True) -> MainWindow:
+    if save:
+        s = settings_store.AppSettings(folders=[str(folder)], binary=str(binary), port=port)
+        for path, ms in (models or {}).items():
+            s.set_model(path, ms)
+        settings_store.save(s)
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.plan is not None or (w.model is not None and w.plan_error != ""), timeout=WAIT)
+    return w
+
+
+def llama_children() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True)
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE and "llama-server" in " ".join(p.cmdline()[:1])]
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> Path:
+    folder = tmp_path / "models"
+    write_model(folder / "gemma.gguf", arch="gemma3", name=LONG_NAME, chat_template=False, context=32768)
+    write_model(folder / "plain.gguf", arch="llama", name="Plain")
+    return folder
+
+
+@pytest.fixture
+def http_server(tmp_path: Path):
+    """A fake llama-server that becomes ready on its --port; its web UI and template come from the env."""
+    def make(webui: bool = False, template: str = "keeps") -> Path:
+        return make_fake_server(tmp_path / f"http-{webui}-{template}", "b11434-current", behaviour="http")
+    return make
+
+
+def wait_ready(qtbot, w: MainWindow, timeout: int = WAIT) -> None:
+    qtbot.waitUntil(lambda: w.state in (ServerState.READY, ServerState.FAILED), timeout=timeout)
+    assert w.state is ServerState.READY, w.banner.text()
+
+
+# --- a first run that reads right ----------------------------------------------------------------
+
+def test_the_model_name_is_readable_at_the_default_size_and_after_a_restart(qtbot, models: Path,
+                                                                            tmp_path: Path) -> None:
+    exe = make_fake_server(tmp_path / "bin", "b11434-current")
+    w = open_window(qtbot, exe, models)
+    assert (w.width(), w.height()) == (1280, 820)
+    w.select_model(str(models / "gemma.gguf"))
+    qtbot.wait(50)
+    need = w.table.fontMetrics().horizontalAdvance(LONG_NAME) + 8
+    assert w.table.columnWidth(0) >= need, (w.table.columnWidth(0), need)
+    w.close()
+    w2 = open_window(qtbot, exe, models, save=False)  # geometry and splitter come back from the settings
+    qtbot.wait(50)
+    assert w2.table.columnWidth(0) >= need
+
+
+def test_the_window_works_at_1024_by_640(qtbot, models: Path, tmp_path: Path) -> None:
+    exe = make_fake_server(tmp_path / "bin", "b11434-current")
+    w = open_window(qtbot, exe, models)
+    assert w.minimumSizeHint().width() <= 1024 and w.minimumWidth() <= 1024
+    w.resize(1024, 640)
+    qtbot.waitUntil(lambda: (w.width(), w.height()) == (1024, 640), timeout=5000)
+    assert w.table.columnWidth(0) >= 150  # still a readable name
+    # what does not fit scrolls instead of being clipped
+    scroll = w.launch_panel.findChild(QScrollArea)
+    assert scroll is not None and scroll.verticalScrollBar().maximum() > 0
+    for action in (w.launch_action, w.stop_action, w.copy_url_action):
+        assert w.toolbar.widgetForAction(action).isVisible()
+
+
+def test_errors_read_in_plain_words_and_the_last_plan_stays_greyed(qtbot, models: Path, tmp_path: Path) -> None:
+    exe = make_fake_server(tmp_path / "bin", "b11434-current")
+    w = open_window(qtbot, exe, models)
+    p = w.launch_panel
+    p.extra.setText("--temp 0.7")
+    rows = p.preview_args()
+    memory = p.memory.text()
+    assert ["--temp", "0.7"] in rows
+    p.extra.setText("--tmep 0.7")
+    assert p.extra_error.text() == "this llama-server has no option --tmep — did you mean --temp?"
+    assert p.extra_error.isVisibleTo(p)
+    assert p.preview_args() == rows and p.memory.text() == memory  # not blanked
+    assert not p.preview.isEnabled() and not p.memory.isEnabled()  # greyed: it is the last valid plan
+    assert not w.launch_action.isEnabled() and "--tmep" in w.launch_action.toolTip()
+    p.extra.setText('--temp "0.7')
+    assert p.extra_error.text().startswith("a quote in the extra arguments is not closed")
+    p.extra.setText("--temp hot")
+    assert p.extra_error.text() == "--temp needs a number, not 'hot'"
+    p.extra.setText("")
+    assert p.preview.isEnabled() and not p.extra_error.isVisibleTo(p)
+
+
+def test_the_context_really_used_drives_the_memory_line_and_its_warnings(qtbot, models: Path,
+                                                                        tmp_path: Path) -> None:
+    exe = make_fake_server(tmp_path / "bin", "b11434-current")
+    w = open_window(qtbot, exe, models)
+    w.select_model(str(models / "gemma.gguf"))
+    qtbot.waitUntil(lambda: w.model is not None and w.model.name == LONG_NAME and w.plan is not None, timeout=WAIT)
+    p = w.launch_panel
+    p.extra.setText("-c 4096")
+    argv = flat(w)
+    assert argv.count("-c") == 1 and value_after(argv, "-c") == "4096"  # the user's -c is the context
+    assert p.memory.text().startswith("at 4,096 tokens")
+    p.extra.setText("")
+    p.ctx.setValue(131072)
+    assert p.memory.text().startswith("at 131,072 tokens")
+    # the warning sits next to the Context control, not under the preview
+    assert p.ctx_warnings.isVisibleTo(p) and "above the model's native 32,768" in p.ctx_warnings.text()
+    assert "native" not in p.warnings.text()
+
+
+def test_a_wrong_binary_is_refused_and_the_working_one_kept(qtbot, models: Path, tmp_path: Path) -> None:
+    exe = make_fake_server(tmp_path / "bin", "b11434-current")
+    w = open_window(qtbot, exe, models)
+    before = (w.binary.path, w.caps)
+    w.choose_binary("/bin/ls")
+    qtbot.waitUntil(lambda: "was not used" in w.banner.text(), timeout=WAIT)
+    assert (w.binary.path, w.caps) == before and w.settings.binary == str(exe)
+    assert w.plan is not None and w.launch_action.isEnabled()  # the setup tab is not blanked
+    assert "ls" in w.server_panel.problem.text()
+
+
+def test_the_log_search_filters_as_you_type(qtbot, models: Path, tmp_path: Path) -> None:
+    exe = make_fake_server(tmp_path / "bin", "b11434-current")
+    w = open_window(qtbot, exe, models)
+    w.logs.append_lines([f"line {i} " + ("needle here " if i % 10 == 0 else "") + "x" * 300 for i in range(200)])
+    w.logs.search.setText("needle")  # no Enter pressed
+    qtbot.waitUntil(lambda: w.logs.view.document().blockCount() == 20, timeout=5000)
+    assert all("needle" in ln for ln in w.logs.view.toPlainText().splitlines())
+    assert w.logs.view.horizontalScrollBar().value() == 0  # matches are shown from their start
+    assert w.logs.search.width() >= 180
+    w.logs.search.setText("")
+    qtbot.waitUntil(lambda: w.logs.view.document().blockCount() == 200, timeout=5000)
+
+
+def test_small_things_in_plain_words(qtbot, models: Path, tmp_path: Path) -> None:
+    exe = make_fake_server(tmp_path / "bin", "b11434-current")
+    one = tmp_path / "one"
+    write_model(one / "only.gguf", name="Only")
+    w = open_window(qtbot, exe, one)
+    assert w.models_pane.status.text().startswith("1 model ")
+    if not w.hw.gpus:
+        assert w.hardware_panel.gpus.text() in ("No NVIDIA GPU driver found", "None found")
+    labels = [lbl.text() for lbl in w.hardware_panel.findChildren(QLabel)]
+    assert "Runs on" in labels and not any("Planner" in t for t in labels)
+    # a model without a chat template is said to be a base model, where the model is shown
+    w.settings.folders = [str(models)]
+    w.rescan()
+    qtbot.waitUntil(lambda: len(w.table_model.models) == 2, timeout=WAIT)
+    w.select_model(str(models / "gemma.gguf"))
+    qtbot.waitUntil(lambda: w.model is not None and w.model.name == LONG_NAME, timeout=WAIT)
+    assert w.model_note.isVisibleTo(w) and w.model_note.text().startswith("Base model")
+    assert "built-in 'gemma' template" in w.model_note.text() and w.live.completion_mode
+    assert "plain text completion" in w.live.try_title.text()
+
+
+# --- the server: port, LAN, web UI, template, status bar ---------------------------------------------
+
+def test_port_setting_is_used_remembered_and_a_taken_port_explained(qtbot, models: Path, http_server,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    exe = http_server()
+    port = free_port()
+    w = open_window(qtbot, exe, models, port=port)
+    assert value_after(flat(w), "--port") == str(port) and not w.launch_panel.port_auto.isChecked()
+    w.launch()
+    wait_ready(qtbot, w)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:  # it listens there
+        assert resp.status == 200
+    w.stop_server()
+    qtbot.waitUntil(lambda: w.state is ServerState.STOPPED, timeout=WAIT)
+    assert w.statusBar().currentMessage() == "llama-server stopped"  # the status bar follows the state
+    w.close()
+    w2 = open_window(qtbot, exe, models, save=False)
+    assert w2.launch_panel.port.value() == port and value_after(flat(w2), "--port") == str(port)
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", port))
+        holder.listen(1)
+        w2.launch()
+        assert w2.state is ServerState.IDLE  # nothing started
+        text = w2.banner.text()
+        assert f"port {port} is already in use by" in text and "python" in text  # the program that holds it
+        assert w2.banner_button.isVisibleTo(w2) and "Use port" in w2.banner_button.text()
+        w2.banner_button.click()
+    assert w2.settings.port != port and value_after(flat(w2), "--port") == str(w2.settings.port)
+    assert settings_store.load().port == w2.settings.port  # remembered
+
+
+def test_lan_shows_the_addresses_other_devices_use(qtbot, models: Path, tmp_path: Path) -> None:
+    from llama_launcher.core.network import lan_addresses
+
+    exe = make_fake_server(tmp_path / "bin", "b11434-current")
+    port = free_port()
+    w = open_window(qtbot, exe, models, port=port)
+    w.launch_panel.lan.setChecked(True)
+    text = w.launch_panel.lan_urls.text()
+    assert "127.0.0.1" not in text and "0.0.0.0" not in text
+    addresses = lan_addresses()
+    assert addresses, "this test machine has a non-loopback address"
+    assert f"http://{addresses[0]}:{port}/v1" in text
+    assert w.launch_panel.api_key.text().startswith("ll-") and w.launch_panel.copy_lan.isEnabled()
+
+
+@pytest.mark.parametrize("webui", [True, False])
+def test_the_web_ui_button_follows_what_the_server_serves(qtbot, models: Path, http_server, webui: bool,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_WEBUI", "1" if webui else "0")
+    w = open_window(qtbot, http_server(webui), models)
+    w.launch()
+    wait_ready(qtbot, w)
+    qtbot.waitUntil(lambda: w.checks is not None, timeout=WAIT)
+    assert w.webui_action.isEnabled() is webui
+    if not webui:
+        assert "built without its web UI" in w.webui_action.toolTip()
+    w.copy_url_action.trigger()
+    assert w.copy_url_action.text() == "Copied"  # feedback
+    assert QApplication.clipboard().text() == w.endpoint.text()
+    w.stop_server()
+    qtbot.waitUntil(lambda: w.state is ServerState.STOPPED, timeout=WAIT)
+    assert not w.webui_action.isEnabled()
+
+
+def test_a_template_that_drops_messages_is_shown_in_the_window(qtbot, models: Path, http_server,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_TEMPLATE", "drop")
+    w = open_window(qtbot, http_server(template="drop"), models)
+    w.launch()
+    wait_ready(qtbot, w)
+    qtbot.waitUntil(lambda: w.checks is not None, timeout=WAIT)
+    assert "the chat template drops your messages" in w.banner.text()
+    assert w.live.verdict_box.isVisibleTo(w.live) and "drops your messages" in w.live.verdict.text()
+    w.stop_server()
+    qtbot.waitUntil(lambda: w.state is ServerState.STOPPED, timeout=WAIT)
+
+
+# --- with the real server ----------------------------------------------------------------------
+
+def _slots_idle(base_url: str) -> bool:
+    with urllib.request.urlopen(base_url + "/slots", timeout=5) as resp:
+        return not any(s.get("is_processing") for s in json.loads(resp.read()))
+
+
+@pytest.mark.integration
+def test_stop_reply_ends_the_stream_within_a_second(qtbot, llama_server: str, demo_model: Path) -> None:
+    w = open_window(qtbot, llama_server, demo_model.parent, models={str(demo_model): ModelSettings(threads=2)})
+    w.launch()
+    wait_ready(qtbot, w, 240_000)
+    w.live.max_tokens.setValue(256)
+    w.live.prompt.setPlainText("Write a long story about a lighthouse keeper.")
+    w.live.send_btn.click()
+    qtbot.waitUntil(lambda: w.live._streamed >= 5, timeout=120_000)
+    assert w.live.reply_status.text().startswith("streaming…")  # not "sending…" while it streams
+    t0 = time.monotonic()
+    w.live.stop_btn.click()
+    qtbot.waitUntil(lambda: w.last_chat is not None, timeout=5000)
+    assert time.monotonic() - t0 < 1.0
+    result = w.last_chat
+    assert result.stopped and result.text
+    assert result.speed is None or (result.speed.predicted_n or 0) < 256
+    assert w.live.reply_status.text().startswith("stopped")
+    qtbot.waitUntil(lambda: _slots_idle(w.base_url), timeout=2000)  # the server stopped generating
+    w.stop_server()
+    qtbot.waitUntil(lambda: w.state is ServerState.STOPPED, timeout=WAIT)
+
+
+@pytest.mark.integration
+def test_tune_owns_the_machine_and_cancel_stops_it(qtbot, llama_server: str, demo_model: Path) -> None:
+    w = open_window(qtbot, llama_server, demo_model.parent, models={str(demo_model): ModelSettings(threads=2)})
+    w.launch_panel.tune_btn.click()
+    assert w.tuning and not w.launch_action.isEnabled() and "Tune is measuring" in w.launch_action.toolTip()
+    w.launch()  # a second llama-server beside Tune's would skew the measurement: nothing happens
+    assert w.state is ServerState.IDLE
+    qtbot.waitUntil(lambda: "measuring" in w.launch_panel.tune_stage.text(), timeout=240_000)
+    stage = w.launch_panel.tune_stage.text()
+    assert stage.startswith("[1/") and "off" in stage
+    qtbot.waitUntil(lambda: any(ln.startswith("[tune] ") for ln in w.logs.history), timeout=WAIT)  # Tune's log
+    assert llama_children(), "tune's server runs"
+    t0 = time.monotonic()
+    w.launch_panel.tune_cancel_btn.click()
+    qtbot.waitUntil(lambda: not llama_children(), timeout=2000)  # the server in use stops within 2 s
+    assert time.monotonic() - t0 < 2.0
+    qtbot.waitUntil(lambda: not w.tuning, timeout=WAIT)
+    assert "tuning cancelled" in w.launch_panel.tune_label.text()
+    assert not tuning_store.store_file().exists()  # nothing stored
+    assert w.launch_action.isEnabled()
+    qtbot.wait(1500)
+    assert not llama_children()  # and tune did not go on to the next setting
+
+
+@pytest.mark.integration
+def test_a_draft_model_from_the_catalog_drafts_and_the_live_panel_shows_it(qtbot, llama_server: str,
+                                                                         tmp_path: Path) -> None:
+    folder = tmp_path / "pair"
+    target = write_mimo2_model(folder / "target.gguf", with_mtp=False, hidden=128, n_trunk=4, ff=256, name="target")
+    small = write_mimo2_model(folder / "small.gguf", with_mtp=False, name="small")
+    write_model(folder / "other.gguf", name="other", tokens=300)  # a different tokenizer: not offered
+    w = open_window(qtbot, llama_server, folder, models={str(target): ModelSettings(threads=1)})
+    w.select_model(str(target))
+    qtbot.waitUntil(lambda: w.model is not None and w.model.name == "target" and w.plan is not None, timeout=WAIT)
+    combo = w.launch_panel.draft_model
+    offered = [combo.itemData(i) for i in range(combo.count())]
+    assert str(small) in offered and str(folder / "other.gguf") not in offered
+    assert "other: a different tokenizer" in w.launch_panel.draft_others.text()
+    combo.setCurrentIndex(offered.index(str(small)))
+    assert value_after(flat(w), "--spec-draft-model") == str(small)
+    assert w.plan.memory.draft_mib >= 0 and "draft-simple" in value_after(flat(w), "--spec-type")
+    w.launch()
+    wait_ready(qtbot, w, 240_000)
+    w.live.max_tokens.setValue(64)
+    w.live.prompt.setPlainText("hello world")
+    w.live.send_btn.click()
+    qtbot.waitUntil(lambda: w.last_chat is not None, timeout=120_000)
+    assert w.last_chat.speed.draft_n and w.last_chat.speed.draft_accepted > 0
+    assert w.live.accept_stat.value.text().endswith("%") and w.live.accept_stat.value.text() != "0.0 %"
+    w.stop_server()
+    qtbot.waitUntil(lambda: w.state is ServerState.STOPPED, timeout=WAIT)
+
+
+@pytest.mark.integration
+def test_the_live_panel_says_when_speculation_is_losing(qtbot, llama_server: str, tmp_path: Path) -> None:
+    model = write_mimo2_model(tmp_path / "m" / "wrong-MTP.gguf", with_mtp=True, mtp_head="wrong", name="wrong MTP")
+    w = open_window(qtbot, llama_server, model.parent,
+                    models={str(model): ModelSettings(modes={"mtp": "on", "ngram-mod": "off"}, threads=1)})
+    assert value_after(flat(w), "--spec-type") == "draft-mtp"
+    w.launch()
+    wait_ready(qtbot, w, 240_000)
+    w.live.max_tokens.setValue(400)
+    w.live.prompt.setPlainText("hello world")
+    w.live.send_btn.click()
+    qtbot.waitUntil(lambda: w.last_chat is not None, timeout=120_000)
+    assert w.last_chat.speed.draft_n and w.last_chat.speed.draft_accepted == 0
+    assert w.live.verdict_box.isVisibleTo(w.live)
+    assert w.live.verdict.text().startswith("⚠ MTP is probably slowing this model down: 0% of drafts accepted")
+    assert w.live.verdict_tune.isVisibleTo(w.live)
+    w.stop_server()
+    qtbot.waitUntil(lambda: w.state is ServerState.STOPPED, timeout=WAIT)

@@ -40,7 +40,7 @@ def make_window(qtbot, binary: Path | str, folder: Path, model_settings: dict | 
         s.set_model(path, ModelSettings(modes=modes, **ms))
     settings_store.save(s)
     w = MainWindow()
-    qtbot.addWidget(w)
+    qtbot.addWidget(w, before_close_func=lambda w: w.shutdown())  # a failed test must not leave a dialog up
     w.show()
     qtbot.waitUntil(lambda: w.plan is not None or (w.model is not None and w.plan_error != ""), timeout=WAIT)
     return w
@@ -189,7 +189,7 @@ def test_first_run_without_llama_server(qtbot, models: Path, tmp_path: Path, mon
     monkeypatch.setattr(main_window_module, "find_server", lambda *a, **k: None)
     settings_store.save(settings_store.AppSettings(folders=[str(models)]))
     w = MainWindow()
-    qtbot.addWidget(w)
+    qtbot.addWidget(w, before_close_func=lambda w: w.shutdown())  # a failed test must not leave a dialog up
     w.show()
     assert w.tabs.currentIndex() == 4  # the llama-server tab
     assert "No llama-server" in w.banner.text() and w.server_panel.advice.isVisibleTo(w.server_panel)

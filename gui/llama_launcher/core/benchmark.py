@@ -97,7 +97,7 @@ class CancelToken:
             self._event.set()
             runner = self._runner
         if runner is not None:
-            threading.Thread(target=runner.stop, kwargs={"grace": 1.5}, name="tune-cancel", daemon=True).start()
+            threading.Thread(target=runner.stop, kwargs={"grace": 0.5}, name="tune-cancel", daemon=True).start()
 
     @property
     def cancelled(self) -> bool:
@@ -111,7 +111,7 @@ class CancelToken:
         with self._lock:
             self._runner = runner
         if runner is not None and self._event.is_set():
-            runner.stop(grace=1.5)
+            runner.stop(grace=0.5)
 
 
 def prompt_text(name: str) -> str:
@@ -203,8 +203,9 @@ class ServerSession:
         t0 = time.monotonic()
         if self.token is not None:
             self.token.check()
-            self.token.attach(self.runner)
         self.runner.start()
+        if self.token is not None:
+            self.token.attach(self.runner)  # after start: a cancel from now on (or just before) stops this process
         state = self.runner.wait_until((ServerState.READY, ServerState.FAILED, ServerState.STOPPED),
                                        self.runner.ready_timeout + 30)
         if self.token is not None and self.token.cancelled:

@@ -72,6 +72,10 @@ def load_model(path_text: str):
         raise UsageError(f"model file not found: {path}")
     if path.is_dir():
         raise UsageError(f"{path} is a folder; give a .gguf file (use 'models {path}' to list them)")
+    if not path.is_file():  # a FIFO would block the header reader forever
+        from llama_launcher.core.gguf_header import file_kind
+
+        raise UsageError(f"{path} is not a model file: it is {file_kind(path.stat().st_mode)}")
     # the folder's other files: split parts and projectors belong to the model
     siblings = sorted({*(p for p in path.parent.glob("*.gguf") if p.is_file()), path})
     infos = read_files(siblings, HeaderCache())

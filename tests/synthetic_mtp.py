@@ -54,7 +54,7 @@ def vocabulary() -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
-def write_mimo2_model(path: Path, with_mtp: bool = True, seed: int = 7) -> Path:
+def write_mimo2_model(path: Path, with_mtp: bool = True, seed: int = 7, name: str | None = None) -> Path:
     rng = np.random.default_rng(seed)
     tokens, scores, types = vocabulary()
     n_vocab = len(tokens)
@@ -62,7 +62,7 @@ def write_mimo2_model(path: Path, with_mtp: bool = True, seed: int = 7) -> Path:
     n_blocks = n_trunk + (1 if with_mtp else 0)
 
     w = GGUFWriter(str(path), "mimo2")
-    w.add_name("tiny mimo2" + (" MTP" if with_mtp else ""))
+    w.add_name(name if name is not None else "tiny mimo2" + (" MTP" if with_mtp else ""))
     w.add_context_length(4096)
     w.add_embedding_length(HIDDEN)
     w.add_block_count(n_blocks)

@@ -132,6 +132,23 @@ def test_a_full_disk_stops_the_log_file_not_the_server() -> None:
                                "its latest lines are kept in memory for this session"]
 
 
+def test_the_windows_line_queue_is_bounded_between_flushes(qtbot) -> None:
+    from llama_launcher.ui.workers import MAX_PENDING_CHARS, ServerWorker
+
+    worker = ServerWorker()
+    got: list[list[str]] = []
+    worker.lines.connect(got.append)
+    line = "y" * 1000
+    for _ in range(10_000):  # 10 MB between two flushes: a flood the window cannot paint
+        worker._on_line(line)
+    worker._flush()
+    batch = got[-1]
+    kept = batch[1:]
+    assert sum(map(len, kept)) <= MAX_PENDING_CHARS and kept == [line] * len(kept)
+    assert batch[0] == f"[{10_000 - len(kept):,} lines not shown: the server wrote them faster than the window " \
+                       "can show them]"
+
+
 # --- item 16: 'ready' means our own process listens on the port -------------------------------
 
 class _Health(BaseHTTPRequestHandler):

@@ -229,14 +229,16 @@ class ServerRunner:
             self._set_state(ServerState.FAILED, FailureReason(code, f"cannot start {self.argv[0]}: {exc.strerror or exc}"))
             return
         self.proc = proc
-        first = oom_evidence.sample(proc.pid)
-        self._available_at_start = first.available if first is not None else None
-        if self._stop_requested.is_set():  # Stop arrived while the process was being spawned
-            self._terminate()
-        if sys.platform == "win32":
-            orphan_guard.windows_job().assign(proc.pid)
-        orphan_guard.record(proc.pid, self.argv[0], self.port)
-        self._spawned.set()
+        try:
+            first = oom_evidence.sample(proc.pid)
+            self._available_at_start = first.available if first is not None else None
+            if self._stop_requested.is_set():  # Stop arrived while the process was being spawned
+                self._terminate()
+            if sys.platform == "win32":
+                orphan_guard.windows_job().assign(proc.pid)
+            orphan_guard.record(proc.pid, self.argv[0], self.port)  # a read-only home: a notice, never a raise
+        finally:
+            self._spawned.set()  # start() never waits 30 s for a spawn that happened
         reader = threading.Thread(target=self._read_output, name="llama-server-output", daemon=True)
         health = threading.Thread(target=self._watch_health, name="llama-server-health", daemon=True)
         self._threads += [reader, health]

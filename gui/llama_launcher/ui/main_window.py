@@ -65,6 +65,7 @@ from llama_launcher.ui.live_panel import LivePanel
 from llama_launcher.ui.log_view import LogView
 from llama_launcher.ui.metrics_poller import MetricsPoller
 from llama_launcher.ui.model_table import MODEL_ROLE, ModelFilterProxy, ModelTableModel
+from llama_launcher.ui.notices import attach_state_notices
 from llama_launcher.ui.resources import icon
 from llama_launcher.ui.side_panels import HardwarePanel, ServerPanel
 from llama_launcher.ui.workers import (
@@ -121,6 +122,7 @@ class MainWindow(QMainWindow):
             self.show_notice(notice)
         self._discover_binary()
         self.rescan()
+        self._notices_timer = attach_state_notices(self)  # what could not be read or saved, said once
 
     # --- construction ----------------------------------------------------------------------------
     def _build_ui(self) -> None:

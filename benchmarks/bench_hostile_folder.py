@@ -58,13 +58,13 @@ def fmt(r: dict) -> str:
         return f"> {r['seconds']:.0f} s (stopped)"
     if r.get("failed"):
         return f"failed: {r['failed'][0]}"
-    return (f"{r['seconds']:.2f} s, peak {r['peak_mib']:.0f} MiB, {r['json_bytes'] / 1e6:.2f} MB of JSON, "
+    return (f"{r['seconds']:.2f} s, peak RSS {r['peak_mib']:.0f} MiB, {r['json_bytes'] / 1e3:,.0f} kB of JSON, "
             f"{r['models']} entries, {r['notes']} notes")
 
 
 def main() -> None:
     from gguf_factory import write_model
-    from hostile_files import hostile_folder
+    from hostile_files import empty_split_parts, hostile_folder
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--splits", type=int, default=200)
@@ -92,6 +92,11 @@ def main() -> None:
         if args.before:
             old = run_arm(args.before, hostile, root / "home-before", args.limit)
             print(f"| same hostile folder, code in {args.before} | {fmt(old)} |")
+            stubs = root / "stubs-only"
+            empty_split_parts(stubs, n=20)
+            for label, tree in (("this code", gui), (str(args.before), args.before)):
+                r = run_arm(tree, stubs, root / f"home-stubs-{len(label)}", args.limit)
+                print(f"| 20 empty files named mNNN-00001-of-99999.gguf, {label} | {fmt(r)} |")
 
 
 if __name__ == "__main__":

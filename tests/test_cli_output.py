@@ -98,7 +98,11 @@ def test_serve_prints_the_servers_lines_safely(tmp_path: Path, llama_server: str
                 break
     finally:
         proc.send_signal(signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=60)
+        try:
+            rest, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rest, _ = proc.communicate(timeout=30)
     output = "".join(seen) + (rest or "")
     assert any(s.startswith("ready:") for s in seen), output[-2000:]
     assert not any(c in output for c in ESC_FREE)
@@ -143,6 +147,16 @@ def test_hardware_files_with_bad_numbers_get_one_line(tmp_path: Path, text: str,
     assert run.returncode == 2, run.stdout
     assert run.stderr.splitlines() == [f"error: {message}" if message.startswith("hardware") else
                                        f"error: {hw} {message}"]
+
+
+@pytest.mark.integration
+def test_plan_with_the_real_server_and_an_infinite_memory_size(tmp_path: Path, llama_server: str) -> None:
+    hw = tmp_path / "hw.json"
+    hw.write_text(json.dumps(HARDWARE).replace("16384", "1e999"))
+    run = cli("plan", str(write_model(tmp_path / "m.gguf")), "--binary", llama_server, "--hardware", str(hw))
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == ["error: hardware description has a bad value for 'ram_total_mib': inf "
+                                       "(not a finite number)"]
 
 
 @pytest.mark.parametrize("value,why", [

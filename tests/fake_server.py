@@ -94,6 +94,27 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
 
             print(f"main: server is listening on http://127.0.0.1:{{port}}", flush=True)
             ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+        if behaviour == "nonewline":  # one endless line (FAKE_BYTES of it), then a normal one
+            left = int(os.environ.get("FAKE_BYTES", str(64 << 20)))
+            chunk = b"x" * 65536
+            while left > 0:
+                sys.stdout.buffer.write(chunk[:left])
+                left -= len(chunk)
+            sys.stdout.buffer.write(b"\\nafter the long line\\n")
+            sys.stdout.flush()
+            time.sleep(3600)
+        if behaviour == "urandom":  # binary junk as fast as it can (FAKE_BYTES of it), then a marker
+            left = int(os.environ.get("FAKE_BYTES", str(64 << 20)))
+            with open("/dev/urandom", "rb") as junk:
+                while left > 0:
+                    sys.stdout.buffer.write(junk.read(min(left, 1 << 20)))
+                    left -= 1 << 20
+            sys.stdout.buffer.write(b"\\nend of junk\\n")
+            sys.stdout.flush()
+            time.sleep(3600)
+        if behaviour == "sigkill":  # starts loading, then is killed with SIGKILL (here: by itself)
+            print("load_tensors: loading model tensors, this can take a while...", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
         if behaviour == "exit":
             print(os.environ.get("FAKE_EXIT_LINE", "something went wrong"))
             sys.exit(int(os.environ.get("FAKE_EXIT_CODE", "1")))

@@ -114,7 +114,8 @@ def test_demo_model_listed_only_without_own_models(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("LLAMA_LAUNCHER_DEMO_DIR", str(demo_dir))
     monkeypatch.setattr(model_catalog, "default_folders", lambda: [])
     res = scan([tmp_path / "empty"], cache=HeaderCache(tmp_path / "c.json"))
-    assert [m.name for m in res.models] == ["Demo"] and "demo model" in res.notes[0]
+    assert [m.name for m in res.models] == ["Demo"] and "demo model" in res.notes[-1]
+    assert res.notes[0] == f"skipped {tmp_path / 'empty'}: the folder does not exist (any more)"
     write_model(tmp_path / "mine" / "own.gguf", name="Own")
     res = scan([tmp_path / "mine"], cache=HeaderCache(tmp_path / "c.json"))
     assert [m.name for m in res.models] == ["Own"]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from llama_launcher import __version__
+from llama_launcher.core.safe_text import safe_text
 
 
 class UsageError(Exception):
@@ -31,16 +32,43 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+def say(text: object, file: Any = None, flush: bool = False) -> None:
+    """Print one line of text that may come from a file or a process: no escape codes, no newlines."""
+    print(safe_text(text), file=file, flush=flush)
+
+
+def print_notices() -> None:
+    """State files that could not be read or saved, once each (``state_files`` collects them)."""
+    from llama_launcher.core.state_files import drain_notices
+
+    for text in drain_notices():
+        say(f"note: {text}", file=sys.stderr, flush=True)
+
+
 def _fmt_size(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
+    rows = [[safe_text(c) for c in r] for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(out)
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite, positive number of seconds (``nan`` and ``inf`` never end a wait)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or not 0 < value <= 7 * 24 * 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0 and at most a week")
+    return value
 
 
 # --- shared resolution --------------------------------------------------------------------
@@ -72,6 +100,10 @@ def load_model(path_text: str):
         raise UsageError(f"model file not found: {path}")
     if path.is_dir():
         raise UsageError(f"{path} is a folder; give a .gguf file (use 'models {path}' to list them)")
+    if not path.is_file():  # a FIFO would block the header reader forever
+        from llama_launcher.core.gguf_header import file_kind
+
+        raise UsageError(f"{path} is not a model file: it is {file_kind(path.stat().st_mode)}")
     # the folder's other files: split parts and projectors belong to the model
     siblings = sorted({*(p for p in path.parent.glob("*.gguf") if p.is_file()), path})
     infos = read_files(siblings, HeaderCache())
@@ -226,9 +258,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     if rows:
         print(_table(rows, ["name", "arch", "params", "quant", "size", "context", "", "folder / error"]))
     else:
-        print("no models found")
+        say("no models found")
     for note in result.notes:
-        print(f"note: {note}")
+        say(f"note: {note}")
     return 0
 
 
@@ -244,14 +276,14 @@ def cmd_hardware(args: argparse.Namespace) -> int:
         print(hw.to_json())
         return 0
     gpu, why = hw.gpu_branch()
-    print(f"CPU: {hw.cpu} ({hw.physical_cores} cores, {hw.logical_cores} threads)")
-    print(f"RAM: {hw.ram_total_mib:,} MiB total, {hw.ram_available_mib:,} MiB available")
+    say(f"CPU: {hw.cpu} ({hw.physical_cores} cores, {hw.logical_cores} threads)")
+    say(f"RAM: {hw.ram_total_mib:,} MiB total, {hw.ram_available_mib:,} MiB available")
     for g in hw.gpus:
-        print(f"GPU: {g.name} [{g.backend}] {g.memory_total_mib:,} MiB ({g.memory_free_mib:,} free) via {g.source}")
+        say(f"GPU: {g.name} [{g.backend}] {g.memory_total_mib:,} MiB ({g.memory_free_mib:,} free) via {g.source}")
     if hw.backend_devices is not None:
         devs = ", ".join(f"{d.backend} {d.name}" for d in hw.backend_devices) or "none"
-        print(f"llama-server devices: {devs}")
-    print(f"planner branch: {'GPU' if gpu else 'CPU/Mac'} ({why})")
+        say(f"llama-server devices: {devs}")
+    say(f"planner branch: {'GPU' if gpu else 'CPU/Mac'} ({why})")
     return 0
 
 
@@ -270,14 +302,14 @@ def cmd_probe(args: argparse.Namespace) -> int:
         data["candidates"] = found
         _print_json(data)
         return 0
-    print(f"llama-server: {binary}")
-    print(f"  {caps.version_line or 'version unknown'}")
-    print(f"  {caps.summary()}")
+    say(f"llama-server: {binary}")
+    say(f"  {caps.version_line or 'version unknown'}")
+    say(f"  {caps.summary()}")
     print(f"  draft length flag: {caps.draft_n_max_flag or 'none'}; --fit: {caps.has_fit}; "
           f"--metrics: {caps.has_metrics}; --jinja: {caps.has_jinja}")
-    print("candidates:")
+    say("candidates:")
     for c in found:
-        print(f"  {c['path']}  ({c['source']})")
+        say(f"  {c['path']}  ({c['source']})")
     return 0
 
 
@@ -288,15 +320,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return 0
     import shlex
 
-    print(shlex.join(plan.redacted_argv()))
+    say(shlex.join(plan.redacted_argv()))
     print()
     for f in plan.to_dict()["reasons"]:
-        print(f"  {' '.join(f['args'])[:60]:<60}  {f['reason']}")
+        say(f"  {' '.join(f['args'])[:60]:<60}  {f['reason']}")
     if plan.memory:
-        print(f"\nmemory: {plan.memory.describe()}")
-    print(f"branch: {'GPU' if plan.gpu_branch else 'CPU/Mac'} ({plan.gpu_reason})")
+        print()
+        say(f"memory: {plan.memory.describe()}")
+    say(f"branch: {'GPU' if plan.gpu_branch else 'CPU/Mac'} ({plan.gpu_reason})")
     for w in plan.warnings:
-        print(f"warning: {w}")
+        say(f"warning: {w}")
     return 0
 
 
@@ -304,14 +337,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from llama_launcher.core import network, orphan_guard, server_checks
     from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState
 
-    if not (args.ready_timeout > 0 and args.ready_timeout < 86_400):  # also refuses nan
-        raise UsageError(f"--ready-timeout must be a number of seconds between 0 and 86400 (got {args.ready_timeout})")
     settings, plan = make_plan(args)
     if not network.port_is_free(settings.port):
         raise RunError(f"{network.port_in_use_message(settings.port)}; pass --port with another port (e.g. --port "
                        f"{network.next_free_port(settings.port)}) or stop that program")
     for w in plan.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        say(f"warning: {w}", file=sys.stderr)
     done = threading.Event()
     ready = threading.Event()
 
@@ -324,11 +355,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     def on_line(line: str) -> None:
         if not args.quiet:
-            print(line, file=sys.stderr, flush=True)
+            say(line, file=sys.stderr, flush=True)
 
     runner = ServerRunner(plan.argv, RunnerEvents(on_state, on_line), ready_timeout=args.ready_timeout, env=plan.env)
-    print(f"starting: {' '.join(plan.redacted_argv())}", flush=True)
-    print(f"endpoint: {plan.endpoint}", flush=True)
+    say(f"starting: {' '.join(plan.redacted_argv())}", flush=True)
+    say(f"endpoint: {plan.endpoint}", flush=True)
     stop_requested = threading.Event()
 
     def handle(signum, frame) -> None:
@@ -341,36 +372,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     runner.start()
     # servers left behind by an earlier, killed launcher (macOS has no parent-death signal);
     # swept after our own start so that time to ready does not pay for it
-    orphan_guard.sweep(lambda s: print(f"note: {s}", file=sys.stderr))
+    orphan_guard.sweep(lambda s: say(f"note: {s}", file=sys.stderr))
+    print_notices()  # what could not be saved (a read-only or full home) is said now, not at exit
     reported = False
     while not done.wait(0.2):
+        print_notices()
         if ready.is_set() and not reported:
             reported = True
             checks = server_checks.run_checks(runner.base_url, settings.api_key)
             ui = f"; web UI at {plan.endpoint}/" if checks.web_ui else f"; no web UI ({checks.web_ui_reason})"
-            print(f"ready: OpenAI-compatible API at {plan.endpoint}/v1{ui}", flush=True)
+            say(f"ready: OpenAI-compatible API at {plan.endpoint}/v1{ui}", flush=True)
             if settings.lan:
                 urls = network.lan_urls(settings.port) or [f"http://<this computer's address>:{settings.port}/v1"]
-                print("LAN access is on; other devices use " + ", ".join(urls), flush=True)
-                print(f"API key: {settings.api_key}" + (f" (kept in {settings.api_key_file})"
+                say("LAN access is on; other devices use " + ", ".join(urls), flush=True)
+                say(f"API key: {settings.api_key}" + (f" (kept in {settings.api_key_file})"
                                                          if settings.api_key_file else ""), flush=True)
             if checks.template.ok is False:
-                print(f"warning: {checks.template.message}", file=sys.stderr, flush=True)
+                say(f"warning: {checks.template.message}", file=sys.stderr, flush=True)
     if stop_requested.is_set():
-        print("stopping llama-server ...", file=sys.stderr, flush=True)
+        say("stopping llama-server ...", file=sys.stderr, flush=True)
         runner.stop()
-        print("stopped", file=sys.stderr, flush=True)
+        say("stopped", file=sys.stderr, flush=True)
         return 0
     if runner.state is ServerState.FAILED and runner.reason is not None:
         message = runner.reason.message
         if runner.reason.code == "port_in_use":
             message = f"{network.port_in_use_message(settings.port)}; pass --port with another port (e.g. " \
                       f"--port {network.next_free_port(settings.port)}) or stop that program"
-        print(f"error: {message}", file=sys.stderr)
+        say(f"error: {message}", file=sys.stderr)
         for ev in runner.reason.evidence:
-            print(f"  | {ev}", file=sys.stderr)
+            say(f"  | {ev}", file=sys.stderr)
         if runner.log_path:
-            print(f"  full log: {runner.log_path}", file=sys.stderr)
+            say(f"  full log: {runner.log_path}", file=sys.stderr)
         return 1
     return 0
 
@@ -384,7 +417,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.tokens < 1 or args.runs < 1:
         raise UsageError("--tokens and --runs must be at least 1")
     tuned = tuning_store.lookup(model.path, caps.build_number) if args.spec == "auto" else None
-    log = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
+    log = (lambda s: None) if args.json else (lambda s: say(s, file=sys.stderr, flush=True))
     try:
         result = bench(binary, model, hw, caps, settings, args.spec, args.prompt, args.tokens, args.runs,
                        args.draft_n_max, log, tuned, drafts)
@@ -400,7 +433,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                    f"{result.prompt_tps:.1f}" if result.prompt_tps else "-", str(result.drafted),
                    str(result.accepted), acc]],
                  ["spec", "draft n", "decode t/s", "prompt t/s", "drafted", "accepted", "acceptance"]))
-    print(f"(median of {args.runs} run(s), {args.tokens} tokens, prompt '{args.prompt}', from the server's timings)")
+    say(f"(median of {args.runs} run(s), {args.tokens} tokens, prompt '{args.prompt}', from the server's timings)")
     return 0
 
 
@@ -414,7 +447,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise UsageError("--tokens must be at least 8")
 
     def log(s: str) -> None:
-        print(s, file=sys.stderr, flush=True)
+        say(s, file=sys.stderr, flush=True)
 
     try:
         run = sweep if args.full else tune
@@ -437,8 +470,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
                       f"{r.speedup:.2f}x", str(r.tokens), "best" if best else ""])
     print(_table(table, ["setting", "code t/s", "prose t/s", "accepted", "vs off", "tokens", ""]))
     if choice.note:
-        print(f"\n{choice.note}")
-    print(f"\n{choice.describe()} ({outcome.servers} server loads, {outcome.wall_s:.0f} s); stored for this model, "
+        print()
+        say(choice.note)
+    print()
+    say(f"{choice.describe()} ({outcome.servers} server loads, {outcome.wall_s:.0f} s); stored for this model, "
           f"llama-server build and machine ({stored})")
     return 0
 
@@ -450,18 +485,18 @@ def cmd_get_server(args: argparse.Namespace) -> int:
     if not args.force and not args.build:
         found = find_server()
         if found is not None:
-            print(f"llama-server found: {found.path} ({found.source}); use --build to build one anyway")
+            say(f"llama-server found: {found.path} ({found.source}); use --build to build one anyway")
             return 0
 
     def progress(msg: str, frac: float | None) -> None:
         pct = f"{frac * 100:5.1f}% " if frac is not None else "       "
-        print(f"{pct}{msg}", flush=True)
+        say(f"{pct}{msg}", flush=True)
 
     try:
         path = build_server(progress, force=args.force, jobs=args.jobs)
     except ProvisionError as exc:
         raise RunError(str(exc)) from exc
-    print(f"llama-server ready: {path}")
+    say(f"llama-server ready: {path}")
     return 0
 
 
@@ -469,10 +504,10 @@ def cmd_demo_model(args: argparse.Namespace) -> int:
     from llama_launcher.core.provisioning import ProvisionError, ensure_demo_model
 
     try:
-        path = ensure_demo_model(lambda m, f: print(m, flush=True))
+        path = ensure_demo_model(lambda m, f: say(m, flush=True))
     except ProvisionError as exc:
         raise RunError(str(exc)) from exc
-    print(path)
+    say(path)
     return 0
 
 
@@ -541,7 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run llama-server in the foreground")
     add_plan_options(p)
     p.add_argument("--quiet", action="store_true", help="do not stream the server's log")
-    p.add_argument("--ready-timeout", type=float, default=300.0)
+    p.add_argument("--ready-timeout", type=seconds, default=300.0, metavar="S",
+                   help="give up if llama-server is not ready after S seconds (default 300)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bench", help="measure decode speed with one speculative setting")
@@ -587,13 +623,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", file=sys.stderr)
         return 2
     except RunError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        say("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        try:
+            print_notices()
+        except OSError:
+            pass

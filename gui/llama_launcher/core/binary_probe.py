@@ -9,7 +9,6 @@ in memory and on disk, so a replaced binary is probed again.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -21,6 +20,8 @@ from typing import Any
 from llama_launcher.core import paths
 from llama_launcher.core.failure_reasons import describe_exit
 from llama_launcher.core.process_env import child_env, no_window_flags
+from llama_launcher.core.state_files import expect, read_json, save_json
+from llama_launcher.core.typed_json import checked_fields, field_checks
 
 HELP_TIMEOUT_S = 20.0
 PROBE_CACHE_VERSION = 4
@@ -180,7 +181,8 @@ class Capabilities:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Capabilities:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        """Rebuild from ``to_dict`` output (the probe cache); ``ValueError`` if any field has the wrong type."""
+        return cls(**checked_fields(_CAPS_CHECKS, data, "a probe result", ("path",)))
 
     # derived views, for tables and messages
     @property
@@ -320,6 +322,9 @@ def capabilities_from_help(path: str, help_text: str, version_text: str = "") ->
     return caps
 
 
+_CAPS_CHECKS = field_checks(Capabilities)
+
+
 def run_binary(path: str, args: list[str], timeout: float = HELP_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
     """Run the binary with a clean environment, no shell, merged output, and a timeout."""
     p = Path(path)
@@ -358,24 +363,24 @@ def _fingerprint(path: str) -> tuple[str, int, int]:
     return (os.path.realpath(path), st.st_size, st.st_mtime_ns)
 
 
+def _probes(data: Any) -> dict[str, Any]:
+    """Validate the probe cache (a wrong type anywhere sets the whole file aside)."""
+    expect(data, dict, "the probe cache")
+    if data.get("version") != PROBE_CACHE_VERSION:
+        return {}  # written by another version of the launcher: probed again, not corrupt
+    probes = expect(data.get("probes"), dict, "'probes'")
+    for caps in probes.values():
+        Capabilities.from_dict(caps)
+    return dict(probes)
+
+
 def _load_disk_cache() -> dict[str, Any]:
-    try:
-        data = json.loads(_cache_file().read_text(encoding="utf-8"))
-        if data.get("version") == PROBE_CACHE_VERSION and isinstance(data.get("probes"), dict):
-            return dict(data["probes"])
-    except (OSError, ValueError, AttributeError):
-        pass
-    return {}
+    return read_json(_cache_file(), "the llama-server probe cache", _probes) or {}
 
 
 def _save_disk_cache(probes: dict[str, Any]) -> None:
-    try:
-        target = paths.ensure(paths.cache_dir()) / "binary-probes.json"
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": PROBE_CACHE_VERSION, "probes": probes}), encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError:
-        pass
+    # a cache that cannot be written only costs a probe at the next start: said once
+    save_json(_cache_file(), {"version": PROBE_CACHE_VERSION, "probes": probes}, "the llama-server probe cache")
 
 
 def probe(path: str, use_cache: bool = True) -> Capabilities:
@@ -394,7 +399,7 @@ def probe(path: str, use_cache: bool = True) -> Capabilities:
                 caps = Capabilities.from_dict(disk[disk_key])
                 _memory_cache[key] = caps
                 return caps
-            except TypeError:
+            except ValueError:
                 pass
     version = run_binary(path, ["--version"])
     help_run = run_binary(path, ["--help"])

@@ -23,7 +23,8 @@ class FailureReason:
 _SIGNAL_TEXT = {
     "SIGILL": "killed by SIGILL (illegal instruction): this llama-server was built for a newer CPU; "
     "build one on this machine (llama-launcher get-server) or install your platform's package",
-    "SIGKILL": "killed by SIGKILL (often the system's out-of-memory killer)",
+    # SIGKILL is also kill -9, a task manager or a container limit: memory is named only with evidence
+    "SIGKILL": "killed by SIGKILL (by another program or by the system; nothing shows it ran out of memory)",
     "SIGSEGV": "crashed with SIGSEGV (segmentation fault)",
     "SIGABRT": "aborted (SIGABRT): llama-server hit an internal error",
     "SIGBUS": "crashed with SIGBUS (bus error)",
@@ -96,13 +97,24 @@ def describe_exit(returncode: int) -> str:
     return signal_reason(signum) if signum is not None else f"exited with status {returncode}"
 
 
-def classify_exit(returncode: int | None, lines: Iterable[str]) -> FailureReason:
-    """Why the server ended: the log first (it says more), then the exit status."""
+_SIGKILL = int(getattr(signal, "SIGKILL", 9))  # Windows has no SIGKILL
+OOM_KILL_TEXT = "killed by SIGKILL, most likely by the system's out-of-memory killer"
+
+
+def classify_exit(returncode: int | None, lines: Iterable[str], oom_evidence: list[str] | None = None) -> FailureReason:
+    """Why the server ended: the log first (it says more), then the exit status.
+
+    ``oom_evidence`` (see ``oom_evidence.gather``) is what shows that a SIGKILL was for memory;
+    without it a SIGKILL is only called a SIGKILL.
+    """
     lines = list(lines)
     from_log = classify_log(lines)
     if from_log is not None:
         return from_log
     signum = killing_signal(returncode)
+    if signum == _SIGKILL and oom_evidence:
+        return FailureReason("out_of_memory_killed", f"{OOM_KILL_TEXT} ({'; '.join(oom_evidence)})",
+                             [*oom_evidence, *lines[-3:]][:5])
     if signum is not None:
         return FailureReason("signal", signal_reason(signum), lines[-3:])
     tail = next((ln.strip() for ln in reversed(lines) if ln.strip()), "")

@@ -6,12 +6,20 @@ A catalog only needs the metadata, so this reader walks the header in bounded ch
 small values, skips large arrays by their lengths, and validates every count and length
 against the bytes that remain in the file before trusting it. Malformed input of any kind
 becomes a :class:`GGUFError` with a one-line message; memory stays bounded per file.
+
+A file's size can be faked for free (a sparse 16 GiB file takes 8 KB of disk and reads as zeros),
+so counts are also held to absolute caps far above any real model's (the biggest real headers are
+tens of MB, with a few thousand tensors and a few hundred keys), the values kept in memory share
+one budget, and a run of zeros in a string array (the hole of a sparse file) is skipped at memory
+speed rather than one empty string at a time. Only regular files are opened: a FIFO named
+``x.gguf`` would block the reader forever.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +34,17 @@ MAX_KEPT_ARRAY = 4096  # per-layer arrays (sliding window pattern, head counts) 
 MAX_KEY_LENGTH = 1 << 16
 MAX_DIMS = 8
 TOKENS_KEY = "tokenizer.ggml.tokens"
+# Absolute caps (sizes can be faked by sparse files). Real models: ~50 keys, ~1,100 tensors
+# (DeepSeek-V3, Llama 3.1 405B), a 262k-token vocabulary, headers under 20 MB.
+MAX_HEADER_BYTES = 256 * 1024 * 1024
+MAX_KV = 1 << 14
+MAX_TENSORS = 1 << 16
+MAX_KEPT_BYTES = 16 * 1024 * 1024  # strings and small arrays kept in memory, all keys together
+MAX_ELEMENTS = (1 << 63) - 1  # ggml counts elements in an int64
+MIN_KV_BYTES = 8 + 4 + 1  # empty key, value type, one-byte value
+MIN_TENSOR_BYTES = 8 + 4 + 8 + 4 + 8  # empty name, n_dims, one dimension, type, offset
+_ZERO8 = bytes(8)
+_ZERO4K = bytes(4096)
 
 # Element sizes of the fixed-width value types; strings and arrays are handled apart.
 _SCALAR_FORMATS: dict[int, str] = {
@@ -88,7 +107,9 @@ class _Stream:
 
     def __init__(self, fh: BinaryIO, size: int, byte_order: str = "<") -> None:
         self.fh = fh
-        self.size = size
+        self.file_size = size
+        self.size = min(size, MAX_HEADER_BYTES)  # nothing past the cap is ever read
+        self.kept = 0  # bytes of values kept in memory so far (MAX_KEPT_BYTES)
         self.order = byte_order
         self.buf = b""
         self.off = 0  # offset into buf
@@ -111,14 +132,55 @@ class _Stream:
         self.base += self.off
         self.off = 0
         want = max(n - len(keep), CHUNK)
-        more = self.fh.read(want)
+        more = self.fh.read(min(want, max(self.size - self.base - len(keep), 0)))
         self.buf = keep + more
         if len(self.buf) < n:
-            raise GGUFError(f"truncated file: the header ends unexpectedly at byte {self.base + len(self.buf)}")
+            self.short(n)
+
+    def short(self, n: int) -> None:
+        """Raise the error for needing ``n`` more bytes than remain: the file's end, or the header cap."""
+        if self.file_size > MAX_HEADER_BYTES and self.pos + n > MAX_HEADER_BYTES:
+            raise GGUFError(f"corrupt GGUF: the header runs past {MAX_HEADER_BYTES >> 20} MiB, "
+                            "far more than any real model's; it was not read further")
+        raise GGUFError(f"truncated file: needs {n} bytes at byte {self.pos}, only {self.remaining} remain")
+
+    def room(self, count: int, each: int) -> bool:
+        """Whether ``count`` items of at least ``each`` bytes fit in what remains."""
+        return count <= self.remaining // each
+
+    def keep(self, n: int, what: str) -> None:
+        """Charge ``n`` bytes to the budget of kept values (many huge values would fill memory)."""
+        self.kept += n
+        if self.kept > MAX_KEPT_BYTES:
+            raise GGUFError(f"corrupt GGUF: the metadata values up to {what} need more than "
+                            f"{MAX_KEPT_BYTES >> 20} MiB of memory, far more than any real model's")
+
+    def hole_ahead(self) -> int:
+        """Zero bytes from here on that lie in a hole of a sparse file, found without reading them.
+
+        The bytes still buffered must all be zeros; the hole is asked of the file system
+        (``SEEK_DATA``), and 0 comes back where it cannot say.
+        """
+        seek_data = getattr(os, "SEEK_DATA", None)
+        if seek_data is None:
+            return 0
+        end = self.base + len(self.buf)  # the first byte not yet read
+        try:
+            fd = self.fh.fileno()
+            here = os.lseek(fd, 0, os.SEEK_CUR)
+            try:
+                data = os.lseek(fd, end, seek_data)
+            except OSError:  # ENXIO: no data after ``end`` (the file ends in a hole)
+                data = self.file_size
+            finally:
+                os.lseek(fd, here, os.SEEK_SET)  # leave the buffered reader's offset as it was
+        except (OSError, ValueError):
+            return 0
+        return max(min(data, self.size) - self.pos, 0)
 
     def read(self, n: int) -> bytes:
         if n > self.remaining:
-            raise GGUFError(f"truncated file: needs {n} bytes at byte {self.pos}, only {self.remaining} remain")
+            self.short(n)
         self._fill(n)
         out = self.buf[self.off : self.off + n]
         self.off += n
@@ -126,7 +188,7 @@ class _Stream:
 
     def skip(self, n: int) -> None:
         if n > self.remaining:
-            raise GGUFError(f"truncated file: needs {n} bytes at byte {self.pos}, only {self.remaining} remain")
+            self.short(n)
         avail = len(self.buf) - self.off
         if n <= avail:
             self.off += n
@@ -157,6 +219,8 @@ class _Stream:
     def string_length(self, what: str) -> int:
         n = self.u64()
         if n > self.remaining:
+            if self.file_size > MAX_HEADER_BYTES and n <= self.file_size - self.pos:
+                self.short(n)
             raise GGUFError(f"truncated or corrupt GGUF: {what} claims {n} bytes but only {self.remaining} remain")
         return n
 
@@ -165,6 +229,7 @@ class _Stream:
         if n > keep_limit:
             self.skip(n)
             return None
+        self.keep(n + 50, what)
         return self.read(n).decode("utf-8", errors="replace")
 
     def skip_strings(self, count: int, what: str, digest: Any = None) -> None:
@@ -179,6 +244,9 @@ class _Stream:
             buf, off, end = self.buf, self.off, len(self.buf) - 8
             start = off
             while left and off <= end:
+                if buf[off:off + 8] == _ZERO8:
+                    off, left = _skip_zero_words(buf, off, left)
+                    continue
                 (n,) = unpack(buf, off)
                 nxt = off + 8 + n
                 if nxt > len(buf):
@@ -190,6 +258,15 @@ class _Stream:
             self.off = off
             if not left:
                 return
+            if buf[off:] == bytes(len(buf) - off):
+                # the buffer ends in zeros: if a hole of a sparse file follows, skip it without reading
+                k = min(left, self.hole_ahead() // 8)
+                if k:
+                    if digest is not None:  # k empty strings, said in a few bytes rather than hashed one by one
+                        digest.update(b"\x00hole" + k.to_bytes(8, "little"))
+                    self.skip(8 * k)
+                    left -= k
+                    continue
             # slow path: one string that crosses the buffer's end
             n = self.u64()
             if n > self.remaining:
@@ -205,11 +282,28 @@ class _Stream:
             left -= 1
 
 
+def _skip_zero_words(buf: bytes, off: int, left: int) -> tuple[int, int]:
+    """Skip up to ``left`` empty strings (8 zero bytes each) at ``buf[off:]``, comparing whole blocks."""
+    i, size = off + 8, len(buf)
+    while i + 4096 <= size and buf[i:i + 4096] == _ZERO4K:
+        i += 4096
+    while i + 8 <= size and buf[i:i + 8] == _ZERO8:
+        i += 8
+    k = min(left, (i - off) // 8)
+    return off + 8 * k, left - k
+
+
 def _type_name(value_type: int) -> str:
     try:
         return GGUFValueType(value_type).name
     except ValueError:
         return str(value_type)
+
+
+def _array_too_long(s: _Stream, key: str, count: int, each: int) -> None:
+    if s.file_size > MAX_HEADER_BYTES and count <= (s.file_size - s.pos) // each:
+        s.short(count * each)
+    raise GGUFError(f"truncated or corrupt GGUF: array {key} claims {count} elements but only {s.remaining} bytes remain")
 
 
 def _read_value(s: _Stream, value_type: int, key: str) -> Any:
@@ -226,20 +320,22 @@ def _read_value(s: _Stream, value_type: int, key: str) -> Any:
         efmt = _SCALAR_FORMATS.get(elem_type)
         if efmt is not None:
             size = struct.calcsize(efmt)
-            if count > s.remaining // size:
-                raise GGUFError(f"truncated or corrupt GGUF: array {key} claims {count} elements but only {s.remaining} bytes remain")
+            if not s.room(count, size):
+                _array_too_long(s, key, count, size)
             if count > MAX_KEPT_ARRAY:
                 s.skip(count * size)
                 return SkippedArray(_type_name(elem_type), count)
+            s.keep(count * 8 + 56, key)  # a list of Python numbers: ~8 bytes of pointer each, plus the list
             raw = s.read(count * size)
             return list(struct.unpack(s.order + efmt * count, raw))
         if elem_type == GGUFValueType.STRING:
-            if count > s.remaining // 8:
-                raise GGUFError(f"truncated or corrupt GGUF: array {key} claims {count} strings but only {s.remaining} bytes remain")
+            if not s.room(count, 8):
+                _array_too_long(s, key, count, 8)
             if count > MAX_KEPT_ARRAY:
                 digest = hashlib.sha256() if key == TOKENS_KEY else None
                 s.skip_strings(count, key, digest)
                 return SkippedArray("STRING", count, digest.hexdigest()[:32] if digest is not None else None)
+            s.keep(count * 8 + 56, key)
             return [s.string(f"an element of {key}", keep_limit=4096) for _ in range(count)]
         raise GGUFError(f"corrupt GGUF: unknown element type {elem_type} in array {key}")
     raise GGUFError(f"corrupt GGUF: unknown value type {value_type} for key {key}")
@@ -261,11 +357,103 @@ def _detect_order(head: bytes) -> tuple[str, int]:
     raise GGUFError(f"unsupported GGUF version {le}")
 
 
+_TYPE_NAMES: dict[int, str] = {int(t): t.name for t in GGMLQuantizationType}
+_MAX_TENSOR_INFO = 8 + MAX_KEY_LENGTH + 4 + 8 * MAX_DIMS + 4 + 8
+
+
+def _read_tensors(s: _Stream, n_tensors: int) -> TensorSummary:
+    """Sum shapes and types of the tensor infos; names are checked (one each) and never kept."""
+    summary = TensorSummary()
+    names: set[str] = set()
+    order = s.order
+    u32, u64 = struct.Struct(order + "I").unpack_from, struct.Struct(order + "Q").unpack_from
+    by_type = summary.elements_by_type
+    for _ in range(n_tensors):
+        s._fill(min(_MAX_TENSOR_INFO, s.remaining))  # one tensor info is now in the buffer, or the file ends
+        buf, off = s.buf, s.off
+        avail = len(buf)
+        if off + 12 > avail:
+            s.short(12)
+        (n,) = u64(buf, off)
+        if n > MAX_KEY_LENGTH:
+            raise GGUFError("corrupt GGUF: a tensor name is longer than 64 KiB")
+        end = off + 8 + n
+        if end + 4 > avail:
+            s.short(end + 4 - off)
+        name = buf[off + 8:end].decode("utf-8", errors="replace")
+        (n_dims,) = u32(buf, end)
+        if n_dims > MAX_DIMS:
+            raise GGUFError(f"corrupt GGUF: tensor {name} claims {n_dims} dimensions")
+        dims_end = end + 4 + 8 * n_dims
+        if dims_end + 12 > avail:
+            s.short(dims_end + 12 - off)
+        elements = 1
+        for i in range(end + 4, dims_end, 8):
+            elements *= u64(buf, i)[0]
+        (ttype,) = u32(buf, dims_end)
+        s.off = dims_end + 12  # the data offset is never followed
+        if elements > MAX_ELEMENTS:
+            raise GGUFError(f"corrupt GGUF: tensor {name} claims {elements} elements, more than ggml can count")
+        if name in names:  # llama.cpp refuses duplicate names too (and zeros repeat the empty name)
+            raise GGUFError(f"corrupt GGUF: duplicate tensor name '{name[:80]}'")
+        s.keep(n + 50, "the tensor names")
+        names.add(name)
+        tname = _TYPE_NAMES.get(ttype) or f"type{ttype}"
+        summary.count += 1
+        summary.parameters += elements
+        by_type[tname] = by_type.get(tname, 0) + elements
+        if name == "markov_w1.weight":
+            summary.markov_head = True
+        if ".nextn." in name and name.startswith("blk."):
+            summary.mtp_parameters += elements
+            summary.mtp_tensors += 1
+    return summary
+
+
+def _check_count(s: _Stream, count: int, each: int, what: str, before: int = 0) -> None:
+    """A count is trusted only if that many items of their smallest size fit in the bytes that remain."""
+    if s.room(before + count * each, 1):
+        return
+    if s.file_size > MAX_HEADER_BYTES and before + count * each <= s.file_size - s.pos:
+        raise GGUFError(f"corrupt GGUF: {count} {what} would make the header larger than "
+                        f"{MAX_HEADER_BYTES >> 20} MiB, far more than any real model's")
+    raise GGUFError(f"corrupt GGUF: {count} {what} cannot fit in a {s.file_size}-byte file")
+
+
+def _open_regular(p: Path) -> BinaryIO:
+    """Open ``p`` for reading only if it is a regular file (never block on a FIFO or a device)."""
+    st = p.stat()  # follows symlinks: a link to a FIFO is a FIFO
+    if not stat.S_ISREG(st.st_mode):
+        raise GGUFError(f"not a regular file ({file_kind(st.st_mode)}); a model must be a .gguf file")
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(p, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between the stat and the open
+            raise GGUFError("not a regular file; a model must be a .gguf file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
+
+
 def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
     """Read one file's GGUF header. Raises :class:`GGUFError` (one line) or ``OSError``."""
     p = Path(path)
     before = p.stat()
-    with open(p, "rb") as fh:
+    with _open_regular(p) as fh:
         size = os.fstat(fh.fileno()).st_size
         head = fh.read(8)
         order, version = _detect_order(head)
@@ -273,43 +461,22 @@ def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
         s.base = 8
         n_tensors = s.u64()
         n_kv = s.u64()
-        # each key/value needs at least 13 bytes, each tensor info at least 28
-        if n_kv > s.remaining // 13:
-            raise GGUFError(f"corrupt GGUF: {n_kv} metadata entries cannot fit in a {size}-byte file")
-        if n_tensors > s.remaining // 28:
-            raise GGUFError(f"corrupt GGUF: {n_tensors} tensors cannot fit in a {size}-byte file")
+        _check_count(s, n_kv, MIN_KV_BYTES, "metadata entries")
+        _check_count(s, n_tensors, MIN_TENSOR_BYTES, "tensors", n_kv * MIN_KV_BYTES)
+        if n_kv > MAX_KV:
+            raise GGUFError(f"corrupt GGUF: {n_kv} metadata entries is more than any real model has (at most {MAX_KV})")
+        if n_tensors > MAX_TENSORS:
+            raise GGUFError(f"corrupt GGUF: {n_tensors} tensors is more than any real model has (at most {MAX_TENSORS})")
         metadata: dict[str, Any] = {}
         for _ in range(n_kv):
             key = s.string("a metadata key", keep_limit=MAX_KEY_LENGTH)
             if key is None:
                 raise GGUFError("corrupt GGUF: a metadata key is longer than 64 KiB")
+            if key in metadata:  # llama.cpp refuses duplicate keys too (and zeros repeat the empty key)
+                raise GGUFError(f"corrupt GGUF: duplicate metadata key '{key[:80]}'")
             vtype = s.u32()
             metadata[key] = _read_value(s, vtype, key)
-        summary = TensorSummary()
-        for _ in range(n_tensors):
-            name = s.string("a tensor name", keep_limit=MAX_KEY_LENGTH)
-            if name is None:
-                raise GGUFError("corrupt GGUF: a tensor name is longer than 64 KiB")
-            n_dims = s.u32()
-            if n_dims > MAX_DIMS:
-                raise GGUFError(f"corrupt GGUF: tensor {name} claims {n_dims} dimensions")
-            elements = 1
-            for _ in range(n_dims):
-                elements *= s.u64()
-            ttype = s.u32()
-            s.u64()  # data offset: never followed
-            try:
-                tname = GGMLQuantizationType(ttype).name
-            except ValueError:
-                tname = f"type{ttype}"
-            summary.count += 1
-            summary.parameters += elements
-            summary.elements_by_type[tname] = summary.elements_by_type.get(tname, 0) + elements
-            if name == "markov_w1.weight":
-                summary.markov_head = True
-            if ".nextn." in name and name.startswith("blk."):
-                summary.mtp_parameters += elements
-                summary.mtp_tensors += 1
+        summary = _read_tensors(s, n_tensors)
         header_bytes = s.pos
     after = p.stat()
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):

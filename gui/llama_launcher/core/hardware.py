@@ -8,6 +8,7 @@ so when it is available it decides the planner's GPU branch.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import re
 import subprocess
@@ -59,37 +60,49 @@ class Hardware:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Hardware:
-        """Load a saved or hand-written description; only cpu, RAM, apple_silicon and gpus are needed."""
+        """Load a saved or hand-written description; only cpu, RAM, apple_silicon and gpus are needed.
+
+        Every number must be a finite, non-negative amount (``1e999`` parses as infinity, which
+        no memory budget survives); a wrong value is one ``ValueError`` line naming the key.
+        """
         if not isinstance(data, dict):
             raise ValueError("hardware description must be a JSON object")
         try:
-            gpus = [_gpu_from(g, "file") for g in data.get("gpus", [])]
+            gpus = [_gpu_from(g, "file") for g in _list_of(data.get("gpus", []), "gpus")]
             backend = data.get("backend_devices")
             return cls(
-                cpu=str(data["cpu"]),
-                ram_total_mib=int(data["ram_total_mib"]),
-                ram_available_mib=int(data["ram_available_mib"]),
-                apple_silicon=bool(data["apple_silicon"]),
+                cpu=_text(data["cpu"], "cpu"),
+                ram_total_mib=_amount(data["ram_total_mib"], "ram_total_mib"),
+                ram_available_mib=_amount(data["ram_available_mib"], "ram_available_mib"),
+                apple_silicon=_flag(data["apple_silicon"], "apple_silicon"),
                 gpus=gpus,
-                physical_cores=data.get("physical_cores"),
-                logical_cores=data.get("logical_cores"),
-                os=str(data.get("os", "")),
-                backend_devices=[_gpu_from(g, "llama-server --list-devices") for g in backend] if backend is not None else None,
-                notes=list(data.get("notes", [])),
+                physical_cores=_cores(data.get("physical_cores"), "physical_cores"),
+                logical_cores=_cores(data.get("logical_cores"), "logical_cores"),
+                os=_text(data.get("os", ""), "os"),
+                backend_devices=[_gpu_from(g, "llama-server --list-devices") for g in _list_of(backend, "backend_devices")]
+                if backend is not None else None,
+                notes=[_text(n, "notes") for n in _list_of(data.get("notes", []), "notes")],
             )
         except KeyError as exc:
             raise ValueError(f"hardware description lacks the key {exc.args[0]!r}") from exc
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"hardware description has a bad value: {exc}") from exc
 
     @classmethod
     def load(cls, path: str | Path) -> Hardware:
+        p = Path(path)
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            if not p.is_file():
+                raise ValueError(f"{path} is not a file" if p.exists() else f"{path} does not exist")
+            if p.stat().st_size > MAX_DESCRIPTION_BYTES:
+                raise ValueError(f"{path} is too large to be a hardware description ({p.stat().st_size:,} bytes)")
+            data = json.loads(p.read_bytes().decode("utf-8"))
         except OSError as exc:
             raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path} is not UTF-8 text") from exc
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+        except RecursionError as exc:
+            raise ValueError(f"{path} is nested too deeply to be a hardware description") from exc
         return cls.from_dict(data)
 
     def gpu_branch(self) -> tuple[bool, str]:
@@ -113,14 +126,71 @@ class Hardware:
         return sum(d.memory_free_mib for d in devices if d.backend in DISCRETE_BACKENDS)
 
 
-def _gpu_from(g: dict[str, Any], default_source: str) -> GPU:
+MAX_DESCRIPTION_BYTES = 1 << 20
+MAX_MIB = 1 << 40  # a yobibyte-class machine is not a typo we need to plan for
+
+
+def _bad(key: str, value: Any, why: str) -> ValueError:
+    shown = repr(value)
+    return ValueError(f"hardware description has a bad value for {key!r}: {shown[:40]} ({why})")
+
+
+def _amount(value: Any, key: str) -> int:
+    """A memory size in MiB: a whole, finite, non-negative number."""
+    if isinstance(value, bool):
+        raise _bad(key, value, "expected a number of MiB")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise _bad(key, value, "expected a number of MiB") from None
+    if not isinstance(value, (int, float)):
+        raise _bad(key, value, "expected a number of MiB")
+    if not math.isfinite(value):
+        raise _bad(key, value, "not a finite number")
+    if value < 0 or value > MAX_MIB:
+        raise _bad(key, value, f"must be between 0 and {MAX_MIB} MiB")
+    return int(value)
+
+
+def _cores(value: Any, key: str) -> int | None:
+    if value is None:
+        return None
+    n = _amount(value, key)
+    if not 1 <= n <= 65536:
+        raise _bad(key, value, "must be between 1 and 65536")
+    return n
+
+
+def _text(value: Any, key: str) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise _bad(key, value, "expected text")
+    return str(value)
+
+
+def _flag(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(key, value, "expected true or false")
+    return value
+
+
+def _list_of(value: Any, key: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _bad(key, value, "expected a list")
+    return value
+
+
+def _gpu_from(g: Any, default_source: str) -> GPU:
+    if not isinstance(g, dict):
+        raise _bad("gpus", g, "each GPU must be an object")
+    total = _amount(g["memory_total_mib"], "memory_total_mib")
     return GPU(
-        name=str(g["name"]),
-        backend=str(g.get("backend", "CUDA")),
-        memory_total_mib=int(g["memory_total_mib"]),
-        memory_free_mib=int(g.get("memory_free_mib", g["memory_total_mib"])),
-        driver=g.get("driver"),
-        source=str(g.get("source", default_source)),
+        name=_text(g["name"], "name"),
+        backend=_text(g.get("backend", "CUDA"), "backend"),
+        memory_total_mib=total,
+        memory_free_mib=_amount(g.get("memory_free_mib", total), "memory_free_mib"),
+        driver=_text(g["driver"], "driver") if g.get("driver") is not None else None,
+        source=_text(g.get("source", default_source), "source"),
     )
 
 

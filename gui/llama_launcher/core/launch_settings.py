@@ -9,13 +9,12 @@ field is ever copied by hand (a hand copy once lost ``cache_type``).
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from llama_launcher.core.spec_methods import BY_ID, KNOBS, MODES
+from llama_launcher.core.typed_json import check_value
 
 CACHE_TYPES = ("f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl", "f32")
 AUTO_PORT = 0  # the port setting "Auto": a free port chosen just before start
@@ -67,42 +66,6 @@ class PlanSettings(ModelSettings):
 
 # --- typed loading (settings files are user-editable and may hold anything) -------------------------
 
-def _check(name: str, hint: Any, value: Any) -> Any:
-    """``value`` if it fits the annotation ``hint``; raises ValueError otherwise (bool is not an int)."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _check(name, inner[0], value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{name} must be true or false")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be a whole number")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name} must be a number")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str) or "\x00" in value:
-            raise ValueError(f"{name} must be text")
-        return value
-    if origin is dict:
-        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            raise ValueError(f"{name} must map names to text")
-        return dict(value)
-    if origin is list:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ValueError(f"{name} must be a list of text")
-        return list(value)
-    raise ValueError(f"{name} has an unsupported type")
-
-
 def load_fields(cls: type, data: Any, where: str) -> tuple[Any, list[str]]:
     """Build ``cls`` from a JSON object field by field: a wrong value falls back to its default.
 
@@ -116,7 +79,7 @@ def load_fields(cls: type, data: Any, where: str) -> tuple[Any, list[str]]:
         if f.name not in data:
             continue
         try:
-            values[f.name] = _check(f.name, hints[f.name], data[f.name])
+            values[f.name] = check_value(f.name, hints[f.name], data[f.name])
         except ValueError as exc:
             problems.append(f"{where}: {exc} (got {_short(data[f.name])}); the default is used")
     obj = cls(**values)

@@ -9,8 +9,9 @@ of unchanged files come from a cache keyed by (path, size, mtime) that survives 
 from __future__ import annotations
 
 import dataclasses
-import json
+import errno
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from llama_launcher.core import paths
-from llama_launcher.core.model_info import SPLIT_RE, ModelInfo, read_model_info
+from llama_launcher.core.gguf_header import file_kind
+from llama_launcher.core.model_info import MAX_LISTED_PARTS, SPLIT_RE, ModelInfo, read_model_info
+from llama_launcher.core.state_files import StateFileError, expect, read_json, save_json
 
 MAX_DEPTH = 8
 MAX_ENTRIES = 200_000
@@ -66,59 +69,151 @@ def demo_model_path() -> Path:
     return paths.demo_model_dir() / DEMO_MODEL_FILE
 
 
+MAX_NOTES_PER_KIND = 5  # skipped entries named one per line; the rest are counted
+
+
+class _SkipNotes:
+    """One line per skipped entry, a few per kind, then a count: a folder of 100,000 broken links
+    must not become 100,000 notes."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, list[str]] = {}
+        self.extra: dict[str, int] = {}
+
+    def add(self, kind: str, line: str) -> None:
+        kept = self.lines.setdefault(kind, [])
+        if len(kept) < MAX_NOTES_PER_KIND:
+            kept.append(line)
+        else:
+            self.extra[kind] = self.extra.get(kind, 0) + 1
+
+    def render(self) -> list[str]:
+        out: list[str] = []
+        for kind, kept in self.lines.items():
+            out += kept
+            if self.extra.get(kind):
+                out.append(f"... and {self.extra[kind]} more skipped ({kind})")
+        return out
+
+
+def _entry_kind(path: str) -> tuple[str, str] | None:
+    """Why a directory entry that is neither a folder nor a regular file was skipped: (kind, line)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        try:
+            target = os.readlink(path)
+        except OSError:
+            return ("unreadable", f"skipped {path}: it cannot be read ({exc.strerror or exc})")
+        if exc.errno == errno.ELOOP:
+            return ("symlink loop", f"skipped {path}: symlink loop (the link leads back to itself)")
+        return ("broken symlink", f"skipped {path}: broken symlink (its target {target} does not exist)")
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return None
+    return ("not a file", f"skipped {path}: {file_kind(st.st_mode)}, not a model file")
+
+
 def find_gguf_files(
     roots: Iterable[Path], max_depth: int = MAX_DEPTH, max_entries: int = MAX_ENTRIES
 ) -> tuple[list[Path], list[str]]:
-    """Recursively list ``*.gguf`` files; returns (files, notes about limits hit)."""
+    """Recursively list ``*.gguf`` files; returns (files, notes: one line per thing skipped or limit hit).
+
+    Named in the notes: broken symlinks, symlink loops, FIFOs and other non-files named ``.gguf``,
+    folders that cannot be read and folders below the depth limit. Hidden folders (``.git``) are
+    skipped quietly, and a folder reached twice (overlapping roots) is listed once.
+    """
     files: list[Path] = []
-    notes: list[str] = []
+    skipped = _SkipNotes()
+    limits: list[str] = []
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[str] = set()
     entries = 0
+
+    def add_file(path: Path) -> None:
+        key = os.path.normcase(os.path.abspath(path))
+        if key not in seen_files:
+            seen_files.add(key)
+            files.append(path)
+
     for root in roots:
-        if root.is_file():
-            key = os.path.normcase(os.path.abspath(root))
-            if key not in seen_files and root.suffix.lower() == ".gguf":
-                seen_files.add(key)
-                files.append(root)
+        try:
+            root_is_dir = root.is_dir()
+        except OSError:
+            root_is_dir = False
+        if not root_is_dir:
+            if not os.path.lexists(root):
+                skipped.add("missing folder", f"skipped {root}: the folder does not exist (any more)")
+                continue
+            odd = _entry_kind(str(root))
+            if odd is not None:
+                skipped.add(*odd)
+            elif root.suffix.lower() == ".gguf" and root.is_file():
+                add_file(root)
             continue
-        stack: list[tuple[Path, int]] = [(root, 0)]
+        stack: list[tuple[Path, int, frozenset[tuple[int, int]]]] = [(root, 0, frozenset())]
         while stack:
-            folder, depth = stack.pop()
+            folder, depth, ancestors = stack.pop()
             try:
                 st = folder.stat()
-            except OSError:
+            except OSError as exc:
+                skipped.add("unreadable folder", f"skipped {folder}: the folder cannot be read ({exc.strerror or exc})")
                 continue
             ident = (st.st_dev, st.st_ino)
-            if ident in seen_dirs:  # symlink loop or the same folder reached twice
+            if ident in ancestors:
+                skipped.add("symlink loop", f"skipped {folder}: symlink loop (it leads back to a folder above it)")
+                continue
+            if ident in seen_dirs:  # the same folder reached twice (overlapping roots, two links)
                 continue
             seen_dirs.add(ident)
             try:
                 with os.scandir(folder) as it:
                     children = list(it)
-            except OSError:
+            except OSError as exc:
+                skipped.add("unreadable folder", f"skipped {folder}: the folder cannot be read ({exc.strerror or exc})")
                 continue
+            below = ancestors | {ident}
             for entry in children:
                 entries += 1
                 if entries > max_entries:
-                    notes.append(f"stopped after {max_entries} entries; add a narrower folder")
-                    return files, notes
+                    limits.append(f"stopped after {max_entries} entries; add a narrower folder")
+                    return files, limits + skipped.render()
                 name = entry.name
                 try:
                     if entry.is_dir():
                         if name.startswith(".") and name not in (".cache",):
                             continue
                         if depth + 1 <= max_depth:
-                            stack.append((Path(entry.path), depth + 1))
+                            stack.append((Path(entry.path), depth + 1, below))
+                        else:
+                            skipped.add("too deep", f"skipped {entry.path}: deeper than {max_depth} folders below {root}")
                         continue
-                    if name.lower().endswith(".gguf") and entry.is_file():
-                        key = os.path.normcase(entry.path)
-                        if key not in seen_files:
-                            seen_files.add(key)
-                            files.append(Path(entry.path))
-                except OSError:
-                    continue
-    return files, notes
+                    gguf = name.lower().endswith(".gguf")
+                    if gguf and entry.is_file():
+                        add_file(Path(entry.path))
+                    elif gguf or (entry.is_symlink() and "." not in name):
+                        # not a regular file: a FIFO, a device, a broken link (one without a suffix may have been a folder)
+                        odd = _entry_kind(entry.path)
+                        if odd is not None:
+                            skipped.add(*odd)
+                except OSError as exc:
+                    skipped.add(*(_entry_kind(entry.path) or
+                                  ("unreadable", f"skipped {entry.path}: it cannot be read ({exc.strerror or exc})")))
+    return files, limits + skipped.render()
+
+
+def _cache_entries(data: Any) -> dict[str, dict[str, Any]]:
+    """Validate the header cache's content (any wrong type sets the whole file aside)."""
+    expect(data, dict, "the header cache")
+    if data.get("version") != CACHE_VERSION:
+        return {}  # written by another version of the launcher: rebuilt, not corrupt
+    files = expect(data.get("files"), dict, "'files'")
+    for key, entry in files.items():
+        expect(entry, dict, f"the entry for {key[:80]}")
+        for field_name in ("size", "mtime_ns"):
+            if not isinstance(entry.get(field_name), int) or isinstance(entry.get(field_name), bool):
+                raise StateFileError(f"the entry for {key[:80]} has no whole-number {field_name}")
+        ModelInfo.from_dict(entry.get("info"))
+    return files
 
 
 class HeaderCache:
@@ -131,19 +226,14 @@ class HeaderCache:
         self._load()
 
     def _load(self) -> None:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            if isinstance(data, dict) and data.get("version") == CACHE_VERSION and isinstance(data.get("files"), dict):
-                self.entries = data["files"]
-        except (OSError, ValueError):
-            self.entries = {}
+        self.entries = read_json(self.path, "the model header cache", _cache_entries) or {}
 
     def get(self, path: Path, size: int, mtime_ns: int) -> ModelInfo | None:
         hit = self.entries.get(str(path))
         if hit and hit.get("size") == size and hit.get("mtime_ns") == mtime_ns:
             try:
                 return ModelInfo.from_dict(hit["info"])
-            except (TypeError, KeyError):
+            except (ValueError, KeyError):
                 return None
         return None
 
@@ -158,14 +248,9 @@ class HeaderCache:
                 self.dirty = True
         if not self.dirty:
             return
-        try:
-            paths.ensure(self.path.parent)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"version": CACHE_VERSION, "files": self.entries}), encoding="utf-8")
-            os.replace(tmp, self.path)
+        # a cache that cannot be written only costs speed: said once, and the scan carries on
+        if save_json(self.path, {"version": CACHE_VERSION, "files": self.entries}, "the model header cache"):
             self.dirty = False
-        except OSError:
-            pass  # a cache that cannot be written only costs speed
 
 
 @dataclass
@@ -197,8 +282,26 @@ def read_files(
     return infos
 
 
+def _missing_numbers(present: list[int], count: int, limit: int) -> list[int]:
+    """The first ``limit`` part numbers in 1..count that are not in ``present`` (sorted): work by what exists."""
+    out: list[int] = []
+    expected = 1
+    for no in present + [count + 1]:
+        while expected < no and len(out) < limit:
+            out.append(expected)
+            expected += 1
+        if len(out) >= limit:
+            break
+        expected = no + 1
+    return out
+
+
 def group_models(infos: list[ModelInfo]) -> tuple[list[ModelInfo], list[ModelInfo]]:
-    """Group split parts into one entry (launchable from part 1) and pair projectors by folder."""
+    """Group split parts into one entry (launchable from part 1) and pair projectors by folder.
+
+    The bookkeeping follows the parts that exist: a file named ``x-00001-of-99999.gguf`` costs one
+    entry with a count of missing parts and the first few of their names, never 99,999 paths.
+    """
     projectors = [i for i in infos if i.is_projector and i.error is None]
     singles: list[ModelInfo] = []
     splits: dict[tuple[str, str, int], dict[int, ModelInfo]] = {}
@@ -207,20 +310,31 @@ def group_models(infos: list[ModelInfo]) -> tuple[list[ModelInfo], list[ModelInf
             continue
         m = SPLIT_RE.match(info.file_name)
         if m and int(m.group("count")) > 1:
-            key = (info.folder, m.group("stem"), int(m.group("count")))
-            splits.setdefault(key, {})[int(m.group("no"))] = info
+            count, no = int(m.group("count")), int(m.group("no"))
+            if not 1 <= no <= count:
+                if info.error is None:
+                    info = dataclasses.replace(info, launchable=False,
+                                               error=f"split part number {no} is outside 1..{count}")
+                singles.append(info)
+                continue
+            key = (info.folder, m.group("stem"), count)
+            splits.setdefault(key, {})[no] = info
         else:
             singles.append(info)
     for (folder, stem, count), parts in splits.items():
-        expected = [str(Path(folder) / f"{stem}-{n:05d}-of-{count:05d}.gguf") for n in range(1, count + 1)]
-        missing = [p for n, p in enumerate(expected, start=1) if n not in parts]
+        def part_path(n: int, folder: str = folder, stem: str = stem, count: int = count) -> str:
+            return str(Path(folder) / f"{stem}-{n:05d}-of-{count:05d}.gguf")
+
+        present = sorted(parts)
+        missing_count = count - len(present)
+        missing = [part_path(n) for n in _missing_numbers(present, count, MAX_LISTED_PARTS)]
         first = parts.get(1)
         if first is None:
-            any_part = next(iter(parts.values()))
+            any_part = parts[present[0]]
             entry = ModelInfo(
-                path=expected[0],
+                path=part_path(1),
                 name=any_part.name if any_part.error is None else stem,
-                file_name=Path(expected[0]).name,
+                file_name=Path(part_path(1)).name,
                 folder=folder,
                 architecture=any_part.architecture,
                 launchable=False,
@@ -229,8 +343,9 @@ def group_models(infos: list[ModelInfo]) -> tuple[list[ModelInfo], list[ModelInf
         else:
             entry = dataclasses.replace(first)
         entry.split_count = count
-        entry.split_parts = expected
+        entry.split_parts = [parts[n].path for n in present]
         entry.missing_parts = missing
+        entry.missing_count = missing_count
         entry.file_size = sum(p.file_size for p in parts.values())
         if all(p.parameters is not None for p in parts.values()) and parts:
             entry.parameters = sum(p.parameters or 0 for p in parts.values())
@@ -240,10 +355,10 @@ def group_models(infos: list[ModelInfo]) -> tuple[list[ModelInfo], list[ModelInf
                 entry.is_mtp = True
                 entry.mtp_evidence = "tensors: blk.N.nextn.* present"
         bad = [p for p in parts.values() if p.error]
-        if missing and entry.error is None:
-            entry.error = f"split model is missing {len(missing)} of {count} parts: " + ", ".join(
+        if missing_count and entry.error is None:
+            entry.error = f"split model is missing {missing_count} of {count} parts: " + ", ".join(
                 Path(m).name for m in missing[:3]
-            ) + (" ..." if len(missing) > 3 else "")
+            ) + (" ..." if missing_count > 3 else "")
         elif bad and entry.error is None:
             entry.error = f"part {Path(bad[0].path).name} is unreadable: {bad[0].error}"
         entry.launchable = entry.error is None

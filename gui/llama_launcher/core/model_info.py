@@ -15,7 +15,11 @@ from typing import Any
 
 from llama_launcher.core.gguf_enums import LlamaFileType
 from llama_launcher.core.gguf_header import TOKENS_KEY, GGUFError, GGUFHeader, SkippedArray, read_header
+from llama_launcher.core.typed_json import checked_fields, field_checks
 
+MAX_NAME_CHARS = 256  # general.name is for display; a header may hold up to 1 MiB of it
+MAX_ARCH_CHARS = 64
+MAX_LISTED_PARTS = 8  # missing split parts named in an entry (the count says how many in all)
 SPLIT_RE = re.compile(r"^(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 MTP_NAME_TAG = re.compile(r"(?:^|[-_.\s])MTP(?:$|[-_.\s])", re.IGNORECASE)
 
@@ -70,8 +74,9 @@ class ModelInfo:
     markov_head: bool = False  # a dflash-architecture head with markov_w1 is a DSpark speculator
     split_no: int = 0
     split_count: int = 0
-    split_parts: list[str] = field(default_factory=list)
-    missing_parts: list[str] = field(default_factory=list)
+    split_parts: list[str] = field(default_factory=list)  # the parts that exist, in order
+    missing_parts: list[str] = field(default_factory=list)  # the first few missing parts
+    missing_count: int = 0
     mmproj: list[str] = field(default_factory=list)
     launchable: bool = True
     error: str | None = None
@@ -82,8 +87,12 @@ class ModelInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        """Rebuild from ``to_dict`` output (the header cache); ``ValueError`` if any field has the wrong type."""
+        return cls(**checked_fields(_FIELD_CHECKS, data, "a model entry", _REQUIRED))
+
+
+_FIELD_CHECKS = field_checks(ModelInfo)
+_REQUIRED = ("path", "name", "file_name", "folder")
 
 
 def format_params(n: int | None) -> str:
@@ -134,8 +143,12 @@ def info_from_header(header: GGUFHeader, file_size: int) -> ModelInfo:
     md = header.metadata
     path = header.path
     arch = md.get("general.architecture") if isinstance(md.get("general.architecture"), str) else None
+    if arch is not None and len(arch) > MAX_ARCH_CHARS:
+        arch = arch[:MAX_ARCH_CHARS]
     general_name = md.get("general.name")
     name = general_name if isinstance(general_name, str) and general_name.strip() else path.stem
+    if len(name) > MAX_NAME_CHARS:
+        name = name[: MAX_NAME_CHARS - 1] + "…"
     prefix = f"{arch}." if arch else ""
     arch_meta = {k: _plain(md.get(prefix + k)) for k in _ARCH_KEYS if (prefix + k) in md}
     nextn = _int_or_none(md.get(prefix + "nextn_predict_layers")) or 0
@@ -150,7 +163,7 @@ def info_from_header(header: GGUFHeader, file_size: int) -> ModelInfo:
         parameters=tensors.parameters if tensors.count else None,
         trunk_parameters=(tensors.parameters - tensors.mtp_parameters) if tensors.count else None,
         mtp_parameters=tensors.mtp_parameters if tensors.count else None,
-        size_label=md.get("general.size_label") if isinstance(md.get("general.size_label"), str) else None,
+        size_label=md["general.size_label"][:MAX_ARCH_CHARS] if isinstance(md.get("general.size_label"), str) else None,
         quantization=quantization_name(md.get("general.file_type"), tensors.elements_by_type),
         context_length=_int_or_none(md.get(prefix + "context_length")),
         block_count=_int_or_none(md.get(prefix + "block_count")),

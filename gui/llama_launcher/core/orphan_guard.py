@@ -10,7 +10,6 @@ recorded server that is still running and matches all four: never a process it d
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import signal
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 import psutil
 
 from llama_launcher.core import paths
+from llama_launcher.core.state_files import StateFileError, expect, read_json, save_json
 
 _lock = threading.Lock()
 
@@ -43,19 +43,38 @@ def registry_file() -> Path:
     return paths.state_dir() / "running-servers.json"
 
 
+def _positive_int(value: Any, what: str) -> int:
+    expect(value, int, what)
+    if value <= 0 or value > 2**31:  # pid -1 means "every process" to kill(): never trusted from a file
+        raise StateFileError(f"{what} {value} is not a process id")
+    return int(value)
+
+
+def _records(data: Any) -> list[ServerRecord]:
+    """Validate the registry: a list of records whose every field has its type (and a real pid)."""
+    expect(data, list, "the server registry")
+    out = []
+    for r in data:
+        expect(r, dict, "a server record")
+        port = expect(r.get("port"), int, "port")
+        if not 0 < port < 65536:
+            raise StateFileError(f"port {port} is not a TCP port")
+        create_time = expect(r.get("create_time"), (int, float), "create_time")
+        if create_time != create_time or create_time < 0:  # NaN is not a time
+            raise StateFileError("create_time is not a time")
+        out.append(ServerRecord(pid=_positive_int(r.get("pid"), "pid"), create_time=float(create_time),
+                                exe=expect(r.get("exe"), str, "exe"), port=port,
+                                launcher_pid=_positive_int(r.get("launcher_pid"), "launcher_pid")))
+    return out
+
+
 def _read() -> list[ServerRecord]:
-    try:
-        data = json.loads(registry_file().read_text(encoding="utf-8"))
-        return [ServerRecord(**r) for r in data if isinstance(r, dict)]
-    except (OSError, ValueError, TypeError):
-        return []
+    return read_json(registry_file(), "the list of running servers", _records) or []
 
 
-def _write(records: list[ServerRecord]) -> None:
-    target = paths.ensure(paths.state_dir()) / "running-servers.json"
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps([r.to_dict() for r in records]), encoding="utf-8")
-    os.replace(tmp, target)
+def _write(records: list[ServerRecord]) -> bool:
+    """Save the registry; a read-only or full disk is said once (then only the sweep is weaker)."""
+    return save_json(registry_file(), [r.to_dict() for r in records], "the list of running servers")
 
 
 def record(pid: int, exe: str, port: int) -> ServerRecord | None:
@@ -128,7 +147,8 @@ def sweep(log: Callable[[str], None] | None = None) -> list[int]:
                     log(f"ended llama-server pid {rec.pid} (port {rec.port}) left behind by an earlier launcher")
             except psutil.Error:
                 pass
-        _write(keep)
+        if keep != records:
+            _write(keep)
     return ended
 
 

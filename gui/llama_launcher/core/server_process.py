@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import math
 import os
 import signal
 import socket
@@ -23,11 +24,13 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
-from llama_launcher.core import orphan_guard, paths
-from llama_launcher.core.failure_reasons import FailureReason, classify_exit
+import psutil
+
+from llama_launcher.core import oom_evidence, orphan_guard, paths
+from llama_launcher.core.failure_reasons import FailureReason, classify_exit, killing_signal
 from llama_launcher.core.process_env import child_env, no_window_flags
+from llama_launcher.core.server_log import MAX_LINE_BYTES, ServerLogFile, line_cut_note, prune_logs
 
 
 class ServerState(str, enum.Enum):
@@ -59,8 +62,18 @@ class ServerState(str, enum.Enum):
 _LADDER = {ServerState.IDLE: 0, ServerState.STARTING: 1, ServerState.LOADING: 2, ServerState.READY: 3,
            ServerState.STOPPING: 4, ServerState.STOPPED: 5, ServerState.FAILED: 5}
 HISTORY_LINES = 5000
-KEEP_LOG_FILES = 30
+MEMORY_SAMPLE_S = 1.0  # how often the server's memory is looked at (evidence for a later SIGKILL)
 HEALTH_POLL_S = 0.05  # loopback requests are cheap; a coarse poll would delay 'ready'
+
+
+def _model_bytes(argv: list[str]) -> int | None:
+    for i, a in enumerate(argv[:-1]):
+        if a in ("-m", "--model"):
+            try:
+                return os.path.getsize(argv[i + 1])
+            except OSError:
+                return None
+    return None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -78,18 +91,6 @@ def port_from_argv(argv: list[str]) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-def prune_logs(folder: Path, keep: int = KEEP_LOG_FILES) -> None:
-    try:
-        logs = sorted(folder.glob("server-*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
-    except OSError:
-        return
-    for old in logs[keep:]:
-        try:
-            old.unlink()
-        except OSError:
-            pass
 
 
 @dataclass
@@ -125,6 +126,9 @@ class ServerRunner:
     env: dict[str, str] = field(default_factory=dict)  # added to the clean child environment (e.g. the API key)
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.ready_timeout, (int, float)) and math.isfinite(self.ready_timeout)
+                and self.ready_timeout > 0):
+            raise ValueError(f"ready_timeout must be a positive number of seconds, not {self.ready_timeout!r}")
         self.state = ServerState.IDLE
         self.reason: FailureReason | None = None
         self.history: collections.deque[str] = collections.deque(maxlen=HISTORY_LINES)
@@ -136,8 +140,16 @@ class ServerRunner:
         self._stop_requested = threading.Event()
         self._exited = threading.Event()
         self._spawned = threading.Event()
-        self._logf: TextIO | None = None
+        self._log: ServerLogFile | None = None
         self._threads: list[threading.Thread] = []
+        self._listening_line = f":{self.port}"  # llama-server logs "listening on http://HOST:PORT" once bound
+        self._said_listening = False
+        self._listen_confirmed = False
+        self._memory: oom_evidence.MemorySample | None = None
+        self._available_at_start: int | None = None
+        self.oom_evidence: oom_evidence.Gather = oom_evidence.gather  # a stand-in in tests
+        self._sampled_at = 0.0
+        self._started_at: float | None = None
 
     # --- state ----------------------------------------------------------------------------
     def _set_state(self, state: ServerState, reason: FailureReason | None = None) -> bool:
@@ -159,12 +171,10 @@ class ServerRunner:
 
     def _emit_line(self, line: str) -> None:
         self.history.append(line)
-        if self._logf is not None:
-            try:
-                self._logf.write(line + "\n")
-                self._logf.flush()
-            except (OSError, ValueError):
-                pass
+        if not self._said_listening and "listening on" in line and line.rstrip("/").endswith(self._listening_line):
+            self._said_listening = True
+        if self._log is not None:
+            self._log.write(line)
         self.events.on_line(line)
 
     # --- start ------------------------------------------------------------------------------
@@ -185,13 +195,15 @@ class ServerRunner:
             self._set_state(ServerState.FAILED, FailureReason("binary_not_executable", f"{binary} is not an executable file"))
             return
         folder = self.log_folder or paths.log_dir()
-        try:
-            paths.ensure(folder)
-            self.log_path = folder / f"server-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{self.port}.log"
-            self._logf = open(self.log_path, "w", encoding="utf-8", errors="replace")
-            prune_logs(folder)
-        except OSError:
-            self._logf = None
+        self._log = ServerLogFile.open(folder / f"server-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{self.port}.log")
+        self.log_path = self._log.path if self._log is not None else None
+        if self._log is not None:
+            prune_logs(folder, keep_paths=self._log.paths())
+        self._said_listening = False
+        self._listen_confirmed = False
+        self._memory = None
+        self._sampled_at = 0.0
+        self._started_at = time.time()
         owner = threading.Thread(target=self._own, name=f"llama-server-{self.port}", daemon=True)
         self._threads = [owner]
         owner.start()
@@ -218,12 +230,16 @@ class ServerRunner:
             self._set_state(ServerState.FAILED, FailureReason(code, f"cannot start {self.argv[0]}: {exc.strerror or exc}"))
             return
         self.proc = proc
-        if self._stop_requested.is_set():  # Stop arrived while the process was being spawned
-            self._terminate()
-        if sys.platform == "win32":
-            orphan_guard.windows_job().assign(proc.pid)
-        orphan_guard.record(proc.pid, self.argv[0], self.port)
-        self._spawned.set()
+        try:
+            first = oom_evidence.sample(proc.pid)
+            self._available_at_start = first.available if first is not None else None
+            if self._stop_requested.is_set():  # Stop arrived while the process was being spawned
+                self._terminate()
+            if sys.platform == "win32":
+                orphan_guard.windows_job().assign(proc.pid)
+            orphan_guard.record(proc.pid, self.argv[0], self.port)  # a read-only home: a notice, never a raise
+        finally:
+            self._spawned.set()  # start() never waits 30 s for a spawn that happened
         reader = threading.Thread(target=self._read_output, name="llama-server-output", daemon=True)
         health = threading.Thread(target=self._watch_health, name="llama-server-health", daemon=True)
         self._threads += [reader, health]
@@ -233,29 +249,83 @@ class ServerRunner:
         reader.join(5)
         self._exited.set()
         orphan_guard.forget(proc.pid)
-        if self._logf is not None:
-            try:
-                self._logf.close()
-            except OSError:
-                pass
-            self._logf = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         if self._stop_requested.is_set():
             self._set_state(ServerState.STOPPED)
         else:
-            self._set_state(ServerState.FAILED, classify_exit(proc.returncode, list(self.history)))
+            self._set_state(ServerState.FAILED, classify_exit(proc.returncode, list(self.history),
+                                                              self._oom_evidence(proc)))
+
+    def _oom_evidence(self, proc: subprocess.Popen[bytes]) -> list[str]:
+        """Only after a SIGKILL: what shows it was for memory (the kernel log, memory samples, model size)."""
+        if killing_signal(proc.returncode) != int(getattr(signal, "SIGKILL", 9)):
+            return []
+        try:
+            return list(self.oom_evidence(proc.pid, self._started_at, self._memory, _model_bytes(self.argv),
+                                          self._available_at_start))
+        except Exception:  # noqa: BLE001 - evidence is a bonus; the SIGKILL is still reported
+            return []
 
     def _read_output(self) -> None:
+        """Deliver lines, each at most MAX_LINE_BYTES: a server that never writes a newline must
+        not take the launcher's memory with it (the rest of a long line is counted, not kept)."""
         assert self.proc is not None and self.proc.stdout is not None
-        for raw in iter(self.proc.stdout.readline, b""):
-            self._emit_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+        stdout = self.proc.stdout
+        cut: int | None = None  # bytes of the current line dropped so far; None: not cutting
+        while True:
+            raw = stdout.readline(MAX_LINE_BYTES)
+            if not raw:
+                break
+            complete = raw.endswith(b"\n")
+            if cut is not None:
+                cut += len(raw) - complete
+                if complete:
+                    self._emit_line(line_cut_note(cut))
+                    cut = None
+                continue
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if complete or len(raw) < MAX_LINE_BYTES:  # a short piece without a newline: the output ended
+                self._emit_line(text)
+            else:
+                self._emit_line(text + " …")
+                cut = 0
+        if cut:
+            self._emit_line(line_cut_note(cut))
+
+    def _ours_listening(self) -> bool:
+        """Whether *our* child is alive and is the process listening on the port.
+
+        Another program already on the port answers /health too (200 in 16 of 20 tries before
+        our server's bind error); only the child's own listening socket, or its own "listening
+        on" line where the OS will not show its sockets, makes an answer ours.
+        """
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return False
+        if self._listen_confirmed:  # a socket the child bound stays its own while it lives
+            return True
+        try:
+            conns = psutil.Process(proc.pid).net_connections(kind="inet")
+        except psutil.AccessDenied:
+            return self._said_listening
+        except psutil.Error:
+            return False
+        self._listen_confirmed = any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == self.port
+                                     for c in conns)
+        return self._listen_confirmed
 
     def _watch_health(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
         loading_seen = False
         while not self._exited.is_set() and not self._stop_requested.is_set():
             status = get_health(self.base_url, timeout=2.0)
+            if status.code in (200, 503) and not self._ours_listening():
+                status = HealthStatus(None)  # someone else's server on our port: not an answer from ours
             if status.code == 200:
                 self._set_state(ServerState.READY)
+                self._watch_memory()
                 return
             if status.code == 503 and not loading_seen:
                 loading_seen = True
@@ -266,7 +336,17 @@ class ServerRunner:
                 self._set_state(ServerState.FAILED, reason)
                 self._terminate()
                 return
+            if self.proc is not None and time.monotonic() - self._sampled_at > MEMORY_SAMPLE_S:
+                self._memory = oom_evidence.sample(self.proc.pid) or self._memory  # loading can be what runs out
+                self._sampled_at = time.monotonic()
             self._exited.wait(HEALTH_POLL_S)
+
+    def _watch_memory(self) -> None:
+        """While the server runs, keep its latest memory sample (evidence should it be SIGKILLed)."""
+        proc = self.proc
+        while proc is not None and not self._exited.is_set():
+            self._memory = oom_evidence.sample(proc.pid) or self._memory
+            self._exited.wait(MEMORY_SAMPLE_S)
 
     # --- stop -----------------------------------------------------------------------------
     def _terminate(self, grace: float = 10.0) -> None:

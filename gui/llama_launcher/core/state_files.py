@@ -130,7 +130,7 @@ def read_json(path: Path, what: str, validate: Callable[[Any], T], max_bytes: in
         if size > max_bytes:
             raise StateFileError(f"{size:,} bytes is more than this file can legitimately hold")
         raw = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # not there (a home under a file has nothing to read)
         return None
     except StateFileError as exc:
         _corrupt(path, what, str(exc))
@@ -153,7 +153,6 @@ def _corrupt(path: Path, what: str, detail: str) -> None:
     aside = set_aside(path)
     where = f"moved to {aside}" if aside else "left in place (it could not be moved)"
     notice(f"{what} was corrupt ({detail}) and has been {where}; using defaults", key=f"corrupt:{path}")
-    return None
 
 
 # --- validators shared by the stores ----------------------------------------------------------

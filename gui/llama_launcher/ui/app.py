@@ -8,16 +8,21 @@ import traceback
 
 from llama_launcher import __version__
 
+MAX_CRASH_LOG_BYTES = 1024 * 1024
+
 
 def _excepthook(exc_type, exc, tb) -> None:  # pragma: no cover - last resort, never a traceback dialog
     from llama_launcher.core import paths
 
     try:
         folder = paths.ensure(paths.log_dir())
-        with open(folder / "crash.log", "a", encoding="utf-8") as f:
+        crash = folder / "crash.log"
+        if crash.is_file() and crash.stat().st_size > MAX_CRASH_LOG_BYTES:  # bounded: one older file kept
+            os.replace(crash, folder / "crash.1.log")
+        with open(crash, "a", encoding="utf-8") as f:
             f.write("".join(traceback.format_exception(exc_type, exc, tb)) + "\n")
     except OSError:
-        pass
+        pass  # a read-only or full disk: the traceback still reaches stderr below
     sys.__excepthook__(exc_type, exc, tb)
 
 
@@ -109,14 +114,23 @@ def _smoke(app, window) -> int:
     """Build the main window, wait for the binary probe, print what was found, exit 0."""
     from PySide6.QtCore import QElapsedTimer
 
+    from llama_launcher.core.safe_text import safe_text
+
     window.show()
     timer = QElapsedTimer()
     timer.start()
     while timer.elapsed() < 60_000:
         app.processEvents()
-        if window.binary is None or window.caps is not None or window.server_panel.problem.text() not in ("", "probing…"):
+        probed = window.binary is None or window.caps is not None or window.server_panel.problem.text() not in ("", "probing…")
+        if probed and window.catalog is not None:  # the scan too: what it could not save is said
             break
         app.thread().msleep(20)
+    from llama_launcher.ui.notices import show_state_notices
+
+    show_state_notices(window)
+    if window.banner.isVisible():  # what the window says first (a read-only home, a corrupt file)
+        for line in window.banner.text().splitlines():
+            print(f"smoke test: banner: {safe_text(line)}")
     if window.binary is None:
         print("smoke test: main window built; no llama-server found")
     elif window.caps is not None:

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from llama_launcher import __version__
-from llama_launcher.core import api_key_store, network, settings_store, state_files, tuning_store
+from llama_launcher.core import api_key_store, network, settings_store, tuning_store
 from llama_launcher.core.api_key_store import ApiKey, ApiKeyError
 from llama_launcher.core.binary_discovery import Candidate, find_server
 from llama_launcher.core.binary_probe import Capabilities
@@ -60,6 +60,7 @@ from llama_launcher.ui.live_panel import LivePanel
 from llama_launcher.ui.log_view import LogView
 from llama_launcher.ui.metrics_poller import MetricsPoller
 from llama_launcher.ui.models_pane import ModelsPane
+from llama_launcher.ui.notices import attach_state_notices, show_state_notices
 from llama_launcher.ui.resources import icon
 from llama_launcher.ui.server_toolbar import ServerToolbar
 from llama_launcher.ui.side_panels import HardwarePanel, ServerPanel
@@ -131,9 +132,9 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
         if self.settings.lan:
             self._load_key()
-        self._show_notices()
         self._discover_binary()
         self.rescan()
+        self._notices_timer = attach_state_notices(self)  # what could not be read or saved, said once
 
     # --- construction ----------------------------------------------------------------------------
     def _build_ui(self) -> None:
@@ -319,12 +320,8 @@ class MainWindow(QMainWindow):
             act()
 
     def _show_notices(self) -> None:
-        """What the state files had to say (a corrupt file set aside, a folder that cannot be written)."""
-        notes = state_files.drain_notices()
-        if notes:
-            more = f" (and {len(notes) - 1} more: see the log)" if len(notes) > 1 else ""
-            self.show_notice(notes[0] + more)
-            self.logs.append_lines([f"[launcher] {n}" for n in notes])
+        """What the state files had to say (a corrupt file set aside, a folder that cannot be written), now."""
+        show_state_notices(self)
 
     # --- binary ----------------------------------------------------------------------------------
     def _discover_binary(self) -> None:

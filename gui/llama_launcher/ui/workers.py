@@ -7,6 +7,7 @@ server start or stop, a tuning sweep or a streaming reply.
 
 from __future__ import annotations
 
+import collections
 import threading
 from typing import Any
 
@@ -18,6 +19,7 @@ from llama_launcher.core.server_process import RunnerEvents, ServerRunner, Serve
 from llama_launcher.core.speed_stats import Speed
 
 LOG_FLUSH_MS = 100
+MAX_PENDING_CHARS = 2_000_000  # per flush: 20 MB/s of log text is more than any window can show
 
 
 def start_in_thread(worker: QObject, name: str) -> QThread:
@@ -54,7 +56,9 @@ class ServerWorker(QObject):
         super().__init__()
         self.runner: ServerRunner | None = None
         self.api_key = ""
-        self._pending: list[str] = []
+        self._pending: collections.deque[str] = collections.deque()
+        self._pending_chars = 0
+        self._dropped = 0
         self._lock = threading.Lock()
         self._timer: QTimer | None = None
         self._ready.connect(self._check_ready_server)  # queued: the checks must not run in the health thread
@@ -136,11 +140,19 @@ class ServerWorker(QObject):
     def _on_line(self, line: str) -> None:
         with self._lock:
             self._pending.append(line)
+            self._pending_chars += len(line)
+            while self._pending_chars > MAX_PENDING_CHARS and len(self._pending) > 1:
+                # a flood faster than the window can paint: drop the oldest, say how many
+                self._pending_chars -= len(self._pending.popleft())
+                self._dropped += 1
 
     @Slot()
     def _flush(self) -> None:
         with self._lock:
-            batch, self._pending = self._pending, []
+            batch, self._pending, self._pending_chars = list(self._pending), collections.deque(), 0
+            dropped, self._dropped = self._dropped, 0
+        if dropped:
+            batch.insert(0, f"[{dropped:,} lines not shown: the server wrote them faster than the window can show them]")
         if batch:
             self.lines.emit(batch)
 

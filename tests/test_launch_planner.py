@@ -259,7 +259,8 @@ def test_mla_kv_cache_counts_the_compressed_width() -> None:
                     block_count=2, arch_meta={"embedding_length": 7168, "attention.head_count": 128,
                                               "attention.head_count_kv": 1, "attention.key_length": 576,
                                               "attention.value_length": 512, "attention.kv_lora_rank": 512})
-    assert kv_bytes(mla, 1000) == 2 * 1000 * (512 + 64) * 2  # layers x tokens x width x f16
+    # layers x cells (1000 tokens padded to 256 like llama.cpp) x width x f16
+    assert kv_bytes(mla, 1000) == 2 * 1024 * (512 + 64) * 2
 
 
 def test_sliding_window_layers_hold_at_most_the_window() -> None:

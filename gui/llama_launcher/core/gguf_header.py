@@ -24,6 +24,7 @@ MAX_KEPT_STRING = 1 << 20  # a chat template is ~10 KB; keep up to 1 MiB, skip l
 MAX_KEPT_ARRAY = 4096  # per-layer arrays (sliding window pattern, head counts) are small
 MAX_KEY_LENGTH = 1 << 16
 MAX_DIMS = 8
+MAX_BLOCKS = 4096  # per-block parameter counts are kept for this many blocks (real models have ~130)
 
 # Element sizes of the fixed-width value types; strings and arrays are handled apart.
 _SCALAR_FORMATS: dict[int, str] = {
@@ -66,6 +67,7 @@ class TensorSummary:
     parameters: int = 0
     mtp_parameters: int = 0  # tensors named blk.N.nextn.*
     mtp_tensors: int = 0
+    block_parameters: list[int] = field(default_factory=list)  # per blk.N (N < MAX_BLOCKS): MTP blocks load only with MTP
     elements_by_type: dict[str, int] = field(default_factory=dict)
 
 
@@ -290,6 +292,12 @@ def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
             if ".nextn." in name and name.startswith("blk."):
                 summary.mtp_parameters += elements
                 summary.mtp_tensors += 1
+            if name.startswith("blk."):
+                block = name[4:].split(".", 1)[0]
+                if block.isdigit() and len(block) <= 4 and int(block) < MAX_BLOCKS:
+                    per_block = summary.block_parameters
+                    per_block.extend([0] * (int(block) + 1 - len(per_block)))
+                    per_block[int(block)] += elements
         header_bytes = s.pos
     after = p.stat()
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):

@@ -19,10 +19,14 @@ from llama_launcher.core.memory_estimate import (
     BUDGET_DEFAULT,
     BUDGET_MTP,
     MemoryEstimate,
+    MemoryEvidence,
+    breakdown_verbosity_flag,
     estimate,
     fit_context,
+    memory_launch,
 )
 from llama_launcher.core.model_info import ModelInfo, format_params
+from llama_launcher.core.model_shape import ShapeError, check_context
 from llama_launcher.core.tuning_store import TunedChoice
 
 # MTP is not auto-enabled below this many trunk parameters. The seed used 2B; published B200
@@ -258,8 +262,12 @@ def _budget(hw: Hardware, gpu: bool, mtp: bool) -> tuple[int, str]:
 
 
 def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, settings: PlanSettings,
-                tuned: TunedChoice | None = None) -> Plan:
-    """Plan one llama-server launch. Raises :class:`PlanError` for input that cannot be planned."""
+                tuned: TunedChoice | None = None, memory_evidence: MemoryEvidence | None = None) -> Plan:
+    """Plan one llama-server launch. Raises :class:`PlanError` for input that cannot be planned.
+
+    ``memory_evidence`` (llama.cpp's projection, this model's past launches) is gathered by the
+    caller; with it, those decide the memory fit instead of the launcher's own model.
+    """
     warnings: list[str] = []
     flags: list[FlagReason] = []
     if model.error:
@@ -317,27 +325,44 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
                                     "ngram-mod knobs under this older llama-server's names", "speculative"))
 
     # context and memory
-    native = model.context_length or 4096
     budget, budget_src = _budget(hw, gpu, "draft-mtp" in spec.types or "mtp" in spec.types)
     cache_type = settings.cache_type or "f16"
-    mtp_on = any(t in ("draft-mtp", "mtp") for t in spec.types)
-    if settings.ctx is not None:
-        if settings.ctx < 0:
-            raise PlanError(f"context size must be positive (got {settings.ctx})")
-        ctx = settings.ctx if settings.ctx > 0 else native
-        mem = estimate(model, ctx, budget, budget_src, cache_type, mtp_on)
-        if mem.status == "does not fit":
-            warnings.append(f"context {ctx} probably does not fit: {mem.describe()}")
-        if ctx > native:
-            warnings.append(f"context {ctx} is above the model's native {native}: quality may suffer")
-        reason = "your context size"
-    else:
-        ctx = fit_context(model, native, budget, cache_type, mtp_on) if budget > 0 else min(native, 4096)
-        mem = estimate(model, ctx, budget, budget_src, cache_type, mtp_on)
-        reason = (f"the model's native context {native}" if ctx == native else
-                  f"largest context that fits {budget_src} (native {native})")
-        if mem.status == "does not fit":
-            warnings.append(f"the model probably does not fit in memory: {mem.describe()}")
+    launch = memory_launch(model, hw, gpu, spec.types, spec.draft_n_max, settings.ngram_n_max, cache_type, extra.argv)
+    evidence = memory_evidence or MemoryEvidence()
+    learned, projection = evidence.learned_for(launch), evidence.projection_for(launch)
+    free = hw.gpu_free_mib() if gpu else None
+    try:
+        native = check_context(model.context_length, "the model's context_length") if model.context_length is not None else 4096
+    except ShapeError as exc:
+        if settings.ctx is None or settings.ctx <= 0:
+            raise PlanError(f"{exc}; set a context size") from exc
+        native = None
+    try:
+        if settings.ctx is not None:
+            if settings.ctx < 0:
+                raise PlanError(f"context size must be positive (got {settings.ctx})")
+            ctx = check_context(settings.ctx if settings.ctx > 0 else native, "context size")
+            mem = estimate(model, ctx, budget, budget_src, launch=launch, projection=projection, learned=learned,
+                           gpu_free_mib=free)
+            if mem.status == "does not fit":
+                warnings.append(f"context {ctx} probably does not fit: {mem.describe()}")
+            if native is not None and ctx > native:
+                warnings.append(f"context {ctx} is above the model's native {native}: quality may suffer")
+            reason = "your context size"
+        else:
+            assert native is not None
+            ctx = fit_context(model, native, budget, launch=launch, projection=projection, learned=learned) \
+                if budget > 0 else min(native, 4096)
+            mem = estimate(model, ctx, budget, budget_src, launch=launch, projection=projection, learned=learned,
+                           gpu_free_mib=free)
+            reason = (f"the model's native context {native}" if ctx == native else
+                      f"largest context that fits {budget_src} (native {native}; {mem.decided_by})")
+            if mem.status == "does not fit":
+                warnings.append(f"the model probably does not fit in memory: {mem.describe()}")
+    except ShapeError as exc:
+        raise PlanError(f"{model.file_name}: {exc}") from exc
+    if evidence.projection_error:
+        mem.notes.append(evidence.projection_error)
     flags.append(FlagReason(["-c", str(ctx)], reason + f"; memory: {mem.status}", "memory"))
     if settings.cache_type:
         flags.append(FlagReason(["--cache-type-k", settings.cache_type, "--cache-type-v", settings.cache_type],
@@ -358,6 +383,10 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
     if caps.has_metrics:
         flags.append(FlagReason(["--metrics"], "the live panel reads /metrics to show other clients' speed",
                                 "metrics"))
+    lv = breakdown_verbosity_flag(caps, extra.flags)
+    if lv:
+        flags.append(FlagReason(lv, "llama-server logs its memory use only at verbosity 4; the launcher reads it "
+                                "to learn what this model really uses", "memory"))
     if settings.vision:
         proj = settings.mmproj or (model.mmproj[0] if model.mmproj else None)
         if proj:

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from llama_launcher.core import paths
-from llama_launcher.core.model_info import SPLIT_RE, ModelInfo, read_model_info
+from llama_launcher.core.model_info import SPLIT_RE, ModelInfo, merge_block_parameters, read_model_info
 
 MAX_DEPTH = 8
 MAX_ENTRIES = 200_000
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: vocab_size in arch_meta, block_parameters
 DEMO_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
 
 
@@ -236,6 +236,7 @@ def group_models(infos: list[ModelInfo]) -> tuple[list[ModelInfo], list[ModelInf
             entry.parameters = sum(p.parameters or 0 for p in parts.values())
             entry.trunk_parameters = sum(p.trunk_parameters or 0 for p in parts.values())
             entry.mtp_parameters = sum(p.mtp_parameters or 0 for p in parts.values())
+            entry.block_parameters = merge_block_parameters([p.block_parameters for p in parts.values()])
             if any(p.mtp_parameters for p in parts.values()) and not entry.is_mtp:
                 entry.is_mtp = True
                 entry.mtp_evidence = "tensors: blk.N.nextn.* present"

@@ -141,16 +141,24 @@ def resolve_inputs(args: argparse.Namespace):
 
 def make_plan(args: argparse.Namespace):
     """(plan settings, plan) for the shared plan options."""
+    _, _, _, settings, plan = make_plan_with_inputs(args)
+    return settings, plan
+
+
+def make_plan_with_inputs(args: argparse.Namespace, with_projection: bool = False):
+    """(binary, capabilities, model, plan settings, plan); the memory fit uses this model's past launches
+    and, ``with_projection``, llama.cpp's projection from llama-fit-params."""
     from llama_launcher.core import tuning_store
-    from llama_launcher.core.launch_planner import PlanError, plan_launch
+    from llama_launcher.core.launch_planner import PlanError
+    from llama_launcher.core.memory_evidence import plan_with_evidence
 
     binary, caps, model, hw, settings = resolve_inputs(args)
     tuned = tuning_store.lookup(model.path, caps.build_number)
     try:
-        plan = plan_launch(binary, model, hw, caps, settings, tuned)
+        plan = plan_with_evidence(binary, model, hw, caps, settings, tuned, with_projection)
     except PlanError as exc:
         raise UsageError(str(exc)) from exc
-    return settings, plan
+    return binary, caps, model, settings, plan
 
 
 # --- commands -----------------------------------------------------------------------------
@@ -234,7 +242,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    _, plan = make_plan(args)
+    _, _, _, _, plan = make_plan_with_inputs(args, with_projection=True)
     if args.json:
         _print_json(plan.to_dict())
         return 0
@@ -246,6 +254,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"  {' '.join(f['args'])[:60]:<60}  {f['reason']}")
     if plan.memory:
         print(f"\nmemory: {plan.memory.describe()}")
+        for note in plan.memory.notes:
+            print(f"note: {note}")
     print(f"branch: {'GPU' if plan.gpu_branch else 'CPU/Mac'} ({plan.gpu_reason})")
     for w in plan.warnings:
         print(f"warning: {w}")
@@ -256,7 +266,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from llama_launcher.core import orphan_guard
     from llama_launcher.core.server_process import FAILED, READY, STOPPED, RunnerEvents, ServerRunner
 
-    settings, plan = make_plan(args)
+    _, caps, model, settings, plan = make_plan_with_inputs(args)
     for w in plan.warnings:
         print(f"warning: {w}", file=sys.stderr)
     done = threading.Event()
@@ -295,7 +305,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("stopping llama-server ...", file=sys.stderr, flush=True)
         runner.stop()
         print("stopped", file=sys.stderr, flush=True)
+        _learn_memory(model, caps, plan, runner)
         return 0
+    _learn_memory(model, caps, plan, runner)
     if runner.state == FAILED and runner.reason is not None:
         print(f"error: {runner.reason.message}", file=sys.stderr)
         for ev in runner.reason.evidence:
@@ -304,6 +316,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"  full log: {runner.log_path}", file=sys.stderr)
         return 1
     return 0
+
+
+def _learn_memory(model, caps, plan, runner) -> None:
+    """Keep what the server reported about its memory for the next plan of this model."""
+    from llama_launcher.core.memory_evidence import learn_after_launch
+
+    learned = learn_after_launch(model, caps.build_number, plan.memory, runner.log_path, list(runner.history))
+    if learned is not None:
+        print(f"note: memory learned from this launch: {learned.describe()}", file=sys.stderr)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -367,11 +388,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def cmd_get_server(args: argparse.Namespace) -> int:
     from llama_launcher.core.binary_discovery import find_server
-    from llama_launcher.core.provisioning import ProvisionError, build_server
+    from llama_launcher.core.provisioning import ProvisionError, build_server, lacks_fit_tool
 
     if not args.force and not args.build:
         found = find_server()
-        if found is not None:
+        if found is not None and not lacks_fit_tool(found.path):
             print(f"llama-server found: {found.path} ({found.source}); use --build to build one anyway")
             return 0
 

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from llama_launcher.core.hardware import Hardware
 from llama_launcher.core.launch_planner import PlanError, PlanSettings, plan_launch
 from llama_launcher.core.model_info import ModelInfo
+from test_launch_planner import CURRENT
 
 from fake_server import make_fake_server
-from test_launch_planner import CURRENT
 
 CPU_HW = Hardware("x86", 65536, 60000, False, [])
 KEYS = ["embedding_length", "attention.key_length", "attention.value_length", "attention.sliding_window",

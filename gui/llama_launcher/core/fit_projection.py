@@ -5,8 +5,9 @@ context and prints what it would allocate, per device and for the host, in MiB
 (``<device> <model> <context> <compute>``). That is the same accounting ``--fit on`` uses, so the
 launcher shows it beside its own estimate and lets it decide "fits" and Auto context.
 
-Two runs (a small and the native context) give a line in the context size: KV and, with
-FlashAttention off, the attention scores grow linearly with it. ``llama-fit-params`` has no
+Runs at a small, the planned and the native context give a piecewise line in the context size:
+KV and, with FlashAttention off, the attention scores grow linearly with it (the logits reuse the
+scores' memory, which bends the line). ``llama-fit-params`` has no
 ``--parallel`` and no speculative options: it projects one slot without the MTP draft context,
 so the launcher adds its own estimate of those parts and says so.
 
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llama_launcher.core.memory_breakdown import parse_server_memory
 from llama_launcher.core.memory_estimate import LaunchMemory
 from llama_launcher.core.process_env import child_env, no_window_flags
 
@@ -30,8 +32,7 @@ TOOL = "llama-fit-params.exe" if sys.platform == "win32" else "llama-fit-params"
 TIMEOUT_S = 60.0  # a no-alloc load reads only the header; seconds even for big models
 MAX_OUTPUT = 1 << 20
 _ROW = re.compile(r"^(?P<name>[A-Za-z][\w.\-]*)\s+(?P<model>\d+)\s+(?P<context>\d+)\s+(?P<compute>\d+)\s*$")
-FA_VERBOSITY = 5  # the tool's "Flash Attention enabled / not supported" line is debug level while it measures
-_FA_USED = re.compile(r"Flash Attention (?P<v>enabled|not supported)")
+FA_VERBOSITY = 5  # what FlashAttention 'auto' resolved to is a debug line while the tool measures
 
 
 class FitProjectionError(Exception):
@@ -58,7 +59,7 @@ class FitPoint:
 
 @dataclass
 class FitProjection:
-    """llama.cpp's projection at two context sizes; ``mib_at`` interpolates (and extrapolates) linearly."""
+    """llama.cpp's projection at a few context sizes; ``mib_at`` interpolates between them."""
 
     tool: str
     flash_attn: str  # "on", "off" or "auto" as passed
@@ -69,27 +70,29 @@ class FitProjection:
     has_devices: bool
     flash_attn_used: bool | None = None  # what 'auto' resolved to, when the tool said
 
-    def _line(self, which: int) -> tuple[float, float]:
-        pts = sorted(self.points, key=lambda p: p.context)
-        a, b = pts[0], pts[-1]
-        va = a.parts()[which] if which >= 0 else a.total()
-        vb = b.parts()[which] if which >= 0 else b.total()
-        if b.context == a.context:
-            return float(va), 0.0
-        slope = (vb - va) / (b.context - a.context)
-        return va - slope * a.context, slope
+    def _value(self, point: FitPoint, which: int) -> float:
+        return float(point.parts()[which] if which >= 0 else point.total())
+
+    def _at(self, which: int, context: int) -> int:
+        """Piecewise linear through the measured points (the scores and the logits share memory, so the
+        growth bends where one overtakes the other); beyond them, the nearest segment's slope."""
+        pts = sorted({p.context: p for p in self.points}.values(), key=lambda p: p.context)
+        if len(pts) == 1:
+            return max(int(round(self._value(pts[0], which))), 0)
+        i = 1
+        while i < len(pts) - 1 and pts[i].context < context:
+            i += 1
+        a, b = pts[i - 1], pts[i]
+        va, vb = self._value(a, which), self._value(b, which)
+        value = va + (vb - va) * (context - a.context) / (b.context - a.context)
+        return max(int(round(value)), 0)
 
     def mib_at(self, context: int) -> int:
         """Projected MiB (weights + KV + compute, all devices and host) at ``context`` tokens."""
-        base, slope = self._line(-1)
-        return max(int(round(base + slope * context)), 0)
+        return self._at(-1, context)
 
     def parts_at(self, context: int) -> dict[str, int]:
-        out = {}
-        for i, name in enumerate(("weights", "kv", "compute")):
-            base, slope = self._line(i)
-            out[name] = max(int(round(base + slope * context)), 0)
-        return out
+        return {name: self._at(i, context) for i, name in enumerate(("weights", "kv", "compute"))}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,7 +110,7 @@ def parse_fit_print(text: str, context: int) -> FitPoint:
         m = _ROW.match(line.strip())
         if m:
             point.rows[m["name"]] = (int(m["model"]), int(m["context"]), int(m["compute"]))
-    if "Host" not in point.rows:
+    if not point.rows:
         raise FitProjectionError("llama-fit-params printed no memory projection")
     return point
 
@@ -137,8 +140,14 @@ def run_fit_print(tool: str | Path, model_path: str, context: int, launch: Launc
     if proc.returncode != 0:
         last = [ln.strip() for ln in err.splitlines() if ln.strip()]
         raise FitProjectionError(f"llama-fit-params failed (exit {proc.returncode})" + (f": {last[-1][:200]}" if last else ""))
-    fa = _FA_USED.search(err)
-    return parse_fit_print(out, context), (fa["v"] == "enabled") if fa else None
+    mem = parse_server_memory(err.splitlines())
+    table = mem.rows or mem.fit_rows
+    if table:
+        # the breakdown table (verbosity >= 4) also has the rows stdout leaves out (CPU_REPACK, ...)
+        point = FitPoint(context, {r.name: (r.model, r.context, r.compute) for r in table})
+    else:
+        point = parse_fit_print(out, context)
+    return point, mem.flash_attn
 
 
 def project(tool: str | Path, model_path: str, contexts: tuple[int, ...], launch: LaunchMemory,
@@ -157,7 +166,9 @@ def project(tool: str | Path, model_path: str, contexts: tuple[int, ...], launch
 
 
 def projection_contexts(native: int, chosen: int | None = None) -> tuple[int, ...]:
-    """Where to measure: a small context and the largest one the plan may use (the line joins them)."""
-    top = max(native, chosen or 0, 1)
-    low = min(4096, top)
-    return (low, top) if low != top else (top,)
+    """Where to measure: a small context, the one the plan chose and the native one (joined piecewise)."""
+    top = max(native, 1)
+    points = {min(4096, top), top}
+    if chosen:
+        points.add(chosen)
+    return tuple(sorted(points))

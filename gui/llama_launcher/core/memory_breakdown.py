@@ -37,6 +37,7 @@ _BUFFER = re.compile(r"(?P<buft>[\w.\-]+)\s+(?P<kind>model|KV|compute|RS) buffer
 _DRAFT_MARK = re.compile(r"creating (?:MTP )?draft context|creating MTP context|draft model buffer", re.IGNORECASE)
 _FLASH = re.compile(r"flash_attn\s*=\s*(?P<v>\w+)")
 _FA_FUSED = re.compile(r"resolve_fused_ops: Flash Attention (?P<v>enabled|not supported)")
+_LOADED = re.compile(r"load_tensors:|model loaded|server is listening|cleaning up before exit")
 _N_CTX = re.compile(r"llama_context: n_ctx\s*=\s*(?P<n>\d+)")
 
 
@@ -51,10 +52,11 @@ class BreakdownRow:
     total: int | None = None
     free: int | None = None
     unaccounted: int | None = None
+    printed_self: int | None = None  # the table's own "self" (its parts are each rounded down)
 
     @property
     def self_mib(self) -> int:
-        return self.model + self.context + self.compute
+        return self.printed_self if self.printed_self is not None else self.model + self.context + self.compute
 
     @property
     def is_device(self) -> bool:
@@ -129,6 +131,8 @@ class ServerMemory:
         """What the server allocated for weights, KV and compute (main + draft contexts)."""
         if not self.rows and not self.has_buffers:
             return None
+        if not self.has_buffers:
+            return float(sum(r.self_mib for r in self.rows)) + (self.draft.total if self.draft else 0.0)
         return sum(self.parts_mib().values())
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,10 +146,12 @@ def _parse_row(text: str) -> BreakdownRow | None:
     m = _DEVICE_ROW.search(text)
     if m:
         return BreakdownRow(m["name"].strip(), int(m["model"]), int(m["context"]), int(m["compute"]),
-                            total=int(m["total"]), free=int(m["free"]), unaccounted=int(m["unacc"]))
+                            total=int(m["total"]), free=int(m["free"]), unaccounted=int(m["unacc"]),
+                            printed_self=int(m["self"]))
     m = _OTHER_ROW.search(text)
     if m:
-        return BreakdownRow(m["name"].strip(), int(m["model"]), int(m["context"]), int(m["compute"]))
+        return BreakdownRow(m["name"].strip(), int(m["model"]), int(m["context"]), int(m["compute"]),
+                            printed_self=int(m["self"]))
     return None
 
 
@@ -166,15 +172,15 @@ def parse_server_memory(lines: Iterable[str]) -> ServerMemory:
             if "memory breakdown [MiB]" in line:
                 reading_table = True
                 if loaded:
-                    out.rows = []
-                else:
-                    out.fit_rows = []
+                    out.rows = []  # the last exit table wins; --fit's tables (main, then draft) all stay
                 continue
             row = _parse_row(line) if reading_table else None
             if row is not None:
                 (out.rows if loaded else out.fit_rows).append(row)
             continue
         reading_table = False
+        if not loaded and _LOADED.search(line):
+            loaded = True  # tables from here on are the exit breakdown, not --fit measuring
         m = _PROJECTED.search(line)
         if m:
             out.projected_mib, out.projected_kind, out.available_mib = int(m["used"]), m["kind"], int(m["avail"])

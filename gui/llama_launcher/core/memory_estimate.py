@@ -10,8 +10,9 @@ accounting and was checked against the server's breakdown (docs/benchmarks.md):
   lives in the draft context, not the main one;
 - compute buffers, for the worst-case ubatch (512 tokens): with FlashAttention off the attention
   scores (cells x ubatch x heads, f32) plus an f32 mask grow with the context; with it on only an
-  f16 mask does. Activations add ubatch x (2 x embedding + feed-forward + query width) f32, and the
-  logits rows the server reserves (slots x (1 + draft length)) x vocabulary f32;
+  f16 mask does. Activations add ubatch x (2 x embedding + feed-forward + query width) f32; the
+  logits rows the server reserves (slots x (1 + draft length)) x vocabulary f32 reuse the scores'
+  memory, so the larger of the two counts;
 - the backend's own context (CUDA: hundreds of MiB) that no buffer accounts for;
 - the MTP draft context: its KV and its own compute buffers.
 
@@ -348,7 +349,8 @@ def _compute_bytes(shape: ModelShape, layers: range, cells: _Cells, launch: Laun
     ff = max((shape.n_ff[i] for i in layers), default=0)
     activations = t * F32 * (2 * shape.n_embd + ff + heads * shape.k_len)
     logits = min(outputs, t) * shape.n_vocab * F32
-    return masks + scores + activations + logits
+    # the logits are allocated after the last attention: the graph allocator reuses the scores' memory
+    return masks + activations + max(scores, logits)
 
 
 def _weights_bytes(model: ModelInfo, shape: ModelShape, mtp: bool) -> int:
@@ -403,6 +405,11 @@ def _status(total: int, budget: int) -> str:
 
 def _mib(n: float) -> int:
     return int(round(n / MIB))
+
+
+def _total_mib(p: MemoryParts) -> int:
+    """The sum of the parts as shown (each rounded), so that the shown figures add up."""
+    return _mib(p.weights) + _mib(p.kv) + _mib(p.compute) + _mib(p.backend) + _mib(p.draft)
 
 
 def _scaled(now: int, then: int, real_mib: float) -> int:
@@ -467,11 +474,11 @@ def estimate(model: ModelInfo, context: int, budget_mib: int, budget_source: str
             fa = projection.flash_attn_used
     weights, kv, compute = _mib(parts.weights), _mib(parts.kv), _mib(parts.compute)
     backend, draft = _mib(parts.backend), _mib(parts.draft)
-    total = weights + kv + compute + backend + draft
+    total = _total_mib(parts)
     return MemoryEstimate(
         context=context, weights_mib=weights, kv_mib=kv, compute_mib=compute, backend_mib=backend, draft_mib=draft,
         total_mib=total, budget_mib=budget_mib, budget_source=budget_source, status=_status(total, budget_mib),
-        flash_attn=fa, launcher_mib=_mib(ours.total), llama_cpp_mib=_mib(llama_cpp.total) if llama_cpp else None,
+        flash_attn=fa, launcher_mib=_total_mib(ours), llama_cpp_mib=_total_mib(llama_cpp) if llama_cpp else None,
         decided_by=decided, learned_note=note, launch=launch, gpu_free_mib=gpu_free_mib)
 
 

@@ -280,6 +280,30 @@ class MemoryEstimate:
                 f"({self.budget_source}); {self.source_text()}")
 
 
+def memory_line(mem: MemoryEstimate) -> str:
+    """The window's memory line: status, total, each part, the budget and what decided."""
+    return mem.describe()
+
+
+def memory_tooltip(mem: MemoryEstimate) -> str:
+    """The window's memory tooltip: every part with what it depends on, and both estimates."""
+    launch = mem.launch
+    lines = [
+        f"Weights: {mem.weights_mib:,} MiB (the model file" + ("; MTP layers load only with MTP)" if not launch.mtp else ")"),
+        f"KV cache: {mem.kv_mib:,} MiB at {mem.context:,} tokens ({launch.n_parallel} slots, "
+        f"{launch.cache_type_k}/{launch.cache_type_v})",
+        f"Compute buffers: {mem.compute_mib:,} MiB (FlashAttention {'on' if mem.flash_attn else 'off'}, "
+        f"ubatch {launch.n_ubatch}, {launch.n_outputs()} logits rows)",
+        f"Backend ({launch.backend}): {mem.backend_mib:,} MiB",
+        f"MTP draft context: {mem.draft_mib:,} MiB" if launch.mtp else "MTP draft context: none",
+        f"Budget: {mem.budget_mib:,} MiB ({mem.budget_source})",
+        f"Decided by: {mem.source_text()}",
+        f"Launcher estimate: {mem.launcher_mib:,} MiB"
+        + (f"; llama.cpp projection: {mem.llama_cpp_mib:,} MiB" if mem.llama_cpp_mib is not None else ""),
+    ]
+    return "\n".join(lines + mem.notes)
+
+
 def _pad(n: int, to: int = CELL_PAD) -> int:
     return -(-n // to) * to
 

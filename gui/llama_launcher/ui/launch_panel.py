@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from llama_launcher.core.launch_planner import Plan
+from llama_launcher.core.memory_estimate import memory_line, memory_tooltip
 from llama_launcher.core.settings_store import ModelSettings
 from llama_launcher.ui.resources import icon
 
@@ -362,7 +363,8 @@ class LaunchPanel(QWidget):
         d = spec.draft_n_max
         self.draft_value.setText(f"in effect: {d}" if d is not None else "in effect: n/a (no MTP)")
         if plan.memory is not None:
-            self.memory.setText(plan.memory.describe())
+            self.memory.setText(memory_line(plan.memory))
+            self.memory.setToolTip(memory_tooltip(plan.memory))
             self.memory.setProperty("status", plan.memory.status)
             self.memory.style().unpolish(self.memory)
             self.memory.style().polish(self.memory)

@@ -23,9 +23,10 @@ from llama_launcher.core.fit_projection import (
     tool_beside,
 )
 from llama_launcher.core.hardware import Hardware
+from llama_launcher.core.launch_memory import LaunchMemory
 from llama_launcher.core.launch_planner import PlanSettings
 from llama_launcher.core.memory_breakdown import parse_server_memory
-from llama_launcher.core.memory_estimate import DECIDED_LLAMA_CPP, LaunchMemory
+from llama_launcher.core.memory_estimate import DECIDED_LLAMA_CPP
 from llama_launcher.core.memory_evidence import plan_with_evidence, read_log_lines
 from llama_launcher.core.model_info import read_model_info
 from llama_launcher.core.server_process import ServerRunner, free_port

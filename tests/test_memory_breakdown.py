@@ -14,16 +14,10 @@ from pathlib import Path
 import pytest
 
 from llama_launcher.core import memory_corrections, state_files
+from llama_launcher.core.launch_memory import LaunchMemory, launch_memory_from_argv, user_spec_memory
 from llama_launcher.core.memory_breakdown import parse_server_memory
 from llama_launcher.core.memory_corrections import MemoryMeasurement
-from llama_launcher.core.memory_estimate import (
-    DECIDED_LEARNED,
-    LaunchMemory,
-    MemoryEvidence,
-    estimate,
-    launch_memory_from_argv,
-    user_spec_memory,
-)
+from llama_launcher.core.memory_estimate import DECIDED_LEARNED, MemoryEvidence, estimate
 from llama_launcher.core.memory_evidence import read_log_lines
 from llama_launcher.core.model_info import ModelInfo
 

@@ -8,7 +8,6 @@ from llama_launcher.core.memory_corrections import MemoryMeasurement
 from llama_launcher.core.memory_estimate import MemoryEvidence
 from llama_launcher.core.model_info import ModelInfo
 from llama_launcher.ui.launch_panel import LaunchPanel
-
 from test_launch_planner import CURRENT
 
 CPU_HW = Hardware("x86", 65536, 60000, False, [])

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llama_launcher.core.launch_memory import LaunchMemory
 from llama_launcher.core.memory_breakdown import parse_server_memory
-from llama_launcher.core.memory_estimate import LaunchMemory
 from llama_launcher.core.process_env import child_env, no_window_flags
 
 TOOL = "llama-fit-params.exe" if sys.platform == "win32" else "llama-fit-params"

@@ -15,15 +15,14 @@ from typing import Any
 from llama_launcher.core.binary_probe import Capabilities
 from llama_launcher.core.extra_args import ExtraArgsError, parse_extra_args
 from llama_launcher.core.hardware import Hardware
+from llama_launcher.core.launch_memory import breakdown_verbosity_flag, memory_launch
 from llama_launcher.core.memory_estimate import (
     BUDGET_DEFAULT,
     BUDGET_MTP,
     MemoryEstimate,
     MemoryEvidence,
-    breakdown_verbosity_flag,
     estimate,
     fit_context,
-    memory_launch,
 )
 from llama_launcher.core.model_info import ModelInfo, format_params
 from llama_launcher.core.model_shape import ShapeError, check_context

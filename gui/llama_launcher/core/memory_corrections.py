@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from llama_launcher.core import paths, state_files, tuning_store
+from llama_launcher.core.launch_memory import LaunchMemory
 from llama_launcher.core.memory_breakdown import ServerMemory, parse_server_memory
-from llama_launcher.core.memory_estimate import LaunchMemory
 
 STORE_VERSION = 1
 MAX_PER_MODEL = 8  # measurements kept per (model, build, machine): one per settings variant

@@ -21,8 +21,9 @@ from llama_launcher.core.fit_projection import (
     projection_contexts,
     tool_beside,
 )
+from llama_launcher.core.launch_memory import LaunchMemory
 from llama_launcher.core.memory_corrections import MemoryMeasurement
-from llama_launcher.core.memory_estimate import LaunchMemory, MemoryEstimate, MemoryEvidence
+from llama_launcher.core.memory_estimate import MemoryEstimate, MemoryEvidence
 from llama_launcher.core.model_info import ModelInfo
 
 if TYPE_CHECKING:

@@ -344,7 +344,7 @@ def test_a_draft_model_from_the_catalog_drafts_and_the_live_panel_shows_it(qtbot
     assert "other: a different tokenizer" in w.launch_panel.draft_others.text()
     combo.setCurrentIndex(offered.index(str(small)))
     assert value_after(flat(w), "--spec-draft-model") == str(small)
-    assert w.plan.memory.draft_mib >= 0 and "draft-simple" in value_after(flat(w), "--spec-type")
+    assert w.plan.memory.draft_model_mib > 0 and "draft-simple" in value_after(flat(w), "--spec-type")
     w.launch()
     wait_ready(qtbot, w, 240_000)
     w.live.max_tokens.setValue(64)

@@ -283,7 +283,8 @@ def test_mla_kv_cache_counts_the_compressed_width() -> None:
                     block_count=2, arch_meta={"embedding_length": 7168, "attention.head_count": 128,
                                               "attention.head_count_kv": 1, "attention.key_length": 576,
                                               "attention.value_length": 512, "attention.kv_lora_rank": 512})
-    assert kv_bytes(mla, 1000) == 2 * 1000 * (512 + 64) * 2  # layers x tokens x width x f16
+    # layers x cells (1000 tokens padded to 256 like llama.cpp) x width x f16
+    assert kv_bytes(mla, 1000) == 2 * 1024 * (512 + 64) * 2
 
 
 def test_sliding_window_layers_hold_at_most_the_window() -> None:
@@ -306,7 +307,7 @@ def test_mtp_engaged_by_the_users_extra_args_counts_in_the_memory_estimate() -> 
     user = run(m, CPU_HW, ctx=8192, extra_args="--spec-type ngram-mod,draft-mtp --spec-draft-n-max 2")
     assert user.speculative.source == "user extra args" and user.speculative.mtp_engaged
     assert "85%" in user.memory.budget_source and "90%" in plain.memory.budget_source
-    assert user.memory.kv_mib > plain.memory.kv_mib  # the MTP layer's KV is counted
+    assert user.memory.draft_mib > plain.memory.draft_mib == 0  # the MTP draft context is counted
 
 
 # --- draft models and speculator heads (issue 11, section 2) ----------------------------------------
@@ -332,7 +333,7 @@ def test_a_compatible_draft_model_is_used_and_counted() -> None:
     assert p.argv[p.argv.index("--spec-type") + 1] == "draft-simple"
     assert p.argv[p.argv.index("--spec-draft-model") + 1] == draft.path
     assert p.argv[p.argv.index("--spec-draft-ngl") + 1] == "all"  # GPU branch: the draft on the GPU too
-    assert p.memory.draft_mib > 0 and "draft" in p.memory.describe()
+    assert p.memory.draft_model_mib > 0 and "draft model" in p.memory.describe()
     cpu = plan_launch("/bin/llama-server", target, CPU_HW, CURRENT, settings(), None, opts)
     assert cpu.argv[cpu.argv.index("--spec-type") + 1] == "ngram-mod,draft-simple"  # chained on CPU/Mac
     assert "--spec-draft-ngl" not in cpu.argv

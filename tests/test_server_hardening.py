@@ -182,7 +182,7 @@ def test_someone_elses_server_on_the_port_is_never_ready(llama_server: str, mtp_
 
     with urllib.request.urlopen(f"http://127.0.0.1:{occupied_port}/health", timeout=5) as resp:
         assert resp.status == 200  # the other server answers exactly what llama-server would
-    settings = PlanSettings(port=occupied_port, threads=1, mtp="off", ngram_mod="off")
+    settings = PlanSettings(port=occupied_port, threads=1, modes={"mtp": "off", "ngram-mod": "off"})
     plan = plan_launch(llama_server, read_model_info(mtp_models["plain"]), CPU, probe(llama_server), settings)
     for _ in range(8):  # the old check said 'ready' in 16 of 20 runs
         states: list = []

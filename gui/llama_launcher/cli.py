@@ -218,16 +218,24 @@ def resolve_inputs(args: argparse.Namespace):
 
 def make_plan(args: argparse.Namespace):
     """(plan settings, plan) for the shared plan options."""
+    _, _, _, settings, plan = make_plan_with_inputs(args)
+    return settings, plan
+
+
+def make_plan_with_inputs(args: argparse.Namespace, with_projection: bool = False):
+    """(binary, capabilities, model, plan settings, plan); the memory fit uses this model's past launches
+    and, ``with_projection``, llama.cpp's projection from llama-fit-params."""
     from llama_launcher.core import tuning_store
-    from llama_launcher.core.launch_planner import PlanError, plan_launch
+    from llama_launcher.core.launch_planner import PlanError
+    from llama_launcher.core.memory_evidence import plan_with_evidence
 
     binary, caps, model, hw, settings, drafts = resolve_inputs(args)
     tuned = tuning_store.lookup(model.path, caps.build_number)
     try:
-        plan = plan_launch(binary, model, hw, caps, settings, tuned, drafts)
+        plan = plan_with_evidence(binary, model, hw, caps, settings, tuned, with_projection, drafts)
     except PlanError as exc:
         raise UsageError(str(exc)) from exc
-    return settings, plan
+    return binary, caps, model, settings, plan
 
 
 # --- commands -----------------------------------------------------------------------------
@@ -314,7 +322,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    _, plan = make_plan(args)
+    _, _, _, _, plan = make_plan_with_inputs(args, with_projection=True)
     if args.json:
         _print_json(plan.to_dict())
         return 0
@@ -327,6 +335,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if plan.memory:
         print()
         say(f"memory: {plan.memory.describe()}")
+        for note in plan.memory.notes:
+            say(f"note: {note}")
     say(f"branch: {'GPU' if plan.gpu_branch else 'CPU/Mac'} ({plan.gpu_reason})")
     for w in plan.warnings:
         say(f"warning: {w}")
@@ -337,7 +347,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from llama_launcher.core import network, orphan_guard, server_checks
     from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState
 
-    settings, plan = make_plan(args)
+    _, caps, model, settings, plan = make_plan_with_inputs(args)
     if not network.port_is_free(settings.port):
         raise RunError(f"{network.port_in_use_message(settings.port)}; pass --port with another port (e.g. --port "
                        f"{network.next_free_port(settings.port)}) or stop that program")
@@ -393,7 +403,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         say("stopping llama-server ...", file=sys.stderr, flush=True)
         runner.stop()
         say("stopped", file=sys.stderr, flush=True)
+        _learn_memory(model, caps, plan, runner)
         return 0
+    _learn_memory(model, caps, plan, runner)
     if runner.state is ServerState.FAILED and runner.reason is not None:
         message = runner.reason.message
         if runner.reason.code == "port_in_use":
@@ -406,6 +418,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             say(f"  full log: {runner.log_path}", file=sys.stderr)
         return 1
     return 0
+
+
+def _learn_memory(model, caps, plan, runner) -> None:
+    """Keep what the server reported about its memory for the next plan of this model."""
+    from llama_launcher.core.memory_evidence import learn_after_launch
+
+    learned = learn_after_launch(model, caps.build_number, plan.memory, runner.log_path, list(runner.history))
+    if learned is not None:
+        say(f"note: memory learned from this launch: {learned.describe()}", file=sys.stderr)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -480,11 +501,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def cmd_get_server(args: argparse.Namespace) -> int:
     from llama_launcher.core.binary_discovery import find_server
-    from llama_launcher.core.provisioning import ProvisionError, build_server
+    from llama_launcher.core.provisioning import ProvisionError, build_server, lacks_fit_tool
 
     if not args.force and not args.build:
         found = find_server()
-        if found is not None:
+        if found is not None and not lacks_fit_tool(found.path):
             say(f"llama-server found: {found.path} ({found.source}); use --build to build one anyway")
             return 0
 

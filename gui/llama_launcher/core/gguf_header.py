@@ -45,6 +45,7 @@ MIN_KV_BYTES = 8 + 4 + 1  # empty key, value type, one-byte value
 MIN_TENSOR_BYTES = 8 + 4 + 8 + 4 + 8  # empty name, n_dims, one dimension, type, offset
 _ZERO8 = bytes(8)
 _ZERO4K = bytes(4096)
+MAX_BLOCKS = 4096  # per-block parameter counts are kept for this many blocks (real models have ~130)
 
 # Element sizes of the fixed-width value types; strings and arrays are handled apart.
 _SCALAR_FORMATS: dict[int, str] = {
@@ -89,6 +90,7 @@ class TensorSummary:
     mtp_parameters: int = 0  # tensors named blk.N.nextn.*
     mtp_tensors: int = 0
     markov_head: bool = False  # markov_w1.weight: the tensor that makes a dflash head a DSpark one
+    block_parameters: list[int] = field(default_factory=list)  # per blk.N (N < MAX_BLOCKS): MTP blocks load only with MTP
     elements_by_type: dict[str, int] = field(default_factory=dict)
 
 
@@ -404,9 +406,15 @@ def _read_tensors(s: _Stream, n_tensors: int) -> TensorSummary:
         by_type[tname] = by_type.get(tname, 0) + elements
         if name == "markov_w1.weight":
             summary.markov_head = True
-        if ".nextn." in name and name.startswith("blk."):
-            summary.mtp_parameters += elements
-            summary.mtp_tensors += 1
+        if name.startswith("blk."):
+            if ".nextn." in name:
+                summary.mtp_parameters += elements
+                summary.mtp_tensors += 1
+            block = name[4:].split(".", 1)[0]
+            if block.isdigit() and len(block) <= 4 and int(block) < MAX_BLOCKS:
+                per_block = summary.block_parameters
+                per_block.extend([0] * (int(block) + 1 - len(per_block)))
+                per_block[int(block)] += elements
     return summary
 
 

@@ -18,15 +18,18 @@ from llama_launcher.core.binary_probe import Capabilities
 from llama_launcher.core.draft_pairing import DraftOption, auto_draft, head_for
 from llama_launcher.core.extra_args import ExtraArgsError, ParsedExtraArgs, parse_extra_args
 from llama_launcher.core.hardware import Hardware
+from llama_launcher.core.launch_memory import breakdown_verbosity_flag, memory_launch
 from llama_launcher.core.launch_settings import CACHE_TYPES, ModelSettings, PlanSettings
 from llama_launcher.core.memory_estimate import (
     BUDGET_DEFAULT,
     BUDGET_MTP,
     MemoryEstimate,
+    MemoryEvidence,
     estimate,
     fit_context,
 )
 from llama_launcher.core.model_info import ModelInfo, format_params
+from llama_launcher.core.model_shape import ShapeError, check_context
 from llama_launcher.core.spec_methods import (
     BY_ID,
     KNOBS,
@@ -323,8 +326,14 @@ def _user_context(extra: ParsedExtraArgs) -> int | None:
 # --- the plan ------------------------------------------------------------------------------------
 
 def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, settings: PlanSettings,
-                tuned: TunedChoice | None = None, drafts: list[DraftOption] | None = None) -> Plan:
-    """Plan one llama-server launch. Raises :class:`PlanError` for input that cannot be planned."""
+                tuned: TunedChoice | None = None, drafts: list[DraftOption] | None = None,
+                memory_evidence: MemoryEvidence | None = None) -> Plan:
+    """Plan one llama-server launch. Raises :class:`PlanError` for input that cannot be planned.
+
+    ``drafts`` are the catalog's drafters for this model (draft_pairing); ``memory_evidence``
+    (llama.cpp's projection, this model's past launches) is gathered by the caller; with it, those
+    decide the memory fit instead of the launcher's own model.
+    """
     warnings: list[str] = []
     flags: list[FlagReason] = []
     if model.error:
@@ -368,35 +377,54 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
     flags += _speculative_flags(spec, caps, settings, gpu)
 
     # context and memory
-    native = model.context_length if model.context_length and model.context_length > 0 else 4096
     mtp_on = spec.mtp_engaged
     budget, budget_src = _budget(hw, gpu, mtp_on or spec.draft is not None)
     cache_type = extra.value(*CACHE_K_ALIASES) or settings.cache_type or "f16"
     if settings.cache_type is not None and settings.cache_type not in CACHE_TYPES:
         raise PlanError(f"unknown KV cache type {settings.cache_type!r} (known: {', '.join(CACHE_TYPES)})")
     draft_model = spec.draft.model if spec.draft is not None else None
+    launch = memory_launch(model, hw, gpu, spec.types, spec.draft_n_max, settings.ngram_n_max, cache_type, extra.argv)
+    evidence = memory_evidence or MemoryEvidence()
+    learned, projection = evidence.learned_for(launch), evidence.projection_for(launch)
+    free = hw.gpu_free_mib() if gpu else None
     user_ctx = _user_context(extra)
-    context_warnings: list[str] = []
-    if settings.ctx is not None and settings.ctx < 0:
-        raise PlanError(f"the context size must not be negative (got {settings.ctx})")
     chosen_ctx = user_ctx if user_ctx is not None else settings.ctx
-    if chosen_ctx is not None:
-        ctx = chosen_ctx if chosen_ctx > 0 else native
-        mem = estimate(model, ctx, budget, budget_src, cache_type, mtp_on, draft_model)
-        if mem.status == "does not fit":
-            context_warnings.append(f"context {ctx:,} probably does not fit: {mem.describe()}")
-        elif mem.status == "tight":
-            context_warnings.append(f"context {ctx:,} only just fits: {mem.describe()}")
-        if ctx > native:
-            context_warnings.append(f"context {ctx:,} is above the model's native {native:,}: quality may suffer")
-        reason = "your context size" + (" (from your extra arguments)" if user_ctx is not None else "")
-    else:
-        ctx = fit_context(model, native, budget, cache_type, mtp_on, draft_model) if budget > 0 else min(native, 4096)
-        mem = estimate(model, ctx, budget, budget_src, cache_type, mtp_on, draft_model)
-        reason = (f"the model's native context {native:,}" if ctx == native else
-                  f"largest context that fits {budget_src} (native {native:,})")
-        if mem.status == "does not fit":
-            context_warnings.append(f"the model probably does not fit in memory: {mem.describe()}")
+    if chosen_ctx is not None and chosen_ctx < 0:
+        raise PlanError(f"the context size must not be negative (got {chosen_ctx})")
+    try:
+        native = check_context(model.context_length, "the model's context_length") \
+            if model.context_length is not None else 4096
+    except ShapeError as exc:
+        if not chosen_ctx:
+            raise PlanError(f"{exc}; set a context size") from exc
+        native = None
+    context_warnings: list[str] = []
+    try:
+        if chosen_ctx is not None:
+            ctx = check_context(chosen_ctx if chosen_ctx > 0 else native, "context size")
+            mem = estimate(model, ctx, budget, budget_src, launch=launch, projection=projection, learned=learned,
+                           gpu_free_mib=free, draft=draft_model)
+            if mem.status == "does not fit":
+                context_warnings.append(f"context {ctx:,} probably does not fit: {mem.describe()}")
+            elif mem.status == "tight":
+                context_warnings.append(f"context {ctx:,} only just fits: {mem.describe()}")
+            if native is not None and ctx > native:
+                context_warnings.append(f"context {ctx:,} is above the model's native {native:,}: quality may suffer")
+            reason = "your context size" + (" (from your extra arguments)" if user_ctx is not None else "")
+        else:
+            assert native is not None
+            ctx = fit_context(model, native, budget, launch=launch, projection=projection, learned=learned,
+                              draft=draft_model) if budget > 0 else min(native, 4096)
+            mem = estimate(model, ctx, budget, budget_src, launch=launch, projection=projection, learned=learned,
+                           gpu_free_mib=free, draft=draft_model)
+            reason = (f"the model's native context {native:,}" if ctx == native else
+                      f"largest context that fits {budget_src} (native {native:,}; {mem.decided_by})")
+            if mem.status == "does not fit":
+                context_warnings.append(f"the model probably does not fit in memory: {mem.describe()}")
+    except ShapeError as exc:
+        raise PlanError(f"{model.file_name}: {exc}") from exc
+    if evidence.projection_error:
+        mem.notes.append(evidence.projection_error)
     warnings += context_warnings
     if user_ctx is None:
         flags.append(FlagReason(["-c", str(ctx)], reason + f"; memory: {mem.status}", "memory"))
@@ -415,6 +443,10 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
     if caps.has_metrics:
         flags.append(FlagReason(["--metrics"], "the live panel reads /metrics to show other clients' speed",
                                 "metrics"))
+    lv = breakdown_verbosity_flag(caps, extra.flags)
+    if lv:
+        flags.append(FlagReason(lv, "llama-server logs its memory use only at verbosity 4; the launcher reads it "
+                                "to learn what this model really uses", "memory"))
     if settings.vision:
         proj = model.mmproj[0] if model.mmproj else None
         if proj:

@@ -20,12 +20,18 @@ from typing import Any
 
 from llama_launcher.core import paths
 from llama_launcher.core.gguf_header import file_kind
-from llama_launcher.core.model_info import MAX_LISTED_PARTS, SPLIT_RE, ModelInfo, read_model_info
+from llama_launcher.core.model_info import (
+    MAX_LISTED_PARTS,
+    SPLIT_RE,
+    ModelInfo,
+    merge_block_parameters,
+    read_model_info,
+)
 from llama_launcher.core.state_files import StateFileError, expect, read_json, save_json
 
 MAX_DEPTH = 8
 MAX_ENTRIES = 200_000
-CACHE_VERSION = 2  # 2: vocabulary hash and speculator-head fields
+CACHE_VERSION = 3  # 2: vocabulary hash, speculator heads; 3: block_parameters, vocab_size in arch_meta
 DEMO_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
 
 
@@ -351,6 +357,7 @@ def group_models(infos: list[ModelInfo]) -> tuple[list[ModelInfo], list[ModelInf
             entry.parameters = sum(p.parameters or 0 for p in parts.values())
             entry.trunk_parameters = sum(p.trunk_parameters or 0 for p in parts.values())
             entry.mtp_parameters = sum(p.mtp_parameters or 0 for p in parts.values())
+            entry.block_parameters = merge_block_parameters([p.block_parameters for p in parts.values()])
             if any(p.mtp_parameters for p in parts.values()) and not entry.is_mtp:
                 entry.is_mtp = True
                 entry.mtp_evidence = "tensors: blk.N.nextn.* present"

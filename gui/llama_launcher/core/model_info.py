@@ -44,6 +44,7 @@ _ARCH_KEYS = (
     "nextn_predict_layers",
     "target_hidden_size",  # speculator heads (eagle3, dflash): the hidden size of the model they draft for
     "target_layers",
+    "vocab_size",
 )
 
 
@@ -60,6 +61,7 @@ class ModelInfo:
     parameters: int | None = None
     trunk_parameters: int | None = None
     mtp_parameters: int | None = None
+    block_parameters: list[int] = field(default_factory=list)  # per block; MTP blocks load only when MTP runs
     size_label: str | None = None
     quantization: str | None = None
     context_length: int | None = None
@@ -100,6 +102,12 @@ def format_params(n: int | None) -> str:
     if not n:
         return "-"
     return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+
+
+def merge_block_parameters(parts: list[list[int]]) -> list[int]:
+    """Per-block parameter counts of a split model: the parts' lists added element by element."""
+    n = max((len(p) for p in parts), default=0)
+    return [sum(p[i] for p in parts if i < len(p)) for i in range(n)]
 
 
 def quantization_name(file_type: Any, elements_by_type: dict[str, int]) -> str | None:
@@ -151,6 +159,11 @@ def info_from_header(header: GGUFHeader, file_size: int) -> ModelInfo:
         name = name[: MAX_NAME_CHARS - 1] + "…"
     prefix = f"{arch}." if arch else ""
     arch_meta = {k: _plain(md.get(prefix + k)) for k in _ARCH_KEYS if (prefix + k) in md}
+    if "vocab_size" not in arch_meta:
+        # the logits buffers scale with the vocabulary; the token list's length is its size
+        tokens = md.get("tokenizer.ggml.tokens")
+        if isinstance(tokens, (list, SkippedArray)):
+            arch_meta["vocab_size"] = len(tokens) if isinstance(tokens, list) else tokens.count
     nextn = _int_or_none(md.get(prefix + "nextn_predict_layers")) or 0
     tensors = header.tensors
     info = ModelInfo(
@@ -163,6 +176,7 @@ def info_from_header(header: GGUFHeader, file_size: int) -> ModelInfo:
         parameters=tensors.parameters if tensors.count else None,
         trunk_parameters=(tensors.parameters - tensors.mtp_parameters) if tensors.count else None,
         mtp_parameters=tensors.mtp_parameters if tensors.count else None,
+        block_parameters=list(tensors.block_parameters),
         size_label=md["general.size_label"][:MAX_ARCH_CHARS] if isinstance(md.get("general.size_label"), str) else None,
         quantization=quantization_name(md.get("general.file_type"), tensors.elements_by_type),
         context_length=_int_or_none(md.get(prefix + "context_length")),

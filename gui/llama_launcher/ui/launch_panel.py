@@ -38,6 +38,7 @@ from llama_launcher.core.benchmark import TuneProgress
 from llama_launcher.core.draft_pairing import DraftOption
 from llama_launcher.core.launch_planner import Availability, Plan
 from llama_launcher.core.launch_settings import AUTO_PORT, CACHE_TYPES, ModelSettings
+from llama_launcher.core.memory_estimate import memory_line, memory_tooltip
 from llama_launcher.core.spec_methods import BY_ID, KNOBS, METHODS
 from llama_launcher.ui.resources import icon
 
@@ -564,7 +565,8 @@ class LaunchPanel(QWidget):
         self.draft_value.setText(f"in effect: {d}" if d is not None else
                                  "in effect: the head's own" if model_based else "in effect: n/a (no drafter)")
         if plan.memory is not None:
-            self.memory.setText(f"at {plan.context:,} tokens — {plan.memory.describe()}")
+            self.memory.setText(memory_line(plan.memory))
+            self.memory.setToolTip(memory_tooltip(plan.memory))
             self.memory.setProperty("status", plan.memory.status)
             self.memory.style().unpolish(self.memory)
             self.memory.style().polish(self.memory)

@@ -133,7 +133,8 @@ def read_json(path: Path, what: str, validate: Callable[[Any], T], max_bytes: in
     except FileNotFoundError:
         return None
     except StateFileError as exc:
-        return _corrupt(path, what, str(exc))
+        _corrupt(path, what, str(exc))
+        return None
     except OSError as exc:
         notice(f"{what} could not be read from {path} ({_reason(exc)}); using defaults", key=f"read:{path}")
         return None
@@ -144,14 +145,14 @@ def read_json(path: Path, what: str, validate: Callable[[Any], T], max_bytes: in
         detail = "not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else \
             "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0][:120] if str(exc) else \
             type(exc).__name__
-        return _corrupt(path, what, detail)
+        _corrupt(path, what, detail)
+        return None
 
 
 def _corrupt(path: Path, what: str, detail: str) -> None:
     aside = set_aside(path)
     where = f"moved to {aside}" if aside else "left in place (it could not be moved)"
     notice(f"{what} was corrupt ({detail}) and has been {where}; using defaults", key=f"corrupt:{path}")
-    return None
 
 
 # --- validators shared by the stores ----------------------------------------------------------

@@ -50,6 +50,8 @@ class Hardware:
     os: str = ""
     backend_devices: list[GPU] | None = None  # None: the backend was not asked
     notes: list[str] = field(default_factory=list)
+    # discrete display adapters the OS lists (an AMD card pynvml cannot see); never decides the branch
+    os_gpus: list[GPU] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +78,7 @@ class Hardware:
                 os=str(data.get("os", "")),
                 backend_devices=[_gpu_from(g, "llama-server --list-devices") for g in backend] if backend is not None else None,
                 notes=list(data.get("notes", [])),
+                os_gpus=[_gpu_from(g, "OS") for g in data.get("os_gpus", [])],
             )
         except KeyError as exc:
             raise ValueError(f"hardware description lacks the key {exc.args[0]!r}") from exc
@@ -195,6 +198,31 @@ def nvidia_gpus(notes: list[str]) -> list[GPU]:
     return gpus
 
 
+def ask_binary_devices(hw: Hardware, server_binary: str | None) -> Hardware:
+    """Record llama-server's own device list in ``hw`` (it wins over pynvml and over a hardware file),
+    and note a GPU that this binary leaves idle."""
+    if not server_binary:
+        return hw
+    from llama_launcher.core.binary_probe import list_devices_text
+    from llama_launcher.core.idle_gpu import idle_gpu_notice
+
+    text = list_devices_text(server_binary)
+    if text:
+        hw.backend_devices = parse_list_devices(text)
+        notice = idle_gpu_notice(hw)
+        if notice and notice not in hw.notes:
+            hw.notes.append(notice)
+    return hw
+
+
+def _os_gpus() -> list[GPU]:
+    from llama_launcher.core.gpu_inventory import os_adapters
+
+    backend = {"NVIDIA": "CUDA", "AMD": "Vulkan", "Intel": "Vulkan"}
+    return [GPU(a.name, backend.get(a.vendor, "Vulkan"), a.memory_mib, a.memory_mib, source="OS")
+            for a in os_adapters() if a.discrete]
+
+
 def detect(server_binary: str | None = None) -> Hardware:
     """Detect this machine; with a binary, also record llama.cpp's own device list."""
     notes: list[str] = []
@@ -214,11 +242,6 @@ def detect(server_binary: str | None = None) -> Hardware:
         logical_cores=psutil.cpu_count(logical=True),
         os=f"{platform.system()} {platform.release()} {platform.machine()}",
         notes=notes,
+        os_gpus=_os_gpus(),
     )
-    if server_binary:
-        from llama_launcher.core.binary_probe import list_devices_text
-
-        text = list_devices_text(server_binary)
-        if text:
-            hw.backend_devices = parse_list_devices(text)
-    return hw
+    return ask_binary_devices(hw, server_binary)

@@ -15,6 +15,7 @@ from typing import Any
 from llama_launcher.core.binary_probe import Capabilities
 from llama_launcher.core.extra_args import ExtraArgsError, parse_extra_args
 from llama_launcher.core.hardware import Hardware
+from llama_launcher.core.idle_gpu import idle_gpu_notice
 from llama_launcher.core.memory_estimate import (
     BUDGET_DEFAULT,
     BUDGET_MTP,
@@ -273,6 +274,8 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
         raise PlanError(str(exc)) from exc
 
     gpu, gpu_reason = hw.gpu_branch()
+    if idle := idle_gpu_notice(hw):  # a GPU this binary cannot use: say so with the plan
+        warnings.append(idle)
     model_path = model.split_parts[0] if model.split_parts else model.path
     flags.append(FlagReason(["-m", model_path], "the model you selected" + (
         f" (part 1 of {model.split_count}; llama-server loads the other parts itself)" if model.split_count > 1 else ""),

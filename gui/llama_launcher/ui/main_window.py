@@ -66,6 +66,7 @@ from llama_launcher.ui.log_view import LogView
 from llama_launcher.ui.metrics_poller import MetricsPoller
 from llama_launcher.ui.model_table import MODEL_ROLE, ModelFilterProxy, ModelTableModel
 from llama_launcher.ui.resources import icon
+from llama_launcher.ui.server_setup import ServerSetup
 from llama_launcher.ui.side_panels import HardwarePanel, ServerPanel
 from llama_launcher.ui.workers import (
     BuildWorker,
@@ -336,6 +337,10 @@ class MainWindow(QMainWindow):
         self.build_worker.progress.connect(self.server_panel.build_progress)
         self.build_worker.finished.connect(self._built)
 
+        self.server_setup = ServerSetup(self.server_panel, self)  # llama.cpp release check and download
+        self.server_setup.installed.connect(self.use_binary)
+        self.server_panel.use_binary.connect(self.use_binary)
+
     def _restore_geometry(self) -> None:
         try:
             if self.settings.window_geometry:
@@ -375,6 +380,7 @@ class MainWindow(QMainWindow):
         self.hardware_panel.show_hardware(hw)
         if self.binary is not None:
             self.server_panel.show_binary(self.binary.path, self.binary.source, caps, "")
+        self.server_setup.refresh(self.binary, caps, hw, self.settings.binary)
         self._load_tuned()
         self.replan()
 
@@ -382,6 +388,7 @@ class MainWindow(QMainWindow):
         self.caps, self.hw = None, hw
         self._load_tuned()
         self.hardware_panel.show_hardware(hw)
+        self.server_setup.refresh(self.binary, None, hw, self.settings.binary)
         if self.binary is not None:
             self.server_panel.show_binary(self.binary.path, self.binary.source, None, error)
             self.show_notice(f"llama-server at {self.binary.path} cannot be used: {error}", error=True)
@@ -391,10 +398,13 @@ class MainWindow(QMainWindow):
     def choose_binary(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose llama-server", str(Path.home()))
         if path:
-            self.settings.binary = path
-            self._save_settings()
-            self.hide_banner()
-            self._discover_binary()
+            self.use_binary(path)
+
+    def use_binary(self, path: str) -> None:
+        self.settings.binary = path
+        self._save_settings()
+        self.hide_banner()
+        self._discover_binary()
 
     def build_binary(self) -> None:
         self.server_panel.building(True)
@@ -717,6 +727,7 @@ class MainWindow(QMainWindow):
         self.tune_worker.cancel()
         self.chat_worker.cancel()
         self.server_worker.stop_now()
+        self.server_setup.shutdown()
         self.settings.window_geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()
         self.settings.window_state = base64.b64encode(bytes(self.saveState().data())).decode()
         self._save_settings()

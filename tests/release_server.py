@@ -115,8 +115,7 @@ class ReleaseServer:
               behaviour: str = "") -> None:
         """Serve ``content`` as asset ``name``; the answer lists its real size and digest."""
         self.files[name] = content
-        if behaviour:
-            self.behaviour[name] = behaviour
+        self.behaviour[name] = behaviour
         rel = self.release(tag)
         entry = next((a for a in rel["assets"] if a["name"] == name), None)
         if entry is None:

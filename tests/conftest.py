@@ -108,6 +108,16 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture
+def github() -> Iterator:
+    """A local server playing GitHub's release API and downloads (tests/release_server.py)."""
+    from release_server import ReleaseServer
+
+    server = ReleaseServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def processes() -> Iterator[list[subprocess.Popen]]:
     started: list[subprocess.Popen] = []
     yield started

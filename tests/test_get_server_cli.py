@@ -30,13 +30,6 @@ def get_server(*args: str, env: dict[str, str], timeout: float = 300) -> subproc
 
 
 @pytest.fixture
-def github():
-    server = ReleaseServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def env(tmp_path: Path, github: ReleaseServer) -> dict[str, str]:
     cache = tmp_path / "server-cache"
     cache.mkdir()

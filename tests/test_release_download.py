@@ -36,13 +36,6 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-@pytest.fixture
-def github():
-    server = ReleaseServer().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(scope="session")
 def real_archive(llama_server: str) -> dict[str, bytes]:
     """This platform's CPU asset name, packed the way llama.cpp packs it, holding the real llama-server."""

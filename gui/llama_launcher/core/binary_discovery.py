@@ -94,6 +94,16 @@ def cache_source(exe: Path) -> str:
     return "built by the launcher" + (f" ({backend})" if backend else "")
 
 
+def cache_label(path: str) -> str | None:
+    """How a llama-server in the launcher's cache got there; None for any other path."""
+    p = Path(path)
+    try:
+        in_cache = os.path.samefile(p.parent.parent, paths.server_cache_dir()) and p.parent.name.startswith("b")
+    except OSError:
+        return None
+    return cache_source(p) if in_cache else None
+
+
 def candidates(
     explicit: str | None = None,
     explicit_source: str = "--binary",

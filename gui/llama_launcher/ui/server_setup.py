@@ -44,7 +44,7 @@ class ServerSetup(QObject):
         """After every probe: the other llama-servers found, the hardware, and (once) the release check."""
         in_use = binary.path if binary is not None else None
         others = [c for c in candidates(explicit, "setting") if c.path != in_use and c.source != "setting"]
-        self.panel.show_candidates(others)
+        self.panel.show_candidates(others, one_in_use=in_use is not None)
         self.panel.show_hardware(hw)
         if not self._checked:
             self._checked = True

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llama_launcher.core.binary_discovery import Candidate
+from llama_launcher.core.binary_discovery import Candidate, cache_label
 from llama_launcher.core.binary_probe import Capabilities
 from llama_launcher.core.hardware import Hardware
 from llama_launcher.core.idle_gpu import idle_gpu_notice
@@ -127,7 +127,10 @@ class ServerPanel(QWidget):
         form.addRow("Found via", self.source)
         form.addRow("Build", self.version)
         form.addRow("Capabilities", self.caps)
-        form.addRow("", self.choose_btn)
+        choose_row = QHBoxLayout()
+        choose_row.addWidget(self.choose_btn)
+        choose_row.addStretch(1)
+        form.addRow("", choose_row)
 
         # the offers, in the order the user should consider them
         self.advice = QGroupBox("Get llama-server")
@@ -209,7 +212,8 @@ class ServerPanel(QWidget):
 
     def show_binary(self, path: str | None, source: str, caps: Capabilities | None, error: str) -> None:
         self.path.setText(path or "none found")
-        self.source.setText(source or "–")
+        label = cache_label(path) if path else None
+        self.source.setText(f"{source}: {label}" if source and label and label not in source else source or "–")
         if caps is not None:
             self.version.setText(caps.version_line or "unknown")
             c = [caps.summary(), f"draft length flag: {caps.draft_n_max_flag or 'none'}",
@@ -226,7 +230,7 @@ class ServerPanel(QWidget):
         self._hw = hw
         self._refresh()
 
-    def show_candidates(self, others: list[Candidate]) -> None:
+    def show_candidates(self, others: list[Candidate], one_in_use: bool = False) -> None:
         """The other llama-servers found (not the one in use), each with a button to use it."""
         while self.detected_rows.count():
             item = self.detected_rows.takeAt(0)
@@ -234,7 +238,7 @@ class ServerPanel(QWidget):
             if w is not None:
                 w.deleteLater()
         if not others:
-            none = QLabel("No other llama-server was found on this computer.")
+            none = QLabel(f"No {'other ' if one_in_use else ''}llama-server was found on this computer.")
             none.setObjectName("muted")
             self.detected_rows.addWidget(none)
         for cand in others:

@@ -11,7 +11,7 @@ from llama_launcher.core.gpu_inventory import (
     cuda_version_from_int,
     linux_adapters,
     parse_nvidia_smi,
-    parse_windows_adapters,
+    windows_adapter,
 )
 from llama_launcher.core.hardware import GPU, Hardware
 from llama_launcher.core.idle_gpu import idle_gpu_notice
@@ -82,11 +82,10 @@ def test_nvidia_smi_windows_and_sysfs_views_parse(tmp_path: Path) -> None:
                                   "| NVIDIA-SMI 572.16   Driver Version: 572.16   CUDA Version: 12.8 |")
     assert gpus == [NvidiaGpu("NVIDIA GeForce RTX 4090", (8, 9), 24564), NvidiaGpu("NVIDIA T400", None, 2048)]
     assert cuda == (12, 8) and cuda_version_from_int(13000) == (13, 0) and cuda_version_from_int(0) is None
-    win = parse_windows_adapters('[{"Name":"NVIDIA GeForce RTX 4090","AdapterRAM":4293918720},'
-                                 '{"Name":"Intel(R) UHD Graphics 770","AdapterRAM":1073741824},'
-                                 '{"Name":"AMD Radeon RX 7900 XTX","AdapterRAM":4293918720}]')
-    assert [(a.vendor, a.discrete) for a in win] == [("NVIDIA", True), ("Intel", False), ("AMD", True)]
-    assert parse_windows_adapters("not json") == [] and parse_windows_adapters('{"Name": 3}') == []
+    win = [windows_adapter("NVIDIA GeForce RTX 4090", 25_757_220_864), windows_adapter("Intel(R) UHD Graphics 770", None),
+           windows_adapter("AMD Radeon RX 7900 XTX", 25_753_026_560), windows_adapter("AMD Radeon(TM) Graphics", 0)]
+    assert [(a.vendor, a.discrete, a.memory_mib) for a in win] == [
+        ("NVIDIA", True, 24564), ("Intel", False, 0), ("AMD", True, 24560), ("AMD", False, 0)]
     for card, vendor, vram in (("card0", "0x8086", None), ("card1", "0x1002", str(24 * 1024**3))):
         dev = tmp_path / card / "device"
         dev.mkdir(parents=True)

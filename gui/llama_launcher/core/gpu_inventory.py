@@ -4,13 +4,13 @@ Choosing a build needs facts the planner does not: the CUDA version the NVIDIA d
 (a CUDA 13 build does not start on a driver made for CUDA 12), each card's compute capability
 (CUDA 13 dropped cards older than Turing, and a source build compiles for the cards present),
 whether a Vulkan loader is installed, and the display adapters the OS lists (an AMD card is
-invisible to pynvml). Every probe is optional: no driver, no pynvml, no nvidia-smi are ordinary.
+invisible to pynvml: Linux's sysfs and Windows' registry list every adapter, without a subprocess).
+Every probe is optional: no driver, no pynvml, no nvidia-smi are ordinary.
 """
 
 from __future__ import annotations
 
 import ctypes.util
-import json
 import os
 import re
 import shutil
@@ -190,37 +190,52 @@ def linux_adapters(root: Path = Path("/sys/class/drm")) -> list[Adapter]:
     return found
 
 
-def parse_windows_adapters(json_text: str) -> list[Adapter]:
-    """PowerShell's ``Get-CimInstance Win32_VideoController | Select Name,AdapterRAM | ConvertTo-Json``."""
-    try:
-        data = json.loads(json_text)
-    except ValueError:
-        return []
-    rows = data if isinstance(data, list) else [data]
-    found = []
-    for row in rows:
-        if not isinstance(row, dict) or not isinstance(row.get("Name"), str):
-            continue
-        name = row["Name"].strip()
-        low = name.lower()
-        vendor = "NVIDIA" if "nvidia" in low else "AMD" if ("amd" in low or "radeon" in low) else \
-            "Intel" if "intel" in low else "other"
-        ram = row.get("AdapterRAM")
-        mem = int(ram) // (1024 * 1024) if isinstance(ram, int) and ram > 0 else 0
-        discrete = vendor == "NVIDIA" or (vendor == "AMD" and "graphics" not in low) or \
-            (vendor == "Intel" and "arc" in low and "graphics" not in low)
-        found.append(Adapter(vendor, name, discrete, mem))
-    return found
+def windows_adapter(name: str, memory_bytes: int | None) -> Adapter:
+    """One display adapter from the registry's display class (DriverDesc, qwMemorySize)."""
+    low = name.lower()
+    vendor = "NVIDIA" if "nvidia" in low else "AMD" if ("amd" in low or "radeon" in low) else \
+        "Intel" if "intel" in low else "other"
+    mem = memory_bytes // (1024 * 1024) if memory_bytes and memory_bytes > 0 else 0
+    # integrated parts call themselves "... Graphics" (Intel UHD Graphics, AMD Radeon(TM) Graphics)
+    discrete = vendor == "NVIDIA" or (vendor == "AMD" and not low.endswith("graphics")) or \
+        (vendor == "Intel" and "arc" in low and not low.endswith("graphics"))
+    return Adapter(vendor, name.strip(), discrete, mem)
+
+
+_DISPLAY_CLASS = r"SYSTEM\CurrentControlSet\Control\Class\{4d36e968-e325-11ce-bfc1-08002be10318}"
 
 
 def _windows_adapters() -> list[Adapter]:
-    ps = shutil.which("powershell") or shutil.which("pwsh")
-    if not ps:
+    """The display adapters Windows has drivers for, read from the registry (no subprocess, no WMI)."""
+    try:
+        import winreg
+    except ImportError:
         return []
-    text = _run([ps, "-NoProfile", "-NonInteractive", "-Command",
-                 "Get-CimInstance Win32_VideoController | Select-Object Name,AdapterRAM | ConvertTo-Json -Compress"],
-                timeout=15)
-    return parse_windows_adapters(text)
+    found = []
+    try:
+        cls = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, _DISPLAY_CLASS)  # type: ignore[attr-defined]
+    except OSError:
+        return []
+    with cls:
+        for i in range(64):
+            try:
+                sub = winreg.EnumKey(cls, i)  # type: ignore[attr-defined]
+            except OSError:
+                break
+            if not sub.isdigit():
+                continue
+            try:
+                with winreg.OpenKey(cls, sub) as key:  # type: ignore[attr-defined]
+                    name = winreg.QueryValueEx(key, "DriverDesc")[0]  # type: ignore[attr-defined]
+                    try:
+                        mem = winreg.QueryValueEx(key, "HardwareInformation.qwMemorySize")[0]  # type: ignore[attr-defined]
+                    except OSError:
+                        mem = None
+            except OSError:
+                continue
+            if isinstance(name, str) and name.strip():
+                found.append(windows_adapter(name, mem if isinstance(mem, int) else None))
+    return found
 
 
 def os_adapters() -> list[Adapter]:

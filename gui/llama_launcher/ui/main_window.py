@@ -321,7 +321,9 @@ class MainWindow(QMainWindow):
         self.tune_worker.log.connect(lambda s: self.statusBar().showMessage(s))
         self.tune_worker.finished.connect(self._tuned)
         self.tune_worker.failed.connect(self._tune_failed)
-        self.launch_panel.tune_cancel.connect(self.tune_worker.cancel)
+        # a lambda runs in the GUI thread at once; connecting the worker's method itself would queue the
+        # call in the worker's thread, behind the tuning it is meant to stop
+        self.launch_panel.tune_cancel.connect(lambda: self.tune_worker.cancel())
 
         self.chat_worker = ChatWorker()
         self._run_in_thread(self.chat_worker, "chat-worker")
@@ -329,7 +331,7 @@ class MainWindow(QMainWindow):
         self.chat_worker.delta.connect(self._chat_delta)
         self.chat_worker.finished.connect(self._chat_finished)
         self.chat_worker.failed.connect(self._chat_failed)
-        self.live.cancel_prompt.connect(self.chat_worker.cancel)
+        self.live.cancel_prompt.connect(lambda: self.chat_worker.cancel())  # at once, as for tuning
 
         self.build_worker = BuildWorker()
         self._run_in_thread(self.build_worker, "build-worker")

@@ -171,7 +171,13 @@ def fetch_release(url: str | None = None, tag: str | None = None, timeout: float
         wanted = [i for i in items if isinstance(i, dict) and i.get("tag_name") == tag]
         if not wanted:
             if isinstance(data, list) and "/releases" in url:  # not among the newest: ask for the tag itself
-                return fetch_release(url.split("?", 1)[0].rstrip("/") + f"/tags/{tag}", None, timeout)
+                tag_url = url.split("?", 1)[0].rstrip("/") + f"/tags/{tag}"
+                try:
+                    return fetch_release(tag_url, None, timeout)
+                except DownloadError as exc:
+                    if "HTTP 404" in str(exc):
+                        raise DownloadError(f"llama.cpp release {tag} was not found ({tag_url} answered 404)") from exc
+                    raise
             raise DownloadError(f"llama.cpp release {tag} was not found at {url}")
         return parse_releases(wanted)
     except CatalogError as exc:

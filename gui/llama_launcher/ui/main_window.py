@@ -417,8 +417,7 @@ class MainWindow(QMainWindow):
         if error:
             self.server_panel.problem.setText(error)
             return
-        self.hide_banner()
-        self._discover_binary()
+        self.use_binary(path)  # the build just made becomes the one in use, as a download does
 
     # --- models ----------------------------------------------------------------------------------
     def rescan(self) -> None:

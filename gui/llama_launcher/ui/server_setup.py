@@ -1,4 +1,5 @@
-"""The llama-server tab's offers, driven: one release check per session, downloads on request.
+"""The llama-server tab's offers, driven: one release check per session (asked again after a failed
+one), downloads on request.
 
 The window hands this controller what it learns (the binary in use, its capabilities, the
 hardware) and listens for ``installed``: the path of a llama-server that was just downloaded,
@@ -33,7 +34,7 @@ class ServerSetup(QObject):
         self.request_check.connect(self.worker.check)
         self.request_download.connect(self.worker.download)
         self.worker.checked.connect(self._release_found)
-        self.worker.check_failed.connect(lambda why: self.panel.show_release(None, why))
+        self.worker.check_failed.connect(self._no_release)
         self.worker.progress.connect(panel.build_progress)
         self.worker.finished.connect(self._finished)
         panel.download.connect(self.download)
@@ -49,6 +50,10 @@ class ServerSetup(QObject):
         if not self._checked:
             self._checked = True
             self.request_check.emit()
+
+    def _no_release(self, why: str) -> None:
+        self._checked = False  # offline at start, say: the next probe (a new binary chosen) asks again
+        self.panel.show_release(None, why)
 
     def _release_found(self, choice: DownloadChoice) -> None:
         self.choice = choice

@@ -152,21 +152,26 @@ def test_a_full_disk_is_said_before_downloading(github: ReleaseServer, cache: Pa
     assert not any(r.startswith("/download/") for r in github.requests) and leftovers(cache) == []
 
 
+@pytest.mark.parametrize("stage", ["download", "unpack"])
 def test_a_disk_that_fills_up_while_writing_is_one_line(github: ReleaseServer, cache: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+                                                        monkeypatch: pytest.MonkeyPatch, stage: str) -> None:
     name = cpu_choice(github).assets[0].name
-    github.serve(name, JUNK)
+    exe = os.urandom(2_000_000)
+    github.serve(name, tar_gz({f"llama-b11434/{EXE}": (exe, 0o755)}) if name.endswith(".tar.gz") else
+                 zip_bytes({EXE: (exe, 0o755)}))
     written = []
 
-    def fill_up(fh, chunk: bytes) -> None:
-        if written:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        written.append(len(chunk))
+    def fill_up(fh, chunk: bytes) -> None:  # the disk fills up after the first chunk of that stage
+        if (stage == "unpack") == ("unpacked" in str(fh.name)):
+            if written:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            written.append(len(chunk))
         fh.write(chunk)
 
     monkeypatch.setattr(release_download, "_write", fill_up)
-    with pytest.raises(DownloadError, match="the disk is full: llama.cpp could not be written to"):
+    with pytest.raises(DownloadError, match="the disk is full: llama.cpp could not be written to") as err:
         install(cpu_choice(github))
+    assert str(err.value).split(" to ", 1)[1].split(";")[0].endswith("unpacked") == (stage == "unpack")
     assert leftovers(cache) == []
 
 

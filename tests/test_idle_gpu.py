@@ -33,7 +33,9 @@ def test_a_cpu_only_binary_on_an_nvidia_machine_is_named_with_the_way_out() -> N
         "Your NVIDIA GeForce RTX 4090 is not used: this llama-server has no CUDA or Vulkan backend; download the "
         "matching build on the llama-server tab (or run 'llama-launcher get-server --download').")
     linux = idle_gpu_notice(hw([RTX], devices=[]), "linux")
-    assert linux is not None and "for Vulkan, or build one with CUDA" in linux
+    assert linux is not None and linux.endswith("download llama.cpp's Vulkan build on the llama-server tab (or run "
+                                                 "'llama-launcher get-server --download'), or build one with CUDA "
+                                                 "('llama-launcher get-server --build --backend cuda').")
 
 
 def test_no_notice_when_the_binary_uses_the_gpu_or_was_not_asked() -> None:

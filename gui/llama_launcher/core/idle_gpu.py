@@ -57,8 +57,8 @@ def way_out(vendor: str, os_name: str | None = None) -> str:
     if os_name == "macos":
         return "build one with Metal: 'llama-launcher get-server --build --backend metal'"
     if os_name == "linux" and vendor == "NVIDIA":
-        return (f"{download} for Vulkan, or build one with CUDA: "
-                "'llama-launcher get-server --build --backend cuda'")
+        return ("download llama.cpp's Vulkan build on the llama-server tab (or run 'llama-launcher get-server "
+                "--download'), or build one with CUDA ('llama-launcher get-server --build --backend cuda')")
     return download
 
 

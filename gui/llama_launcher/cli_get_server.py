@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -135,6 +136,12 @@ def cmd_get_server(args: argparse.Namespace) -> int:
                 return 0
         mode = "download" if Platform.current().os in ("windows", "macos") else "build"
     result = _download(args) if mode == "download" else _build(args)
+    first = find_server() if result.get("path") else None
+    if first is not None and os.path.realpath(first.path) != os.path.realpath(result["path"]):
+        # discovery prefers PATH, Homebrew and the like to the launcher's own folder: say how to pick it
+        result["found_first"] = {"path": first.path, "source": first.source}
+        _say(args, f"note: {first.path} ({first.source}) is found first; to use the new one pass --binary "
+                   f"{result['path']}, set LLAMA_SERVER to it, or choose it on the window's llama-server tab")
     if args.json:
         print(json.dumps(result, indent=2))
     elif result.get("path"):

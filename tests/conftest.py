@@ -35,6 +35,8 @@ os.environ["LLAMA_LAUNCHER_SERVER_CACHE"] = str(SERVER_CACHE)
 os.environ["LLAMA_LAUNCHER_DEMO_DIR"] = str(DEMO_DIR)
 for _k in [k for k in os.environ if k.startswith("LLAMA_ARG_")]:
     del os.environ[_k]
+# no test asks GitHub for llama.cpp's releases: a test that needs them points this at its local server
+os.environ["LLAMA_LAUNCHER_RELEASES_URL"] = "off"
 
 PROVISION_HINT = "run 'python bootstrap.py test' (or 'llama-launcher get-server' and 'llama-launcher demo-model')"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -103,6 +105,16 @@ def stop_process(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+@pytest.fixture
+def github() -> Iterator:
+    """A local server playing GitHub's release API and downloads (tests/release_server.py)."""
+    from release_server import ReleaseServer
+
+    server = ReleaseServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

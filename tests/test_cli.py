@@ -62,13 +62,19 @@ def test_probe_json_with_fake_binary(tmp_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.strip() == f"error: llama-server not found at {tmp_path / 'none'}"
 
 
-def test_plan_json_for_hand_written_gpu_machine(tmp_path: Path) -> None:
+def test_plan_json_for_hand_written_gpu_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     exe = make_fake_server(tmp_path / "f", "b11434-current")
     model = write_model(tmp_path / "m" / "big-MTP.gguf", arch="qwen35", blocks=3, nextn=1)
     hw = tmp_path / "hw.json"
     hw.write_text(json.dumps({"cpu": "x", "ram_total_mib": 65536, "ram_available_mib": 60000, "apple_silicon": False,
                               "gpus": [{"name": "RTX 4090", "backend": "CUDA", "memory_total_mib": 24564,
                                         "memory_free_mib": 24000}]}))
+    # the binary's own device list wins over the file: a CPU-only binary takes the CPU branch and says so
+    cpu_only = json.loads(cli("plan", str(model), "--binary", str(exe), "--hardware", str(hw), "--json").stdout)
+    assert cpu_only["gpu_branch"] is False and cpu_only["gpu_reason"] == "llama-server reports no GPU device: CPU branch"
+    assert any(w.startswith("Your NVIDIA RTX 4090 is not used: this llama-server has no CUDA or Vulkan backend")
+               for w in cpu_only["warnings"])
+    monkeypatch.setenv("FAKE_DEVICES", "  CUDA0: NVIDIA GeForce RTX 4090 (24080 MiB, 23500 MiB free)")
     out = cli("plan", str(model), "--binary", str(exe), "--hardware", str(hw), "--mtp", "on", "--json")
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)

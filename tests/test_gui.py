@@ -333,3 +333,26 @@ def test_the_app_quits_cleanly_on_sigterm(tmp_path: Path, models: Path, fake_cur
         if app.poll() is None:
             app.kill()
             app.wait(10)
+
+
+def test_cancel_buttons_reach_a_busy_worker_at_once(qtbot, models: Path, fake_current: Path) -> None:
+    """Cancel must set the worker's flag from the GUI thread while the worker is busy; a queued call
+    would wait in the worker's thread until the work it should stop had finished."""
+    import threading
+
+    from llama_launcher.core.benchmark import CancelToken
+    from llama_launcher.core.chat_client import StreamHandle
+
+    w = make_window(qtbot, fake_current, models)
+    w.tuning = True  # as while a tune runs: Cancel is live
+    w.tune_worker._token, w.chat_worker._handle = CancelToken(), StreamHandle()
+    for worker, cancel_signal, flag in ((w.tune_worker, w.launch_panel.tune_cancel, lambda: w.tune_worker._token.cancelled),
+                                        (w.chat_worker, w.live.cancel_prompt, lambda: w.chat_worker._handle.cancelled)):
+        busy, gate = threading.Event(), threading.Event()
+        QTimer.singleShot(0, worker, lambda b=busy, g=gate: (b.set(), g.wait(10)))  # occupies the worker's thread
+        assert busy.wait(10)
+        cancel_signal.emit()
+        flagged = flag()
+        gate.set()
+        assert flagged, f"{type(worker).__name__}: cancel did not reach the busy worker"
+    w.tuning = False

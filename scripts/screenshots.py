@@ -1,9 +1,10 @@
 """Screenshots of the real app with the real server running the demo model (for the README).
 
 Run under a virtual screen:  xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshots.py [OUT_DIR]
-It starts the window, launches llama-server on the demo model, sends a prompt through "Try it",
-and saves: the live panel with numbers, the logs tab, the launch setup (speculative controls),
-and the same live panel in dark mode. Everything runs in a throw-away launcher home folder.
+It starts the window at 1280x820, launches llama-server on the demo model, sends a text through
+"Try it" (the demo model is a base model: plain completion), and saves the live panel with numbers,
+the logs tab, the launch setup, the same window at 1024x640, and the live panel and launch setup in
+dark mode. Everything runs in a throw-away launcher home folder.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from llama_launcher.core import settings_store
+    from llama_launcher.core.launch_settings import ModelSettings
     from llama_launcher.core.model_catalog import demo_model_path
+    from llama_launcher.core.server_process import ServerState
     from llama_launcher.ui.app import run_app  # noqa: F401 - same start-up code path as the app
     from llama_launcher.ui.main_window import MainWindow
     from llama_launcher.ui.resources import icon, stylesheet
@@ -34,14 +37,14 @@ def main() -> int:
         print(f"demo model missing: {demo}; run 'llama-launcher demo-model'", file=sys.stderr)
         return 1
     s = settings_store.AppSettings(folders=[str(demo.parent)])
-    s.set_model(str(demo), settings_store.ModelSettings(threads=2))
+    s.set_model(str(demo), ModelSettings(threads=2))
     settings_store.save(s)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setWindowIcon(icon("app"))
     app.setStyleSheet(stylesheet())
     win = MainWindow()
-    win.resize(1440, 900)
+    win.resize(1280, 820)
     win.show()
 
     def pump(pred, timeout: float, what: str) -> None:
@@ -63,21 +66,30 @@ def main() -> int:
         print(path)
 
     pump(lambda: win.plan is not None, 60, "a plan")
-    win.tabs.setCurrentWidget(win.launch_panel)
+    launch_tab, live_tab, logs_tab = 0, 1, 2
+    win.tabs.setCurrentIndex(launch_tab)
     win.launch_panel.adv_toggle.setChecked(False)
     shot("launch-setup")
     win.launch()
-    pump(lambda: win.state in ("ready", "failed"), 240, "the server")
-    if win.state != "ready":
+    pump(lambda: win.state in (ServerState.READY, ServerState.FAILED), 240, "the server")
+    if win.state is not ServerState.READY:
         print("server failed:", win.banner.text(), file=sys.stderr)
         return 1
-    win.live.prompt.setPlainText("Write a Python function that returns the n-th Fibonacci number, then explain it briefly.")
+    pump(lambda: win.checks is not None, 60, "the server checks")
+    win.live.max_tokens.setValue(96)
+    win.live.prompt.setPlainText("The three primary colours are")
     win.live.send_btn.click()
     pump(lambda: win.live.stop_btn.isEnabled() is False and "t/s" in win.live.reply_status.text(), 240, "the reply")
-    win.tabs.setCurrentWidget(win.live)
+    win.tabs.setCurrentIndex(live_tab)
     shot("live")
-    win.tabs.setCurrentWidget(win.logs)
+    win.tabs.setCurrentIndex(logs_tab)
     shot("logs")
+    win.resize(1024, 640)
+    win.tabs.setCurrentIndex(launch_tab)
+    shot("launch-setup-1024")
+    win.tabs.setCurrentIndex(live_tab)
+    shot("live-1024")
+    win.resize(1280, 820)
     # what a system in dark mode gives the app: a dark palette (Xvfb has no theme to follow)
     app.setStyle("Fusion")
     dark = QPalette()
@@ -93,9 +105,9 @@ def main() -> int:
         dark.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b6e72"))
     app.setPalette(dark)
     app.setStyleSheet(stylesheet())
-    win.tabs.setCurrentWidget(win.live)
+    win.tabs.setCurrentIndex(live_tab)
     shot("live-dark")
-    win.tabs.setCurrentWidget(win.launch_panel)
+    win.tabs.setCurrentIndex(launch_tab)
     shot("launch-setup-dark")
     win.shutdown()
     win.close()

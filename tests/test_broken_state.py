@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from llama_launcher.core import orphan_guard
+from llama_launcher.core.binary_probe import PROBE_CACHE_VERSION
 from llama_launcher.core.model_catalog import CACHE_VERSION
 from llama_launcher.core.state_files import drain_notices
 from unwritable_home import KINDS, popen
@@ -119,10 +120,10 @@ def test_plan_and_serve_with_a_broken_header_cache(tmp_path: Path, isolated_home
 # --- item 13: the probe cache ---------------------------------------------------------------------
 
 PROBE_VARIANTS = {
-    "a probe is a string": json.dumps({"version": 3, "probes": {"x|1|2": "x"}}),
-    "path is a number": json.dumps({"version": 3, "probes": {"x|1|2": {"path": 5}}}),
-    "options are a string": json.dumps({"version": 3, "probes": {"x|1|2": {"path": "x", "real_options": "--a"}}}),
-    "probes is a list": json.dumps({"version": 3, "probes": []}),
+    "a probe is a string": json.dumps({"version": PROBE_CACHE_VERSION, "probes": {"x|1|2": "x"}}),
+    "path is a number": json.dumps({"version": PROBE_CACHE_VERSION, "probes": {"x|1|2": {"path": 5}}}),
+    "options are a string": json.dumps({"version": PROBE_CACHE_VERSION, "probes": {"x|1|2": {"path": "x", "real_options": "--a"}}}),
+    "probes is a list": json.dumps({"version": PROBE_CACHE_VERSION, "probes": []}),
     **HOSTILE_JSON,
 }
 
@@ -136,7 +137,7 @@ def test_probe_with_a_broken_probe_cache(isolated_home: Path, llama_server: str,
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["build_number"] == 11434 and "Traceback" not in run.stderr
     assert_set_aside(cache, notes_of(run.stderr), "the llama-server probe cache")
-    assert json.loads(cache.read_text())["version"] == 3
+    assert json.loads(cache.read_text())["version"] == PROBE_CACHE_VERSION
 
 
 # --- item 13: the registry of running servers ---------------------------------------------------

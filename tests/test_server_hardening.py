@@ -205,7 +205,7 @@ def test_serve_says_the_port_is_taken_and_never_ready(llama_server: str, mtp_mod
                          capture_output=True, text=True, timeout=180)
     assert run.returncode == 1
     assert "ready:" not in run.stdout
-    assert f"error: port {occupied_port} is already in use by another program" in run.stderr
+    assert f"error: port {occupied_port} is already in use by " in run.stderr  # the holder named where the OS says
     assert "Traceback" not in run.stderr
 
 

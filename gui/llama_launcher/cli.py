@@ -393,8 +393,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if ready.is_set() and not reported:
             reported = True
             checks = server_checks.run_checks(runner.base_url, settings.api_key)
-            ui = f"; web UI at {plan.endpoint}/" if checks.web_ui else f"; no web UI ({checks.web_ui_reason})"
-            say(f"ready: OpenAI-compatible API at {plan.endpoint}/v1{ui}", flush=True)
+            ui = f"web UI at {plan.endpoint}/" if checks.web_ui else f"no web UI: {checks.web_ui_reason}"
+            say(f"ready: {plan.endpoint}  (OpenAI-compatible API at {plan.endpoint}/v1; {ui})", flush=True)
             if settings.lan:
                 urls = network.lan_urls(settings.port) or [f"http://<this computer's address>:{settings.port}/v1"]
                 say("LAN access is on; other devices use " + ", ".join(urls), flush=True)

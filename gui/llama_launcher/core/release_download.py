@@ -221,7 +221,7 @@ class _Meter:
         if self.progress is None or (now - self._last < 0.1 and self.done < self.total):
             return
         self._last = now
-        frac = self.span[0] + (self.span[1] - self.span[0]) * self.done / self.total
+        frac = min(self.span[0] + (self.span[1] - self.span[0]) * self.done / self.total, self.span[1])  # no 0.9000001
         self.progress(f"downloading {name}: {self.done / 1e6:,.1f} of {self.total / 1e6:,.1f} MB", frac)
 
 

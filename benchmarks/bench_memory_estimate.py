@@ -33,7 +33,8 @@ from llama_launcher.core.memory_estimate import MIB, MemoryEvidence, kv_bytes  #
 from llama_launcher.core.memory_evidence import read_log_lines  # noqa: E402
 from llama_launcher.core.model_catalog import demo_model_path  # noqa: E402
 from llama_launcher.core.model_info import ModelInfo, read_model_info  # noqa: E402
-from llama_launcher.core.server_process import ServerRunner, free_port  # noqa: E402
+from llama_launcher.core.network import free_port  # noqa: E402
+from llama_launcher.core.server_process import ServerRunner
 
 CPU = Hardware("bench CPU", 65536, 60000, False, [])
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from llama_launcher.core.benchmark import CODE_PROMPT
 from llama_launcher.core.chat_client import chat
 from llama_launcher.core.model_catalog import demo_model_path
-from llama_launcher.core.server_process import free_port
+from llama_launcher.core.network import free_port
 
 TOKENS = 128
 

@@ -29,7 +29,8 @@ from llama_launcher.core.memory_breakdown import parse_server_memory
 from llama_launcher.core.memory_estimate import DECIDED_LLAMA_CPP
 from llama_launcher.core.memory_evidence import plan_with_evidence, read_log_lines
 from llama_launcher.core.model_info import read_model_info
-from llama_launcher.core.server_process import ServerRunner, free_port
+from llama_launcher.core.network import free_port
+from llama_launcher.core.server_process import ServerRunner
 
 from conftest import _missing
 from fake_server import make_script

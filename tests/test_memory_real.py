@@ -21,7 +21,8 @@ from llama_launcher.core.memory_breakdown import ServerMemory, parse_server_memo
 from llama_launcher.core.memory_estimate import DECIDED_LAUNCHER, DECIDED_LEARNED
 from llama_launcher.core.memory_evidence import learn_after_launch, plan_with_evidence, read_log_lines
 from llama_launcher.core.model_info import ModelInfo, read_model_info
-from llama_launcher.core.server_process import ServerRunner, free_port
+from llama_launcher.core.network import free_port
+from llama_launcher.core.server_process import ServerRunner
 
 pytestmark = pytest.mark.integration
 CPU = Hardware("test CPU", 65536, 60000, False, [])

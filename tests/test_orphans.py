@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from llama_launcher.core import orphan_guard
-from llama_launcher.core.server_process import free_port
+from llama_launcher.core.network import free_port
 
 from conftest import stop_process
 

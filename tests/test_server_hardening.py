@@ -24,8 +24,9 @@ from llama_launcher.core.failure_reasons import OOM_KILL_TEXT
 from llama_launcher.core.hardware import Hardware
 from llama_launcher.core.launch_planner import PlanSettings, plan_launch
 from llama_launcher.core.model_info import read_model_info
+from llama_launcher.core.network import free_port
 from llama_launcher.core.server_log import HEAD_BYTES, MAX_LINE_BYTES, TAIL_BYTES, line_cut_note, prune_logs
-from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState, free_port
+from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState
 
 from fake_server import make_fake_server
 

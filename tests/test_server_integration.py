@@ -15,7 +15,8 @@ from llama_launcher.core.chat_client import chat
 from llama_launcher.core.hardware import Hardware
 from llama_launcher.core.launch_planner import PlanSettings, plan_launch
 from llama_launcher.core.model_info import read_model_info
-from llama_launcher.core.server_process import ServerRunner, ServerState, free_port
+from llama_launcher.core.network import free_port
+from llama_launcher.core.server_process import ServerRunner, ServerState
 from llama_launcher.core.speed_stats import LogSpeedParser, parse_metrics, speed_from_metrics
 
 from fake_server import make_fake_server

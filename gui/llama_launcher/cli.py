@@ -163,7 +163,7 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace):
     from llama_launcher.core.api_key_store import ApiKeyError, load_or_create
     from llama_launcher.core.launch_settings import ModelSettings, PlanSettings
-    from llama_launcher.core.server_process import free_port
+    from llama_launcher.core.network import free_port
     from llama_launcher.core.spec_methods import METHODS
 
     modes = {m.id: getattr(args, "mode_" + m.id.replace("-", "_")) for m in METHODS if m.cli_flag}

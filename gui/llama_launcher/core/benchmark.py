@@ -31,7 +31,8 @@ from llama_launcher.core.failure_reasons import FailureReason
 from llama_launcher.core.hardware import Hardware
 from llama_launcher.core.launch_planner import PlanSettings, availability, plan_launch
 from llama_launcher.core.model_info import ModelInfo
-from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState, free_port
+from llama_launcher.core.network import free_port
+from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState
 from llama_launcher.core.spec_methods import BY_ID, METHODS, combo_key, combo_label, flag_clash, parse_combo
 from llama_launcher.core.tuning_store import TunedChoice
 

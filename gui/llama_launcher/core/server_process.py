@@ -14,7 +14,6 @@ import enum
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -76,11 +75,6 @@ def _model_bytes(argv: list[str]) -> int | None:
     return None
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that is free right now (chosen just before the server starts)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def port_from_argv(argv: list[str]) -> int | None:

@@ -172,11 +172,13 @@ def test_bench_mtp_and_tune_then_plan_uses_the_measurement(llama_server: str, mt
     tune = cli("tune", model, "--binary", llama_server, "--threads", "1", "--tokens", "96", "--json")
     assert tune.returncode == 0, tune.stderr
     t = json.loads(tune.stdout)
-    settings = {r["setting"] for r in t["best"]["table"]}
-    assert {"off", "ngram-mod", "mtp"} <= settings
-    mtp_rows = [r for r in t["best"]["table"] if r["setting"] == "mtp"]
+    table = t["best"]["table"]
+    assert table[0]["setting"] == "off" and {"off", "ngram-mod"} <= {r["setting"] for r in table}
+    mtp_rows = [r for r in table if "mtp" in r["methods"]]  # alone, or chained where ngram-mod helped
     assert mtp_rows and all(r["acceptance"] and r["acceptance"] > 0.5 for r in mtp_rows)  # stored, not null
-    assert 3 <= t["servers"] <= 9 and "[1/" in tune.stderr  # progress while it runs
+    ngram_row = next(r for r in table if r["setting"] == "ngram-mod")
+    assert ngram_row["acceptance"] is not None  # the figure bench reports is stored too
+    assert t["servers"] <= 5 and "[1/" in tune.stderr  # fewer loads than the 8 of a full sweep; progress shown
     plan = json.loads(cli("plan", model, "--binary", llama_server, "--json").stdout)
     assert plan["speculative"]["source"] == "measured"
     assert t["description"] in plan["speculative"]["summary"]

@@ -309,7 +309,7 @@ def test_tune_button_measures_and_auto_uses_the_result(qtbot, llama_server: str,
     qtbot.waitUntil(lambda: w.launch_panel.tune_btn.isEnabled() and "measured:" in w.launch_panel.tune_label.text(),
                     timeout=600_000)
     rows = [w.launch_panel.tune_table.topLevelItem(i).text(0) for i in range(w.launch_panel.tune_table.topLevelItemCount())]
-    assert rows[0] == "off" and any(r.startswith("MTP n=") for r in rows)
+    assert rows[0].startswith("off") and any(r.startswith("MTP") for r in rows)
     assert w.plan is not None and w.plan.speculative.source == "measured"
 
 

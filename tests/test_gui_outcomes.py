@@ -311,17 +311,17 @@ def test_tune_owns_the_machine_and_cancel_stops_it(qtbot, llama_server: str, dem
     assert w.tuning and not w.launch_action.isEnabled() and "Tune is measuring" in w.launch_action.toolTip()
     w.launch()  # a second llama-server beside Tune's would skew the measurement: nothing happens
     assert w.state is ServerState.IDLE
-    qtbot.waitUntil(lambda: "measuring" in w.launch_panel.tune_stage.text(), timeout=240_000)
+    qtbot.waitUntil(lambda: "measuring" in w.launch_panel.tune_stage.text() and bool(llama_children()),
+                    timeout=240_000)
     stage = w.launch_panel.tune_stage.text()
     assert stage.startswith("[") and ": measuring" in stage  # which setting, which stage
-    qtbot.waitUntil(lambda: any(ln.startswith("[tune] ") for ln in w.logs.history), timeout=WAIT)  # Tune's log
-    qtbot.waitUntil(lambda: "measuring" in w.launch_panel.tune_stage.text() and bool(llama_children()), timeout=WAIT)
     t0 = time.monotonic()
     w.launch_panel.tune_cancel_btn.click()
     qtbot.waitUntil(lambda: not llama_children(), timeout=2000)  # the server in use stops within 2 s
     assert time.monotonic() - t0 < 2.0
     qtbot.waitUntil(lambda: not w.tuning, timeout=WAIT)
     assert "tuning cancelled" in w.launch_panel.tune_label.text()
+    assert any(ln.startswith("[tune] ") for ln in w.logs.history)  # Tune's own server log, marked as Tune's
     assert not tuning_store.store_file().exists()  # nothing stored
     assert w.launch_action.isEnabled()
     qtbot.wait(1500)

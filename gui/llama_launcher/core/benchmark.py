@@ -7,10 +7,19 @@ speculative parameters out) with temperature 0, and decode t/s comes from
 ``timings.predicted_per_second``.
 
 ``tune`` has to be cheap enough to run on a laptop with a big model, where every server load costs
-many seconds. It screens each candidate with short replies, climbs a draft-length ladder only while
-it still pays, chains ngram-mod only where ngram-mod helped alone, and re-measures at full length
-only when the leaders are closer than the machine's noise. ``sweep`` measures every candidate at
-full length: the reference that ``benchmarks/bench_tune.py`` holds tune against.
+many seconds, and still land on the fastest setting:
+
+- ngram-mod's lookup costs nothing measurable when it finds no match, so the steps of an ngram-mod
+  run that drafted nothing are exactly the steps of a server without speculation: the baseline
+  ("off") is read from them (per-token timings), and no server is loaded for "off";
+- for the same reason, where ngram-mod helped alone, a model-based drafter (MTP, a head, a draft
+  model) is measured chained with it (the chain can only be as fast or faster), and where it did
+  not, alone;
+- draft lengths climb a ladder from the default outwards and stop once a step does not pay more
+  than the noise.
+
+``sweep`` measures every candidate at full length, each in its own server: the reference that
+``benchmarks/bench_tune.py`` holds tune against (and what tune did before).
 """
 
 from __future__ import annotations
@@ -29,7 +38,13 @@ from llama_launcher.core.chat_client import ChatError, chat
 from llama_launcher.core.draft_pairing import DraftOption
 from llama_launcher.core.failure_reasons import FailureReason
 from llama_launcher.core.hardware import Hardware
-from llama_launcher.core.launch_planner import PlanSettings, availability, plan_launch
+from llama_launcher.core.launch_planner import (
+    DRAFT_N_CPU,
+    DRAFT_N_GPU,
+    PlanSettings,
+    availability,
+    plan_launch,
+)
 from llama_launcher.core.model_info import ModelInfo
 from llama_launcher.core.network import free_port
 from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState
@@ -70,7 +85,6 @@ if __name__ == "__main__":
 PROSE_PROMPT = ("Write a short story of about three paragraphs about a lighthouse keeper who finds a message in a "
                 "bottle. Use vivid, original language.")
 PROMPTS = ("code", "prose")
-SCREEN_TOKENS = 64  # tune's first look at each candidate
 TIE = 0.03  # settings this close are a tie: the simpler one is kept (and tune must land within it of the best)
 
 
@@ -244,6 +258,59 @@ def measure(base_url: str, prompt: str, tokens: int, runs: int, api_key: str | N
     return out
 
 
+@dataclass
+class StreamMeasure:
+    stats: RunStats
+    plain_ms: list[float]  # decode steps that drafted nothing and made one token: what "off" costs
+
+
+def plain_steps(samples: list[tuple[int, float, int]]) -> list[float]:
+    """The durations of the decode steps that drafted nothing, from per-token timings.
+
+    ``samples`` are (tokens so far, decode ms so far, drafted so far) per streamed token. The tokens of
+    one step (an accepted draft) arrive together, with the same decode time; a step is the time from
+    the previous step's last token to its own. A step that made one token and drafted nothing did
+    exactly what a server without speculation does."""
+    steps: list[tuple[float, int, int]] = []  # (end ms, tokens, drafted so far)
+    for _n, ms, drafted in samples:
+        if steps and ms - steps[-1][0] < 0.05:  # same step
+            steps[-1] = (steps[-1][0], steps[-1][1] + 1, drafted)
+        else:
+            steps.append((ms, 1, drafted))
+    out = []
+    for prev, cur in zip(steps, steps[1:], strict=False):
+        if cur[1] == 1 and cur[2] == prev[2] and cur[0] > prev[0]:
+            out.append(cur[0] - prev[0])
+    return out[2:]  # the first steps of a reply still pay for its start
+
+
+def measure_stream(base_url: str, prompt: str, tokens: int, api_key: str | None = None,
+                   token: CancelToken | None = None) -> StreamMeasure:
+    """One greedy reply, streamed with the server's cumulative per-token timings (see plain_steps)."""
+    from llama_launcher.core.chat_client import chat_stream
+
+    samples: list[tuple[int, float, int]] = []
+
+    def on_delta(_text: str, speed: Any) -> None:
+        if speed is not None and speed.predicted_n and speed.predicted_ms is not None:
+            samples.append((speed.predicted_n, speed.predicted_ms, speed.draft_n or 0))
+
+    try:
+        res = chat_stream(base_url, [{"role": "user", "content": prompt}], on_delta, max_tokens=tokens,
+                          temperature=0.0, api_key=api_key, extra={"seed": 1, "top_k": 1, "cache_prompt": False})
+    except ChatError as exc:
+        if token is not None and token.cancelled:
+            raise Cancelled() from exc
+        raise BenchError(str(exc)) from exc
+    if token is not None:
+        token.check()  # a reply cut short by Cancel is not a measurement
+    sp = res.speed
+    if sp is None or sp.decode_tps is None:
+        raise BenchError("the server's response carried no timings")
+    stats = RunStats(sp.decode_tps, sp.prompt_tps, sp.predicted_n or 0, sp.draft_n or 0, sp.draft_accepted or 0)
+    return StreamMeasure(stats, plain_steps(samples))
+
+
 def bench(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: PlanSettings, spec: str,
           prompt: str = "code", tokens: int = 256, runs: int = 3, draft_n_max: int | None = None,
           log: Log = lambda s: None, tuned: TunedChoice | None = None,
@@ -291,7 +358,9 @@ class TuneRow:
     accepted: int
     tokens: int  # tokens per prompt this row was measured with
     speedup: float = 1.0
-    noise: float | None = None  # relative spread of a repeated measurement (only on the "off" row)
+    noise: float | None = None  # the uncertainty of the row's speed, where it is known (the baseline)
+    plain_ms: list[float] = field(default_factory=list)  # its steps that drafted nothing (streamed runs)
+    derived_from: str = ""  # "off" read from another run's plain steps: which one
 
     @property
     def mean_tps(self) -> float:
@@ -302,7 +371,9 @@ class TuneRow:
         return self.accepted / self.drafted if self.drafted else None
 
     def label(self) -> str:
-        return self.candidate.label()
+        return self.candidate.label() + (f" (from the {self.derived_from} run's steps without drafts)"
+                                         if self.derived_from else "")
+
 
     def to_dict(self) -> dict[str, Any]:
         return {"setting": combo_key(self.candidate.methods), "methods": list(self.candidate.methods),
@@ -355,9 +426,9 @@ class _Runner:
         eta = elapsed / done * (self.planned - done) if done else None
         self.progress(TuneProgress(self.step, max(self.planned, self.step), label, stage, eta))
 
-    def run(self, cand: Candidate, tokens: int, repeat: bool = False) -> TuneRow:
-        """Measure one candidate; with ``repeat`` the code prompt runs twice and the spread of the two
-        is recorded as this machine's noise (the same request, the same server: nothing else differs)."""
+    def run(self, cand: Candidate, tokens: int, stream: bool = False) -> TuneRow:
+        """Measure one candidate on both prompts: one request each (the sweep), or streamed with
+        per-token timings so that its steps without drafts are kept apart (tune)."""
         self.token.check()
         self.step += 1
         label = cand.label()
@@ -370,18 +441,23 @@ class _Runner:
             measure(url, "Say hi.", 8, 1, key, self.token)
             tps: dict[str, float] = {}
             drafted = accepted = 0
-            noise = None
+            generated: list[int] = []
+            plain: list[float] = []
             for pname in PROMPTS:
                 self._report(label, f"measuring {pname}")
-                stats = measure(url, prompt_text(pname), tokens, 2 if repeat and pname == "code" else 1, key,
-                                self.token)
-                tps[pname] = statistics.mean(s.decode_tps for s in stats)
-                if len(stats) == 2:
-                    noise = abs(stats[0].decode_tps - stats[1].decode_tps) / max(tps[pname], 1e-9)
-                drafted += sum(s.draft_n for s in stats)
-                accepted += sum(s.draft_accepted for s in stats)
+                if stream:
+                    got = measure_stream(url, prompt_text(pname), tokens, key, self.token)
+                    stat = got.stats
+                    plain += got.plain_ms
+                else:
+                    stat = measure(url, prompt_text(pname), tokens, 1, key, self.token)[0]
+                tps[pname] = stat.decode_tps
+                drafted += stat.draft_n
+                accepted += stat.draft_accepted
+                generated.append(stat.predicted_n)
             n = session.plan.speculative.draft_n_max if any(BY_ID[m].kind == "model" for m in cand.methods) else None
-        row = TuneRow(Candidate(cand.methods, n), tps, drafted, accepted, tokens, noise=noise)
+        row = TuneRow(Candidate(cand.methods, n), tps, drafted, accepted, round(statistics.mean(generated)),
+                      plain_ms=plain)
         acc = f", {row.acceptance * 100:.0f}% of drafts accepted" if row.acceptance is not None else ""
         self.log(f"[{self.step}/{max(self.planned, self.step)}] {row.label()}: code {tps['code']:.1f} t/s, "
                  f"prose {tps['prose']:.1f} t/s{acc}")
@@ -441,7 +517,8 @@ def _finish(rows: list[TuneRow], noise: float, servers: int, t0: float,
 
 
 def _noise(off: TuneRow) -> float:
-    return off.noise if off.noise is not None else TIE
+    """The baseline's uncertainty (at least 1%): settings closer than this are a tie."""
+    return max(off.noise, 0.01) if off.noise is not None else TIE
 
 
 def sweep(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: PlanSettings,
@@ -459,49 +536,78 @@ def sweep(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base:
             mm = cand.methods[0]
             same = [r for r in rows if r.candidate.methods == (mm,)]
             cand = Candidate(cand.methods, max(same, key=lambda r: r.mean_tps).candidate.draft_n_max if same else None)
-        rows.append(runner.run(cand, tokens, repeat=not cand.methods))
+        rows.append(runner.run(cand, tokens))
     return _finish(rows, _noise(rows[0]), runner.step, t0)
 
 
+MIN_PLAIN_STEPS = 24  # plain steps needed before the baseline may be read from an ngram-mod run
+
+
+def _baseline_from(row: TuneRow) -> TuneRow | None:
+    """"off" read from a run's steps that drafted nothing, when there were enough of them."""
+    steps = sorted(row.plain_ms)
+    if len(steps) < MIN_PLAIN_STEPS:
+        return None
+    trimmed = steps[len(steps) // 10: len(steps) - len(steps) // 10] or steps  # a scheduling hiccup is not decode
+    mean_ms = statistics.mean(trimmed)
+    tps = 1000.0 / mean_ms if mean_ms > 0 else 0.0
+    spread = statistics.pstdev(trimmed) / mean_ms / max(len(trimmed), 1) ** 0.5 if mean_ms > 0 else TIE
+    return TuneRow(Candidate(()), {p: tps for p in PROMPTS}, 0, 0, len(steps), noise=2 * spread,
+                   derived_from=row.candidate.label())
+
+
+def _climb(lengths: tuple[int, ...], default: int, measure: Callable[[int], TuneRow], noise: float) -> list[TuneRow]:
+    """A draft-length ladder: the default first, then longer drafts while each pays more than the
+    noise; if the first longer one did not pay, shorter ones the same way. Returns what it measured."""
+    start = min(lengths, key=lambda n: abs(n - default))
+    best = measure(start)
+    rows = [best]
+    for direction in ([n for n in lengths if n > start], [n for n in lengths if n < start][::-1]):
+        climbed = False
+        for n in direction:
+            row = measure(n)
+            rows.append(row)
+            if row.mean_tps <= best.mean_tps * (1 + noise):
+                break  # turned down (or flat): stop this way
+            best, climbed = row, True
+        if climbed:
+            break  # longer drafts paid: no need to look below the default
+    return rows
+
+
 def tune(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: PlanSettings,
-         drafts: list[DraftOption] | None = None, tokens: int = 192, screen_tokens: int = SCREEN_TOKENS,
+         drafts: list[DraftOption] | None = None, tokens: int = 192,
          log: Log = lambda s: None, progress: Callable[[TuneProgress], None] = lambda p: None,
          on_line: Log | None = None, token: CancelToken | None = None) -> TuneOutcome:
-    """Find the fastest setting with as few server loads and tokens as the machine's noise allows."""
+    """Find the fastest setting with as few server loads as the measurements allow (module docstring)."""
     t0 = time.monotonic()
     token = token or CancelToken()
     avail = tune_methods(model, caps, base, drafts)
     model_methods = [m for m in avail if BY_ID[m].kind == "model"]
-    planned = 1 + ("ngram-mod" in avail) + sum(min(3, len(BY_ID[m].tune_lengths)) + 1 for m in model_methods)
-    runner = _Runner(binary, model, hw, caps, base, drafts, log, progress, on_line, token, planned)
-    rows = [runner.run(Candidate(()), screen_tokens, repeat=True)]
-    noise = _noise(rows[0])
-    off = rows[0].mean_tps
-    ngram = None
+    gpu = hw.gpu_branch()[0]
+    runner = _Runner(binary, model, hw, caps, base, drafts, log, progress, on_line, token,
+                     planned=1 + 3 * len(model_methods))
+    ngram: TuneRow | None = None
+    off: TuneRow | None = None
     if "ngram-mod" in avail:
-        ngram = runner.run(Candidate(("ngram-mod",)), screen_tokens)
-        rows.append(ngram)
-    for mid in model_methods:
-        ladder: list[TuneRow] = []
-        for n in BY_ID[mid].tune_lengths:  # climb while longer drafts still pay; stop once it turns down
-            row = runner.run(Candidate((mid,), n), screen_tokens)
-            ladder.append(row)
-            if len(ladder) >= 2 and row.mean_tps < ladder[-2].mean_tps * (1 + noise):
-                break
-        rows += ladder
-        best_n = max(ladder, key=lambda r: r.mean_tps).candidate.draft_n_max
-        runner.planned = runner.step + (len(model_methods) - model_methods.index(mid) - 1) * 3 + 1
-        if ngram is not None and ngram.mean_tps > off * (1 + noise) and _chainable(caps, mid, "ngram-mod"):
-            rows.append(runner.run(Candidate((mid, "ngram-mod"), best_n), screen_tokens))
-    ranked = sorted(rows, key=lambda r: r.mean_tps, reverse=True)
-    contenders = None
-    if len(ranked) > 1 and ranked[1].mean_tps >= ranked[0].mean_tps * (1 - max(noise, TIE)) and noise > TIE:
-        # the screen cannot tell the leaders apart on this machine: look again at them, at full length
-        confirm = {r.candidate for r in ranked[:2]} | {Candidate(())}
-        runner.planned = runner.step + len(confirm)
-        contenders = [runner.run(c, tokens, repeat=not c.methods) for c in sorted(confirm, key=lambda c: c.simplicity)]
-        noise = _noise(next(r for r in contenders if not r.candidate.methods))
-        rows += contenders
-    outcome = _finish(rows, noise, runner.step, t0, contenders)
+        ngram = runner.run(Candidate(("ngram-mod",)), tokens, stream=True)
+        off = _baseline_from(ngram)
+        if off is not None:
+            log(f"off: {off.mean_tps:.1f} t/s, read from {off.tokens} steps of the ngram-mod run that drafted nothing")
+    if off is None:
+        runner.planned += 1
+        off = runner.run(Candidate(()), tokens, stream=True)
+    rows = [off] + ([ngram] if ngram is not None else [])
+    noise = _noise(off)
+    with_ngram = ngram is not None and ngram.mean_tps > off.mean_tps * (1 + noise)
+    for i, mid in enumerate(model_methods):
+        chain = ("ngram-mod",) if with_ngram and _chainable(caps, mid, "ngram-mod") else ()
+
+        def at_length(n: int, mid: str = mid, chain: tuple[str, ...] = chain) -> TuneRow:
+            return runner.run(Candidate((mid, *chain), n), tokens, stream=True)
+
+        rows += _climb(BY_ID[mid].tune_lengths, DRAFT_N_GPU if gpu else DRAFT_N_CPU, at_length, noise)
+        runner.planned = runner.step + 3 * (len(model_methods) - i - 1)
+    outcome = _finish(rows, noise, runner.step, t0)
     progress(TuneProgress(runner.step, runner.step, outcome.choice.label(), "done", 0.0))
     return outcome

@@ -152,7 +152,7 @@ class StreamStopped(Exception):
 def chat_stream(base_url: str, messages: list[dict[str, str]], on_delta: Callable[[str, Speed | None], None],
                 max_tokens: int = 256, temperature: float = 0.0, api_key: str | None = None,
                 timeout: float = 300.0, handle: StreamHandle | None = None,
-                completion: bool = False) -> ChatResult:
+                completion: bool = False, extra: dict[str, Any] | None = None) -> ChatResult:
     """Stream a reply; ``on_delta(text, speed)`` per chunk with the server's per-token timings.
 
     ``completion`` sends the last message as plain text to ``/completion`` instead of the chat
@@ -167,6 +167,7 @@ def chat_stream(base_url: str, messages: list[dict[str, str]], on_delta: Callabl
         path = "/v1/chat/completions"
         payload = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature, "stream": True,
                    "timings_per_token": True, "stream_options": {"include_usage": True}}
+    payload.update(extra or {})
     parts: list[str] = []
     last_timings: dict[str, Any] | None = None
     usage: dict[str, Any] | None = None

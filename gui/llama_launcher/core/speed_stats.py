@@ -20,6 +20,7 @@ class Speed:
     draft_n: int | None = None
     draft_accepted: int | None = None
     source: str = "timings"  # "timings", "metrics", "log"
+    predicted_ms: float | None = None  # the server's decode time so far (per-token timings: cumulative)
 
     @property
     def acceptance(self) -> float | None:
@@ -50,6 +51,7 @@ def speed_from_timings(timings: dict[str, Any] | None) -> Speed | None:
         prompt_n=_int(timings.get("prompt_n")),
         draft_n=_int(timings.get("draft_n")),
         draft_accepted=_int(timings.get("draft_n_accepted")),
+        predicted_ms=_num(timings.get("predicted_ms")),
     )
 
 

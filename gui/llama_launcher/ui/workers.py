@@ -223,7 +223,10 @@ class TuneWorker(QObject):
             self.cancelled.emit()
         except benchmark.BenchError as exc:
             self._flush()
-            self.failed.emit(str(exc))
+            if self._token.cancelled:  # whatever the stopped server made the measurement say
+                self.cancelled.emit()
+            else:
+                self.failed.emit(str(exc))
         except Exception as exc:
             self._flush()
             self.failed.emit(f"tuning failed: {exc}")

@@ -374,7 +374,8 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
         flags.append(FlagReason(["--host", "127.0.0.1"], "only programs on this computer can connect", "network"))
     if not 1 <= settings.port <= 65535:
         raise PlanError(f"the port must be between 1 and 65535 (got {settings.port})")
-    flags.append(FlagReason(["--port", str(settings.port)], "the port in the launcher's Network setting", "network"))
+    flags.append(FlagReason(["--port", str(settings.port)], "the port from the Network setting (Auto: a port free "
+                            "right now)", "network"))
 
     spec = decide_speculative(model, caps, settings, gpu, extra, tuned, warnings, drafts)
     flags += _speculative_flags(spec, caps, settings, gpu)

@@ -463,6 +463,15 @@ class LaunchPanel(QWidget):
         finally:
             self._loading = False
 
+    def show_auto_port(self, port: int) -> None:
+        """With Auto, the greyed number is the port the next launch really uses (the preview's)."""
+        if self.port_auto.isChecked():
+            self._loading = True
+            try:
+                self.port.setValue(port)
+            finally:
+                self._loading = False
+
     def port_setting(self) -> int:
         return AUTO_PORT if self.port_auto.isChecked() else self.port.value()
 

@@ -592,6 +592,7 @@ class MainWindow(QMainWindow):
             settings = self.launch_panel.model_settings()
             self.launch_panel.set_availability({mt.id: availability(mt, m, caps, self.drafts, settings)
                                                 for mt in METHODS})
+        self.launch_panel.show_auto_port(self.auto_port)
         self.launch_panel.show_plan(self.plan, self.plan_error)
         if self.settings.lan:
             self.launch_panel.show_lan_urls(network.lan_urls(self.port), self.port)

@@ -375,3 +375,23 @@ def test_the_live_panel_says_when_speculation_is_losing(qtbot, llama_server: str
     assert w.live.verdict_tune.isVisibleTo(w.live)
     w.stop_server()
     qtbot.waitUntil(lambda: w.state is ServerState.STOPPED, timeout=WAIT)
+
+
+@pytest.mark.integration
+def test_the_memory_line_shows_llama_cpps_projection_and_then_what_the_launch_used(qtbot, llama_server: str,
+                                                                                  demo_model: Path) -> None:
+    from llama_launcher.core.provisioning import FIT_TOOL
+
+    if not (Path(llama_server).parent / FIT_TOOL).is_file():
+        pytest.fail(f"{FIT_TOOL} is not beside {llama_server}: run 'llama-launcher get-server'")
+    w = open_window(qtbot, llama_server, demo_model.parent, models={str(demo_model): ModelSettings(threads=2, ctx=4096)})
+    # llama.cpp's projection arrives from the memory worker (llama-fit-params) and is shown with ours
+    qtbot.waitUntil(lambda: "llama.cpp" in w.launch_panel.memory.text(), timeout=120_000)
+    assert w.plan.memory.llama_cpp_mib is not None
+    w.launch()
+    wait_ready(qtbot, w, 240_000)
+    w.stop_server()
+    qtbot.waitUntil(lambda: w.state is ServerState.STOPPED, timeout=WAIT)
+    # the server's own figures (printed at exit with -lv 4) now decide: "learned from your last launch"
+    qtbot.waitUntil(lambda: "learned from your last launch" in w.launch_panel.memory.text(), timeout=WAIT)
+    assert any("memory learned from this launch" in ln for ln in w.logs.history)

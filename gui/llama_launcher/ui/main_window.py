@@ -48,6 +48,7 @@ from llama_launcher.core.launch_planner import (
     plan_launch,
 )
 from llama_launcher.core.launch_settings import AUTO_PORT
+from llama_launcher.core.memory_estimate import MemoryEvidence
 from llama_launcher.core.model_catalog import CatalogResult
 from llama_launcher.core.model_info import ModelInfo
 from llama_launcher.core.server_checks import ServerChecks
@@ -68,6 +69,7 @@ from llama_launcher.ui.side_panels import HardwarePanel, ServerPanel
 from llama_launcher.ui.workers import (
     BuildWorker,
     ChatWorker,
+    MemoryWorker,
     ScanWorker,
     ServerWorker,
     TuneWorker,
@@ -101,6 +103,8 @@ class MainWindow(QMainWindow):
     request_tune = Signal(str, object, object, object, object, object)
     request_chat = Signal(str, str, str, int, bool)
     request_build = Signal()
+    request_projection = Signal(object, str, object, object, object, int, int)
+    request_learn = Signal(object, object, object, str)
 
     def __init__(self) -> None:
         super().__init__()
@@ -115,6 +119,9 @@ class MainWindow(QMainWindow):
         self.hw: Hardware | None = None
         self.plan: Plan | None = None
         self.tuned: TunedChoice | None = None  # measured result for this model + binary + machine
+        self.memory_evidence: MemoryEvidence | None = None  # past launches and llama.cpp's projection
+        self._projection_key: object = None
+        self.launched: tuple[Plan, ModelInfo, int | None] | None = None  # what really ran (the selection may change)
         self.drafts: list[DraftOption] = []
         self.plan_error = ""
         self.auto_port = network.free_port()  # Auto: shown in the preview, re-chosen at launch if taken
@@ -281,6 +288,17 @@ class MainWindow(QMainWindow):
         self.chat_worker.finished.connect(self._chat_finished)
         self.chat_worker.failed.connect(self._chat_failed)
         self.live.cancel_prompt.connect(self.stop_reply)
+
+        self.memory_worker = MemoryWorker()
+        self._run_in_thread(self.memory_worker, "memory-worker")
+        self.request_projection.connect(self.memory_worker.project)
+        self.request_learn.connect(self.memory_worker.learn)
+        self.memory_worker.projected.connect(self._projected)
+        self.memory_worker.learned.connect(self._learned)
+        self._projection_timer = QTimer(self)  # llama-fit-params runs once the controls have been still a moment
+        self._projection_timer.setSingleShot(True)
+        self._projection_timer.setInterval(600)
+        self._projection_timer.timeout.connect(self._ask_projection)
 
         self.build_worker = BuildWorker()
         self._run_in_thread(self.build_worker, "build-worker")
@@ -585,7 +603,7 @@ class MainWindow(QMainWindow):
             why = ""
             try:
                 self.plan = plan_launch(self.binary.path, m, hw, caps, self.current_plan_settings(), self.tuned,
-                                        self.drafts)
+                                        self.drafts, memory_evidence=self.memory_evidence)
             except PlanError as exc:
                 self.plan_error = str(exc)
                 why = str(exc)
@@ -594,6 +612,8 @@ class MainWindow(QMainWindow):
                                                 for mt in METHODS})
         self.launch_panel.show_auto_port(self.auto_port)
         self.launch_panel.show_plan(self.plan, self.plan_error)
+        if self.plan is not None and self.plan.memory is not None and self._projection_wanted() != self._projection_key:
+            self._projection_timer.start()
         if self.settings.lan:
             self.launch_panel.show_lan_urls(network.lan_urls(self.port), self.port)
         self._update_actions(why)
@@ -614,6 +634,46 @@ class MainWindow(QMainWindow):
             "Stop the running server first: tuning starts its own servers" if running else
             f"Cannot tune: {why or self.plan_error}")
 
+    # --- memory evidence ----------------------------------------------------------------------------
+    def _projection_wanted(self) -> object:
+        mem = self.plan.memory if self.plan is not None else None
+        if mem is None or self.model is None or self.binary is None:
+            return None
+        return (self.binary.path, self.model.path, mem.launch.key(), mem.context)
+
+    def _load_evidence(self) -> None:
+        """Past launches of this model (a small file): read at once; the projection comes later."""
+        self.memory_evidence = None
+        self._projection_key = None
+        if self.model is not None and self.caps is not None and self.binary is not None and not self.model.error:
+            from llama_launcher.core import memory_evidence
+
+            self.memory_evidence = memory_evidence.gather(self.binary.path, self.model, self.caps.build_number,
+                                                          None, 0, with_projection=False)
+
+    def _ask_projection(self) -> None:
+        key = self._projection_wanted()
+        if key is None or key == self._projection_key or self.plan is None or self.plan.memory is None:
+            return
+        self._projection_key = key
+        assert self.binary is not None and self.model is not None and self.caps is not None
+        native = self.model.context_length if self.model.context_length and self.model.context_length > 0 else 0
+        self.request_projection.emit(key, self.binary.path, self.model, self.caps.build_number,
+                                     self.plan.memory.launch, native or self.plan.memory.context,
+                                     self.plan.memory.context)
+
+    def _projected(self, key: object, evidence: MemoryEvidence) -> None:
+        if key != self._projection_wanted():
+            return  # the model or the settings changed meanwhile: a newer request is on its way
+        self.memory_evidence = evidence
+        self.replan()
+
+    def _learned(self, what: str) -> None:
+        if what:
+            self.logs.append_lines([f"[launcher] memory learned from this launch: {what}"])
+        self._load_evidence()
+        self.replan()
+
     def _load_tuned(self) -> None:
         """Read the stored tuning result once per model/binary (and after a tune), not on every replan."""
         t = None
@@ -621,6 +681,7 @@ class MainWindow(QMainWindow):
             t = tuning_store.lookup(self.model.path, self.caps.build_number)
             self._show_notices()
         self.tuned = t
+        self._load_evidence()
         self.launch_panel.show_tuned(t.describe() if t else None, t.table if t else None, t.note if t else "")
 
     # --- server lifecycle ---------------------------------------------------------------------------
@@ -645,6 +706,7 @@ class MainWindow(QMainWindow):
         self.hide_banner()
         self.checks = None
         self.watch = self._new_watch(self.plan)
+        self.launched = (self.plan, self.model, self.caps.build_number if self.caps else None)
         self._state_changed(ServerState.STARTING.value, "", [])
         key = self.api_key.key if self.settings.lan and self.api_key else ""
         self.request_start.emit(list(self.plan.argv), READY_TIMEOUT_S, dict(self.plan.env), key)
@@ -698,7 +760,17 @@ class MainWindow(QMainWindow):
             if state.ended or state is ServerState.IDLE:
                 self.metrics.stop()
             self.statusBar().showMessage(STATUS_TEXT.get(state, state.value))
+        if state.ended:
+            self._learn_from_launch()
         self._update_actions()
+
+    def _learn_from_launch(self) -> None:
+        """What the server reported about its memory (at exit, -lv 4) teaches the next estimate."""
+        launched, self.launched = self.launched, None
+        if launched is None or launched[0].memory is None:
+            return
+        plan, model, build = launched
+        self.request_learn.emit(model, build, plan.memory, self.logs.log_path or "")
 
     def _server_checked(self, checks: ServerChecks) -> None:
         if self.state is not ServerState.READY:

@@ -287,6 +287,35 @@ class BuildWorker(QObject):
             self.finished.emit("", f"build failed: {exc}")
 
 
+class MemoryWorker(QObject):
+    """The slow parts of the memory fit, off the GUI thread: llama.cpp's projection (llama-fit-params,
+    a second or two per context the first time) and learning from a finished launch's log."""
+
+    projected = Signal(object, object)  # request key, MemoryEvidence
+    learned = Signal(str)  # what was learned, in words ('' when the server reported nothing)
+
+    @Slot(object, str, object, object, object, int, int)
+    def project(self, key: Any, binary: str, model: Any, build: Any, launch: Any, native: int, chosen: int) -> None:
+        from llama_launcher.core import memory_evidence
+
+        try:
+            evidence = memory_evidence.gather(binary, model, build, launch, native, chosen)
+        except Exception as exc:  # a broken tool or file must not take the window down
+            evidence = memory_evidence.MemoryEvidence(projection_error=f"llama.cpp's projection failed: {exc}")
+        self.projected.emit(key, evidence)
+
+    @Slot(object, object, object, str)
+    def learn(self, model: Any, build: Any, estimate: Any, log_path: str) -> None:
+        from llama_launcher.core import memory_evidence
+
+        try:
+            got = memory_evidence.learn_after_launch(model, build, estimate, log_path or None)
+        except Exception as exc:
+            self.learned.emit(f"the server's memory figures could not be read ({exc})")
+            return
+        self.learned.emit(got.describe() if got is not None else "")
+
+
 class CancellableWorker(QObject):
     """A worker whose long job checks a flag that any thread may set (no queued call needed)."""
 

@@ -63,6 +63,9 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
             port = int(args[args.index("--port") + 1])
             webui = os.environ.get("FAKE_WEBUI") == "1"
             drop = os.environ.get("FAKE_TEMPLATE") == "drop"
+            key = os.environ.get("LLAMA_API_KEY", "")  # the key, as the real server takes it
+            if "--api-key-file" in args:
+                key = open(args[args.index("--api-key-file") + 1]).read().strip()
 
             class H(BaseHTTPRequestHandler):
                 def log_message(self, *a):
@@ -86,7 +89,13 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
 
                 def do_POST(self):
                     body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{{}}")
-                    if self.path == "/apply-template":
+                    if key and self.headers.get("Authorization") != "Bearer " + key:
+                        self._send(401, '{{"error":{{"code":401,"message":"Invalid API Key"}}}}')
+                    elif self.path == "/v1/chat/completions":  # one streamed chunk echoing the last message
+                        said = body["messages"][-1]["content"]
+                        chunk = json.dumps({{"choices": [{{"delta": {{"content": "echo: " + said}}}}]}})
+                        self._send(200, f"data: {{chunk}}\\n\\ndata: [DONE]\\n\\n", "text/event-stream")
+                    elif self.path == "/apply-template":
                         text = "gemma" if drop else "".join(m["content"] for m in body.get("messages", []))
                         self._send(200, json.dumps({{"prompt": text}}))
                     else:

@@ -71,7 +71,7 @@ def test_plan_json_for_hand_written_gpu_machine(tmp_path: Path, monkeypatch: pyt
                                         "memory_free_mib": 24000}]}))
     # the binary's own device list wins over the file: a CPU-only binary takes the CPU branch and says so
     cpu_only = json.loads(cli("plan", str(model), "--binary", str(exe), "--hardware", str(hw), "--json").stdout)
-    assert cpu_only["gpu_branch"] is False and cpu_only["gpu_reason"] == "llama-server reports no GPU device: CPU branch"
+    assert cpu_only["gpu_branch"] is False and cpu_only["gpu_reason"] == "llama-server reports no GPU it can use"
     assert any(w.startswith("Your NVIDIA RTX 4090 is not used: this llama-server has no CUDA or Vulkan backend")
                for w in cpu_only["warnings"])
     monkeypatch.setenv("FAKE_DEVICES", "  CUDA0: NVIDIA GeForce RTX 4090 (24080 MiB, 23500 MiB free)")

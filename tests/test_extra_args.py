@@ -48,6 +48,9 @@ def test_key_value_negative_numbers_and_spec_flags() -> None:
     ("--temp hot", "--temp needs a number, not 'hot'"),
     ("--temp", "--temp needs a value"),
     ("--draft-max 3", "--draft-max was removed from this llama-server: use --spec-draft-n-max or --spec-ngram-mod-n-max"),
+    ("--temp 0.7 -", "a lone '-' is not an option: remove it or finish the flag's name"),
+    ("-- --temp 0.7", "a lone '--' is not an option: remove it or finish the flag's name"),
+    ("0.7 --temp 1", "'0.7' is not an option: extra arguments start with a flag, e.g. --temp 0.7"),
 ])
 def test_errors_read_in_plain_words(text: str, message: str) -> None:
     with pytest.raises(ExtraArgsError) as info:

@@ -221,10 +221,15 @@ def test_port_setting_is_used_remembered_and_a_taken_port_explained(qtbot, model
         assert w2.state is ServerState.IDLE  # nothing started
         text = w2.banner.text()
         assert f"port {port} is already in use by" in text and "python" in text  # the program that holds it
-        assert w2.banner_button.isVisibleTo(w2) and "Use port" in w2.banner_button.text()
-        w2.banner_button.click()
-    assert w2.settings.port != port and value_after(flat(w2), "--port") == str(w2.settings.port)
+        assert w2.banner_button.isVisibleTo(w2) and "Launch on port" in w2.banner_button.text()
+        w2.banner_button.click()  # one click: a free port, and the launch the user asked for
+        assert w2.settings.port != port and value_after(flat(w2), "--port") == str(w2.settings.port)
+        wait_ready(qtbot, w2)
+    with urllib.request.urlopen(f"http://127.0.0.1:{w2.settings.port}/health", timeout=5) as resp:
+        assert resp.status == 200
     assert settings_store.load().port == w2.settings.port  # remembered
+    w2.stop_server()
+    qtbot.waitUntil(lambda: w2.state is ServerState.STOPPED, timeout=WAIT)
 
 
 def test_lan_shows_the_addresses_other_devices_use(qtbot, models: Path, tmp_path: Path) -> None:

@@ -179,7 +179,7 @@ def settings_from_args(args: argparse.Namespace):
                        gpu_layers=args.gpu_layers, extra_args=args.extra_args, vision=args.vision)
     if args.port is not None and not 1 <= args.port <= 65535:
         raise UsageError(f"--port must be between 1 and 65535 (got {args.port})")
-    s = PlanSettings.of(ms, lan=args.lan, port=args.port or free_port())
+    s = PlanSettings.of(ms, lan=args.lan, port=args.port or free_port(), port_auto=args.port is None)
     if s.lan:
         try:
             key = load_or_create()  # generated once, kept owner-only in the config folder

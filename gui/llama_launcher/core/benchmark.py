@@ -420,10 +420,13 @@ class _Runner:
         self.step = 0
         self.t0 = time.monotonic()
 
+    # how far into one step each stage starts (loading takes about a third of a step here)
+    STAGE_SHARE = {"loading": 0.0, "measuring code": 0.35, "measuring prose": 0.7}
+
     def _report(self, label: str, stage: str) -> None:
-        done = max(self.step - 1, 0)
+        done = max(self.step - 1, 0) + self.STAGE_SHARE.get(stage, 0.0)  # the estimate moves within a step too
         elapsed = time.monotonic() - self.t0
-        eta = elapsed / done * (self.planned - done) if done else None
+        eta = elapsed / done * max(self.planned - done, 0.0) if done >= 0.3 else None
         self.progress(TuneProgress(self.step, max(self.planned, self.step), label, stage, eta))
 
     def run(self, cand: Candidate, tokens: int, stream: bool = False) -> TuneRow:

@@ -24,7 +24,7 @@ from llama_launcher.core.state_files import expect, read_json, save_json
 from llama_launcher.core.typed_json import checked_fields, field_checks
 
 HELP_TIMEOUT_S = 20.0
-PROBE_CACHE_VERSION = 4
+PROBE_CACHE_VERSION = 5
 REMOVED_PREFIX = "the argument has been removed"
 _DESC_COLUMN = 40
 _ALIAS_RE = re.compile(r"\s*(-{1,2}[A-Za-z0-9][A-Za-z0-9_.\-]*)(,)?")
@@ -230,10 +230,10 @@ OWNED_OPTIONS: dict[str, str] = {
 LAN_RISKY_OPTIONS: dict[str, str] = {
     **dict.fromkeys(["--tools", "--tools-runtime", "-ag", "--agent", "--mcp-servers-config", "--mcp-servers-json",
                      "--ui-mcp-proxy"],
-                    "server-side tools and agents let anyone with the API key run commands on this computer"),
+                    "server-side tools and agents let whoever can reach the server run commands on this computer"),
     **dict.fromkeys(["--media-path", "--slot-save-path"],
-                    "it opens a folder of this computer to anyone with the API key"),
-    **dict.fromkeys(["--props"], "it lets anyone with the API key change the server's settings"),
+                    "it opens a folder of this computer to whoever can reach the server"),
+    **dict.fromkeys(["--props"], "it lets whoever can reach the server change its settings"),
 }
 _DOWNLOADS = re.compile(r"download|hugging ?face|from the internet", re.I)
 _UNTRUSTED = re.compile(r"do not enable in untrusted environments|tools for ai agents", re.I)

@@ -141,7 +141,11 @@ def parse_extra_args(text: str, caps: Capabilities | None = None, lan: bool = Fa
         token = argv[i]
         i += 1
         key = flag_key(token)
+        if token in ("-", "--"):
+            raise ExtraArgsError(f"a lone {token!r} is not an option: remove it or finish the flag's name")
         if key is None:
+            if i == 1:  # nothing before it that it could be the value of
+                raise ExtraArgsError(f"{token!r} is not an option: extra arguments start with a flag, e.g. --temp 0.7")
             continue
         if key in denied:
             raise ExtraArgsError(f"{key} cannot be used in extra arguments: {denied[key]}")

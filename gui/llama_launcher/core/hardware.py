@@ -111,18 +111,18 @@ class Hardware:
     def gpu_branch(self) -> tuple[bool, str]:
         """(True if the planner takes the GPU branch, the reason in words)."""
         if self.apple_silicon:
-            return False, "Apple Silicon: Metal shares unified memory with the CPU, so the CPU/Mac branch applies"
+            return False, "Apple Silicon: the Mac's GPU shares memory with the CPU, so it is planned like the CPU"
         if self.backend_devices is not None:
             discrete = [d for d in self.backend_devices if d.backend in DISCRETE_BACKENDS and d.memory_total_mib > 0]
             if discrete:
                 d = discrete[0]
                 return True, f"llama-server reports {d.backend} device {d.name} ({d.memory_total_mib} MiB)"
-            return False, "llama-server reports no GPU device: CPU branch"
+            return False, "llama-server reports no GPU it can use"
         discrete = [g for g in self.gpus if g.backend in DISCRETE_BACKENDS and g.memory_total_mib > 0]
         if discrete:
             g = discrete[0]
             return True, f"{g.backend} GPU {g.name} ({g.memory_total_mib} MiB) found by {g.source}"
-        return False, "no discrete GPU found: CPU branch"
+        return False, "no separate GPU found"
 
     def gpu_free_mib(self) -> int:
         devices = self.backend_devices if self.backend_devices else self.gpus

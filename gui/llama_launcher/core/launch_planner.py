@@ -89,6 +89,7 @@ class SpeculativeDecision:
     summary: str = "off"
     available: dict[str, Availability] = field(default_factory=dict)
     user_types: list[str] = field(default_factory=list)  # what the user's own --spec-type engages
+    auto_off: dict[str, str] = field(default_factory=dict)  # why an available method on Auto stays off
 
     @property
     def mtp_engaged(self) -> bool:
@@ -98,7 +99,7 @@ class SpeculativeDecision:
     def to_dict(self) -> dict[str, Any]:
         return {"methods": self.methods, "types": self.types, "draft_n_max": self.draft_n_max,
                 "draft_model": self.draft.path if self.draft else None, "source": self.source,
-                "summary": self.summary, "user_types": self.user_types,
+                "summary": self.summary, "user_types": self.user_types, "auto_off": self.auto_off,
                 "available": {k: {"ok": v.ok, "reason": v.reason} for k, v in self.available.items()}}
 
 
@@ -256,6 +257,7 @@ def decide_speculative(model: ModelInfo, caps: Capabilities, settings: PlanSetti
 
     chosen = _fit_to_binary(chosen, caps, warnings)
     d.methods = [m.id for m in METHODS if m.id in chosen]
+    d.auto_off = _why_auto_off(model, modes, d, gpu, measured)
     # ngram types first, as llama.cpp tries them (and as Unsloth Studio spells the chain)
     d.types = [caps.method_tokens[mid] for mid in sorted(d.methods, key=lambda mid: BY_ID[mid].kind != "ngram")]
     model_methods = [BY_ID[mid] for mid in d.methods if BY_ID[mid].kind == "model"]
@@ -278,6 +280,28 @@ def decide_speculative(model: ModelInfo, caps: Capabilities, settings: PlanSetti
     if d.source == "measured" and tuned is not None:
         d.summary += f" — {tuned.describe()}"
     return d
+
+
+def _why_auto_off(model: ModelInfo, modes: dict[str, str], d: SpeculativeDecision, gpu: bool,
+                  measured: bool) -> dict[str, str]:
+    """In words, why each method that could run on Auto does not: the Auto choice is never a riddle."""
+    engaged_models = [mid for mid in d.methods if BY_ID[mid].kind == "model"]
+    out: dict[str, str] = {}
+    for m in METHODS:
+        if modes[m.id] != "auto" or not d.available[m.id].ok or m.id in d.methods:
+            continue
+        if measured:
+            out[m.id] = "measured slower on this machine"
+        elif m.kind == "model" and engaged_models:
+            out[m.id] = f"{combo_label(engaged_models)} runs instead"
+        elif m.kind == "model" and (model.trunk_parameters or 0) < SMALL_MODEL_THRESHOLD:
+            out[m.id] = (f"the model is below 3B ({format_params(model.trunk_parameters)})" if model.trunk_parameters
+                         else "the model's size is unknown, so Auto treats it as small")
+        elif m.kind == "ngram" and gpu and engaged_models:
+            out[m.id] = f"on a GPU {combo_label(engaged_models)} runs alone"
+        else:
+            out[m.id] = "this llama-server cannot combine it with the others"
+    return out
 
 
 def _fit_to_binary(chosen: set[str], caps: Capabilities, warnings: list[str]) -> set[str]:
@@ -374,8 +398,9 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
         flags.append(FlagReason(["--host", "127.0.0.1"], "only programs on this computer can connect", "network"))
     if not 1 <= settings.port <= 65535:
         raise PlanError(f"the port must be between 1 and 65535 (got {settings.port})")
-    flags.append(FlagReason(["--port", str(settings.port)], "the port from the Network setting (Auto: a port free "
-                            "right now)", "network"))
+    flags.append(FlagReason(["--port", str(settings.port)],
+                            "Port is Auto: a port that is free right now" if settings.port_auto else
+                            "the port you chose, the same at every launch", "network"))
 
     spec = decide_speculative(model, caps, settings, gpu, extra, tuned, warnings, drafts)
     flags += _speculative_flags(spec, caps, settings, gpu)

@@ -55,6 +55,7 @@ class PlanSettings(ModelSettings):
     api_key: str | None = None  # needed with LAN; passed through a file, never on the command line
     api_key_file: str | None = None
     port: int = 8080
+    port_auto: bool = False  # the port was picked free just now (only the reason in the preview differs)
 
     @classmethod
     def of(cls, model: ModelSettings, **launch: Any) -> PlanSettings:

@@ -98,10 +98,12 @@ _REQUIRED = ("path", "name", "file_name", "folder")
 
 
 def format_params(n: int | None) -> str:
-    """268M, 2.00B: for tables, warnings and tooltips."""
+    """153K, 268M, 2.00B: for tables, warnings and tooltips."""
     if not n:
         return "-"
-    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+    if n >= 1e9:
+        return f"{n / 1e9:.2f}B"
+    return f"{n / 1e6:.0f}M" if n >= 1e6 else f"{max(n / 1e3, 1):.0f}K"
 
 
 def merge_block_parameters(parts: list[list[int]]) -> list[int]:

@@ -41,6 +41,7 @@ from llama_launcher.core.launch_settings import AUTO_PORT, CACHE_TYPES, ModelSet
 from llama_launcher.core.memory_estimate import memory_line, memory_tooltip
 from llama_launcher.core.spec_methods import BY_ID, KNOBS, METHODS
 from llama_launcher.ui.resources import icon
+from llama_launcher.ui.wheel_guard import WheelGuard
 
 MODES = [("Auto", "auto"), ("On", "on"), ("Off", "off")]
 TUNE_TIP = ("Measure the speculative settings this model and llama-server support, on this machine, and use "
@@ -59,6 +60,9 @@ def _mode_combo(tip: str, name: str) -> QComboBox:
         c.addItem(label, value)
     c.setToolTip(tip)
     c.setAccessibleName(name)
+    # the Auto item says why it is on or off; long reasons must not widen the form
+    c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    c.setMinimumContentsLength(14)
     return c
 
 
@@ -98,6 +102,7 @@ class LaunchPanel(QWidget):
         self.why: dict[str, QLabel] = {}
         self._rows: dict[str, QWidget] = {}
         self._draft_choice = "auto"
+        self._auto_pick: DraftOption | None = None
         self._spec_form = spec_form
         for m in MODE_METHODS:
             combo = _mode_combo(m.tip, m.label)
@@ -357,6 +362,7 @@ class LaunchPanel(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
+        WheelGuard(scroll).guard(inner)
         self._copied = QTimer(self)
         self._copied.setSingleShot(True)
 
@@ -429,6 +435,17 @@ class LaunchPanel(QWidget):
             self.changed.emit()
 
     # --- settings in/out -------------------------------------------------------------------------
+    def set_projector(self, mmproj: list[str]) -> None:
+        """Vision needs the model's mmproj file: without one next to the model the box is off and says why."""
+        self.vision.setEnabled(bool(mmproj))
+        if mmproj:
+            name = mmproj[0].replace("\\", "/").rsplit("/", 1)[-1]
+            self.vision.setText(f"Enable vision (pass the paired projector {name})")
+            self.vision.setToolTip("Lets the model read images sent in chat (--mmproj)")
+        else:
+            self.vision.setText("Enable vision (no mmproj projector next to this model)")
+            self.vision.setToolTip("Vision needs the model's mmproj .gguf in the same folder")
+
     def load(self, s: ModelSettings) -> None:
         self._loading = True
         try:
@@ -495,6 +512,7 @@ class LaunchPanel(QWidget):
     def set_drafts(self, options: list[DraftOption], auto_pick: DraftOption | None) -> None:
         """Offer the catalog's compatible draft models; say in a line why the others are not offered."""
         current = self.draft_model.currentData() or self._draft_choice
+        self._auto_pick = auto_pick
         self._loading = True
         try:
             self.draft_model.clear()
@@ -568,6 +586,7 @@ class LaunchPanel(QWidget):
             item.setData(0, Qt.ItemDataRole.UserRole, f["args"])
             self.preview.addTopLevelItem(item)
         spec = plan.speculative
+        self._show_auto(spec)
         self.spec_summary.setText(spec.summary + (f"  ·  {spec.source}" if spec.source not in ("table", "measured") else ""))
         d = spec.draft_n_max
         model_based = any(BY_ID[m].kind == "model" for m in spec.methods)
@@ -583,6 +602,32 @@ class LaunchPanel(QWidget):
         self.ctx_warnings.setVisible(bool(plan.context_warnings))
         others = [w for w in plan.warnings if w not in plan.context_warnings]
         self.warnings.setText("\n".join(f"⚠ {w}" for w in others))
+
+    def _show_auto(self, spec) -> None:
+        """Each Auto item says what Auto does right now: on, or off and why (from the planner)."""
+        for mid, combo in self.mode.items():
+            if mid in spec.methods:
+                text = "Auto (on)"
+            elif mid in spec.auto_off:
+                text = f"Auto (off: {spec.auto_off[mid]})"
+            else:
+                text = "Auto"
+            combo.setItemText(0, text)
+            combo.setItemData(0, text, Qt.ItemDataRole.ToolTipRole)
+        i = self.draft_model.findData("auto")
+        if i < 0:
+            return
+        name = self._auto_pick.name if self._auto_pick else None
+        if "draft" in spec.methods and spec.draft is not None:
+            text = f"Auto ({spec.draft.name})"
+        elif name and "draft" in spec.auto_off:
+            text = f"Auto (off: {spec.auto_off['draft']}; would use {name})"
+        elif name:
+            text = f"Auto ({name}, not used now)"
+        else:
+            text = "Auto (none suitable)"
+        self.draft_model.setItemText(i, text)
+        self.draft_model.setItemData(i, text, Qt.ItemDataRole.ToolTipRole)
 
     def show_lan_urls(self, urls: list[str], port: int) -> None:
         if urls:

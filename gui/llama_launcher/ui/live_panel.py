@@ -31,6 +31,19 @@ CHART_POINTS = 180
 OWN_TRAFFIC_GRACE_S = 2.5  # a /metrics poll (1 s) may still count the tail of our own request
 
 
+IDLE_GAP_S = 3.0  # no tokens for this long: the line breaks instead of drawing a slope through the idle time
+
+
+def segments(points: list[tuple[float, float]], gap: float = IDLE_GAP_S) -> list[list[tuple[float, float]]]:
+    """Split (time, value) points where the server was idle, so each reply is its own stretch of line."""
+    out: list[list[tuple[float, float]]] = []
+    for pt in points:
+        if not out or pt[0] - out[-1][-1][0] > gap:
+            out.append([])
+        out[-1].append(pt)
+    return out
+
+
 class SpeedChart(QWidget):
     """A small line chart of decode t/s over time (no QtCharts: it is not in PySide6-Essentials)."""
 
@@ -64,15 +77,21 @@ class SpeedChart(QWidget):
         t0, t1 = self.points[0][0], self.points[-1][0]
         span = max(t1 - t0, 1e-6)
         path = QPainterPath()
-        for i, (t, v) in enumerate(self.points):
-            x = rect.left() + (rect.width() * (t - t0) / span if len(self.points) > 1 else rect.width())
-            y = rect.bottom() - rect.height() * v / top
-            if i == 0:
-                path.moveTo(QPointF(x, y))
-            else:
-                path.lineTo(QPointF(x, y))
+        dots: list[QPointF] = []
+        for seg in segments(list(self.points)):
+            for i, (t, v) in enumerate(seg):
+                x = rect.left() + (rect.width() * (t - t0) / span if len(self.points) > 1 else rect.width())
+                pt = QPointF(x, rect.bottom() - rect.height() * v / top)
+                if i == 0:
+                    path.moveTo(pt)
+                else:
+                    path.lineTo(pt)
+            if len(seg) == 1:  # a reply too short for a line still shows
+                dots.append(pt)
         p.setPen(QPen(pal.color(QPalette.ColorRole.Highlight), 2))
         p.drawPath(path)
+        for pt in dots:
+            p.drawEllipse(pt, 2.5, 2.5)
         p.setPen(QPen(pal.color(QPalette.ColorRole.Text)))
         p.drawText(QRectF(rect.left(), rect.bottom() + 2, rect.width(), 14), Qt.AlignmentFlag.AlignRight,
                    f"last {span:.0f} s")
@@ -258,7 +277,10 @@ class LivePanel(QWidget):
             self.stop_btn.setEnabled(False)
 
     def reset(self) -> None:
+        """A new launch or another model: nothing of the last one's numbers or reply stays on screen."""
         self.verdict_box.setVisible(False)
+        self.reply.clear()
+        self.reply_status.setText("")
         self.own_speed = self.all_speed = None
         self.big.setText("–")
         self.source.setText("waiting for the first reply")

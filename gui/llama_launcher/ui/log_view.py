@@ -126,6 +126,7 @@ class LogView(QWidget):
         self.history.clear()
         self.view.clear()
         self.total_lines = 0
+        self.status.setText("")
 
     def _shown(self, line: str, idx: int, needle: str) -> bool:
         return matches(line, idx) and (not needle or needle in line.lower())
@@ -150,8 +151,13 @@ class LogView(QWidget):
         self.view.appendPlainText(text)
         if follow:
             bar.setValue(bar.maximum())
+            self.view.horizontalScrollBar().setValue(0)  # a long line must not leave the view scrolled sideways
         else:
             bar.setValue(keep)
+        if not needle:
+            self._show_count()
+
+    def _show_count(self) -> None:
         self.status.setText(f"{self.total_lines:,} lines received" + (f" · full log: {self.log_path}" if self.log_path else ""))
 
     def replay(self) -> None:
@@ -163,6 +169,8 @@ class LogView(QWidget):
         self.view.horizontalScrollBar().setValue(0)
         if needle:
             self.status.setText(f"{len(shown):,} of {len(self.history):,} lines contain {self.search.text().strip()!r}")
+        else:
+            self._show_count()  # the search was cleared: back to the plain count
 
     def find_next(self) -> None:
         needle = self.search.text()

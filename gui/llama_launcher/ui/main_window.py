@@ -78,10 +78,22 @@ from llama_launcher.ui.workers import (
 )
 
 READY_TIMEOUT_S = 300.0
+# the smallest window still shows the whole models table (its minimum, see models_pane) beside the setup
+SETUP_MIN_WIDTH = 410
+WINDOW_MIN_WIDTH = 960
 TUNE_LOG_PREFIX = "[tune] "
 STATUS_TEXT = {ServerState.STARTING: "starting llama-server…", ServerState.LOADING: "llama-server is loading the model…",
                ServerState.STOPPING: "stopping llama-server…", ServerState.STOPPED: "llama-server stopped",
                ServerState.IDLE: "llama-server is not running"}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Served:
+    """The network side of the launch that is running: LAN on or off, its key, its port."""
+
+    lan: bool = False
+    key: str = ""
+    port: int = 0
 
 
 def _scrolled(widget: QWidget) -> QScrollArea:
@@ -132,6 +144,9 @@ class MainWindow(QMainWindow):
         self.watch: SpeculationWatch | None = None
         self.last_chat = None  # the last 'Try it' result (ChatResult)
         self.api_key: ApiKey | None = None
+        # what the running server was started with: Try it, metrics and the URL keep using these
+        # when the LAN switch, the key or the port change under it (those apply at the next launch)
+        self.served = _Served()
         self._quitting = False
         self._banner_action: object = None
 
@@ -194,7 +209,7 @@ class MainWindow(QMainWindow):
         rl.addWidget(self.model_title)
         rl.addWidget(self.model_note)
         rl.addWidget(self.tabs, 1)
-        right.setMinimumWidth(420)
+        right.setMinimumWidth(SETUP_MIN_WIDTH)
 
         splitter = QSplitter()
         splitter.setChildrenCollapsible(False)
@@ -215,7 +230,7 @@ class MainWindow(QMainWindow):
         cl.addWidget(splitter, 1)
         self.setCentralWidget(central)
         self.statusBar().showMessage(f"Llama Launcher {__version__}")
-        self.setMinimumSize(900, 560)
+        self.setMinimumSize(WINDOW_MIN_WIDTH, 560)
         self.resize(1280, 820)
 
         # wiring (signals up, calls down)
@@ -322,7 +337,7 @@ class MainWindow(QMainWindow):
     # --- notices -------------------------------------------------------------------------------
     def show_notice(self, text: str, error: bool = False, action: tuple[str, object] | None = None) -> None:
         """One banner line (errors in red); ``action`` adds a one-click way out: (label, callable)."""
-        self.banner.setText(("⛔ " if error else "ℹ ") + text)
+        self.banner.setText(("⚠ " if error else "ℹ ") + text)
         self.banner.setProperty("kind", "error" if error else "notice")
         self.banner.setVisible(True)
         self.banner_close.setVisible(True)
@@ -442,6 +457,8 @@ class MainWindow(QMainWindow):
         self.models_pane.select(path)
 
     def _set_model(self, m: ModelInfo | None) -> None:
+        if not self.state.running and m is not None and (self.model is None or self.model.path != m.path):
+            self.live.reset()  # the last model's reply and numbers are not this one's (a running server's stay)
         self.model = m
         if m is None:
             self.drafts = []
@@ -457,6 +474,7 @@ class MainWindow(QMainWindow):
         self.drafts = draft_options(m, self.catalog.models if self.catalog else []) if not m.error else []
         self.launch_panel.set_drafts(self.drafts, auto_draft(m, self.drafts))
         self.launch_panel.load(self.settings.model(m.path))
+        self.launch_panel.set_projector(m.mmproj if not m.error else [])
         self._load_tuned()
         self.replan()
 
@@ -531,11 +549,16 @@ class MainWindow(QMainWindow):
         """The port the next launch uses (and the preview shows)."""
         return self.settings.port if self.settings.port != AUTO_PORT else self.auto_port
 
+    def _applies_next_launch(self, what: str) -> None:
+        if self.state.running:
+            self.statusBar().showMessage(f"{what} applies at the next launch; the running server keeps its own")
+
     def _network_changed(self) -> None:
         port = self.launch_panel.port_setting()
         if port != self.settings.port:
             self.settings.port = port
             self._save_settings()
+            self._applies_next_launch("the new port")
         self.launch_panel.show_port_problem("")
         self.replan()
 
@@ -550,6 +573,11 @@ class MainWindow(QMainWindow):
         self.launch_panel.show_port_problem("")
         self.hide_banner()
         self.replan()
+
+    def _launch_on_free_port(self) -> None:
+        """The banner's way out after a taken port: one click moves to a free port and launches."""
+        self.use_free_port()
+        self.launch()
 
     def _load_key(self) -> bool:
         try:
@@ -568,18 +596,21 @@ class MainWindow(QMainWindow):
             self.launch_panel.load_network(self.settings.port, False, "")
         self.launch_panel.api_key.setText(self.api_key.key if on and self.api_key else "")
         self._save_settings()
+        self._applies_next_launch("LAN access" if on else "local-only access")
         self.replan()
 
     def _new_key(self) -> None:
         self.api_key = api_key_store.regenerate()
         self._show_notices()
         self.launch_panel.api_key.setText(self.api_key.key)
+        self._applies_next_launch("the new API key")
         self.replan()
 
     # --- planning --------------------------------------------------------------------------------
     def current_plan_settings(self) -> PlanSettings:
         key = self.api_key if self.settings.lan else None
         return PlanSettings.of(self.launch_panel.model_settings(), lan=self.settings.lan, port=self.port,
+                               port_auto=self.settings.port == AUTO_PORT,
                                api_key=key.key if key else None,
                                api_key_file=str(key.file) if key and key.file else None)
 
@@ -696,7 +727,7 @@ class MainWindow(QMainWindow):
                 nxt = network.next_free_port(self.port)
                 self.launch_panel.show_port_problem(f"{msg}; choose another port or stop that program")
                 self.show_notice(f"cannot launch: {msg}", error=True,
-                                 action=(f"Use port {nxt} instead", self.use_free_port))
+                                 action=(f"Launch on port {nxt} instead", self._launch_on_free_port))
                 return
         self.replan()
         if self.plan is None:
@@ -707,8 +738,9 @@ class MainWindow(QMainWindow):
         self.checks = None
         self.watch = self._new_watch(self.plan)
         self.launched = (self.plan, self.model, self.caps.build_number if self.caps else None)
-        self._state_changed(ServerState.STARTING.value, "", [])
         key = self.api_key.key if self.settings.lan and self.api_key else ""
+        self.served = _Served(lan=self.settings.lan, key=key, port=self.port)
+        self._state_changed(ServerState.STARTING.value, "", [])
         self.request_start.emit(list(self.plan.argv), READY_TIMEOUT_S, dict(self.plan.env), key)
 
     def _new_watch(self, plan: Plan) -> SpeculationWatch | None:
@@ -731,8 +763,8 @@ class MainWindow(QMainWindow):
         self.logs.log_path = log_path or None
 
     def _display_url(self) -> str:
-        if self.settings.lan:
-            urls = network.lan_urls(self.port)
+        if self.served.lan:
+            urls = network.lan_urls(self.served.port)
             if urls:
                 return urls[0]
         return self.base_url + "/v1"
@@ -742,7 +774,7 @@ class MainWindow(QMainWindow):
         self.toolbar.show_state(state, self.base_url, self._display_url())
         self.live.set_server_ready(state is ServerState.READY)
         if state is ServerState.READY:
-            self.metrics.start(self.base_url, self.api_key.key if self.settings.lan and self.api_key else "")
+            self.metrics.start(self.base_url, self.served.key)
             self.statusBar().showMessage(f"llama-server is ready at {self._display_url()}")
             self.tabs.setCurrentIndex(1)
         elif state is ServerState.FAILED:
@@ -753,7 +785,7 @@ class MainWindow(QMainWindow):
             action = None
             if "already in use" in reason:
                 text = f"{network.port_in_use_message(self.port)}: choose another port or stop that program"
-                action = (f"Use port {network.next_free_port(self.port)} instead", self.use_free_port)
+                action = (f"Launch on port {network.next_free_port(self.port)} instead", self._launch_on_free_port)
             self.show_notice(text, error=True, action=action)
             self.statusBar().showMessage(f"llama-server failed: {reason}")
         else:
@@ -786,8 +818,7 @@ class MainWindow(QMainWindow):
     # --- try it ------------------------------------------------------------------------------------
     def _send_prompt(self, text: str, max_tokens: int) -> None:
         if self.state is ServerState.READY:
-            key = self.api_key.key if self.settings.lan and self.api_key else ""
-            self.request_chat.emit(self.base_url, text, key, max_tokens, self.live.completion_mode)
+            self.request_chat.emit(self.base_url, text, self.served.key, max_tokens, self.live.completion_mode)
 
     def stop_reply(self) -> None:
         self.chat_worker.cancel()  # direct: closes the reply's connection at once
@@ -817,6 +848,8 @@ class MainWindow(QMainWindow):
         if self.plan is None or self.binary is None or self.model is None or self.state.running or self.tuning:
             return
         self.tuning = True
+        self.statusBar().showMessage("tuning: measuring the speculative settings on this machine… "
+                                     "(Cancel is in Launch setup)")
         self.launch_panel.tuning(True)
         self.tabs.setCurrentIndex(0)
         self.logs.clear()

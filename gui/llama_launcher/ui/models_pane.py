@@ -32,6 +32,8 @@ from llama_launcher.ui.model_table import COLUMNS, MODEL_ROLE, ModelFilterProxy,
 from llama_launcher.ui.resources import icon
 
 NAME_MIN_WIDTH = 220  # "gemma-3-270m-it-qat-Q4_K_M" and most names fit; longer ones elide in the middle
+TABLE_MAX_MIN_WIDTH = 530  # + the pane's margins, the splitter handle and the setup's 410: the 960-pixel window
+PANE_MARGINS = 12
 
 
 def plural(n: int, word: str) -> str:
@@ -74,6 +76,7 @@ class ModelsPane(QWidget):
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search models (name, architecture, quantization, folder)")
         self.search.setClearButtonEnabled(True)
+        self.search.setToolTip("Filters the list as you type; Enter selects the first match")
         self.search.setAccessibleName("Search models")
         self.add_btn = QPushButton(icon("add"), "Add folder…")
         self.add_btn.setToolTip("Add a folder to scan for .gguf models (you can also drop files or folders here)")
@@ -104,8 +107,10 @@ class ModelsPane(QWidget):
         lay.addLayout(row)
         lay.addWidget(self.status)
         self.setMinimumWidth(NAME_MIN_WIDTH + 160)
+        self._selected_path: str | None = None  # stays selected while a search hides it
 
-        self.search.textChanged.connect(self.proxy.set_search)
+        self.search.textChanged.connect(self._search_changed)
+        self.search.returnPressed.connect(self.select_first_match)
         self.table.selectionModel().currentRowChanged.connect(self._row_changed)
         self.table.customContextMenuRequested.connect(self._menu)
         self.add_btn.clicked.connect(self.add_folder)
@@ -140,7 +145,8 @@ class ModelsPane(QWidget):
         """Name stretches; make sure the table is never so narrow that Name gets less than it needs."""
         header = self.table.horizontalHeader()
         others = sum(header.sectionSize(c) for c in range(1, len(COLUMNS)) if not self.table.isColumnHidden(c))
-        self.table.setMinimumWidth(min(NAME_MIN_WIDTH + others + 4, 560))
+        self.table.setMinimumWidth(min(NAME_MIN_WIDTH + others + 4, TABLE_MAX_MIN_WIDTH))
+        self.setMinimumWidth(self.table.minimumWidth() + PANE_MARGINS)  # the pane never clips its table
 
     # --- selection --------------------------------------------------------------------------------
     @property
@@ -153,6 +159,10 @@ class ModelsPane(QWidget):
             row = next((i for i, m in enumerate(self.table_model.models) if m.launchable), -1)
         if row >= 0:
             idx = self.proxy.mapFromSource(self.table_model.index(row, 0))
+            if not idx.isValid():  # hidden by the search: selected all the same
+                self._selected_path = self.table_model.models[row].path
+                self.model_selected.emit(self.table_model.models[row])
+                return
             self.table.setCurrentIndex(idx)
             self.table.scrollTo(idx)
         else:
@@ -164,7 +174,37 @@ class ModelsPane(QWidget):
 
     def _row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         m = self.proxy.data(current, MODEL_ROLE) if current.isValid() else None
+        self._selected_path = m.path if m is not None else None
         self.model_selected.emit(m if m is not None else ())
+
+    def _search_changed(self, text: str) -> None:
+        """Typing a search never changes the model being set up: only a click or the keys do.
+
+        Qt moves the current row to a neighbour when a filter hides it; that move is undone here,
+        and the selected model is shown selected again as soon as the search lets it through."""
+        sel = self.table.selectionModel()
+        blocked = sel.blockSignals(True)
+        try:
+            self.proxy.set_search(text)
+            path = self._selected_path
+            row = self.table_model.row_of(path) if path else -1
+            idx = self.proxy.mapFromSource(self.table_model.index(row, 0)) if row >= 0 else QModelIndex()
+            if idx.isValid():
+                self.table.setCurrentIndex(idx)
+                self.table.scrollTo(idx)
+            else:
+                sel.clear()
+        finally:
+            sel.blockSignals(blocked)
+        self.table.viewport().update()
+        if path and not idx.isValid() and row >= 0:
+            self.message.emit(f"{self.table_model.models[row].name} stays selected (hidden by the search)")
+
+    def select_first_match(self) -> None:
+        """Enter in the search field: the first model it shows becomes the selected one."""
+        if self.proxy.rowCount() > 0:
+            self.table.setCurrentIndex(self.proxy.index(0, 0))
+            self.table.setFocus()
 
     def _menu(self, pos) -> None:
         menu = QMenu(self)

@@ -83,7 +83,8 @@ class HardwarePanel(QWidget):
             self.backend.setText("\n".join(f"{d.backend}: {d.name} ({d.memory_total_mib:,} MiB)" for d in hw.backend_devices)
                                  or "no GPU devices: llama-server runs on the CPU")
         gpu, why = hw.gpu_branch()
-        self.branch.setText(f"{'the GPU' if gpu else 'the CPU (or the Mac GPU)'} — {why}")
+        where = "the GPU" if gpu else "Apple Silicon (Metal)" if hw.apple_silicon else "the CPU"
+        self.branch.setText(f"{where} — {why}")
         notice = idle_gpu_notice(hw)
         self.idle_gpu.setText(notice or "")
         self.idle_gpu.setVisible(bool(notice))

@@ -291,7 +291,8 @@ def _why_auto_off(model: ModelInfo, modes: dict[str, str], d: SpeculativeDecisio
         if modes[m.id] != "auto" or not d.available[m.id].ok or m.id in d.methods:
             continue
         if measured:
-            out[m.id] = "measured slower on this machine"
+            out[m.id] = (f"the measurement on this machine chose {combo_label(d.methods)}"
+                         if d.methods else "the measurement on this machine chose no speculation")
         elif m.kind == "model" and engaged_models:
             out[m.id] = f"{combo_label(engaged_models)} runs instead"
         elif m.kind == "model" and (model.trunk_parameters or 0) < SMALL_MODEL_THRESHOLD:

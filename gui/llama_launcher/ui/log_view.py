@@ -137,6 +137,8 @@ class LogView(QWidget):
         idx, needle = self.filter.currentIndex(), self.search.text().strip().lower()
         shown = [ln for ln in lines if self._shown(ln, idx, needle)]
         if not shown:
+            if not needle:
+                self._show_count()
             return
         skipped = 0
         if len(shown) > MAX_LINES_PER_BATCH:

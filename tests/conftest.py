@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,6 +95,16 @@ def mtp_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "mtp": write_mimo2_model(folder / "tiny-mimo2-MTP.gguf", with_mtp=True),
         "plain": write_mimo2_model(folder / "tiny-mimo2-plain.gguf", with_mtp=False),
     }
+
+
+def wait_for(pred, timeout: float, interval: float = 0.05) -> bool:
+    """Poll `pred` until it holds or `timeout` seconds pass; whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return False
 
 
 def stop_process(proc: subprocess.Popen) -> None:

@@ -24,9 +24,9 @@ from llama_launcher.core import orphan_guard
 from llama_launcher.core.binary_probe import PROBE_CACHE_VERSION
 from llama_launcher.core.model_catalog import CACHE_VERSION
 from llama_launcher.core.state_files import drain_notices
-from unwritable_home import KINDS, popen
 
 from gguf_factory import write_model
+from unwritable_home import KINDS, popen
 
 HOSTILE_JSON = {
     "deep nesting": "[" * 200_000 + "]" * 200_000,

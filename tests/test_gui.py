@@ -20,29 +20,7 @@ from llama_launcher.ui.main_window import MainWindow
 
 from fake_server import make_fake_server
 from gguf_factory import write_model
-
-WAIT = 60_000
-
-
-def flat(window: MainWindow) -> list[str]:
-    return [a for args in window.launch_panel.preview_args() for a in args]
-
-
-def value_after(argv: list[str], flag: str) -> str | None:
-    return argv[argv.index(flag) + 1] if flag in argv else None
-
-
-def make_window(qtbot, binary: Path | str, folder: Path, model_settings: dict | None = None) -> MainWindow:
-    s = settings_store.AppSettings(folders=[str(folder)], binary=str(binary))
-    for path, ms in (model_settings or {}).items():
-        modes = {k.replace("_", "-"): ms.pop(k) for k in list(ms) if k in ("mtp", "ngram_mod")}
-        s.set_model(path, ModelSettings(modes=modes, **ms))
-    settings_store.save(s)
-    w = MainWindow()
-    qtbot.addWidget(w, before_close_func=lambda w: w.shutdown())  # a failed test must not leave a dialog up
-    w.show()
-    qtbot.waitUntil(lambda: w.plan is not None or (w.model is not None and w.plan_error != ""), timeout=WAIT)
-    return w
+from window_helpers import WAIT, flat, open_window, send_prompt, value_after
 
 
 @pytest.fixture
@@ -64,7 +42,7 @@ def select(qtbot, w: MainWindow, name: str) -> None:
 
 
 def test_window_opens_and_lists_models(qtbot, models: Path, fake_current: Path) -> None:
-    w = make_window(qtbot, fake_current, models)
+    w = open_window(qtbot, fake_current, models)
     assert {m.name for m in w.table_model.models} == {"Tiny MTP", "Plain"}
     assert w.caps is not None and w.caps.mtp_token == "draft-mtp"
     assert w.hw is not None and w.hw.backend_devices == []
@@ -78,7 +56,7 @@ def test_window_opens_and_lists_models(qtbot, models: Path, fake_current: Path) 
 
 
 def test_each_control_changes_the_planned_argv(qtbot, models: Path, fake_current: Path) -> None:
-    w = make_window(qtbot, fake_current, models)
+    w = open_window(qtbot, fake_current, models)
     select(qtbot, w, "Tiny MTP")
     p = w.launch_panel
     argv = flat(w)
@@ -116,13 +94,13 @@ def test_each_control_changes_the_planned_argv(qtbot, models: Path, fake_current
 
 def test_unavailable_controls_are_disabled_with_the_reason(qtbot, models: Path, fake_current: Path,
                                                           tmp_path: Path) -> None:
-    w = make_window(qtbot, fake_current, models)
+    w = open_window(qtbot, fake_current, models)
     select(qtbot, w, "Plain")
     assert not w.launch_panel.mtp.isEnabled()
     assert "model has no MTP layers" in w.launch_panel.mtp.toolTip()
     w.shutdown()
     old = make_fake_server(tmp_path / "old", "b9093-post-rename")
-    w2 = make_window(qtbot, old, models)
+    w2 = open_window(qtbot, old, models)
     select(qtbot, w2, "Tiny MTP")
     assert not w2.launch_panel.mtp.isEnabled()
     assert "this llama-server has no MTP (draft-mtp); update llama.cpp" in w2.launch_panel.mtp.toolTip()
@@ -132,7 +110,7 @@ def test_unavailable_controls_are_disabled_with_the_reason(qtbot, models: Path, 
 
 
 def test_extra_args_are_validated_as_you_type(qtbot, models: Path, fake_current: Path) -> None:
-    w = make_window(qtbot, fake_current, models)
+    w = open_window(qtbot, fake_current, models)
     w.launch_panel.extra.setText("--port 9999")
     assert w.plan is None and "--port cannot be used" in w.launch_panel.extra_error.text()
     assert not w.launch_action.isEnabled() and "--port" in w.launch_action.toolTip()
@@ -142,7 +120,7 @@ def test_extra_args_are_validated_as_you_type(qtbot, models: Path, fake_current:
 
 
 def test_lan_switch_requires_and_shows_a_redacted_key(qtbot, models: Path, fake_current: Path) -> None:
-    w = make_window(qtbot, fake_current, models)
+    w = open_window(qtbot, fake_current, models)
     w.launch_panel.lan.setChecked(True)
     key = w.launch_panel.api_key.text()
     assert key.startswith("ll-") and len(key) > 20
@@ -157,7 +135,7 @@ def test_lan_switch_requires_and_shows_a_redacted_key(qtbot, models: Path, fake_
 
 
 def test_settings_persist_and_a_corrupt_store_gives_a_notice(qtbot, models: Path, fake_current: Path) -> None:
-    w = make_window(qtbot, fake_current, models)
+    w = open_window(qtbot, fake_current, models)
     select(qtbot, w, "Plain")
     w.launch_panel.ctx.setValue(4096)
     w.launch_panel.extra.setText("--jinja")
@@ -177,7 +155,7 @@ def test_settings_persist_and_a_corrupt_store_gives_a_notice(qtbot, models: Path
 
 
 def test_dropping_a_file_adds_its_folder_and_selects_it(qtbot, models: Path, fake_current: Path, tmp_path: Path) -> None:
-    w = make_window(qtbot, fake_current, models)
+    w = open_window(qtbot, fake_current, models)
     other = write_model(tmp_path / "elsewhere" / "dropped.gguf", name="Dropped")
     w.add_paths([str(other)])
     qtbot.waitUntil(lambda: w.model is not None and w.model.name == "Dropped", timeout=WAIT)
@@ -198,7 +176,7 @@ def test_first_run_without_llama_server(qtbot, models: Path, tmp_path: Path, mon
 
 def test_close_while_running_asks_and_stop_leaves_nothing(qtbot, models: Path, tmp_path: Path) -> None:
     hang = make_fake_server(tmp_path / "hang", "b11434-current", behaviour="help")
-    w = make_window(qtbot, hang, models)
+    w = open_window(qtbot, hang, models)
     w.launch()
     qtbot.waitUntil(lambda: w.server_worker.runner is not None and w.server_worker.runner.pid is not None, timeout=WAIT)
     pid = w.server_worker.runner.pid
@@ -226,7 +204,7 @@ def test_log_view_stays_bounded_and_responsive_under_a_flood(qtbot, models: Path
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_FLOOD_LINES", "100000")
     flood = make_fake_server(tmp_path / "flood", "b11434-current", behaviour="flood")
-    w = make_window(qtbot, flood, models)
+    w = open_window(qtbot, flood, models)
     delays: list[float] = []
     last = [time.perf_counter()]
 
@@ -255,7 +233,7 @@ def test_log_view_stays_bounded_and_responsive_under_a_flood(qtbot, models: Path
 
 @pytest.mark.integration
 def test_launch_try_it_and_live_decode_speed(qtbot, llama_server: str, demo_model: Path) -> None:
-    w = make_window(qtbot, llama_server, demo_model.parent, {str(demo_model): {"threads": 2}})
+    w = open_window(qtbot, llama_server, demo_model.parent, models={str(demo_model): ModelSettings(threads=2)})
     assert w.model is not None and w.model.path == str(demo_model)
     states: list[str] = []
     w.server_worker.state_changed.connect(lambda s, r, e: states.append(s))
@@ -265,10 +243,7 @@ def test_launch_try_it_and_live_decode_speed(qtbot, llama_server: str, demo_mode
     assert "starting" in states or "loading" in states
     assert w.endpoint.text() == w.base_url + "/v1" and w.live.send_btn.isEnabled()
     assert w.logs.total_lines > 0
-    w.live.prompt.setPlainText("Name three colours.")
-    w.live.send_btn.click()
-    qtbot.waitUntil(lambda: w.last_chat is not None and not w.live.stop_btn.isEnabled(), timeout=240_000)
-    result = w.last_chat
+    result = send_prompt(qtbot, w, "Name three colours.", timeout=240_000)
     assert result.text and result.timings is not None
     expected = result.timings["predicted_per_second"]
     assert expected > 0
@@ -287,9 +262,8 @@ def test_failing_launches_show_the_classified_reason(qtbot, llama_server: str, m
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     folder = mtp_models["plain"].parent
     # MTP forced through the user's own flags (the planner itself never emits it for this model)
-    w = make_window(qtbot, llama_server, folder, {str(mtp_models["plain"]): {"extra_args": "--spec-type draft-mtp",
-                                                                             "threads": 1},
-                                                  str(mtp_models["mtp"]): {"threads": 1}})
+    w = open_window(qtbot, llama_server, folder, models={str(mtp_models["plain"]): ModelSettings(extra_args="--spec-type draft-mtp", threads=1),
+                                                         str(mtp_models["mtp"]): ModelSettings(threads=1)})
     select(qtbot, w, "tiny mimo2")
     w.launch()
     qtbot.waitUntil(lambda: w.state == ServerState.FAILED, timeout=120_000)
@@ -301,7 +275,7 @@ def test_failing_launches_show_the_classified_reason(qtbot, llama_server: str, m
 @pytest.mark.integration
 def test_tune_button_measures_and_auto_uses_the_result(qtbot, llama_server: str, mtp_models: dict) -> None:
     folder = mtp_models["mtp"].parent
-    w = make_window(qtbot, llama_server, folder, {str(mtp_models["mtp"]): {"threads": 1}})
+    w = open_window(qtbot, llama_server, folder, models={str(mtp_models["mtp"]): ModelSettings(threads=1)})
     select(qtbot, w, "tiny mimo2 MTP")
     assert "not measured" in w.launch_panel.tune_label.text()
     w.launch_panel.tune_btn.click()
@@ -343,7 +317,7 @@ def test_cancel_buttons_reach_a_busy_worker_at_once(qtbot, models: Path, fake_cu
     from llama_launcher.core.benchmark import CancelToken
     from llama_launcher.core.chat_client import StreamHandle
 
-    w = make_window(qtbot, fake_current, models)
+    w = open_window(qtbot, fake_current, models)
     w.tuning = True  # as while a tune runs: Cancel is live
     w.tune_worker._token, w.chat_worker._handle = CancelToken(), StreamHandle()
     for worker, cancel_signal, flag in ((w.tune_worker, w.launch_panel.tune_cancel, lambda: w.tune_worker._token.cancelled),

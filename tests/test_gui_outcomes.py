@@ -18,39 +18,16 @@ import pytest
 from PySide6.QtWidgets import QApplication, QLabel, QScrollArea
 
 from llama_launcher.core import settings_store, tuning_store
-from llama_launcher.core.launch_settings import AUTO_PORT, ModelSettings
+from llama_launcher.core.launch_settings import ModelSettings
 from llama_launcher.core.network import free_port
 from llama_launcher.core.server_process import ServerState
-from llama_launcher.ui.main_window import MainWindow
 
 from fake_server import make_fake_server
 from gguf_factory import write_model
 from synthetic_mtp import write_mimo2_model
+from window_helpers import WAIT, flat, open_window, send_prompt, value_after, wait_ready
 
-WAIT = 60_000
 LONG_NAME = "gemma-3-270m-it-qat-Q4_K_M"
-
-
-def flat(w: MainWindow) -> list[str]:
-    return [a for args in w.launch_panel.preview_args() for a in args]
-
-
-def value_after(argv: list[str], flag: str) -> str | None:
-    return argv[argv.index(flag) + 1] if flag in argv else None
-
-
-def open_window(qtbot, binary: Path | str, folder: Path, port: int = AUTO_PORT, models: dict | None = None,
-                save: bool = True) -> MainWindow:
-    if save:
-        s = settings_store.AppSettings(folders=[str(folder)], binary=str(binary), port=port)
-        for path, ms in (models or {}).items():
-            s.set_model(path, ms)
-        settings_store.save(s)
-    w = MainWindow()
-    qtbot.addWidget(w, before_close_func=lambda w: w.shutdown())  # a failed test must not leave a dialog up
-    w.show()
-    qtbot.waitUntil(lambda: w.plan is not None or (w.model is not None and w.plan_error != ""), timeout=WAIT)
-    return w
 
 
 def llama_children() -> list[psutil.Process]:
@@ -72,11 +49,6 @@ def http_server(tmp_path: Path):
     def make(webui: bool = False, template: str = "keeps") -> Path:
         return make_fake_server(tmp_path / f"http-{webui}-{template}", "b11434-current", behaviour="http")
     return make
-
-
-def wait_ready(qtbot, w: MainWindow, timeout: int = WAIT) -> None:
-    qtbot.waitUntil(lambda: w.state in (ServerState.READY, ServerState.FAILED), timeout=timeout)
-    assert w.state is ServerState.READY, w.banner.text()
 
 
 # --- a first run that reads right ----------------------------------------------------------------
@@ -354,10 +326,7 @@ def test_a_draft_model_from_the_catalog_drafts_and_the_live_panel_shows_it(qtbot
     assert w.plan.memory.draft_model_mib > 0 and "draft-simple" in value_after(flat(w), "--spec-type")
     w.launch()
     wait_ready(qtbot, w, 240_000)
-    w.live.max_tokens.setValue(64)
-    w.live.prompt.setPlainText("hello world")
-    w.live.send_btn.click()
-    qtbot.waitUntil(lambda: w.last_chat is not None, timeout=120_000)
+    send_prompt(qtbot, w, "hello world", max_tokens=64)
     assert w.last_chat.speed.draft_n and w.last_chat.speed.draft_accepted > 0
     assert w.live.accept_stat.value.text().endswith("%") and w.live.accept_stat.value.text() != "0.0 %"
     w.stop_server()
@@ -372,10 +341,7 @@ def test_the_live_panel_says_when_speculation_is_losing(qtbot, llama_server: str
     assert value_after(flat(w), "--spec-type") == "draft-mtp"
     w.launch()
     wait_ready(qtbot, w, 240_000)
-    w.live.max_tokens.setValue(400)
-    w.live.prompt.setPlainText("hello world")
-    w.live.send_btn.click()
-    qtbot.waitUntil(lambda: w.last_chat is not None, timeout=120_000)
+    send_prompt(qtbot, w, "hello world", max_tokens=400)
     assert w.last_chat.speed.draft_n and w.last_chat.speed.draft_accepted == 0
     assert w.live.verdict_box.isVisibleTo(w.live)
     assert w.live.verdict.text().startswith("⚠ MTP is probably slowing this model down: 0% of drafts accepted")

@@ -16,18 +16,9 @@ import pytest
 from llama_launcher.core import orphan_guard
 from llama_launcher.core.network import free_port
 
-from conftest import stop_process
+from conftest import stop_process, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def _wait_for(pred, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _llama_children(pid: int) -> list[psutil.Process]:
@@ -61,7 +52,7 @@ def test_sigkill_of_serve_takes_the_server_along(llama_server: str, mtp_models: 
     server = servers[0]
     launcher.send_signal(signal.SIGKILL)
     launcher.wait(10)
-    assert _wait_for(lambda: not server.is_running() or server.status() == psutil.STATUS_ZOMBIE, 5.0)
+    assert wait_for(lambda: not server.is_running() or server.status() == psutil.STATUS_ZOMBIE, 5.0)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="Windows has no SIGTERM to send; the window stops the server itself")

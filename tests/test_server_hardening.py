@@ -28,19 +28,11 @@ from llama_launcher.core.network import free_port
 from llama_launcher.core.server_log import HEAD_BYTES, MAX_LINE_BYTES, TAIL_BYTES, line_cut_note, prune_logs
 from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState
 
+from conftest import wait_for
 from fake_server import make_fake_server
 
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="the fake servers use POSIX signals and /dev/urandom")
 CPU = Hardware("test CPU", 16384, 12000, False, [])
-
-
-def wait_for(pred, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def fake_runner(tmp_path: Path, behaviour: str, runners: list, lines: list[str] | None = None,

@@ -15,7 +15,6 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication, QScrollArea
 
-from llama_launcher.core import settings_store
 from llama_launcher.core.benchmark import _Runner
 from llama_launcher.core.launch_settings import AUTO_PORT
 from llama_launcher.core.model_info import format_params
@@ -26,26 +25,12 @@ from llama_launcher.ui.main_window import MainWindow
 
 from fake_server import make_fake_server
 from gguf_factory import write_model
-
-WAIT = 60_000
-
-
-def open_window(qtbot, binary: Path, folder: Path, port: int = AUTO_PORT, lan: bool = False) -> MainWindow:
-    settings_store.save(settings_store.AppSettings(folders=[str(folder)], binary=str(binary), port=port, lan=lan))
-    w = MainWindow()
-    qtbot.addWidget(w, before_close_func=lambda w: w.shutdown())
-    w.show()
-    qtbot.waitUntil(lambda: w.plan is not None or (w.model is not None and w.plan_error != ""), timeout=WAIT)
-    return w
+from window_helpers import WAIT, flat, open_window
 
 
 def select(qtbot, w: MainWindow, path: Path) -> None:
     w.select_model(str(path))
     qtbot.waitUntil(lambda: w.model is not None and w.model.path == str(path) and w.plan is not None, timeout=WAIT)
-
-
-def flat(w: MainWindow) -> list[str]:
-    return [a for args in w.launch_panel.preview_args() for a in args]
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from llama_launcher.core.server_process import ServerRunner
 
 from conftest import _missing
 from fake_server import make_script
+from gguf_factory import write_model
 
 CPU = Hardware("test CPU", 65536, 60000, False, [])
 
@@ -109,6 +110,18 @@ def test_failures_of_the_tool_are_one_line(tmp_path: Path) -> None:
         run_fit_print(slow, "/m.gguf", 4096, launch, timeout=1)
     with pytest.raises(FitProjectionError, match="cannot run"):
         run_fit_print(tmp_path / "missing" / "llama-fit-params", "/m.gguf", 4096, launch)
+
+
+def test_a_failed_projection_keeps_what_past_launches_taught(tmp_path: Path) -> None:
+    folder = tmp_path / "bin"
+    _fake_tool(folder, "print('error: failed to load model', file=sys.stderr)\nsys.exit(1)\n")
+    binary = make_script(folder / "llama-server", "pass\n")
+    model = read_model_info(write_model(tmp_path / "m.gguf", arch="llama", name="M"))
+    past = memory_evidence.MemoryEvidence(measurements=["a past launch"])  # type: ignore[list-item]
+    got = memory_evidence.add_projection(past, str(binary), model, LaunchMemory(), 4096)
+    assert got.projection is None and got.measurements == ["a past launch"]
+    assert got.projection_error is not None and "failed to load model" in got.projection_error
+    assert "\n" not in got.projection_error
 
 
 def test_stdout_rows_are_used_when_the_tool_prints_no_table(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,18 +73,27 @@ def projection_for(binary: str, model: ModelInfo, launch: LaunchMemory, native: 
     return result
 
 
-def gather(binary: str, model: ModelInfo, build: int | str | None, launch: LaunchMemory | None, native: int,
-           chosen: int | None = None, with_projection: bool = True) -> MemoryEvidence:
-    """Past launches of this model (always) and llama.cpp's projection (when asked and ``launch`` is known)."""
-    measurements: list[MemoryMeasurement] = memory_corrections.lookup_all(model.path, build)
-    evidence = MemoryEvidence(measurements=measurements)
-    if with_projection and launch is not None:
-        got = projection_for(binary, model, launch, native, chosen)
-        if isinstance(got, str):
-            evidence.projection_error = got
-        else:
-            evidence.projection = got
-    return evidence
+def gather(model: ModelInfo, build: int | str | None) -> MemoryEvidence:
+    """This model's past launches (a small file: cheap enough for the GUI thread)."""
+    return MemoryEvidence(measurements=memory_corrections.lookup_all(model.path, build))
+
+
+def add_projection(evidence: MemoryEvidence, binary: str, model: ModelInfo, launch: LaunchMemory,
+                   chosen: int) -> MemoryEvidence:
+    """The same evidence with llama.cpp's projection for these settings (or why there is none).
+
+    Projects at the model's native context (or the chosen one when the native is unknown) and at the
+    chosen one. Slow the first time per model and settings: call it off the GUI thread. A failure of
+    any kind is one line in ``projection_error``; the past launches are kept either way.
+    """
+    native = model.context_length if isinstance(model.context_length, int) and model.context_length > 0 else 0
+    try:
+        got = projection_for(binary, model, launch, native or chosen, chosen)
+    except Exception as exc:  # a broken tool or file must not cost the past launches
+        got = f"llama.cpp's projection failed: {exc}"
+    if isinstance(got, str):
+        return replace(evidence, projection=None, projection_error=got)
+    return replace(evidence, projection=got, projection_error=None)
 
 
 def read_log_lines(path: str | Path) -> list[str]:
@@ -130,11 +140,9 @@ def plan_with_evidence(binary: str, model: ModelInfo, hw: Hardware, caps: Capabi
     """
     from llama_launcher.core.launch_planner import plan_launch
 
-    evidence = gather(binary, model, caps.build_number, None, 0, with_projection=False)
+    evidence = gather(model, caps.build_number)
     plan = plan_launch(binary, model, hw, caps, settings, tuned, drafts, memory_evidence=evidence)
     if with_projection and plan.memory is not None:
-        native = model.context_length if isinstance(model.context_length, int) and model.context_length > 0 else 0
-        evidence = gather(binary, model, caps.build_number, plan.memory.launch, native or plan.memory.context,
-                          plan.memory.context)
+        evidence = add_projection(evidence, binary, model, plan.memory.launch, plan.memory.context)
         plan = plan_launch(binary, model, hw, caps, settings, tuned, drafts, memory_evidence=evidence)
     return plan

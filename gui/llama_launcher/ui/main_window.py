@@ -115,7 +115,7 @@ class MainWindow(QMainWindow):
     request_tune = Signal(str, object, object, object, object, object)
     request_chat = Signal(str, str, str, int, bool)
     request_build = Signal()
-    request_projection = Signal(object, str, object, object, object, int, int)
+    request_projection = Signal(object, object, str, object, object, int)
     request_learn = Signal(object, object, object, str)
 
     def __init__(self) -> None:
@@ -679,8 +679,7 @@ class MainWindow(QMainWindow):
         if self.model is not None and self.caps is not None and self.binary is not None and not self.model.error:
             from llama_launcher.core import memory_evidence
 
-            self.memory_evidence = memory_evidence.gather(self.binary.path, self.model, self.caps.build_number,
-                                                          None, 0, with_projection=False)
+            self.memory_evidence = memory_evidence.gather(self.model, self.caps.build_number)
 
     def _ask_projection(self) -> None:
         key = self._projection_wanted()
@@ -688,14 +687,14 @@ class MainWindow(QMainWindow):
             return
         self._projection_key = key
         assert self.binary is not None and self.model is not None and self.caps is not None
-        native = self.model.context_length if self.model.context_length and self.model.context_length > 0 else 0
-        self.request_projection.emit(key, self.binary.path, self.model, self.caps.build_number,
-                                     self.plan.memory.launch, native or self.plan.memory.context,
-                                     self.plan.memory.context)
+        self.request_projection.emit(key, self.memory_evidence or MemoryEvidence(), self.binary.path, self.model,
+                                     self.plan.memory.launch, self.plan.memory.context)
 
     def _projected(self, key: object, evidence: MemoryEvidence) -> None:
         if key != self._projection_wanted():
             return  # the model or the settings changed meanwhile: a newer request is on its way
+        if self.memory_evidence is not None:  # a launch may have been learned meanwhile: keep the newest
+            evidence = dataclasses.replace(evidence, measurements=self.memory_evidence.measurements)
         self.memory_evidence = evidence
         self.replan()
 

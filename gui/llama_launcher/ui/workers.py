@@ -294,14 +294,11 @@ class MemoryWorker(QObject):
     projected = Signal(object, object)  # request key, MemoryEvidence
     learned = Signal(str)  # what was learned, in words ('' when the server reported nothing)
 
-    @Slot(object, str, object, object, object, int, int)
-    def project(self, key: Any, binary: str, model: Any, build: Any, launch: Any, native: int, chosen: int) -> None:
+    @Slot(object, object, str, object, object, int)
+    def project(self, key: Any, evidence: Any, binary: str, model: Any, launch: Any, chosen: int) -> None:
         from llama_launcher.core import memory_evidence
 
-        try:
-            evidence = memory_evidence.gather(binary, model, build, launch, native, chosen)
-        except Exception as exc:  # a broken tool or file must not take the window down
-            evidence = memory_evidence.MemoryEvidence(projection_error=f"llama.cpp's projection failed: {exc}")
+        evidence = memory_evidence.add_projection(evidence, binary, model, launch, chosen)
         self.projected.emit(key, evidence)
 
     @Slot(object, object, object, str)

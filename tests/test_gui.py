@@ -236,7 +236,7 @@ def test_launch_try_it_and_live_decode_speed(qtbot, llama_server: str, demo_mode
     w = open_window(qtbot, llama_server, demo_model.parent, models={str(demo_model): ModelSettings(threads=2)})
     assert w.model is not None and w.model.path == str(demo_model)
     states: list[str] = []
-    w.server_worker.state_changed.connect(lambda s, r, e: states.append(s))
+    w.server_worker.state_changed.connect(lambda s, *_: states.append(s))
     w.launch_action.trigger()
     qtbot.waitUntil(lambda: w.state in (ServerState.READY, ServerState.FAILED), timeout=240_000)
     assert w.state == ServerState.READY, w.banner.text()

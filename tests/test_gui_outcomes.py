@@ -166,6 +166,10 @@ def test_small_things_in_plain_words(qtbot, models: Path, tmp_path: Path) -> Non
     assert w.model_note.isVisibleTo(w) and w.model_note.text().startswith("Base model")
     assert "built-in 'gemma' template" in w.model_note.text() and w.live.completion_mode
     assert "plain text completion" in w.live.try_title.text()
+    # the note follows what the launch will pass: the user's own template wins over the built-in one
+    w.launch_panel.extra.setText("--chat-template chatml")
+    qtbot.waitUntil(lambda: "Your extra arguments choose the chat template." in w.model_note.text(), timeout=WAIT)
+    assert "built-in 'gemma'" not in w.model_note.text()
 
 
 # --- the server: port, LAN, web UI, template, status bar ---------------------------------------------

@@ -39,10 +39,12 @@ def signal_reason(signum: int) -> str:
     return _SIGNAL_TEXT.get(name, f"killed by {name}")
 
 
+PORT_WAY_OUT = "choose another port or stop that program"  # after every "port N is already in use" line
+
 # (code, pattern, message template). Order matters: the first match wins.
 _PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
     ("port_in_use", re.compile(r"couldn't bind HTTP server socket(?:, hostname: (?P<host>\S+), port: (?P<port>\d+))?", re.I),
-     "port {port} is already in use by another program; choose another port or stop that program"),
+     "port {port} is already in use by another program; " + PORT_WAY_OUT),
     ("removed_argument", re.compile(r'error while handling argument "(?P<arg>[^"]+)": the argument has been removed\.?\s*(?P<hint>.*)', re.I),
      "llama-server no longer accepts {arg}: {hint}"),
     ("unknown_spec_type", re.compile(r'unknown speculative type:\s*(?P<type>\S+)', re.I),

@@ -530,15 +530,35 @@ def _speculative_flags(spec: SpeculativeDecision, caps: Capabilities, settings: 
     return flags
 
 
+TEMPLATE_FLAGS = frozenset({"--chat-template", "--chat-template-file", "--jinja", "--no-jinja"})
+
+
+def fallback_template(model: ModelInfo, caps: Capabilities) -> str | None:
+    """The built-in template this binary has for a model whose file carries none, if any."""
+    fallback = FALLBACK_TEMPLATES.get(model.architecture or "")
+    if model.has_chat_template or not fallback or fallback not in caps.builtin_templates:
+        return None
+    return fallback
+
+
+def chat_template_given(plan: Plan) -> str:
+    """In words, which template chat clients of this plan's server get (for a model without its own)."""
+    for f in plan.flags:
+        if f.group == "model" and "--chat-template" in f.args:
+            name = f.args[f.args.index("--chat-template") + 1]
+            return f"the launcher passes llama-server's built-in '{name}' template for chat clients"
+        if f.group == "user" and TEMPLATE_FLAGS & {a.split("=", 1)[0] for a in f.args}:
+            return "your extra arguments choose the chat template"
+    return "chat clients get llama-server's generic template"
+
+
 def _template_flags(model: ModelInfo, caps: Capabilities, extra: ParsedExtraArgs) -> list[FlagReason]:
     """A built-in template for a model without one, spelt so that this binary honours it.
 
     With the Jinja engine on (b11434's default), ``--chat-template gemma`` is taken as the literal
     template text "gemma" and every message is lost; built-in names work only with ``--no-jinja``."""
-    fallback = FALLBACK_TEMPLATES.get(model.architecture or "")
-    if model.has_chat_template or not fallback or fallback not in caps.builtin_templates:
-        return []
-    if {"--chat-template", "--chat-template-file", "--jinja", "--no-jinja"} & set(extra.flags):
+    fallback = fallback_template(model, caps)
+    if fallback is None or TEMPLATE_FLAGS & set(extra.flags):
         return []
     args = ["--chat-template", fallback]
     how = ""

@@ -38,16 +38,18 @@ from llama_launcher.core.api_key_store import ApiKey, ApiKeyError
 from llama_launcher.core.binary_discovery import Candidate, find_server
 from llama_launcher.core.binary_probe import Capabilities
 from llama_launcher.core.draft_pairing import DraftOption, auto_draft, draft_options
+from llama_launcher.core.failure_reasons import PORT_WAY_OUT
 from llama_launcher.core.hardware import Hardware
 from llama_launcher.core.launch_planner import (
-    FALLBACK_TEMPLATES,
     Plan,
     PlanError,
     PlanSettings,
     availability,
+    chat_template_given,
+    fallback_template,
     plan_launch,
 )
-from llama_launcher.core.launch_settings import AUTO_PORT
+from llama_launcher.core.launch_settings import AUTO_PORT, ModelSettings
 from llama_launcher.core.memory_estimate import MemoryEvidence
 from llama_launcher.core.model_catalog import CatalogResult
 from llama_launcher.core.model_info import ModelInfo
@@ -314,6 +316,10 @@ class MainWindow(QMainWindow):
         self._projection_timer.setSingleShot(True)
         self._projection_timer.setInterval(600)
         self._projection_timer.timeout.connect(self._ask_projection)
+        self._save_timer = QTimer(self)  # settings reach the disk once typing or a slider has paused
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(400)
+        self._save_timer.timeout.connect(self._save_now)
 
         self.build_worker = BuildWorker()
         self._run_in_thread(self.build_worker, "build-worker")
@@ -385,7 +391,6 @@ class MainWindow(QMainWindow):
             self.server_panel.show_binary(self.binary.path, self.binary.source, caps, "")
         self.server_setup.refresh(self.binary, caps, hw, self.settings.binary)
         self._load_tuned()
-        self._refresh_model_note()
         self.replan()
 
     def _probe_failed(self, error: str, hw: Hardware) -> None:
@@ -482,10 +487,12 @@ class MainWindow(QMainWindow):
         m = self.model
         note = ""
         if m is not None and not m.error and not m.has_chat_template:
-            fallback = FALLBACK_TEMPLATES.get(m.architecture or "")
-            given = (f"the launcher passes llama-server's built-in '{fallback}' template for chat clients"
-                     if fallback and self.caps is not None and fallback in self.caps.builtin_templates
-                     else "chat clients get llama-server's generic template")
+            if self.plan is not None:
+                given = chat_template_given(self.plan)
+            elif self.caps is not None and (fallback := fallback_template(m, self.caps)):
+                given = f"the launcher passes llama-server's built-in '{fallback}' template for chat clients"
+            else:
+                given = "chat clients get llama-server's generic template"
             note = (f"Base model: the file has no chat template, so it was most likely not trained to chat; "
                     f"Try it sends your text as a plain completion. {given[0].upper() + given[1:]}.")
         self.model_note.setText(note)
@@ -597,7 +604,7 @@ class MainWindow(QMainWindow):
         self.launch_panel.api_key.setText(self.api_key.key if on and self.api_key else "")
         self._save_settings()
         self._applies_next_launch("LAN access" if on else "local-only access")
-        self.replan()
+        # no replan here: the panel's network_changed follows this signal and replans once
 
     def _new_key(self) -> None:
         self.api_key = api_key_store.regenerate()
@@ -607,9 +614,9 @@ class MainWindow(QMainWindow):
         self.replan()
 
     # --- planning --------------------------------------------------------------------------------
-    def current_plan_settings(self) -> PlanSettings:
+    def current_plan_settings(self, model_settings: ModelSettings | None = None) -> PlanSettings:
         key = self.api_key if self.settings.lan else None
-        return PlanSettings.of(self.launch_panel.model_settings(), lan=self.settings.lan, port=self.port,
+        return PlanSettings.of(model_settings or self.launch_panel.model_settings(), lan=self.settings.lan, port=self.port,
                                port_auto=self.settings.port == AUTO_PORT,
                                api_key=key.key if key else None,
                                api_key_file=str(key.file) if key and key.file else None)
@@ -617,8 +624,8 @@ class MainWindow(QMainWindow):
     def replan(self) -> None:
         self.plan, self.plan_error = None, ""
         m, caps, hw = self.model, self.caps, self.hw
+        ms = self.launch_panel.model_settings()
         if m is not None and not m.error:
-            ms = self.launch_panel.model_settings()
             if self.settings.model(m.path) != ms:
                 self.settings.set_model(m.path, ms)
                 self._save_settings()
@@ -633,14 +640,15 @@ class MainWindow(QMainWindow):
         else:
             why = ""
             try:
-                self.plan = plan_launch(self.binary.path, m, hw, caps, self.current_plan_settings(), self.tuned,
+                self.plan = plan_launch(self.binary.path, m, hw, caps, self.current_plan_settings(ms), self.tuned,
                                         self.drafts, memory_evidence=self.memory_evidence)
             except PlanError as exc:
                 self.plan_error = str(exc)
                 why = str(exc)
-            settings = self.launch_panel.model_settings()
-            self.launch_panel.set_availability({mt.id: availability(mt, m, caps, self.drafts, settings)
-                                                for mt in METHODS})
+            self.launch_panel.set_availability(
+                self.plan.speculative.available if self.plan is not None
+                else {mt.id: availability(mt, m, caps, self.drafts, ms) for mt in METHODS})
+        self._refresh_model_note()  # the template chat clients get follows the plan (and the extra arguments)
         self.launch_panel.show_auto_port(self.auto_port)
         self.launch_panel.show_plan(self.plan, self.plan_error)
         if self.plan is not None and self.plan.memory is not None and self._projection_wanted() != self._projection_key:
@@ -718,13 +726,14 @@ class MainWindow(QMainWindow):
     def launch(self) -> None:
         if self.plan is None or self.state.running or self.tuning or self.binary is None or self.model is None:
             return
+        self._save_now()  # what is launched is what the next start shows, whatever happens to this process
         if not network.port_is_free(self.port):
             if self.settings.port == AUTO_PORT:
                 self.auto_port = network.free_port()  # Auto: just take another one
             else:
                 msg = network.port_in_use_message(self.port)
                 nxt = network.next_free_port(self.port)
-                self.launch_panel.show_port_problem(f"{msg}; choose another port or stop that program")
+                self.launch_panel.show_port_problem(f"{msg}; {PORT_WAY_OUT}")
                 self.show_notice(f"cannot launch: {msg}", error=True,
                                  action=(f"Launch on port {nxt} instead", self._launch_on_free_port))
                 return
@@ -768,7 +777,7 @@ class MainWindow(QMainWindow):
                 return urls[0]
         return self.base_url + "/v1"
 
-    def _state_changed(self, state_name: str, reason: str, evidence: list) -> None:
+    def _state_changed(self, state_name: str, reason: str, evidence: list, code: str = "") -> None:
         state = self.state = ServerState(state_name)
         self.toolbar.show_state(state, self.base_url, self._display_url())
         self.live.set_server_ready(state is ServerState.READY)
@@ -782,9 +791,10 @@ class MainWindow(QMainWindow):
             if evidence:
                 text += "\n" + "\n".join(f"  │ {e}" for e in evidence[:3])
             action = None
-            if "already in use" in reason:
-                text = f"{network.port_in_use_message(self.port)}: choose another port or stop that program"
-                action = (f"Launch on port {network.next_free_port(self.port)} instead", self._launch_on_free_port)
+            if code == "port_in_use":  # the port it was started on, which the setting may have left since
+                port = self.served.port if self.served is not None else self.port
+                text = f"{network.port_in_use_message(port)}; {PORT_WAY_OUT}"
+                action = (f"Launch on port {network.next_free_port(port)} instead", self._launch_on_free_port)
             self.show_notice(text, error=True, action=action)
             self.statusBar().showMessage(f"llama-server failed: {reason}")
         else:
@@ -817,6 +827,7 @@ class MainWindow(QMainWindow):
     # --- try it ------------------------------------------------------------------------------------
     def _send_prompt(self, text: str, max_tokens: int) -> None:
         if self.state is ServerState.READY:
+            self.chat_worker.arm()
             self.request_chat.emit(self.base_url, text, self.served.key, max_tokens, self.live.completion_mode)
 
     def stop_reply(self) -> None:
@@ -855,6 +866,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
         base = self.current_plan_settings()
         base = dataclasses.replace(base, modes={})  # Auto everywhere: tune decides
+        self.tune_worker.arm()
         self.request_tune.emit(self.binary.path, self.model, self.hw, self.caps, base, list(self.drafts))
 
     def cancel_tune(self) -> None:
@@ -885,6 +897,11 @@ class MainWindow(QMainWindow):
 
     # --- settings and closing ----------------------------------------------------------------------
     def _save_settings(self) -> None:
+        """Save soon: a burst of changes (typing, a slider, a spin box) is one write, off the keystroke."""
+        self._save_timer.start()
+
+    def _save_now(self) -> None:
+        self._save_timer.stop()
         if not settings_store.save(self.settings):
             self._show_notices()
 
@@ -915,6 +932,6 @@ class MainWindow(QMainWindow):
         self.server_setup.shutdown()
         self.settings.window_geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()
         self.settings.window_state = base64.b64encode(bytes(self.saveState().data())).decode()
-        self._save_settings()
+        self._save_now()
         for thread, worker in self._worker_threads:
             stop_thread(thread, worker)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from typing import Any
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
@@ -38,6 +39,38 @@ def stop_thread(thread: QThread, worker: QObject | None = None, timeout_ms: int 
     thread.wait(timeout_ms)
 
 
+class LineBatcher:
+    """Server lines gathered from a reader thread and handed to the window in batches.
+
+    Bounded between two batches: a flood faster than the window can paint drops the oldest lines
+    and says how many, so memory stays flat whatever the server writes.
+    """
+
+    def __init__(self) -> None:
+        self._pending: collections.deque[str] = collections.deque()
+        self._chars = 0
+        self._dropped = 0
+        self._lock = threading.Lock()
+        self.last_take = time.monotonic()
+
+    def add(self, line: str) -> None:
+        with self._lock:
+            self._pending.append(line)
+            self._chars += len(line)
+            while self._chars > MAX_PENDING_CHARS and len(self._pending) > 1:
+                self._chars -= len(self._pending.popleft())
+                self._dropped += 1
+
+    def take(self) -> list[str]:
+        with self._lock:
+            batch, self._pending, self._chars = list(self._pending), collections.deque(), 0
+            dropped, self._dropped = self._dropped, 0
+            self.last_take = time.monotonic()
+        if dropped:
+            batch.insert(0, f"[{dropped:,} lines not shown: the server wrote them faster than the window can show them]")
+        return batch
+
+
 class ServerWorker(QObject):
     """Probes binaries and runs llama-server (the core runner) in a background thread."""
 
@@ -46,7 +79,7 @@ class ServerWorker(QObject):
     probed = Signal(object, object)  # Capabilities, Hardware
     probe_failed = Signal(str, object)  # error, Hardware
     candidate_probed = Signal(str, object, str)  # path, Capabilities (or an empty dict), error
-    state_changed = Signal(str, str, list)  # state, reason message, evidence lines
+    state_changed = Signal(str, str, list, str)  # state, reason message, evidence lines, reason code
     lines = Signal(list)
     started_run = Signal(str, str)  # base_url, log path
     checked = Signal(object)  # ServerChecks of the ready server
@@ -56,10 +89,7 @@ class ServerWorker(QObject):
         super().__init__()
         self.runner: ServerRunner | None = None
         self.api_key = ""
-        self._pending: collections.deque[str] = collections.deque()
-        self._pending_chars = 0
-        self._dropped = 0
-        self._lock = threading.Lock()
+        self._lines = LineBatcher()
         self._timer: QTimer | None = None
         self._ready.connect(self._check_ready_server)  # queued: the checks must not run in the health thread
 
@@ -126,7 +156,7 @@ class ServerWorker(QObject):
         self._flush()
         msg = reason.message if reason is not None else ""
         evidence = list(reason.evidence) if reason is not None else []
-        self.state_changed.emit(state.value, msg, evidence)
+        self.state_changed.emit(state.value, msg, evidence, reason.code if reason is not None else "")
         if state is ServerState.READY:
             self._ready.emit()
 
@@ -138,21 +168,11 @@ class ServerWorker(QObject):
         self.checked.emit(server_checks.run_checks(runner.base_url, self.api_key or None))
 
     def _on_line(self, line: str) -> None:
-        with self._lock:
-            self._pending.append(line)
-            self._pending_chars += len(line)
-            while self._pending_chars > MAX_PENDING_CHARS and len(self._pending) > 1:
-                # a flood faster than the window can paint: drop the oldest, say how many
-                self._pending_chars -= len(self._pending.popleft())
-                self._dropped += 1
+        self._lines.add(line)
 
     @Slot()
     def _flush(self) -> None:
-        with self._lock:
-            batch, self._pending, self._pending_chars = list(self._pending), collections.deque(), 0
-            dropped, self._dropped = self._dropped, 0
-        if dropped:
-            batch.insert(0, f"[{dropped:,} lines not shown: the server wrote them faster than the window can show them]")
+        batch = self._lines.take()
         if batch:
             self.lines.emit(batch)
 
@@ -185,23 +205,24 @@ class TuneWorker(QObject):
     def __init__(self) -> None:
         super().__init__()
         self._token = benchmark.CancelToken()
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
+        self._lines = LineBatcher()
+
+    def arm(self) -> None:
+        """Called from the GUI thread just before a tune is queued: a Cancel after this counts, even
+        one that arrives before this worker's thread has started the job."""
+        self._token = benchmark.CancelToken()
 
     def cancel(self) -> None:
         self._token.cancel()
 
     def _on_line(self, line: str) -> None:
-        with self._lock:
-            self._lines.append(line)
-            if len(self._lines) < 50:
-                return
-            batch, self._lines = self._lines, []
-        self.server_lines.emit(batch)
+        # this thread is busy in tune() (no timer fires here): hand the lines over as time passes
+        self._lines.add(line)
+        if time.monotonic() - self._lines.last_take >= LOG_FLUSH_MS / 1000:
+            self._flush()
 
     def _flush(self) -> None:
-        with self._lock:
-            batch, self._lines = self._lines, []
+        batch = self._lines.take()
         if batch:
             self.server_lines.emit(batch)
 
@@ -209,7 +230,6 @@ class TuneWorker(QObject):
     def tune(self, binary: str, model: Any, hw: Any, caps: Any, settings: Any, drafts: Any) -> None:
         from llama_launcher.core import tuning_store
 
-        self._token = benchmark.CancelToken()
         try:
             outcome = benchmark.tune(binary, model, hw, caps, settings, list(drafts), log=self.log.emit,
                                      progress=self.progress.emit, on_line=self._on_line, token=self._token)
@@ -244,12 +264,15 @@ class ChatWorker(QObject):
         super().__init__()
         self._handle = StreamHandle()
 
+    def arm(self) -> None:
+        """Called from the GUI thread just before a reply is queued: Stop after this counts."""
+        self._handle = StreamHandle()
+
     def cancel(self) -> None:
         self._handle.cancel()
 
     @Slot(str, str, str, int, bool)
     def send(self, base_url: str, prompt: str, api_key: str, max_tokens: int, completion: bool) -> None:
-        self._handle = StreamHandle()
         try:
             result = chat_stream(base_url, [{"role": "user", "content": prompt}],
                                  on_delta=lambda text, speed: self.delta.emit(text, speed or Speed()),

@@ -19,7 +19,7 @@ from llama_launcher.core.draft_pairing import DraftOption, auto_draft, head_for
 from llama_launcher.core.extra_args import ExtraArgsError, ParsedExtraArgs, parse_extra_args
 from llama_launcher.core.hardware import Hardware
 from llama_launcher.core.idle_gpu import idle_gpu_notice
-from llama_launcher.core.launch_memory import breakdown_verbosity_flag, memory_launch
+from llama_launcher.core.launch_memory import CACHE_K_ALIASES, breakdown_verbosity_flag, memory_launch
 from llama_launcher.core.launch_settings import CACHE_TYPES, ModelSettings, PlanSettings
 from llama_launcher.core.memory_estimate import (
     BUDGET_DEFAULT,
@@ -51,12 +51,11 @@ __all__ = ["ModelSettings", "PlanSettings", "Plan", "PlanError", "plan_launch", 
 # A draft model or head on a small model has even less to win, so the same gate applies.
 SMALL_MODEL_THRESHOLD = 3_000_000_000
 DRAFT_N_GPU = 2  # 27B sweep on B200: n=2 best, n=6 worse on every prompt type
-DRAFT_N_CPU = 3  # llama.cpp's default; what the CPU/Mac chain used in the seed
+DRAFT_N_CPU = KNOBS["draft_n_max"].default  # llama.cpp's default (3); what the CPU/Mac chain used in the seed
 # Built-in llama-server templates for architectures whose GGUFs often ship without a chat template
 # (the demo model does): without one, llama-server falls back to ChatML, which Gemma does not speak.
 FALLBACK_TEMPLATES = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "gemma3n": "gemma"}
 CTX_ALIASES = ("-c", "--ctx-size")
-CACHE_K_ALIASES = ("-ctk", "--cache-type-k")
 REDACTED = "<redacted>"
 
 

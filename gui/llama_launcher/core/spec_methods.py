@@ -104,6 +104,7 @@ METHODS: tuple[Method, ...] = (
            knobs_required=True, cli_flag="--ngram-mod"),
 )
 BY_ID: dict[str, Method] = {m.id: m for m in METHODS}
+BY_TOKEN: dict[str, Method] = {t: m for m in METHODS for t in m.tokens}  # --spec-type token -> its method
 MODEL_METHODS = tuple(m for m in METHODS if m.kind == "model")
 HEAD_ARCHS = frozenset(a for m in METHODS for a in m.head_archs)
 MODES = ("auto", "on", "off")

@@ -304,6 +304,24 @@ def _why_auto_off(model: ModelInfo, modes: dict[str, str], d: SpeculativeDecisio
     return out
 
 
+def _dialect_flags(caps: Capabilities, m: Method) -> dict[str, str] | None:
+    """The method's flags in this binary: the probe's dialect, else (a hand-made caps) resolved from its options."""
+    if m.id in caps.dialects:
+        return caps.dialects[m.id]
+    dialect = resolve_dialect(m, caps.real_options)
+    return dict(dialect.flags) if dialect else None
+
+
+def chain_clash(caps: Capabilities, a: str, b: str) -> str | None:
+    """The flag methods ``a`` and ``b`` would both need in this binary, or None."""
+    return flag_clash(_dialect_flags(caps, BY_ID[a]), _dialect_flags(caps, BY_ID[b]))
+
+
+def can_chain(caps: Capabilities, a: str, b: str) -> bool:
+    """Whether this binary runs methods ``a`` and ``b`` at once: a comma list, and no flag both need."""
+    return caps.spec_chains and chain_clash(caps, a, b) is None
+
+
 def _fit_to_binary(chosen: set[str], caps: Capabilities, warnings: list[str]) -> set[str]:
     """Keep what this binary can pass at once: one type where it cannot chain, no shared flags."""
     ordered = [m for m in METHODS if m.id in chosen]
@@ -314,7 +332,7 @@ def _fit_to_binary(chosen: set[str], caps: Capabilities, warnings: list[str]) ->
     for a in ordered:
         for b in ordered:
             if a.id < b.id:
-                clash = flag_clash(resolve_dialect(a, caps.real_options), resolve_dialect(b, caps.real_options))
+                clash = chain_clash(caps, a.id, b.id)
                 if clash:
                     keep = a if a.kind == "model" else b
                     warnings.append(f"this llama-server uses {clash} for both {a.label} and {b.label}, so the "

@@ -162,12 +162,12 @@ def resolve_dialect(m: Method, real_options: Iterable[str]) -> Dialect | None:
     return next((d for d in m.dialects if all(f in real for f in d.flags.values())), None)
 
 
-def flag_clash(a: Dialect | None, b: Dialect | None) -> str | None:
-    """A flag two methods would both need for different knobs (legacy builds: ``--draft-max``)."""
+def flag_clash(a: Mapping[str, str] | None, b: Mapping[str, str] | None) -> str | None:
+    """A flag two methods' dialects (role -> flag) would both need for different knobs (legacy: ``--draft-max``)."""
     if a is None or b is None:
         return None
-    for role, flag in a.flags.items():
-        for other_role, other_flag in b.flags.items():
+    for role, flag in a.items():
+        for other_role, other_flag in b.items():
             if flag == other_flag and role != other_role:
                 return flag
     return None

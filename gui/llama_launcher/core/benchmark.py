@@ -39,11 +39,10 @@ from llama_launcher.core.draft_pairing import DraftOption
 from llama_launcher.core.failure_reasons import FailureReason
 from llama_launcher.core.hardware import Hardware
 from llama_launcher.core.launch_planner import (
-    DRAFT_N_CPU,
-    DRAFT_N_GPU,
     PlanSettings,
     availability,
     can_chain,
+    default_draft_n,
     plan_launch,
 )
 from llama_launcher.core.model_info import ModelInfo
@@ -603,7 +602,7 @@ def tune(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: 
         def at_length(n: int, mid: str = mid, chain: tuple[str, ...] = chain) -> TuneRow:
             return runner.run(Candidate((mid, *chain), n), tokens, stream=True)
 
-        rows += _climb(BY_ID[mid].tune_lengths, DRAFT_N_GPU if gpu else DRAFT_N_CPU, at_length, noise)
+        rows += _climb(BY_ID[mid].tune_lengths, default_draft_n(gpu), at_length, noise)
         runner.planned = runner.step + 3 * (len(model_methods) - i - 1)
     outcome = _finish(rows, noise, runner.step, t0)
     progress(TuneProgress(runner.step, runner.step, outcome.choice.label(), "done", 0.0))

@@ -59,6 +59,11 @@ CTX_ALIASES = ("-c", "--ctx-size")
 REDACTED = "<redacted>"
 
 
+def default_draft_n(gpu: bool) -> int:
+    """The draft length used when neither the user nor a measurement chose one."""
+    return DRAFT_N_GPU if gpu else DRAFT_N_CPU
+
+
 class PlanError(ValueError):
     """Input that cannot be planned (bad extra args, bad values); one line."""
 
@@ -268,7 +273,7 @@ def decide_speculative(model: ModelInfo, caps: Capabilities, settings: PlanSetti
         if n is None and measured and tuned is not None and tuned.draft_n_max:
             n = tuned.draft_n_max
         if n is None and mm.needs != "head":  # a head's trained block size is the server's own default
-            n = DRAFT_N_GPU if gpu else DRAFT_N_CPU
+            n = default_draft_n(gpu)
         knob = KNOBS["draft_n_max"]
         if n is not None and not knob.lo <= n <= knob.hi:
             raise PlanError(f"draft length must be between {knob.lo} and {knob.hi} (got {n})")

@@ -43,7 +43,10 @@ def _size(m: ModelInfo) -> int:
 
 
 def head_method(m: ModelInfo) -> str | None:
-    """The speculator method a head GGUF belongs to, or None for ordinary models."""
+    """The speculator method a head GGUF belongs to, or None for ordinary models.
+
+    The one place that maps a head's architecture to its method: DSpark heads are DFlash files
+    with a Markov head, so the architecture alone does not decide it."""
     if m.architecture == "eagle3":
         return "eagle3"
     if m.architecture == "dflash":

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from llama_launcher.core.binary_probe import Capabilities
+from llama_launcher.core.hardware import Hardware
 from llama_launcher.core.model_info import ModelInfo
 from llama_launcher.core.spec_methods import BY_ID, BY_TOKEN, KNOBS
 
@@ -142,25 +144,24 @@ _VERBOSITY_FLAGS = ("-lv", "--verbosity", "--log-verbosity")
 BREAKDOWN_VERBOSITY = 4  # llama.cpp's trace level: buffer sizes, the --fit projection and the exit breakdown
 
 
-def breakdown_verbosity_flag(caps: Any, user_flags: list[str]) -> list[str]:
+def breakdown_verbosity_flag(caps: Capabilities, user_flags: list[str]) -> list[str]:
     """``-lv 4`` when the binary has it and the user set no verbosity: without it the log holds no memory figures."""
-    real = set(getattr(caps, "real_options", []) or [])
+    real = set(caps.real_options)
     if {"-v", "--verbose", "--log-verbose", *_VERBOSITY_FLAGS} & set(user_flags):
         return []
     flag = next((f for f in _VERBOSITY_FLAGS if f in real), None)
     return [flag, str(BREAKDOWN_VERBOSITY)] if flag else []
 
 
-def memory_launch(model: ModelInfo, hw: Any, gpu: bool, spec_types: list[str], draft_n_max: int | None,
+def memory_launch(model: ModelInfo, hw: Hardware, gpu: bool, spec_types: list[str], draft_n_max: int | None,
                   ngram_n_max: int, cache_type: str, extra_argv: list[str]) -> LaunchMemory:
     """The memory-relevant settings of a planned launch: the planner's choices, then the user's extra arguments."""
-    devices = getattr(hw, "backend_devices", None) or getattr(hw, "gpus", [])
-    backends = [d.backend for d in devices if d.backend not in ("CPU", "BLAS", "Metal") and d.memory_total_mib > 0]
+    backends = [d.backend for d in hw.discrete_devices()]
     mtp = any(t in BY_ID["mtp"].tokens for t in spec_types)
     # MTP, a draft model or a head: any method of the table's "model" kind
     model_drafter = any(t in BY_TOKEN and BY_TOKEN[t].kind == "model" for t in spec_types)
     drafts = [ngram_n_max] if any(t in BY_ID["ngram-mod"].tokens for t in spec_types) else []
     drafts += [draft_n_max or MTP_DRAFT_N_MAX] if model_drafter else []
     base = LaunchMemory(cache_type_k=cache_type, cache_type_v=cache_type, mtp=mtp, n_draft=max(drafts, default=0),
-                        backend=memory_backend(gpu, bool(getattr(hw, "apple_silicon", False)), backends))
+                        backend=memory_backend(gpu, hw.apple_silicon, backends))
     return user_spec_memory(extra_argv, launch_memory_from_argv(extra_argv, base))

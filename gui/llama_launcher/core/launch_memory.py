@@ -9,18 +9,21 @@ arguments, which come last on the command line and win there, win here too.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llama_launcher.core.binary_probe import Capabilities
-from llama_launcher.core.hardware import Hardware
 from llama_launcher.core.model_info import ModelInfo
 from llama_launcher.core.spec_methods import BY_ID, BY_TOKEN, KNOBS
+
+if TYPE_CHECKING:
+    from llama_launcher.core.binary_probe import Capabilities
+    from llama_launcher.core.hardware import Hardware
 
 SERVER_SLOTS = 4  # llama-server's default -np auto gives 4 slots and a unified KV cache
 UBATCH = 512
 BATCH = 2048
-CACHE_TYPE_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q5_1": 24 / 32, "q5_0": 22 / 32,
-                    "q4_1": 20 / 32, "q4_0": 18 / 32, "iq4_nl": 18 / 32}
+# The KV cache types the launcher offers (in the order the window lists them), with bytes per element.
+CACHE_TYPE_BYTES = {"f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q5_1": 24 / 32, "q5_0": 22 / 32, "q4_1": 20 / 32,
+                    "q4_0": 18 / 32, "iq4_nl": 18 / 32, "f32": 4.0}
 # Backends whose FlashAttention 'auto' always resolves to on in b11434 (all ops supported).
 FA_AUTO_ON = {"CPU", "Metal"}
 

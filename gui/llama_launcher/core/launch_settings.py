@@ -13,10 +13,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from llama_launcher.core.launch_memory import CACHE_TYPE_BYTES
 from llama_launcher.core.spec_methods import BY_ID, KNOBS, MODES
 from llama_launcher.core.typed_json import check_value
 
-CACHE_TYPES = ("f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl", "f32")
+CACHE_TYPES = tuple(CACHE_TYPE_BYTES)  # f16, bf16, q8_0, ... f32: the order the window lists them
 AUTO_PORT = 0  # the port setting "Auto": a free port chosen just before start
 
 

@@ -144,7 +144,7 @@ def memory_backend(gpu: bool, apple_silicon: bool, gpu_backends: list[str]) -> s
 
 
 _VERBOSITY_FLAGS = ("-lv", "--verbosity", "--log-verbosity")
-BREAKDOWN_VERBOSITY = 4  # llama.cpp's trace level: buffer sizes, the --fit projection and the exit breakdown
+BREAKDOWN_VERBOSITY = 4  # llama.cpp's LOG_LEVEL_TRACE: buffer sizes, the --fit projection and the exit breakdown
 
 
 def breakdown_verbosity_flag(caps: Capabilities, user_flags: list[str]) -> list[str]:

@@ -22,7 +22,6 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-BREAKDOWN_VERBOSITY = 4  # llama.cpp's LOG_LEVEL_TRACE: the level of the breakdown table and the projection
 MAX_LINES = 200_000  # a log is read at most this far; the lines that matter come at load and at exit
 
 _TABLE_TAG = "memory_breakdown_print:"

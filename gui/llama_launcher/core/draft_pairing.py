@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llama_launcher.core.model_info import ModelInfo, format_params
-from llama_launcher.core.safe_text import safe_text
+from llama_launcher.core.safe_text import short_repr
 
 # A draft pays off only when it is much cheaper than the model: Auto picks one at most this big.
 AUTO_DRAFT_MAX_RATIO = 0.25
@@ -74,7 +74,7 @@ def _judge_head(target: ModelInfo, head: ModelInfo, method: str) -> DraftOption:
     raw = head.arch_meta.get("target_layers")
     layers = _layers(raw)
     if raw is not None and layers is None:
-        return DraftOption(head, method, False, f"the head's metadata target_layers is {safe_text(repr(raw), 40)}, "
+        return DraftOption(head, method, False, f"the head's metadata target_layers is {short_repr(raw)}, "
                                                 "not a list of layer numbers")
     blocks = target.block_count or 0
     if layers and blocks and max(layers) >= blocks:

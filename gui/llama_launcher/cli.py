@@ -217,12 +217,6 @@ def resolve_inputs(args: argparse.Namespace):
     return binary, caps, model, hw, settings, drafts
 
 
-def make_plan(args: argparse.Namespace):
-    """(plan settings, plan) for the shared plan options."""
-    _, _, _, settings, plan = make_plan_with_inputs(args)
-    return settings, plan
-
-
 def make_plan_with_inputs(args: argparse.Namespace, with_projection: bool = False):
     """(binary, capabilities, model, plan settings, plan); the memory fit uses this model's past launches
     and, ``with_projection``, llama.cpp's projection from llama-fit-params."""

@@ -41,12 +41,6 @@ class ModelSettings:
     def mode(self, method_id: str) -> str:
         return self.modes.get(method_id, "auto")
 
-    def with_modes(self, **modes: str) -> ModelSettings:
-        """A copy with some modes changed (``mtp="on", ngram_mod="off"``; underscores for dashes)."""
-        merged = dict(self.modes)
-        merged.update({k.replace("_", "-"): v for k, v in modes.items()})
-        return dataclasses.replace(self, modes=merged)
-
 
 @dataclass
 class PlanSettings(ModelSettings):
@@ -61,9 +55,6 @@ class PlanSettings(ModelSettings):
     @classmethod
     def of(cls, model: ModelSettings, **launch: Any) -> PlanSettings:
         return cls(**{f.name: getattr(model, f.name) for f in dataclasses.fields(ModelSettings)}, **launch)
-
-    def model_part(self) -> ModelSettings:
-        return ModelSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ModelSettings)})
 
 
 # --- typed loading (settings files are user-editable and may hold anything) -------------------------

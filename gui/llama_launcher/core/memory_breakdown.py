@@ -98,15 +98,8 @@ class ServerMemory:
     flash_attn: bool | None = None
 
     @property
-    def has_table(self) -> bool:
-        return bool(self.rows)
-
-    @property
     def has_buffers(self) -> bool:
         return self.model_buffers > 0 or self.main.total > 0
-
-    def table_self_mib(self) -> int:
-        return sum(r.self_mib for r in self.rows)
 
     def device_rows(self) -> list[BreakdownRow]:
         return [r for r in self.rows if r.is_device]

@@ -101,14 +101,9 @@ METHODS: tuple[Method, ...] = (
 )
 BY_ID: dict[str, Method] = {m.id: m for m in METHODS}
 BY_TOKEN: dict[str, Method] = {t: m for m in METHODS for t in m.tokens}  # --spec-type token -> its method
-MODEL_METHODS = tuple(m for m in METHODS if m.kind == "model")
 MODES = ("auto", "on", "off")
 # Older spellings of a tuned or requested setting, still read from stored results and the CLI.
 ALIASES = {"ngram": "ngram-mod", "draft-model": "draft", "draft-simple": "draft"}
-
-
-def method(method_id: str) -> Method:
-    return BY_ID[ALIASES.get(method_id, method_id)]
 
 
 def parse_combo(text: str) -> tuple[str, ...]:

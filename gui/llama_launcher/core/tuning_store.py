@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_launcher.core import paths, state_files
-from llama_launcher.core.spec_methods import combo_key, combo_label, parse_combo
+from llama_launcher.core.spec_methods import combo_label, parse_combo
 
 STORE_VERSION = 2  # 2: methods as spec_methods ids, margin, draft model
 
@@ -33,10 +33,6 @@ class TunedChoice:
     measured_at: str = ""
     table: list[dict[str, Any]] = field(default_factory=list)
     note: str = ""  # e.g. "MTP n=2 was as fast within the noise: the simpler ngram-mod is used"
-
-    @property
-    def key(self) -> str:
-        return combo_key(self.methods)
 
     def label(self) -> str:
         return combo_label(self.methods, self.draft_n_max)

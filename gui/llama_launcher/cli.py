@@ -438,7 +438,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     log = (lambda s: None) if args.json else (lambda s: say(s, file=sys.stderr, flush=True))
     try:
         result = bench(binary, model, hw, caps, settings, args.spec, args.prompt, args.tokens, args.runs,
-                       args.draft_n_max, log, tuned, drafts)
+                       log, tuned, drafts)  # --draft-n-max is in settings
     except PlanError as exc:
         raise UsageError(str(exc)) from exc
     except BenchError as exc:

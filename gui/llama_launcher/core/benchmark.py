@@ -312,15 +312,16 @@ def measure_stream(base_url: str, prompt: str, tokens: int, api_key: str | None 
 
 
 def bench(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: PlanSettings, spec: str,
-          prompt: str = "code", tokens: int = 256, runs: int = 3, draft_n_max: int | None = None,
-          log: Log = lambda s: None, tuned: TunedChoice | None = None,
-          drafts: list[DraftOption] | None = None) -> BenchResult:
-    """Measure one setting: ``auto`` (what a launch would use) or methods such as ``mtp+ngram-mod``."""
+          prompt: str = "code", tokens: int = 256, runs: int = 3, log: Log = lambda s: None,
+          tuned: TunedChoice | None = None, drafts: list[DraftOption] | None = None) -> BenchResult:
+    """Measure one setting: ``auto`` (what a launch would use) or methods such as ``mtp+ngram-mod``.
+
+    The draft length is ``base.draft_n_max`` (None: the plan's default or the measured best)."""
     try:
         methods = None if spec == "auto" else parse_combo(spec)
     except ValueError as exc:
         raise BenchError(str(exc)) from exc
-    settings = settings_for(methods, base, draft_n_max)
+    settings = settings_for(methods, base)
     text = prompt_text(prompt)
     with ServerSession(binary, model, hw, caps, settings, tuned=tuned if methods is None else None,
                        drafts=drafts) as session:

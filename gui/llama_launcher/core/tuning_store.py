@@ -29,7 +29,9 @@ class TunedChoice:
     draft_n_max: int | None
     speedup: float  # decode t/s of the choice / decode t/s with speculation off
     margin: float = 0.0  # the measurement noise of that ratio (± this much)
-    draft_model: str | None = None  # the draft or head file the choice used
+    # Always None: tune measures the drafter the plan picks, and a launch picks it again (no file is
+    # stored). Kept because stored results and `tune --json` (docs/cli.md) have carried the key.
+    draft_model: str | None = None
     measured_at: str = ""
     table: list[dict[str, Any]] = field(default_factory=list)
     note: str = ""  # e.g. "MTP n=2 was as fast within the noise: the simpler ngram-mod is used"

@@ -142,3 +142,48 @@ def test_cli_plan_on_a_file_with_nan_metadata_says_one_line(tmp_path: Path) -> N
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stdout
     assert out.stderr.strip() == "error: nan.gguf: model metadata embedding_length is nan, not a count"
+
+
+# --- a speculator head's target_layers (draft pairing reads them before any estimate) ------------
+
+def _eagle3_head(layers: Any) -> ModelInfo:
+    return ModelInfo(path="/m/h-eagle3.gguf", name="h eagle3", file_name="h-eagle3.gguf", folder="/m",
+                     file_size=40_000_000, architecture="eagle3", parameters=20_000_000, vocab_hash="v1",
+                     arch_meta={"target_hidden_size": 1024, "target_layers": layers})
+
+
+@pytest.mark.parametrize("layers", [["x"], [1, "x", 99], [1, "x", 3], [math.nan], [2.5], [True], [-1], "2,16,29", 7,
+                                    {"a": 1}, [[1]], [None]])
+def test_hostile_head_target_layers_give_one_clear_reason(layers: Any) -> None:
+    from llama_launcher.core.draft_pairing import draft_options
+
+    target = model({})
+    target.vocab_hash = "v1"
+    (opt,) = draft_options(target, [_eagle3_head(layers)])
+    assert not opt.ok
+    assert "target_layers" in opt.reason and "\n" not in opt.reason and len(opt.reason) < 200, opt.reason
+    assert plan_outcome(target) == "plan"
+
+
+def test_a_head_file_with_text_target_layers_is_not_offered(tmp_path: Path) -> None:
+    from llama_launcher.core.draft_pairing import draft_options
+    from llama_launcher.core.model_info import read_model_info
+
+    from gguf_factory import write_model
+
+    path = write_model(tmp_path / "h-eagle3.gguf", arch="eagle3", hidden=8,
+                       extra_kv={"eagle3.target_hidden_size": 1024, "eagle3.target_layers": ["x"]})
+    head = read_model_info(path)
+    assert head.arch_meta.get("target_layers") == ["x"], head.arch_meta
+    (opt,) = draft_options(model({}), [head])
+    assert not opt.ok and "target_layers" in opt.reason
+
+
+def test_sane_head_target_layers_still_pair() -> None:
+    from llama_launcher.core.draft_pairing import draft_options
+
+    target = model({})
+    target.vocab_hash = "v1"
+    assert draft_options(target, [_eagle3_head([0, 3, 7])])[0].ok
+    (high,) = draft_options(target, [_eagle3_head([0, 3, 8])])
+    assert not high.ok and high.reason == "reads layer 8, this model has 8"

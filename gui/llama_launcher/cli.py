@@ -217,12 +217,6 @@ def resolve_inputs(args: argparse.Namespace):
     return binary, caps, model, hw, settings, drafts
 
 
-def make_plan(args: argparse.Namespace):
-    """(plan settings, plan) for the shared plan options."""
-    _, _, _, settings, plan = make_plan_with_inputs(args)
-    return settings, plan
-
-
 def make_plan_with_inputs(args: argparse.Namespace, with_projection: bool = False):
     """(binary, capabilities, model, plan settings, plan); the memory fit uses this model's past launches
     and, ``with_projection``, llama.cpp's projection from llama-fit-params."""
@@ -444,7 +438,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     log = (lambda s: None) if args.json else (lambda s: say(s, file=sys.stderr, flush=True))
     try:
         result = bench(binary, model, hw, caps, settings, args.spec, args.prompt, args.tokens, args.runs,
-                       args.draft_n_max, log, tuned, drafts)
+                       log, tuned, drafts)  # --draft-n-max is in settings
     except PlanError as exc:
         raise UsageError(str(exc)) from exc
     except BenchError as exc:

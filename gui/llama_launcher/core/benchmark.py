@@ -39,16 +39,16 @@ from llama_launcher.core.draft_pairing import DraftOption
 from llama_launcher.core.failure_reasons import FailureReason
 from llama_launcher.core.hardware import Hardware
 from llama_launcher.core.launch_planner import (
-    DRAFT_N_CPU,
-    DRAFT_N_GPU,
     PlanSettings,
     availability,
+    can_chain,
+    default_draft_n,
     plan_launch,
 )
 from llama_launcher.core.model_info import ModelInfo
 from llama_launcher.core.network import free_port
 from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState
-from llama_launcher.core.spec_methods import BY_ID, METHODS, combo_key, combo_label, flag_clash, parse_combo
+from llama_launcher.core.spec_methods import BY_ID, METHODS, combo_key, combo_label, parse_combo
 from llama_launcher.core.tuning_store import TunedChoice
 
 CODE_PROMPT = """Repeat the following Python code exactly, without any comment before or after it:
@@ -312,15 +312,16 @@ def measure_stream(base_url: str, prompt: str, tokens: int, api_key: str | None 
 
 
 def bench(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: PlanSettings, spec: str,
-          prompt: str = "code", tokens: int = 256, runs: int = 3, draft_n_max: int | None = None,
-          log: Log = lambda s: None, tuned: TunedChoice | None = None,
-          drafts: list[DraftOption] | None = None) -> BenchResult:
-    """Measure one setting: ``auto`` (what a launch would use) or methods such as ``mtp+ngram-mod``."""
+          prompt: str = "code", tokens: int = 256, runs: int = 3, log: Log = lambda s: None,
+          tuned: TunedChoice | None = None, drafts: list[DraftOption] | None = None) -> BenchResult:
+    """Measure one setting: ``auto`` (what a launch would use) or methods such as ``mtp+ngram-mod``.
+
+    The draft length is ``base.draft_n_max`` (None: the plan's default or the measured best)."""
     try:
         methods = None if spec == "auto" else parse_combo(spec)
     except ValueError as exc:
         raise BenchError(str(exc)) from exc
-    settings = settings_for(methods, base, draft_n_max)
+    settings = settings_for(methods, base)
     text = prompt_text(prompt)
     with ServerSession(binary, model, hw, caps, settings, tuned=tuned if methods is None else None,
                        drafts=drafts) as session:
@@ -473,13 +474,6 @@ def tune_methods(model: ModelInfo, caps: Capabilities, base: PlanSettings,
     return [m.id for m in METHODS if availability(m, model, caps, drafts or [], base).ok]
 
 
-def _chainable(caps: Capabilities, a: str, b: str) -> bool:
-    from llama_launcher.core.spec_methods import resolve_dialect
-
-    return caps.spec_chains and flag_clash(resolve_dialect(BY_ID[a], caps.real_options),
-                                           resolve_dialect(BY_ID[b], caps.real_options)) is None
-
-
 def sweep_candidates(model: ModelInfo, caps: Capabilities, base: PlanSettings,
                      drafts: list[DraftOption] | None = None) -> list[Candidate]:
     """Every candidate at every draft length: what ``sweep`` measures."""
@@ -490,7 +484,7 @@ def sweep_candidates(model: ModelInfo, caps: Capabilities, base: PlanSettings,
     for mid in avail:
         if BY_ID[mid].kind == "model":
             cands += [Candidate((mid,), n) for n in BY_ID[mid].tune_lengths]
-            if "ngram-mod" in avail and _chainable(caps, mid, "ngram-mod"):
+            if "ngram-mod" in avail and can_chain(caps, mid, "ngram-mod"):
                 cands.append(Candidate((mid, "ngram-mod")))  # draft length: that method's best, set in the sweep
     return cands
 
@@ -604,12 +598,12 @@ def tune(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: 
     noise = _noise(off)
     with_ngram = ngram is not None and ngram.mean_tps > off.mean_tps * (1 + noise)
     for i, mid in enumerate(model_methods):
-        chain = ("ngram-mod",) if with_ngram and _chainable(caps, mid, "ngram-mod") else ()
+        chain = ("ngram-mod",) if with_ngram and can_chain(caps, mid, "ngram-mod") else ()
 
         def at_length(n: int, mid: str = mid, chain: tuple[str, ...] = chain) -> TuneRow:
             return runner.run(Candidate((mid, *chain), n), tokens, stream=True)
 
-        rows += _climb(BY_ID[mid].tune_lengths, DRAFT_N_GPU if gpu else DRAFT_N_CPU, at_length, noise)
+        rows += _climb(BY_ID[mid].tune_lengths, default_draft_n(gpu), at_length, noise)
         runner.planned = runner.step + 3 * (len(model_methods) - i - 1)
     outcome = _finish(rows, noise, runner.step, t0)
     progress(TuneProgress(runner.step, runner.step, outcome.choice.label(), "done", 0.0))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llama_launcher.core.model_info import ModelInfo, format_params
+from llama_launcher.core.safe_text import short_repr
 
 # A draft pays off only when it is much cheaper than the model: Auto picks one at most this big.
 AUTO_DRAFT_MAX_RATIO = 0.25
@@ -42,7 +43,10 @@ def _size(m: ModelInfo) -> int:
 
 
 def head_method(m: ModelInfo) -> str | None:
-    """The speculator method a head GGUF belongs to, or None for ordinary models."""
+    """The speculator method a head GGUF belongs to, or None for ordinary models.
+
+    The one place that maps a head's architecture to its method: DSpark heads are DFlash files
+    with a Markov head, so the architecture alone does not decide it."""
     if m.architecture == "eagle3":
         return "eagle3"
     if m.architecture == "dflash":
@@ -54,14 +58,26 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _layers(value: Any) -> list[int] | None:
+    """A head's ``target_layers`` as layer numbers, or None when the metadata holds anything else."""
+    if not isinstance(value, list):
+        return None
+    layers = [_int(x) for x in value]
+    return [x for x in layers if x is not None] if all(x is not None and x >= 0 for x in layers) else None
+
+
 def _judge_head(target: ModelInfo, head: ModelInfo, method: str) -> DraftOption:
     want = _int(head.arch_meta.get("target_hidden_size"))
     have = _int(target.arch_meta.get("embedding_length"))
     if want is not None and have is not None and want != have:
         return DraftOption(head, method, False, f"trained for a model with hidden size {want}, this one has {have}")
-    layers = head.arch_meta.get("target_layers")
+    raw = head.arch_meta.get("target_layers")
+    layers = _layers(raw)
+    if raw is not None and layers is None:
+        return DraftOption(head, method, False, f"the head's metadata target_layers is {short_repr(raw)}, "
+                                                "not a list of layer numbers")
     blocks = target.block_count or 0
-    if isinstance(layers, list) and layers and blocks and max(int(x) for x in layers if isinstance(x, int)) >= blocks:
+    if layers and blocks and max(layers) >= blocks:
         return DraftOption(head, method, False, f"reads layer {max(layers)}, this model has {blocks}")
     if head.vocab_hash and target.vocab_hash and head.vocab_hash != target.vocab_hash:
         return DraftOption(head, method, False, "a different tokenizer")

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from llama_launcher.core.binary_probe import Capabilities
 
-SPEC_FLAGS = ("--spec-type", "--spec-default")
 _NUMBER = re.compile(r"^-\d|^-\.\d")
 _NUMERIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")

@@ -67,7 +67,6 @@ class FitProjection:
     cache_type_v: str
     n_ubatch: int
     points: list[FitPoint]
-    has_devices: bool
     flash_attn_used: bool | None = None  # what 'auto' resolved to, when the tool said
 
     def _value(self, point: FitPoint, which: int) -> float:
@@ -160,9 +159,8 @@ def project(tool: str | Path, model_path: str, contexts: tuple[int, ...], launch
         fa_used = fa if fa is not None else fa_used
     if launch.flash_attn in ("on", "off"):
         fa_used = launch.flash_attn == "on"
-    has_devices = any(k != "Host" for p in points for k in p.rows)
     return FitProjection(str(tool), launch.flash_attn, launch.cache_type_k, launch.cache_type_v, launch.n_ubatch,
-                         points, has_devices, fa_used)
+                         points, fa_used)
 
 
 def projection_contexts(native: int, chosen: int | None = None) -> tuple[int, ...]:

@@ -108,25 +108,31 @@ class Hardware:
             raise ValueError(f"{path} is nested too deeply to be a hardware description") from exc
         return cls.from_dict(data)
 
+    def discrete_devices(self) -> list[GPU]:
+        """The discrete GPUs with memory (:data:`DISCRETE_BACKENDS`): llama-server's own device list when
+        it was asked, else the GPUs found on the machine. The GPU branch, its free memory and the
+        memory estimate's backend all read this one list."""
+        devices = self.backend_devices if self.backend_devices is not None else self.gpus
+        return [d for d in devices if d.backend in DISCRETE_BACKENDS and d.memory_total_mib > 0]
+
     def gpu_branch(self) -> tuple[bool, str]:
         """(True if the planner takes the GPU branch, the reason in words)."""
         if self.apple_silicon:
             return False, "Apple Silicon: the Mac's GPU shares memory with the CPU, so it is planned like the CPU"
+        discrete = self.discrete_devices()
         if self.backend_devices is not None:
-            discrete = [d for d in self.backend_devices if d.backend in DISCRETE_BACKENDS and d.memory_total_mib > 0]
             if discrete:
                 d = discrete[0]
                 return True, f"llama-server reports {d.backend} device {d.name} ({d.memory_total_mib} MiB)"
             return False, "llama-server reports no GPU it can use"
-        discrete = [g for g in self.gpus if g.backend in DISCRETE_BACKENDS and g.memory_total_mib > 0]
         if discrete:
             g = discrete[0]
             return True, f"{g.backend} GPU {g.name} ({g.memory_total_mib} MiB) found by {g.source}"
         return False, "no separate GPU found"
 
     def gpu_free_mib(self) -> int:
-        devices = self.backend_devices if self.backend_devices else self.gpus
-        return sum(d.memory_free_mib for d in devices if d.backend in DISCRETE_BACKENDS)
+        """Free memory on the discrete GPUs (what a launch on the GPU branch has)."""
+        return sum(d.memory_free_mib for d in self.discrete_devices())
 
 
 MAX_DESCRIPTION_BYTES = 1 << 20

@@ -37,7 +37,7 @@ def idle_gpus(hw: Hardware) -> list[GPU]:
         if any(d.backend == "Metal" for d in devices):
             return []
         return [g for g in hw.gpus if g.backend == "Metal"][:1]
-    if any(d.backend in DISCRETE_BACKENDS and d.memory_total_mib > 0 for d in devices):
+    if hw.discrete_devices():
         return []
     seen: list[GPU] = []
     for g in [*hw.gpus, *hw.os_gpus]:

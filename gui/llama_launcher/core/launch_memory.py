@@ -9,15 +9,21 @@ arguments, which come last on the command line and win there, win here too.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llama_launcher.core.model_info import ModelInfo
+from llama_launcher.core.spec_methods import BY_ID, BY_TOKEN, KNOBS
+
+if TYPE_CHECKING:
+    from llama_launcher.core.binary_probe import Capabilities
+    from llama_launcher.core.hardware import Hardware
 
 SERVER_SLOTS = 4  # llama-server's default -np auto gives 4 slots and a unified KV cache
 UBATCH = 512
 BATCH = 2048
-CACHE_TYPE_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q5_1": 24 / 32, "q5_0": 22 / 32,
-                    "q4_1": 20 / 32, "q4_0": 18 / 32, "iq4_nl": 18 / 32}
+# The KV cache types the launcher offers (in the order the window lists them), with bytes per element.
+CACHE_TYPE_BYTES = {"f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q5_1": 24 / 32, "q5_0": 22 / 32, "q4_1": 20 / 32,
+                    "q4_0": 18 / 32, "iq4_nl": 18 / 32, "f32": 4.0}
 # Backends whose FlashAttention 'auto' always resolves to on in b11434 (all ops supported).
 FA_AUTO_ON = {"CPU", "Metal"}
 
@@ -56,8 +62,10 @@ class LaunchMemory:
 
 _INT_FLAGS = {"-np": "n_parallel", "--parallel": "n_parallel", "-ub": "n_ubatch", "--ubatch-size": "n_ubatch",
               "-b": "n_batch", "--batch-size": "n_batch"}
-_STR_FLAGS = {"-fa": "flash_attn", "--flash-attn": "flash_attn", "-ctk": "cache_type_k", "--cache-type-k": "cache_type_k",
-              "-ctv": "cache_type_v", "--cache-type-v": "cache_type_v"}
+CACHE_K_ALIASES = ("-ctk", "--cache-type-k")
+CACHE_V_ALIASES = ("-ctv", "--cache-type-v")
+_STR_FLAGS = {"-fa": "flash_attn", "--flash-attn": "flash_attn", **dict.fromkeys(CACHE_K_ALIASES, "cache_type_k"),
+              **dict.fromkeys(CACHE_V_ALIASES, "cache_type_v")}
 _FA_WORDS = {"on": "on", "off": "off", "auto": "auto", "1": "on", "0": "off", "true": "on", "false": "off",
              "enabled": "on", "disabled": "off"}
 
@@ -103,8 +111,8 @@ def launch_memory_from_argv(argv: list[str], base: LaunchMemory) -> LaunchMemory
 
 
 _SPEC_N_FLAGS = ("--spec-draft-n-max", "--spec-ngram-mod-n-max", "--draft-max", "--draft-n", "--draft")
-NGRAM_MOD_N_MAX = 64  # llama.cpp's default ngram-mod n-max
-MTP_DRAFT_N_MAX = 3  # llama.cpp's default --spec-draft-n-max
+NGRAM_MOD_N_MAX = KNOBS["ngram_n_max"].default  # llama.cpp's default ngram-mod n-max
+MTP_DRAFT_N_MAX = KNOBS["draft_n_max"].default  # llama.cpp's default --spec-draft-n-max
 
 
 def user_spec_memory(argv: list[str], base: LaunchMemory) -> LaunchMemory:
@@ -122,7 +130,7 @@ def user_spec_memory(argv: list[str], base: LaunchMemory) -> LaunchMemory:
             types.append("ngram-mod")
     if not types and not n_max:
         return base
-    mtp = any("mtp" in t for t in types) or base.mtp
+    mtp = any(t in BY_ID["mtp"].tokens for t in types) or base.mtp
     defaults = [NGRAM_MOD_N_MAX] if any("ngram" in t for t in types) else []
     defaults += [MTP_DRAFT_N_MAX] if mtp else []
     return replace(base, mtp=mtp, n_draft=max(n_max or defaults or [base.n_draft]))
@@ -136,27 +144,27 @@ def memory_backend(gpu: bool, apple_silicon: bool, gpu_backends: list[str]) -> s
 
 
 _VERBOSITY_FLAGS = ("-lv", "--verbosity", "--log-verbosity")
-BREAKDOWN_VERBOSITY = 4  # llama.cpp's trace level: buffer sizes, the --fit projection and the exit breakdown
+BREAKDOWN_VERBOSITY = 4  # llama.cpp's LOG_LEVEL_TRACE: buffer sizes, the --fit projection and the exit breakdown
 
 
-def breakdown_verbosity_flag(caps: Any, user_flags: list[str]) -> list[str]:
+def breakdown_verbosity_flag(caps: Capabilities, user_flags: list[str]) -> list[str]:
     """``-lv 4`` when the binary has it and the user set no verbosity: without it the log holds no memory figures."""
-    real = set(getattr(caps, "real_options", []) or [])
+    real = set(caps.real_options)
     if {"-v", "--verbose", "--log-verbose", *_VERBOSITY_FLAGS} & set(user_flags):
         return []
     flag = next((f for f in _VERBOSITY_FLAGS if f in real), None)
     return [flag, str(BREAKDOWN_VERBOSITY)] if flag else []
 
 
-def memory_launch(model: ModelInfo, hw: Any, gpu: bool, spec_types: list[str], draft_n_max: int | None,
+def memory_launch(model: ModelInfo, hw: Hardware, gpu: bool, spec_types: list[str], draft_n_max: int | None,
                   ngram_n_max: int, cache_type: str, extra_argv: list[str]) -> LaunchMemory:
     """The memory-relevant settings of a planned launch: the planner's choices, then the user's extra arguments."""
-    devices = getattr(hw, "backend_devices", None) or getattr(hw, "gpus", [])
-    backends = [d.backend for d in devices if d.backend not in ("CPU", "BLAS", "Metal") and d.memory_total_mib > 0]
-    mtp = any(t in ("draft-mtp", "mtp") for t in spec_types)
-    model_drafter = mtp or any(t.startswith("draft-") for t in spec_types)  # MTP, a draft model, a head
-    drafts = [ngram_n_max] if "ngram-mod" in spec_types else []
+    backends = [d.backend for d in hw.discrete_devices()]
+    mtp = any(t in BY_ID["mtp"].tokens for t in spec_types)
+    # MTP, a draft model or a head: any method of the table's "model" kind
+    model_drafter = any(t in BY_TOKEN and BY_TOKEN[t].kind == "model" for t in spec_types)
+    drafts = [ngram_n_max] if any(t in BY_ID["ngram-mod"].tokens for t in spec_types) else []
     drafts += [draft_n_max or MTP_DRAFT_N_MAX] if model_drafter else []
     base = LaunchMemory(cache_type_k=cache_type, cache_type_v=cache_type, mtp=mtp, n_draft=max(drafts, default=0),
-                        backend=memory_backend(gpu, bool(getattr(hw, "apple_silicon", False)), backends))
+                        backend=memory_backend(gpu, hw.apple_silicon, backends))
     return user_spec_memory(extra_argv, launch_memory_from_argv(extra_argv, base))

@@ -19,7 +19,7 @@ from llama_launcher.core.draft_pairing import DraftOption, auto_draft, head_for
 from llama_launcher.core.extra_args import ExtraArgsError, ParsedExtraArgs, parse_extra_args
 from llama_launcher.core.hardware import Hardware
 from llama_launcher.core.idle_gpu import idle_gpu_notice
-from llama_launcher.core.launch_memory import breakdown_verbosity_flag, memory_launch
+from llama_launcher.core.launch_memory import CACHE_K_ALIASES, breakdown_verbosity_flag, memory_launch
 from llama_launcher.core.launch_settings import CACHE_TYPES, ModelSettings, PlanSettings
 from llama_launcher.core.memory_estimate import (
     BUDGET_DEFAULT,
@@ -51,13 +51,17 @@ __all__ = ["ModelSettings", "PlanSettings", "Plan", "PlanError", "plan_launch", 
 # A draft model or head on a small model has even less to win, so the same gate applies.
 SMALL_MODEL_THRESHOLD = 3_000_000_000
 DRAFT_N_GPU = 2  # 27B sweep on B200: n=2 best, n=6 worse on every prompt type
-DRAFT_N_CPU = 3  # llama.cpp's default; what the CPU/Mac chain used in the seed
+DRAFT_N_CPU = KNOBS["draft_n_max"].default  # llama.cpp's default (3); what the CPU/Mac chain used in the seed
 # Built-in llama-server templates for architectures whose GGUFs often ship without a chat template
 # (the demo model does): without one, llama-server falls back to ChatML, which Gemma does not speak.
 FALLBACK_TEMPLATES = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "gemma3n": "gemma"}
 CTX_ALIASES = ("-c", "--ctx-size")
-CACHE_K_ALIASES = ("-ctk", "--cache-type-k")
 REDACTED = "<redacted>"
+
+
+def default_draft_n(gpu: bool) -> int:
+    """The draft length used when neither the user nor a measurement chose one."""
+    return DRAFT_N_GPU if gpu else DRAFT_N_CPU
 
 
 class PlanError(ValueError):
@@ -269,7 +273,7 @@ def decide_speculative(model: ModelInfo, caps: Capabilities, settings: PlanSetti
         if n is None and measured and tuned is not None and tuned.draft_n_max:
             n = tuned.draft_n_max
         if n is None and mm.needs != "head":  # a head's trained block size is the server's own default
-            n = DRAFT_N_GPU if gpu else DRAFT_N_CPU
+            n = default_draft_n(gpu)
         knob = KNOBS["draft_n_max"]
         if n is not None and not knob.lo <= n <= knob.hi:
             raise PlanError(f"draft length must be between {knob.lo} and {knob.hi} (got {n})")
@@ -305,6 +309,24 @@ def _why_auto_off(model: ModelInfo, modes: dict[str, str], d: SpeculativeDecisio
     return out
 
 
+def _dialect_flags(caps: Capabilities, m: Method) -> dict[str, str] | None:
+    """The method's flags in this binary: the probe's dialect, else (a hand-made caps) resolved from its options."""
+    if m.id in caps.dialects:
+        return caps.dialects[m.id]
+    dialect = resolve_dialect(m, caps.real_options)
+    return dict(dialect.flags) if dialect else None
+
+
+def chain_clash(caps: Capabilities, a: str, b: str) -> str | None:
+    """The flag methods ``a`` and ``b`` would both need in this binary, or None."""
+    return flag_clash(_dialect_flags(caps, BY_ID[a]), _dialect_flags(caps, BY_ID[b]))
+
+
+def can_chain(caps: Capabilities, a: str, b: str) -> bool:
+    """Whether this binary runs methods ``a`` and ``b`` at once: a comma list, and no flag both need."""
+    return caps.spec_chains and chain_clash(caps, a, b) is None
+
+
 def _fit_to_binary(chosen: set[str], caps: Capabilities, warnings: list[str]) -> set[str]:
     """Keep what this binary can pass at once: one type where it cannot chain, no shared flags."""
     ordered = [m for m in METHODS if m.id in chosen]
@@ -315,7 +337,7 @@ def _fit_to_binary(chosen: set[str], caps: Capabilities, warnings: list[str]) ->
     for a in ordered:
         for b in ordered:
             if a.id < b.id:
-                clash = flag_clash(resolve_dialect(a, caps.real_options), resolve_dialect(b, caps.real_options))
+                clash = chain_clash(caps, a.id, b.id)
                 if clash:
                     keep = a if a.kind == "model" else b
                     warnings.append(f"this llama-server uses {clash} for both {a.label} and {b.label}, so the "

@@ -9,14 +9,15 @@ field is ever copied by hand (a hand copy once lost ``cache_type``).
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from llama_launcher.core.launch_memory import CACHE_TYPE_BYTES
+from llama_launcher.core.safe_text import short_repr
 from llama_launcher.core.spec_methods import BY_ID, KNOBS, MODES
-from llama_launcher.core.typed_json import check_value
+from llama_launcher.core.typed_json import check_value, type_hints
 
-CACHE_TYPES = ("f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl", "f32")
+CACHE_TYPES = tuple(CACHE_TYPE_BYTES)  # f16, bf16, q8_0, ... f32: the order the window lists them
 AUTO_PORT = 0  # the port setting "Auto": a free port chosen just before start
 
 
@@ -40,12 +41,6 @@ class ModelSettings:
     def mode(self, method_id: str) -> str:
         return self.modes.get(method_id, "auto")
 
-    def with_modes(self, **modes: str) -> ModelSettings:
-        """A copy with some modes changed (``mtp="on", ngram_mod="off"``; underscores for dashes)."""
-        merged = dict(self.modes)
-        merged.update({k.replace("_", "-"): v for k, v in modes.items()})
-        return dataclasses.replace(self, modes=merged)
-
 
 @dataclass
 class PlanSettings(ModelSettings):
@@ -61,9 +56,6 @@ class PlanSettings(ModelSettings):
     def of(cls, model: ModelSettings, **launch: Any) -> PlanSettings:
         return cls(**{f.name: getattr(model, f.name) for f in dataclasses.fields(ModelSettings)}, **launch)
 
-    def model_part(self) -> ModelSettings:
-        return ModelSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ModelSettings)})
-
 
 # --- typed loading (settings files are user-editable and may hold anything) -------------------------
 
@@ -73,7 +65,7 @@ def load_fields(cls: type, data: Any, where: str) -> tuple[Any, list[str]]:
     Returns (instance, problems); each problem is one line naming the field and what was wrong."""
     if not isinstance(data, dict):
         return cls(), [f"{where} is not an object; defaults used"]
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)  # once per class: a settings file may hold thousands of model entries
     values: dict[str, Any] = {}
     problems: list[str] = []
     for f in dataclasses.fields(cls):
@@ -82,15 +74,10 @@ def load_fields(cls: type, data: Any, where: str) -> tuple[Any, list[str]]:
         try:
             values[f.name] = check_value(f.name, hints[f.name], data[f.name])
         except ValueError as exc:
-            problems.append(f"{where}: {exc} (got {_short(data[f.name])}); the default is used")
+            problems.append(f"{where}: {exc} (got {short_repr(data[f.name])}); the default is used")
     obj = cls(**values)
     problems += _check_ranges(obj, where)
     return obj, problems
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _check_ranges(obj: Any, where: str) -> list[str]:

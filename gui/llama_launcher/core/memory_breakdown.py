@@ -22,7 +22,6 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-BREAKDOWN_VERBOSITY = 4  # llama.cpp's LOG_LEVEL_TRACE: the level of the breakdown table and the projection
 MAX_LINES = 200_000  # a log is read at most this far; the lines that matter come at load and at exit
 
 _TABLE_TAG = "memory_breakdown_print:"
@@ -99,15 +98,8 @@ class ServerMemory:
     flash_attn: bool | None = None
 
     @property
-    def has_table(self) -> bool:
-        return bool(self.rows)
-
-    @property
     def has_buffers(self) -> bool:
         return self.model_buffers > 0 or self.main.total > 0
-
-    def table_self_mib(self) -> int:
-        return sum(r.self_mib for r in self.rows)
 
     def device_rows(self) -> list[BreakdownRow]:
         return [r for r in self.rows if r.is_device]

@@ -341,14 +341,16 @@ def projected_parts(model: ModelInfo, context: int, launch: LaunchMemory, projec
     )
 
 
-def estimate(model: ModelInfo, context: int, budget_mib: int, budget_source: str, cache_type: str = "f16",
-             mtp_engaged: bool = False, launch: LaunchMemory | None = None,
+def estimate(model: ModelInfo, context: int, budget_mib: int, budget_source: str,
+             launch: LaunchMemory | None = None,
              projection: FitProjection | None = None, learned: MemoryMeasurement | None = None,
              shape: ModelShape | None = None, gpu_free_mib: int | None = None,
              draft: ModelInfo | None = None) -> MemoryEstimate:
-    """Estimate one launch. Raises :class:`ShapeError` (one line) for unusable metadata or context."""
+    """Estimate one launch (``launch``: its memory settings; None: llama-server's defaults).
+
+    Raises :class:`ShapeError` (one line) for unusable metadata or context."""
     context = check_context(context, "context size")
-    launch = launch or LaunchMemory(cache_type_k=cache_type, cache_type_v=cache_type, mtp=mtp_engaged)
+    launch = launch or LaunchMemory()
     shape = shape or model_shape(model)
     ours = launcher_parts(model, context, launch, shape)
     fa = launch.flash_attn_on()
@@ -376,8 +378,7 @@ def estimate(model: ModelInfo, context: int, budget_mib: int, budget_source: str
         draft_model_mib=_mib(parts.draft_model))
 
 
-def fit_context(model: ModelInfo, native: int, budget_mib: int, cache_type: str = "f16",
-                mtp_engaged: bool = False, launch: LaunchMemory | None = None,
+def fit_context(model: ModelInfo, native: int, budget_mib: int, launch: LaunchMemory | None = None,
                 projection: FitProjection | None = None, learned: MemoryMeasurement | None = None,
                 draft: ModelInfo | None = None) -> int:
     """Largest context <= native (multiple of 256, not below min(4096, native)) that fits the budget."""
@@ -385,8 +386,8 @@ def fit_context(model: ModelInfo, native: int, budget_mib: int, cache_type: str 
     shape = model_shape(model)
 
     def fits(ctx: int) -> bool:
-        return estimate(model, ctx, budget_mib, "", cache_type, mtp_engaged, launch, projection, learned,
-                        shape, draft=draft).total_mib <= budget_mib
+        return estimate(model, ctx, budget_mib, "", launch, projection, learned, shape,
+                        draft=draft).total_mib <= budget_mib
 
     floor = min(4096, native)
     if fits(native):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llama_launcher.core.model_info import ModelInfo
+from llama_launcher.core.safe_text import short_repr
 
 MAX_LAYERS = 4096  # the deepest published models have ~130 layers
 MIN_LAYER_BYTES = 32  # one tensor info record per layer at least (name, dims, type, offset)
@@ -32,11 +33,6 @@ class ShapeError(ValueError):
     """Metadata that no llama-server would load, or that no file of this size can hold; one line."""
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _size_text(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n:,} bytes"
 
@@ -45,8 +41,9 @@ def check_count(key: str, value: Any, upper: int, why: str = "") -> int:
     """``value`` as a count in [0, upper], else :class:`ShapeError` naming ``key``."""
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and not math.isfinite(value):
-            raise ShapeError(f"model metadata {key} is {_show(value)}, not a count")
-        raise ShapeError(f"model metadata {key} is {_show(value)} ({type(value).__name__}), not a whole number")
+            raise ShapeError(f"model metadata {key} is {short_repr(value)}, not a count")
+        raise ShapeError(f"model metadata {key} is {short_repr(value)} ({type(value).__name__}), "
+                         "not a whole number")
     if value < 0:
         raise ShapeError(f"model metadata {key} is negative ({value})")
     if value > upper:
@@ -110,7 +107,8 @@ def _swa_flags(model: ModelInfo, meta: dict[str, Any], n: int, window: int) -> l
         flags = []
         for i, p in enumerate(pattern[:n]):
             if not isinstance(p, (bool, int)) or isinstance(p, int) and not isinstance(p, bool) and p not in (0, 1):
-                raise ShapeError(f"model metadata attention.sliding_window_pattern[{i}] is {_show(p)}, not true/false")
+                raise ShapeError(f"model metadata attention.sliding_window_pattern[{i}] is {short_repr(p)}, "
+                                 "not true/false")
             flags.append(bool(p))
         return (flags + [flags[-1]] * n)[:n]
     if pattern is not None and not isinstance(pattern, list):
@@ -163,7 +161,7 @@ def model_vocab(model: ModelInfo) -> int:
 def check_context(value: Any, what: str) -> int:
     """A context size from the user or the metadata, as a count llama-server accepts."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ShapeError(f"{what} is {_show(value)}, not a whole number of tokens")
+        raise ShapeError(f"{what} is {short_repr(value)}, not a whole number of tokens")
     if value <= 0:
         raise ShapeError(f"{what} must be positive (got {value})")
     if value > MAX_CONTEXT:

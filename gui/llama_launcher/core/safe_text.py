@@ -48,3 +48,9 @@ def safe_text(value: object, max_len: int | None = None) -> str:
     if max_len is not None and len(out) > max_len:
         out = out[: max(max_len - 1, 0)] + "…"
     return out
+
+
+def short_repr(value: object, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters: how a wrong value from a file is quoted in a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -58,7 +58,6 @@ class Method:
     knobs: tuple[str, ...] = ()
     dialects: tuple[Dialect, ...] = ()
     knobs_required: bool = False  # without its knob flags the method is not offered
-    head_archs: tuple[str, ...] = ()  # GGUF architectures of the head file this method loads
     tune_lengths: tuple[int, ...] = ()  # draft lengths tune tries
     cli_flag: str = ""  # the CLI's mode option ("--mtp"); empty: no Auto/On/Off control of its own
 
@@ -78,16 +77,13 @@ METHODS: tuple[Method, ...] = (
            knobs=("draft_n_max",), dialects=(_DRAFT_N, _DRAFT_N_OLD), tune_lengths=(1, 2, 3, 4, 6), cli_flag="--mtp"),
     Method("eagle3", "EAGLE3 head", ("draft-eagle3",), "head", "model",
            "EAGLE3: a small speculator head trained for this model drafts from the model's own hidden states.",
-           knobs=("draft_n_max",), dialects=_DRAFT_FILE, head_archs=("eagle3",), tune_lengths=(2, 4, 6),
-           cli_flag="--eagle3"),
+           knobs=("draft_n_max",), dialects=_DRAFT_FILE, tune_lengths=(2, 4, 6), cli_flag="--eagle3"),
     Method("dflash", "DFlash head", ("draft-dflash",), "head", "model",
            "DFlash: a block-diffusion speculator head trained for this model drafts a block of tokens at once.",
-           knobs=("draft_n_max",), dialects=_DRAFT_FILE, head_archs=("dflash",), tune_lengths=(4, 8),
-           cli_flag="--dflash"),
+           knobs=("draft_n_max",), dialects=_DRAFT_FILE, tune_lengths=(4, 8), cli_flag="--dflash"),
     Method("dspark", "DSpark head", ("draft-dspark",), "head", "model",
            "DSpark: a DFlash-style speculator with a Markov head and a confidence cut-off.",
-           knobs=("draft_n_max",), dialects=_DRAFT_FILE, head_archs=("dflash",), tune_lengths=(4, 8),
-           cli_flag="--dspark"),
+           knobs=("draft_n_max",), dialects=_DRAFT_FILE, tune_lengths=(4, 8), cli_flag="--dspark"),
     Method("draft", "Draft model", ("draft-simple",), "draft-model", "model",
            "A draft model: a smaller model with the same tokenizer proposes tokens that the big model checks in "
            "one step (LM Studio's speculative decoding). Costs the draft's memory; pays off on big models.",
@@ -104,15 +100,10 @@ METHODS: tuple[Method, ...] = (
            knobs_required=True, cli_flag="--ngram-mod"),
 )
 BY_ID: dict[str, Method] = {m.id: m for m in METHODS}
-MODEL_METHODS = tuple(m for m in METHODS if m.kind == "model")
-HEAD_ARCHS = frozenset(a for m in METHODS for a in m.head_archs)
+BY_TOKEN: dict[str, Method] = {t: m for m in METHODS for t in m.tokens}  # --spec-type token -> its method
 MODES = ("auto", "on", "off")
 # Older spellings of a tuned or requested setting, still read from stored results and the CLI.
 ALIASES = {"ngram": "ngram-mod", "draft-model": "draft", "draft-simple": "draft"}
-
-
-def method(method_id: str) -> Method:
-    return BY_ID[ALIASES.get(method_id, method_id)]
 
 
 def parse_combo(text: str) -> tuple[str, ...]:
@@ -161,12 +152,12 @@ def resolve_dialect(m: Method, real_options: Iterable[str]) -> Dialect | None:
     return next((d for d in m.dialects if all(f in real for f in d.flags.values())), None)
 
 
-def flag_clash(a: Dialect | None, b: Dialect | None) -> str | None:
-    """A flag two methods would both need for different knobs (legacy builds: ``--draft-max``)."""
+def flag_clash(a: Mapping[str, str] | None, b: Mapping[str, str] | None) -> str | None:
+    """A flag two methods' dialects (role -> flag) would both need for different knobs (legacy: ``--draft-max``)."""
     if a is None or b is None:
         return None
-    for role, flag in a.flags.items():
-        for other_role, other_flag in b.flags.items():
+    for role, flag in a.items():
+        for other_role, other_flag in b.items():
             if flag == other_flag and role != other_role:
                 return flag
     return None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_launcher.core import paths, state_files
-from llama_launcher.core.spec_methods import combo_key, combo_label, parse_combo
+from llama_launcher.core.spec_methods import combo_label, parse_combo
 
 STORE_VERSION = 2  # 2: methods as spec_methods ids, margin, draft model
 
@@ -29,14 +29,12 @@ class TunedChoice:
     draft_n_max: int | None
     speedup: float  # decode t/s of the choice / decode t/s with speculation off
     margin: float = 0.0  # the measurement noise of that ratio (± this much)
-    draft_model: str | None = None  # the draft or head file the choice used
+    # Always None: tune measures the drafter the plan picks, and a launch picks it again (no file is
+    # stored). Kept because stored results and `tune --json` (docs/cli.md) have carried the key.
+    draft_model: str | None = None
     measured_at: str = ""
     table: list[dict[str, Any]] = field(default_factory=list)
     note: str = ""  # e.g. "MTP n=2 was as fast within the noise: the simpler ngram-mod is used"
-
-    @property
-    def key(self) -> str:
-        return combo_key(self.methods)
 
     def label(self) -> str:
         return combo_label(self.methods, self.draft_n_max)

@@ -9,6 +9,7 @@ user's settings use :func:`check_value` field by field (a bad field falls back t
 
 from __future__ import annotations
 
+import functools
 import math
 import types
 import typing
@@ -68,8 +69,14 @@ def check_value(name: str, annotation: Any, value: Any) -> Any:
     raise TypeError(f"no check for {annotation!r}")  # a new field type needs a rule here
 
 
+@functools.cache
+def type_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints(cls)``, worked out once per class (settings load it per model entry)."""
+    return typing.get_type_hints(cls)
+
+
 def field_checks(cls: type) -> dict[str, Check]:
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
 
     def check_for(name: str, hint: Any) -> Check:
         def check(value: Any) -> None:

@@ -235,3 +235,23 @@ def test_a_zip_of_an_older_release_installs_too(github: ReleaseServer, cache: Pa
     github.serve(name, server_archive(Path(llama_server), name))
     result = install(cpu_choice(github))
     assert result.path == cache / "b11434" / EXE and result.capabilities.build_number == 11434
+
+
+def test_a_corrupt_or_oversized_build_record_is_set_aside_and_the_build_still_listed(cache: Path) -> None:
+    from llama_launcher.core import build_record
+    from llama_launcher.core.state_files import drain_notices
+
+    drain_notices()
+    for number, content in ((9001, b"[1, 2]"), (9002, b" " * (build_record.MAX_BYTES + 1) + b"{}")):
+        folder = cache / f"b{number}"
+        folder.mkdir()
+        shutil.copy2(sys.executable, folder / EXE)
+        (folder / build_record.BUILD_INFO).write_bytes(content)
+    sources = {c.path: c.source for c in binary_discovery.candidates()}
+    for number in (9001, 9002):
+        folder = cache / f"b{number}"
+        assert sources[str(folder / EXE)] == "launcher cache"
+        assert not (folder / build_record.BUILD_INFO).exists()  # moved aside, not read again and again
+        assert [p.name.split(".corrupt-")[0] for p in folder.glob("*.corrupt-*")] == [build_record.BUILD_INFO]
+    notes = drain_notices()
+    assert len(notes) == 2 and all(n.startswith("the llama-server build record was corrupt") for n in notes)

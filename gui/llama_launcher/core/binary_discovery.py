@@ -9,14 +9,13 @@ The launcher's own cache holds one folder per build number (``bN``), built by ``
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from llama_launcher.core import paths
+from llama_launcher.core import build_record, paths
 
 EXE = "llama-server.exe" if sys.platform == "win32" else "llama-server"
 
@@ -81,14 +80,11 @@ def cached_builds() -> list[Path]:
 
 def cache_source(exe: Path) -> str:
     """How a cached build got there, for the "Found via" line: read from its build_info.json."""
-    try:
-        info = json.loads((exe.parent / "build_info.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "launcher cache"
-    if not isinstance(info, dict):
+    info = build_record.read(exe.parent)
+    if info is None:
         return "launcher cache"
     backend = info.get("backend") if isinstance(info.get("backend"), str) else None
-    if info.get("source") == "llama.cpp release":
+    if build_record.is_release(info):
         return f"llama.cpp release {info.get('release', exe.parent.name)}" + (f" ({backend})" if backend else "") + \
             ", downloaded by the launcher"
     return "built by the launcher" + (f" ({backend})" if backend else "")

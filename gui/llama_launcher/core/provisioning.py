@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llama_launcher.core import paths, state_files
+from llama_launcher.core import build_record, paths
 from llama_launcher.core.binary_discovery import EXE
 from llama_launcher.core.build_backend import BackendChoice
 from llama_launcher.core.process_env import child_env, no_window_flags
@@ -137,11 +137,7 @@ def _run(cmd: list[str], cwd: Path | None, log: Path, progress: Progress | None,
 
 def read_build_info(build: int = BUILD_NUMBER) -> dict[str, Any] | None:
     """The ``build_info.json`` beside an installed build (a corrupt one is moved aside with a notice)."""
-
-    def valid(data: Any) -> dict[str, Any]:
-        return dict(state_files.expect(data, dict, "build_info.json"))
-
-    return state_files.read_json(install_dir(build) / "build_info.json", "the llama-server build record", valid)
+    return build_record.read(install_dir(build))
 
 
 def backend_of(info: dict[str, Any] | None) -> str:
@@ -171,7 +167,7 @@ def _reuse_cached(target: Path, backend: BackendChoice, progress: Progress | Non
         return False
     if info is not None and "backend" not in info:
         info["backend"] = have
-        state_files.save_json(install_dir() / "build_info.json", info, "the llama-server build record", indent=1)
+        build_record.save(install_dir(), info)
     if progress:
         progress(f"llama-server b{BUILD_NUMBER} ({have}) is already built: {target}", 1.0)
     return True
@@ -282,11 +278,11 @@ def install_binary(built: Path, build: int = BUILD_NUMBER, backend: BackendChoic
         for lib in built.parent.iterdir():
             if lib.suffix in (".so", ".dylib", ".dll") or ".so." in lib.name:
                 shutil.copy2(lib, staging / lib.name)
-        state_files.write_json(staging / "build_info.json", {
-            "source": "built from source", "package": f"{SDIST_PACKAGE}=={SDIST_VERSION}", "build": build,
+        build_record.write(staging, {
+            "source": build_record.SOURCE_BUILD, "package": f"{SDIST_PACKAGE}=={SDIST_VERSION}", "build": build,
             "backend": backend.backend, "backend_reason": backend.reason, "flags": CMAKE_FLAGS + backend.cmake_flags,
             "web_ui": web_ui,
-            "built_at": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1)
+            "built_at": time.strftime("%Y-%m-%d %H:%M:%S")})
         place_build(staging, install_dir(build))
     except DownloadError as exc:
         raise ProvisionError(str(exc)) from exc

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from llama_launcher import __version__
-from llama_launcher.core import paths, state_files
+from llama_launcher.core import build_record, paths
 from llama_launcher.core.binary_discovery import EXE
 from llama_launcher.core.binary_probe import Capabilities, ProbeError, probe
 from llama_launcher.core.release_catalog import (
@@ -79,7 +79,7 @@ class InstallResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "release": self.release, "build": self.build, "backend": self.backend,
-                "source": "llama.cpp release", "version_line": self.capabilities.version_line,
+                "source": build_record.RELEASE_SOURCE, "version_line": self.capabilities.version_line,
                 "mtp": self.capabilities.mtp_token}
 
 
@@ -462,11 +462,11 @@ def install(choice: DownloadChoice, progress: Progress | None = None, cancel: th
             raise DownloadError(f"the downloaded llama-server does not run on this machine ({exc}); "
                                 "nothing was installed") from exc
         try:
-            state_files.write_json(server.parent / "build_info.json", {
-                "source": "llama.cpp release", "release": choice.release.tag, "build": choice.build,
+            build_record.write(server.parent, {
+                "source": build_record.RELEASE_SOURCE, "release": choice.release.tag, "build": choice.build,
                 "backend": choice.backend, "target": choice.target, "reported_build": caps.build_number,
                 "assets": [{"name": a.name, "size": a.size, "sha256": a.sha256, "url": a.url} for a in choice.assets],
-                "installed_at": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1)
+                "installed_at": time.strftime("%Y-%m-%d %H:%M:%S")})
         except OSError as exc:
             disk = _disk_error(exc, staging)
             raise (disk or DownloadError(f"could not record the build: {exc.strerror or exc}")) from exc

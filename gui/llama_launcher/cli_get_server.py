@@ -49,7 +49,8 @@ def _progress(args: argparse.Namespace):
 
 def _download(args: argparse.Namespace) -> dict[str, Any]:
     from llama_launcher.cli import RunError, UsageError
-    from llama_launcher.core import gpu_inventory, provisioning
+    from llama_launcher.core import build_record, gpu_inventory, provisioning
+    from llama_launcher.core.binary_discovery import EXE
     from llama_launcher.core.hardware import cpu_name
     from llama_launcher.core.release_catalog import NoAssetError, Platform, choose_download
     from llama_launcher.core.release_download import (
@@ -57,6 +58,7 @@ def _download(args: argparse.Namespace) -> dict[str, Any]:
         DownloadError,
         fetch_release,
         install,
+        release_dir,
         releases_url,
     )
 
@@ -80,13 +82,14 @@ def _download(args: argparse.Namespace) -> dict[str, Any]:
         _say(args, f"note: {note}")
     if args.dry_run:
         return {"action": "would download", **choice.to_dict()}
-    info = provisioning.read_build_info(choice.build)
-    target = provisioning.installed_binary(choice.build)
+    folder = release_dir(choice.build)
+    info = build_record.read(folder)
+    target = folder / EXE
     if (not args.force and info and info.get("release") == release.tag and info.get("backend") == choice.backend
             and provisioning.runs(target)):
         _say(args, f"llama.cpp {release.tag} ({choice.backend}) is already installed: {target}")
         return {"action": "already installed", "path": str(target), "release": release.tag, "build": choice.build,
-                "backend": choice.backend, "source": "llama.cpp release"}
+                "backend": choice.backend, "source": build_record.RELEASE_SOURCE}
     try:
         result = install(choice, _progress(args))
     except DownloadError as exc:

@@ -85,11 +85,13 @@ def runs(binary: Path) -> bool:
 
 
 def lacks_fit_tool(binary: str | Path) -> bool:
-    """True for the launcher's own cached build when ``llama-fit-params`` is not beside it yet."""
+    """True for the launcher's own cached build when ``llama-fit-params`` is not beside it yet (a
+    release download in the same folder is not the launcher's to complete)."""
     try:
-        return Path(binary).resolve() == installed_binary().resolve() and not (install_dir() / FIT_TOOL).is_file()
+        ours = Path(binary).resolve() == installed_binary().resolve() and not (install_dir() / FIT_TOOL).is_file()
     except OSError:
         return False
+    return ours and not build_record.is_release(read_build_info())
 
 
 def missing_tools() -> list[str]:
@@ -155,10 +157,16 @@ def backend_of(info: dict[str, Any] | None) -> str:
 
 
 def _reuse_cached(target: Path, backend: BackendChoice, progress: Progress | None) -> bool:
-    """True when the cached build runs and has the backend asked for; its record then names the backend."""
+    """True when the cached build is a source build, runs and has the backend asked for; its record then
+    names the backend. (A release download in that folder is never taken for a source build.)"""
     if not runs(target):
         return False
     info = read_build_info()
+    if info is not None and build_record.is_release(info):
+        if progress:
+            progress(f"the cached llama-server b{BUILD_NUMBER} is llama.cpp's {info.get('release', 'release')} "
+                     "download, not a source build; building from source (the build replaces it)", 0.0)
+        return False
     have = backend_of(info)
     if have != backend.backend:
         if progress:

@@ -5,7 +5,9 @@ Nothing half-done is ever left where discovery looks. Every byte goes to a stagi
 archive must have exactly the size the release lists and, when the release lists one, its
 SHA-256 digest; unpacking refuses absolute paths, ``..`` and links that leave the folder; the
 llama-server inside must answer ``--version`` and ``--help`` here; only then is the folder renamed
-to ``bN``. A failure or a cancel removes the staging folder and leaves ``bN`` as it was.
+to ``bN``. A failure or a cancel removes the staging folder and leaves ``bN`` as it was. A ``bN``
+that holds the launcher's own source build of that number is never replaced by a download: the
+release goes beside it, to ``bN-release`` (:func:`release_dir`).
 Cancelling is a ``threading.Event`` checked between chunks, so any thread may cancel at once.
 """
 
@@ -39,7 +41,7 @@ from typing import IO, Any
 
 from llama_launcher import __version__
 from llama_launcher.core import build_record, paths
-from llama_launcher.core.binary_discovery import EXE
+from llama_launcher.core.binary_discovery import EXE, RELEASE_SUFFIX
 from llama_launcher.core.binary_probe import Capabilities, ProbeError, probe
 from llama_launcher.core.release_catalog import (
     RELEASES_API,
@@ -396,6 +398,14 @@ def find_server(root: Path, max_depth: int = 3) -> Path | None:
 
 # --- install ------------------------------------------------------------------------------------
 
+def release_dir(build: int, root: Path | None = None) -> Path:
+    """The folder llama.cpp's release ``bN`` is installed in: ``bN``, or ``bN-release`` when ``bN``
+    holds the launcher's own source build (which a download never replaces)."""
+    root = root or paths.server_cache_dir()
+    plain = root / f"b{build}"
+    return root / f"b{build}{RELEASE_SUFFIX}" if build_record.is_source_build(build_record.read(plain)) else plain
+
+
 def place_build(src: Path, dest: Path) -> None:
     """Rename the verified build to ``dest``; an existing build is replaced only after that worked."""
     old = None
@@ -419,7 +429,8 @@ def place_build(src: Path, dest: Path) -> None:
 
 def install(choice: DownloadChoice, progress: Progress | None = None, cancel: threading.Event | None = None,
             root: Path | None = None) -> InstallResult:
-    """Download ``choice``'s assets and install them as ``<server cache>/bN``; see the module docstring."""
+    """Download ``choice``'s assets and install them as ``<server cache>/bN`` (or ``bN-release``, see
+    :func:`release_dir`); see the module docstring."""
     root = paths.ensure(root or paths.server_cache_dir())
 
     def cancelled() -> None:
@@ -471,7 +482,10 @@ def install(choice: DownloadChoice, progress: Progress | None = None, cancel: th
             disk = _disk_error(exc, staging)
             raise (disk or DownloadError(f"could not record the build: {exc.strerror or exc}")) from exc
         cancelled()
-        dest = root / f"b{choice.build}"
+        dest = release_dir(choice.build, root)
+        if progress and dest.name != f"b{choice.build}":
+            progress(f"b{choice.build} holds the launcher's own source build; the release goes beside it, "
+                     f"in {dest.name}", 0.98)
         place_build(server.parent, dest)
         if progress:
             progress(f"installed llama.cpp {choice.release.tag} ({choice.backend}) in {dest}", 1.0)

@@ -116,3 +116,12 @@ def test_a_release_download_in_the_build_folder_is_not_taken_for_a_source_build(
     assert any("is llama.cpp's b11434 download, not a source build; building from source" in m for m in seen)
     info = provisioning.read_build_info()
     assert info is not None and info["source"] == "built from source" and provisioning.backend_of(info) == "cpu"
+
+
+def test_the_record_lists_the_flags_the_build_was_configured_with(fake_cache: tuple[Path, Path]) -> None:
+    cache, log = fake_cache
+    provisioning.build_server(jobs=1)  # no backend chosen: CPU only
+    (configure,) = [a for a in map(json.loads, log.read_text().splitlines()) if "-S" in a]
+    info = provisioning.read_build_info()
+    assert info is not None and info["backend"] == "cpu" and "-DGGML_CUDA=OFF" in info["flags"]
+    assert configure[configure.index("-B") + 2:] == info["flags"]

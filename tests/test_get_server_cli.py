@@ -157,3 +157,11 @@ def test_download_beside_a_source_build_of_the_same_number_keeps_both(github: Re
     built = get_server("--build", "--backend", "cpu", "--json", env=env)
     assert built.returncode == 0, built.stderr
     assert json.loads(built.stdout)["path"] == str(source / EXE) and "is already built" in built.stderr
+
+
+def test_a_found_path_is_printed_without_its_control_characters(tmp_path: Path) -> None:
+    evil = tmp_path / "evil\x1b]0;pwned\x07\x1b[2J\nready: x" / EXE
+    out = get_server(env={"LLAMA_LAUNCHER_SERVER_CACHE": str(tmp_path / "cache"), "LLAMA_SERVER": str(evil)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("llama-server found: ") and out.stdout.count("\n") == 1
+    assert not any(c in out.stdout for c in ("\x1b", "\x07")) and "\\nready: x" in out.stdout

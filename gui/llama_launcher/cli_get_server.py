@@ -35,9 +35,9 @@ def add_get_server_parser(sub: Any) -> None:
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
-    from llama_launcher.core.safe_text import safe_text
+    from llama_launcher.cli import say  # imported when called: cli.py imports this module
 
-    print(safe_text(text), file=sys.stderr if args.json else sys.stdout, flush=True)
+    say(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
 
 def _progress(args: argparse.Namespace):
@@ -125,6 +125,7 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_get_server(args: argparse.Namespace) -> int:
+    from llama_launcher.cli import say
     from llama_launcher.core.binary_discovery import find_server
     from llama_launcher.core.provisioning import lacks_fit_tool
     from llama_launcher.core.release_catalog import Platform
@@ -139,8 +140,8 @@ def cmd_get_server(args: argparse.Namespace) -> int:
                 if args.json:
                     print(json.dumps({"action": "found", "path": found.path, "source": found.source}, indent=2))
                 else:
-                    print(f"llama-server found: {found.path} ({found.source}); use --download or --build to get "
-                          "another one anyway")
+                    say(f"llama-server found: {found.path} ({found.source}); use --download or --build to get "
+                        "another one anyway")
                 return 0
         mode = mode or ("download" if Platform.current().os in ("windows", "macos") else "build")
     result = _download(args) if mode == "download" else _build(args)
@@ -153,5 +154,5 @@ def cmd_get_server(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     elif result.get("path"):
-        print(f"llama-server ready: {result['path']} ({result['backend']})")
+        say(f"llama-server ready: {result['path']} ({result['backend']})")
     return 0

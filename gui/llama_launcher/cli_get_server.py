@@ -99,7 +99,7 @@ def _download(args: argparse.Namespace) -> dict[str, Any]:
 
 def _build(args: argparse.Namespace) -> dict[str, Any]:
     from llama_launcher.cli import RunError, UsageError
-    from llama_launcher.core import gpu_inventory, provisioning
+    from llama_launcher.core import build_record, gpu_inventory, provisioning
     from llama_launcher.core.build_backend import BackendError, choose_build_backend, find_build_tools
     from llama_launcher.core.release_catalog import Platform
 
@@ -119,9 +119,9 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
         path = provisioning.build_server(_progress(args), force=args.force, jobs=args.jobs, backend=backend)
     except provisioning.ProvisionError as exc:
         raise RunError(str(exc)) from exc
-    info = provisioning.read_build_info() or {}
+    # build_server reuses a cached build only when it has this backend, and records it for a new one
     return {"action": "built", "path": str(path), "build": provisioning.BUILD_NUMBER,
-            "backend": provisioning.backend_of(info), "source": "built from source", "reason": backend.reason}
+            "backend": backend.backend, "source": build_record.SOURCE_BUILD, "reason": backend.reason}
 
 
 def cmd_get_server(args: argparse.Namespace) -> int:

@@ -384,7 +384,7 @@ def unpack(archive: Path, root: Path) -> None:
             os.symlink(target, link)
 
 
-def find_server(root: Path, max_depth: int = 3) -> Path | None:
+def server_in_archive(root: Path, max_depth: int = 3) -> Path | None:
     """The llama-server inside an unpacked build (at the top, or in its one folder)."""
     level = [root]
     for _ in range(max_depth + 1):
@@ -458,7 +458,7 @@ def install(choice: DownloadChoice, progress: Progress | None = None, cancel: th
             unpack(archive, payload if server is None else server.parent)
             archive.unlink()
             if i == 0:
-                server = find_server(payload)
+                server = server_in_archive(payload)
                 if server is None:
                     raise DownloadError(f"{archive.name} holds no {EXE}; nothing was installed")
         assert server is not None

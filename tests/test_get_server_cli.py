@@ -130,3 +130,38 @@ def test_build_dry_run_says_which_backend_and_why(tmp_path: Path) -> None:
     assert vulkan.returncode == 2 and vulkan.stderr.startswith("error: a Vulkan build needs the Vulkan SDK's glslc")
     wrong = get_server("--build", "--release", "b11433", env={"LLAMA_LAUNCHER_SERVER_CACHE": str(tmp_path)})
     assert wrong.returncode == 2 and wrong.stderr.startswith("error: --release applies to --download only")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the fake llama-server is a POSIX script")
+def test_download_beside_a_source_build_of_the_same_number_keeps_both(github: ReleaseServer, env: dict[str, str],
+                                                                       tmp_path: Path) -> None:
+    from llama_launcher.core import build_record, provisioning
+
+    from fake_server import make_fake_server
+
+    cache = Path(env["LLAMA_LAUNCHER_SERVER_CACHE"])
+    source = cache / f"b{provisioning.BUILD_NUMBER}"
+    make_fake_server(source, "b11434-current")
+    make_fake_server(source, "b11434-current", name="llama-fit-params")
+    (source / build_record.BUILD_INFO).write_text(json.dumps(
+        {"source": "built from source", "build": 11434, "backend": "cpu", "flags": provisioning.CMAKE_FLAGS}))
+    before = (source / EXE).read_bytes()
+    github.serve(CPU_ASSET, server_archive(make_fake_server(tmp_path / "fake", "b11434-current"), CPU_ASSET))
+    out = get_server("--download", "--backend", "cpu", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["action"] == "downloaded" and result["path"] == str(cache / "b11434-release" / EXE)
+    assert (source / EXE).read_bytes() == before and sorted(os.listdir(cache)) == ["b11434", "b11434-release"]
+    again = get_server("--download", "--backend", "cpu", "--json", env=env)
+    assert again.returncode == 0 and json.loads(again.stdout)["action"] == "already installed", again.stderr
+    built = get_server("--build", "--backend", "cpu", "--json", env=env)
+    assert built.returncode == 0, built.stderr
+    assert json.loads(built.stdout)["path"] == str(source / EXE) and "is already built" in built.stderr
+
+
+def test_a_found_path_is_printed_without_its_control_characters(tmp_path: Path) -> None:
+    evil = tmp_path / "evil\x1b]0;pwned\x07\x1b[2J\nready: x" / EXE
+    out = get_server(env={"LLAMA_LAUNCHER_SERVER_CACHE": str(tmp_path / "cache"), "LLAMA_SERVER": str(evil)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("llama-server found: ") and out.stdout.count("\n") == 1
+    assert not any(c in out.stdout for c in ("\x1b", "\x07")) and "\\nready: x" in out.stdout

@@ -83,6 +83,17 @@ def test_malformed_inputs_give_one_line_errors(tmp_path: Path, data: bytes, mess
     assert info.error and message.split()[0].lower() in info.error.lower() and not info.launchable
 
 
+def test_a_key_name_in_an_error_is_shown_safely_and_cut(tmp_path: Path) -> None:
+    key = b"evil\x1b[2J\x07\n" + b"k" * 400
+    f = tmp_path / "bad.gguf"
+    f.write_bytes(header_bytes(body=struct.pack("<Q", len(key)) + key + struct.pack("<I", 77) + b"\0" * 8))
+    with pytest.raises(GGUFError) as exc:
+        read_header(f)
+    text = str(exc.value)
+    assert text.startswith("corrupt GGUF: unknown value type 77 for key evil\\x07\\nkkk")
+    assert len(text) == 300 and text.endswith("k…")
+
+
 def test_truncated_real_file(tmp_path: Path) -> None:
     f = write_model(tmp_path / "m.gguf", tokens=2000)
     data = f.read_bytes()

@@ -56,6 +56,19 @@ def test_a_hand_written_gpu_is_named_and_an_amd_card_seen_by_the_os_too() -> Non
     assert "more GPU" not in idle_gpu_notice(both)
 
 
+def test_every_card_the_os_lists_counts_unless_another_source_named_it() -> None:
+    card0, card1 = (GPU(f"NVIDIA GPU (card{i})", "CUDA", 0, 0, source="OS") for i in (0, 1))
+    # pynvml saw nothing (no driver library): the OS's two NVIDIA cards are two cards
+    alone = idle_gpu_notice(hw(os_gpus=[card0, card1], devices=[]), "windows")
+    assert alone is not None and alone.startswith("Your NVIDIA GPU (card0) (and 1 more GPU) is not used")
+    # pynvml named one of them: the other is still one more
+    one_named = idle_gpu_notice(hw([RTX], devices=[], os_gpus=[card0, card1]), "windows")
+    assert one_named is not None and one_named.startswith("Your NVIDIA GeForce RTX 4090 (and 1 more GPU) is not used")
+    # pynvml named both: the OS's view of them adds nothing (two cards, not four)
+    both_named = idle_gpu_notice(hw([RTX, RTX], devices=[], os_gpus=[card0, card1]), "windows")
+    assert both_named is not None and both_named.startswith("Your NVIDIA GeForce RTX 4090 (and 1 more GPU) is not used")
+
+
 def test_apple_silicon_without_metal_is_named() -> None:
     m2 = GPU("Apple M2 GPU (Metal, unified memory)", "Metal", 16384, 12000, source="Apple")
     metal = GPU("Apple M2", "Metal", 12000, 11000, source="llama-server --list-devices")

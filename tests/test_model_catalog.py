@@ -87,6 +87,27 @@ def test_cache_serves_unchanged_files_and_survives_restart(tmp_path: Path, monke
     assert len(calls) == 1 and res.models[0].name == "Changed"
 
 
+def test_a_cached_entry_is_validated_once_and_each_hit_is_its_own_copy(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    f = write_model(tmp_path / "m" / "one.gguf", name="One")
+    cache_file = tmp_path / "cache.json"
+    scan([tmp_path / "m"], include_defaults=False, cache=HeaderCache(cache_file))
+    stored = cache_file.read_text()
+    built = []
+    real = model_catalog.ModelInfo.from_dict
+    monkeypatch.setattr(model_catalog.ModelInfo, "from_dict", lambda data: built.append(1) or real(data))
+    cache = HeaderCache(cache_file)
+    assert len(built) == 1  # validated at load
+    st = f.stat()
+    first, second = (cache.get(f, st.st_size, st.st_mtime_ns) for _ in range(2))
+    assert len(built) == 1 and first == second and first is not second and first is not None
+    first.name = "changed by a caller"
+    third = cache.get(f, st.st_size, st.st_mtime_ns)
+    assert third is not None and third.name == "One"
+    cache.save()
+    assert cache_file.read_text() == stored  # nothing changed: nothing written, the format is as it was
+
+
 def test_corrupt_cache_file_is_ignored(tmp_path: Path) -> None:
     write_model(tmp_path / "m" / "one.gguf")
     cache_file = tmp_path / "cache.json"

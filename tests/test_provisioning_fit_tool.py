@@ -94,3 +94,34 @@ def test_a_server_found_elsewhere_is_not_the_launchers_to_complete(tmp_path: Pat
     other.parent.mkdir()
     other.write_text("#!/bin/sh\n")
     assert not provisioning.lacks_fit_tool(other)
+
+
+def test_a_release_download_in_the_build_folder_is_not_taken_for_a_source_build(
+        fake_cache: tuple[Path, Path]) -> None:
+    from llama_launcher.core import build_record
+
+    cache, log = fake_cache
+    server = provisioning.installed_binary()
+    server.parent.mkdir(parents=True)
+    server.write_text("#!/bin/sh\necho 'version: 0.6.0-dev (build 11434, commit release)'\n")
+    server.chmod(0o755)
+    build_record.write(server.parent, {"source": "llama.cpp release", "release": "b11434", "build": 11434,
+                                       "backend": "cpu"})
+    assert not provisioning.lacks_fit_tool(server)  # a release is not the launcher's to complete
+    seen: list[str] = []
+    assert provisioning.build_server(lambda m, f: seen.append(m), jobs=1) == server
+    (build,) = _builds(log)
+    assert build[build.index("--target") + 1: build.index("-j")] == ["llama-server", "llama-fit-params"]
+    assert not any("is already built" in m for m in seen)
+    assert any("is llama.cpp's b11434 download, not a source build; building from source" in m for m in seen)
+    info = provisioning.read_build_info()
+    assert info is not None and info["source"] == "built from source" and provisioning.backend_of(info) == "cpu"
+
+
+def test_the_record_lists_the_flags_the_build_was_configured_with(fake_cache: tuple[Path, Path]) -> None:
+    cache, log = fake_cache
+    provisioning.build_server(jobs=1)  # no backend chosen: CPU only
+    (configure,) = [a for a in map(json.loads, log.read_text().splitlines()) if "-S" in a]
+    info = provisioning.read_build_info()
+    assert info is not None and info["backend"] == "cpu" and "-DGGML_CUDA=OFF" in info["flags"]
+    assert configure[configure.index("-B") + 2:] == info["flags"]

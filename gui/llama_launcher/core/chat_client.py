@@ -34,11 +34,19 @@ class ChatResult:
     stopped: bool = False  # the user stopped the reply; text and timings are what arrived until then
 
 
-def _request(base_url: str, path: str, payload: dict[str, Any], api_key: str | None, timeout: float):
+def json_headers(api_key: str | None, accept: str | None = None) -> dict[str, str]:
+    """Headers for a JSON request to llama-server; with a key, the ``Authorization: Bearer`` it checks."""
     headers = {"Content-Type": "application/json"}
+    if accept:
+        headers["Accept"] = accept
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    req = urllib.request.Request(base_url + path, data=json.dumps(payload).encode(), headers=headers, method="POST")
+    return headers
+
+
+def _request(base_url: str, path: str, payload: dict[str, Any], api_key: str | None, timeout: float):
+    req = urllib.request.Request(base_url + path, data=json.dumps(payload).encode(), headers=json_headers(api_key),
+                                 method="POST")
     try:
         return urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as exc:
@@ -125,9 +133,7 @@ def _open_stream(base_url: str, path: str, payload: dict[str, Any], api_key: str
                  handle: StreamHandle) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     url = urllib.parse.urlsplit(base_url)
     conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=timeout)
-    headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
+    headers = json_headers(api_key, accept="text/event-stream")
     try:
         conn.connect()
         handle._attach(conn)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from llama_launcher.core.gguf_enums import GGMLQuantizationType, GGUFValueType
+from llama_launcher.core.safe_text import safe_text
 
 GGUF_MAGIC = b"GGUF"
 CHUNK = 1 << 20
@@ -63,13 +64,15 @@ _SCALAR_FORMATS: dict[int, str] = {
 }
 
 
+MAX_ERROR_CHARS = 300
+
+
 class GGUFError(Exception):
     """The file is not a readable GGUF; the message is one line meant for the user."""
 
     def __init__(self, message: str) -> None:
         # key names come from the file: keep the message printable, one line and short
-        clean = "".join(ch if ch.isprintable() else "?" for ch in message)
-        super().__init__(clean if len(clean) <= 300 else clean[:297] + "...")
+        super().__init__(safe_text(message, max_len=MAX_ERROR_CHARS))
 
 
 @dataclass(frozen=True)

@@ -239,7 +239,7 @@ def _windows_adapters() -> list[Adapter]:
 
 
 def os_adapters() -> list[Adapter]:
-    """The display adapters the OS lists (Linux sysfs, Windows CIM); empty elsewhere."""
+    """The display adapters the OS lists (Linux sysfs, the Windows registry); empty elsewhere."""
     if sys.platform.startswith("linux"):
         return linux_adapters()
     if sys.platform == "win32":
@@ -259,7 +259,7 @@ def vulkan_loader_present() -> bool:
 
 
 def detect() -> GpuInventory:
-    """Everything above for this machine; slow parts (PowerShell) are bounded by timeouts."""
+    """Everything above for this machine; the slow part (nvidia-smi, when pynvml fails) is bounded by a timeout."""
     inv = GpuInventory()
     if not _nvml(inv):
         _nvidia_smi(inv)

@@ -304,12 +304,13 @@ def detect(server_binary: str | None = None) -> Hardware:
     notes: list[str] = []
     vm = psutil.virtual_memory()
     apple = is_apple_silicon()
+    cpu = cpu_name()
     gpus = nvidia_gpus(notes)
     if apple:
-        gpus.append(GPU(f"{cpu_name()} GPU (Metal, unified memory)", "Metal", vm.total // MIB, vm.available // MIB,
+        gpus.append(GPU(f"{cpu} GPU (Metal, unified memory)", "Metal", vm.total // MIB, vm.available // MIB,
                         source="Apple"))
     hw = Hardware(
-        cpu=cpu_name(),
+        cpu=cpu,
         ram_total_mib=vm.total // MIB,
         ram_available_mib=vm.available // MIB,
         apple_silicon=apple,

@@ -40,11 +40,15 @@ def idle_gpus(hw: Hardware) -> list[GPU]:
     if hw.discrete_devices():
         return []
     seen: list[GPU] = []
+    named: list[str] = []  # the vendor of each card pynvml or a file named: each stands for one OS card
     for g in [*hw.gpus, *hw.os_gpus]:
         if g.backend not in DISCRETE_BACKENDS:
             continue
-        if any(_vendor(s) == _vendor(g) for s in seen) and g.source == "OS":
-            continue  # the OS's view of a card pynvml already named
+        if g.source != "OS":
+            named.append(_vendor(g))
+        elif _vendor(g) in named:
+            named.remove(_vendor(g))
+            continue  # the OS's view of a card already named; a second card of that vendor still counts
         seen.append(g)
     return seen
 

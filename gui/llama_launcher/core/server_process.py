@@ -75,8 +75,6 @@ def _model_bytes(argv: list[str]) -> int | None:
     return None
 
 
-
-
 def port_from_argv(argv: list[str]) -> int | None:
     for i, a in enumerate(argv):
         if a == "--port" and i + 1 < len(argv):

@@ -51,7 +51,8 @@ def drain_notices() -> list[str]:
         return out
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
+    """Why an operation failed, in a few words for a notice: the OS's words for an OSError."""
     if isinstance(exc, OSError):
         return exc.strerror or type(exc).__name__
     return str(exc) or type(exc).__name__
@@ -90,7 +91,7 @@ def save_json(path: Path, data: Any, what: str, private: bool = False, indent: i
         write_json(path, data, private=private, indent=indent)
         return True
     except (OSError, ValueError, TypeError) as exc:
-        notice(f"{what} could not be saved to {path} ({_reason(exc)}); it is kept for this session only",
+        notice(f"{what} could not be saved to {path} ({reason(exc)}); it is kept for this session only",
                key=f"write:{path}")
         return False
 
@@ -136,7 +137,7 @@ def read_json(path: Path, what: str, validate: Callable[[Any], T], max_bytes: in
         _corrupt(path, what, str(exc))
         return None
     except OSError as exc:
-        notice(f"{what} could not be read from {path} ({_reason(exc)}); using defaults", key=f"read:{path}")
+        notice(f"{what} could not be read from {path} ({reason(exc)}); using defaults", key=f"read:{path}")
         return None
     try:
         data = json.loads(raw.decode("utf-8"))

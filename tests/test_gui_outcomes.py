@@ -21,6 +21,7 @@ from llama_launcher.core import settings_store, tuning_store
 from llama_launcher.core.launch_settings import ModelSettings
 from llama_launcher.core.network import free_port
 from llama_launcher.core.server_process import ServerState
+from llama_launcher.ui.main_window import TUNE_LOG_PREFIX
 
 from fake_server import make_fake_server
 from gguf_factory import write_model
@@ -298,6 +299,8 @@ def test_tune_owns_the_machine_and_cancel_stops_it(qtbot, llama_server: str, dem
                     timeout=240_000)
     stage = w.launch_panel.tune_stage.text()
     assert stage.startswith("[") and ": measuring" in stage  # which setting, which stage
+    assert w.launch_panel.tune_progress.value() > 0  # the bar has moved once the first server measures
+    assert any(TUNE_LOG_PREFIX in ln for ln in w.logs.history)  # Tune's own server log, marked as Tune's
     t0 = time.monotonic()
     w.launch_panel.tune_cancel_btn.click()
     qtbot.waitUntil(lambda: not llama_children(), timeout=2000)  # the server in use stops within 2 s

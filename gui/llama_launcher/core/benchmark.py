@@ -390,6 +390,12 @@ class TuneProgress:
     label: str
     stage: str  # "loading", "measuring code", "measuring prose", "done"
     eta_s: float | None  # seconds left, from the time the steps so far took
+    done: float = 0.0  # servers' worth of work done, moving within a step (the stage's share)
+
+    @property
+    def fraction(self) -> float:
+        """How far tune is, 0..1, for a progress bar (the same figure the time left comes from)."""
+        return 1.0 if self.stage == "done" else min(self.done / max(self.total, 1), 1.0)
 
     def text(self) -> str:
         eta = f", about {_fmt_s(self.eta_s)} left" if self.eta_s is not None else ""
@@ -428,7 +434,7 @@ class _Runner:
         done = max(self.step - 1, 0) + self.STAGE_SHARE.get(stage, 0.0)  # the estimate moves within a step too
         elapsed = time.monotonic() - self.t0
         eta = elapsed / done * max(self.planned - done, 0.0) if done >= 0.3 else None
-        self.progress(TuneProgress(self.step, max(self.planned, self.step), label, stage, eta))
+        self.progress(TuneProgress(self.step, max(self.planned, self.step), label, stage, eta, done))
 
     def run(self, cand: Candidate, tokens: int, stream: bool = False) -> TuneRow:
         """Measure one candidate on both prompts: one request each (the sweep), or streamed with

@@ -39,6 +39,12 @@ class TunedChoice:
     def label(self) -> str:
         return combo_label(self.methods, self.draft_n_max)
 
+    @property
+    def off_tps(self) -> float | None:
+        """The decode t/s measured without speculation, where the table has it."""
+        off = next((r.get("mean_tps") for r in self.table if r.get("setting") == "off"), None)
+        return float(off) if isinstance(off, (int, float)) and not isinstance(off, bool) else None
+
     def describe(self) -> str:
         pct = (self.speedup - 1.0) * 100
         margin = f" ± {self.margin * 100:.0f}%" if self.margin >= 0.005 else ""

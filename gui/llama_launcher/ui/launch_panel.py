@@ -363,8 +363,6 @@ class LaunchPanel(QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
         WheelGuard(scroll).guard(inner)
-        self._copied = QTimer(self)
-        self._copied.setSingleShot(True)
 
         for combo in self.mode.values():
             combo.currentIndexChanged.connect(self._emit)
@@ -684,8 +682,6 @@ class LaunchPanel(QWidget):
             self.tune_stage.setText("starting…")
 
     def show_tune_progress(self, p: TuneProgress) -> None:
-        # a step is worth three stages (loading, code, prose): the bar moves within a step too
-        stages = {"loading": 0, "measuring code": 1, "measuring prose": 2, "done": 3}
-        self.tune_progress.setRange(0, max(p.total, 1) * 3)
-        self.tune_progress.setValue((p.step - 1) * 3 + stages.get(p.stage, 0) if p.stage != "done" else p.total * 3)
+        self.tune_progress.setRange(0, 1000)
+        self.tune_progress.setValue(round(p.fraction * 1000))  # moves within a step, as the time left does
         self.tune_stage.setText(p.text())

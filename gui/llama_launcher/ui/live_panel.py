@@ -122,10 +122,8 @@ class LivePanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.own_speed: Speed | None = None
-        self.all_speed: Speed | None = None
         self._own_active = False
         self._own_finished_at = 0.0
-        self.tokens_total = 0
         self.completion_mode = False  # a base model: Try it sends plain text to /completion
         self._streamed = 0
         self._ready = False
@@ -281,7 +279,7 @@ class LivePanel(QWidget):
         self.verdict_box.setVisible(False)
         self.reply.clear()
         self.reply_status.setText("")
-        self.own_speed = self.all_speed = None
+        self.own_speed = None
         self.big.setText("–")
         self.source.setText("waiting for the first reply")
         for s in (self.prompt_stat, self.accept_stat, self.tokens_stat, self.clients_stat):
@@ -303,7 +301,6 @@ class LivePanel(QWidget):
         """Counter deltas from /metrics: every client's traffic, including other programs.
 
         Returns True when the delta was other clients' traffic (not this app's own reply)."""
-        self.all_speed = speed
         if speed.decode_tps is not None:
             self.clients_stat.set(f"{speed.decode_tps:.1f}")
         if self._own_active or time.monotonic() - self._own_finished_at < OWN_TRAFFIC_GRACE_S:

@@ -290,8 +290,9 @@ class MainWindow(QMainWindow):
         self._run_in_thread(self.tune_worker, "tune-worker")
         self.request_tune.connect(self.tune_worker.tune)
         self.tune_worker.progress.connect(self.launch_panel.show_tune_progress)
-        self.tune_worker.log.connect(lambda s: self.logs.append_lines([TUNE_LOG_PREFIX + s]))
-        self.tune_worker.server_lines.connect(lambda ls: self.logs.append_lines([TUNE_LOG_PREFIX + ln for ln in ls]))
+        # bound methods, never lambdas: a lambda would run in the tune thread and touch the log widget there
+        self.tune_worker.log.connect(self._tune_log)
+        self.tune_worker.server_lines.connect(self._tune_server_lines)
         self.tune_worker.finished.connect(self._tuned)
         self.tune_worker.failed.connect(self._tune_failed)
         self.tune_worker.cancelled.connect(self._tune_cancelled)
@@ -755,10 +756,7 @@ class MainWindow(QMainWindow):
         spec = plan.speculative
         if not spec.methods:
             return None
-        off = None
-        if self.tuned is not None:
-            off = next((r.get("mean_tps") for r in self.tuned.table if r.get("setting") == "off"), None)
-        return SpeculationWatch(combo_label(spec.methods), off if isinstance(off, (int, float)) else None)
+        return SpeculationWatch(combo_label(spec.methods), self.tuned.off_tps if self.tuned is not None else None)
 
     def stop_server(self) -> None:
         if self.state.running:
@@ -868,6 +866,12 @@ class MainWindow(QMainWindow):
         base = dataclasses.replace(base, modes={})  # Auto everywhere: tune decides
         self.tune_worker.arm()
         self.request_tune.emit(self.binary.path, self.model, self.hw, self.caps, base, list(self.drafts))
+
+    def _tune_log(self, line: str) -> None:
+        self.logs.append_lines([TUNE_LOG_PREFIX + line])
+
+    def _tune_server_lines(self, lines: list) -> None:
+        self.logs.append_lines([TUNE_LOG_PREFIX + ln for ln in lines])
 
     def cancel_tune(self) -> None:
         if self.tuning:

@@ -149,10 +149,6 @@ class ModelsPane(QWidget):
         self.setMinimumWidth(self.table.minimumWidth() + PANE_MARGINS)  # the pane never clips its table
 
     # --- selection --------------------------------------------------------------------------------
-    @property
-    def models(self) -> list[ModelInfo]:
-        return self.table_model.models
-
     def select(self, path: str | None) -> None:
         row = self.table_model.row_of(path) if path else -1
         if row < 0:

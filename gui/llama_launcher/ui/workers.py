@@ -336,21 +336,10 @@ class MemoryWorker(QObject):
         self.learned.emit(got.describe() if got is not None else "")
 
 
-class CancellableWorker(QObject):
-    """A worker whose long job checks a flag that any thread may set (no queued call needed)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._cancel = threading.Event()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-
-class ReleaseWorker(CancellableWorker):
+class ReleaseWorker(QObject):
     """Reads llama.cpp's release list and downloads the build chosen for this machine.
 
-    ``cancel()`` (from CancellableWorker) sets a threading.Event that the download loop checks
+    ``cancel()`` sets a threading.Event that the download loop checks
     between chunks, so the GUI thread cancels at once, without waiting for this thread's queue.
     """
 
@@ -358,6 +347,13 @@ class ReleaseWorker(CancellableWorker):
     check_failed = Signal(str)
     progress = Signal(str, float)  # message, fraction (-1: unknown)
     finished = Signal(str, str)  # installed llama-server path, error
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
 
     @Slot()
     def check(self) -> None:

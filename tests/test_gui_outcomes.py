@@ -315,6 +315,18 @@ def test_tune_owns_the_machine_and_cancel_stops_it(qtbot, llama_server: str, dem
 
 
 @pytest.mark.integration
+def test_cancel_at_once_after_tune_stops_it_before_any_server(qtbot, llama_server: str, demo_model: Path) -> None:
+    w = open_window(qtbot, llama_server, demo_model.parent, models={str(demo_model): ModelSettings(threads=2)})
+    w.launch_panel.tune_btn.click()
+    w.launch_panel.tune_cancel_btn.click()  # before the tune thread has even begun the job
+    qtbot.waitUntil(lambda: not w.tuning, timeout=WAIT)
+    assert "tuning cancelled" in w.launch_panel.tune_label.text()
+    assert not tuning_store.store_file().exists()  # nothing measured, nothing stored
+    qtbot.wait(1500)
+    assert not llama_children() and not w.tuning  # no server started after the Cancel
+
+
+@pytest.mark.integration
 def test_a_draft_model_from_the_catalog_drafts_and_the_live_panel_shows_it(qtbot, llama_server: str,
                                                                          tmp_path: Path) -> None:
     folder = tmp_path / "pair"

@@ -330,3 +330,32 @@ def test_cancel_buttons_reach_a_busy_worker_at_once(qtbot, models: Path, fake_cu
         gate.set()
         assert flagged, f"{type(worker).__name__}: cancel did not reach the busy worker"
     w.tuning = False
+
+
+def test_stopping_the_metrics_poll_mid_request_is_quiet(qtbot) -> None:
+    """Stop (the server stopped) while a /metrics request is open: no read of the aborted reply."""
+    import socket
+
+    from llama_launcher.ui.metrics_poller import MetricsPoller
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(0.05)
+        poller = MetricsPoller()
+        poller.start(f"http://127.0.0.1:{listener.getsockname()[1]}")
+        conns: list[socket.socket] = []
+
+        def accepted() -> bool:
+            try:
+                conns.append(listener.accept()[0])
+            except OSError:
+                pass
+            return bool(conns)
+
+        qtbot.waitUntil(accepted, timeout=10_000)  # the request is open; this server never answers
+        poller.stop()
+        qtbot.wait(300)
+        assert poller._inflight is None and not poller.timer.isActive()
+        for c in conns:
+            c.close()

@@ -53,15 +53,17 @@ class MetricsPoller(QObject):
         reply.finished.connect(lambda r=reply: self._done(r))
 
     def _done(self, reply: QNetworkReply) -> None:
-        self._inflight = None
-        status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
-        body = bytes(reply.readAll().data()).decode("utf-8", "replace")
+        if self._inflight is reply:
+            self._inflight = None
         reply.deleteLater()
+        status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
         if reply.error() != QNetworkReply.NetworkError.NoError or status != 200:
+            # an aborted reply (stop) is closed: reading it would only warn "device not open"
             if status == 501:
                 self.unavailable.emit("this server has no /metrics (started without --metrics)")
                 self.timer.stop()
             return
+        body = bytes(reply.readAll().data()).decode("utf-8", "replace")
         now = parse_metrics(body)
         if self.previous is not None:
             s = speed_from_metrics(self.previous, now)

@@ -617,7 +617,9 @@ class MainWindow(QMainWindow):
     # --- planning --------------------------------------------------------------------------------
     def current_plan_settings(self, model_settings: ModelSettings | None = None) -> PlanSettings:
         key = self.api_key if self.settings.lan else None
-        return PlanSettings.of(model_settings or self.launch_panel.model_settings(), lan=self.settings.lan, port=self.port,
+        if model_settings is None:
+            model_settings = self.launch_panel.model_settings()
+        return PlanSettings.of(model_settings, lan=self.settings.lan, port=self.port,
                                port_auto=self.settings.port == AUTO_PORT,
                                api_key=key.key if key else None,
                                api_key_file=str(key.file) if key and key.file else None)
@@ -790,7 +792,7 @@ class MainWindow(QMainWindow):
                 text += "\n" + "\n".join(f"  │ {e}" for e in evidence[:3])
             action = None
             if code == "port_in_use":  # the port it was started on, which the setting may have left since
-                port = self.served.port if self.served is not None else self.port
+                port = self.served.port or self.port
                 text = f"{network.port_in_use_message(port)}; {PORT_WAY_OUT}"
                 action = (f"Launch on port {network.next_free_port(port)} instead", self._launch_on_free_port)
             self.show_notice(text, error=True, action=action)

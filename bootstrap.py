@@ -46,13 +46,13 @@ def launcher(py: Path, *args: str, check: bool = True) -> int:
 
 
 def has_llama_server(py: Path) -> bool:
-    code = ("from llama_launcher.core.binary_discovery import find_server;"
+    code = ("from llama_launcher.core.llama_server.discovery import find_server;"
             "import sys; c = find_server(); print(c.path if c else ''); sys.exit(0 if c else 1)")
     return subprocess.run([str(py), "-c", code], cwd=ROOT).returncode == 0  # noqa: S603
 
 
 def has_models(py: Path) -> bool:
-    code = ("from llama_launcher.core.model_catalog import scan;"
+    code = ("from llama_launcher.core.models.catalog import scan;"
             "import sys; r = scan(save_cache=False); sys.exit(0 if any(m.launchable for m in r.models) else 1)")
     return subprocess.run([str(py), "-c", code], cwd=ROOT).returncode == 0  # noqa: S603
 

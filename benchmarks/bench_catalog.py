@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from gguf import GGUFReader, GGUFWriter
 
-from llama_launcher.core.gguf_header import read_header
-from llama_launcher.core.model_catalog import HeaderCache, demo_model_path, scan
+from llama_launcher.core.models.catalog import HeaderCache, demo_model_path, scan
+from llama_launcher.core.models.gguf_header import read_header
 
 
 def timed(fn, repeat: int = 1) -> float:

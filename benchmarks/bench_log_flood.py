@@ -27,7 +27,7 @@ def main() -> None:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from llama_launcher.core import settings_store
+    from llama_launcher.core.settings import store as settings_store
     from llama_launcher.ui.main_window import MainWindow
 
     from fake_server import make_fake_server

@@ -23,18 +23,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from llama_launcher.core.binary_discovery import find_server  # noqa: E402
-from llama_launcher.core.binary_probe import probe  # noqa: E402
-from llama_launcher.core.fit_projection import project, tool_beside  # noqa: E402
-from llama_launcher.core.hardware import Hardware, cpu_name  # noqa: E402
-from llama_launcher.core.launch_planner import PlanSettings, plan_launch  # noqa: E402
-from llama_launcher.core.memory_breakdown import parse_server_memory  # noqa: E402
-from llama_launcher.core.memory_estimate import MIB, MemoryEvidence, kv_bytes  # noqa: E402
-from llama_launcher.core.memory_evidence import read_log_lines  # noqa: E402
-from llama_launcher.core.model_catalog import demo_model_path  # noqa: E402
-from llama_launcher.core.model_info import ModelInfo, read_model_info  # noqa: E402
-from llama_launcher.core.network import free_port  # noqa: E402
-from llama_launcher.core.server_process import ServerRunner
+from llama_launcher.core.host.hardware import Hardware, cpu_name  # noqa: E402
+from llama_launcher.core.host.network import free_port  # noqa: E402
+from llama_launcher.core.llama_server.discovery import find_server  # noqa: E402
+from llama_launcher.core.llama_server.probe import probe  # noqa: E402
+from llama_launcher.core.memory.breakdown import parse_server_memory  # noqa: E402
+from llama_launcher.core.memory.estimate import MIB, MemoryEvidence, kv_bytes  # noqa: E402
+from llama_launcher.core.memory.evidence import read_log_lines  # noqa: E402
+from llama_launcher.core.memory.fit_projection import project, tool_beside  # noqa: E402
+from llama_launcher.core.models.catalog import demo_model_path  # noqa: E402
+from llama_launcher.core.models.model_info import ModelInfo, read_model_info  # noqa: E402
+from llama_launcher.core.plan.planner import PlanSettings, plan_launch  # noqa: E402
+from llama_launcher.core.server.process import ServerRunner
 
 CPU = Hardware("bench CPU", 65536, 60000, False, [])
 

@@ -26,12 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from llama_launcher.core import binary_probe, hardware  # noqa: E402
-from llama_launcher.core.benchmark import CancelToken, Candidate, TuneOutcome, _Runner, sweep, tune  # noqa: E402
-from llama_launcher.core.binary_discovery import find_server  # noqa: E402
-from llama_launcher.core.launch_settings import PlanSettings  # noqa: E402
-from llama_launcher.core.model_catalog import demo_model_path  # noqa: E402
-from llama_launcher.core.model_info import read_model_info  # noqa: E402
+from llama_launcher.core.host import hardware  # noqa: E402
+from llama_launcher.core.llama_server import probe as binary_probe  # noqa: E402
+from llama_launcher.core.llama_server.discovery import find_server  # noqa: E402
+from llama_launcher.core.models.catalog import demo_model_path  # noqa: E402
+from llama_launcher.core.models.model_info import read_model_info  # noqa: E402
+from llama_launcher.core.settings.launch import PlanSettings  # noqa: E402
+from llama_launcher.core.tuning.bench import CancelToken, Candidate, TuneOutcome, _Runner, sweep, tune  # noqa: E402
 
 
 def mtp_model(folder: Path) -> Path:

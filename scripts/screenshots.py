@@ -24,10 +24,10 @@ def main() -> int:
     from PySide6.QtGui import QColor, QPalette
     from PySide6.QtWidgets import QApplication
 
-    from llama_launcher.core import settings_store
-    from llama_launcher.core.launch_settings import ModelSettings
-    from llama_launcher.core.model_catalog import demo_model_path
-    from llama_launcher.core.server_process import ServerState
+    from llama_launcher.core.models.catalog import demo_model_path
+    from llama_launcher.core.server.process import ServerState
+    from llama_launcher.core.settings import store as settings_store
+    from llama_launcher.core.settings.launch import ModelSettings
     from llama_launcher.ui.app import run_app  # noqa: F401 - same start-up code path as the app
     from llama_launcher.ui.main_window import MainWindow
     from llama_launcher.ui.resources import icon, stylesheet

@@ -60,8 +60,8 @@ def _missing(what: str) -> None:
 @pytest.fixture(scope="session")
 def llama_server() -> str:
     """Path of the real llama-server (discovered like the app does)."""
-    from llama_launcher.core.binary_discovery import find_server
-    from llama_launcher.core.provisioning import runs
+    from llama_launcher.core.llama_server.discovery import find_server
+    from llama_launcher.core.llama_server.provisioning import runs
 
     cand = find_server()
     if cand is None or not runs(Path(cand.path)):
@@ -72,12 +72,12 @@ def llama_server() -> str:
 
 @pytest.fixture(scope="session")
 def demo_model() -> Path:
-    from llama_launcher.core.model_catalog import DEMO_MODEL_FILE
+    from llama_launcher.core.models.catalog import DEMO_MODEL_FILE
 
     path = DEMO_DIR / DEMO_MODEL_FILE
     if not path.is_file():
         try:
-            from llama_launcher.core.provisioning import ensure_demo_model
+            from llama_launcher.core.llama_server.provisioning import ensure_demo_model
 
             path = ensure_demo_model()
         except Exception:

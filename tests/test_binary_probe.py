@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from llama_launcher.core import binary_probe
-from llama_launcher.core.binary_probe import (
+from llama_launcher.core.llama_server import probe as binary_probe
+from llama_launcher.core.llama_server.probe import (
     ProbeError,
     capabilities_from_help,
     parse_help,

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from llama_launcher.core import orphan_guard
-from llama_launcher.core.binary_probe import PROBE_CACHE_VERSION
-from llama_launcher.core.model_catalog import CACHE_VERSION
-from llama_launcher.core.state_files import drain_notices
+from llama_launcher.core.llama_server.probe import PROBE_CACHE_VERSION
+from llama_launcher.core.models.catalog import CACHE_VERSION
+from llama_launcher.core.server import orphan_guard
+from llama_launcher.core.state.state_files import drain_notices
 
 from gguf_factory import write_model
 from unwritable_home import KINDS, popen

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from llama_launcher.core.build_backend import (
+from llama_launcher.core.host.gpus import NvidiaGpu
+from llama_launcher.core.llama_server.build_backend import (
     PORTABLE_CUDA_ARCHS,
     BackendError,
     BuildTools,
     choose_build_backend,
     find_build_tools,
 )
-from llama_launcher.core.gpu_inventory import NvidiaGpu
 
 NVCC = "/usr/local/cuda/bin/nvcc"
 H100 = NvidiaGpu("NVIDIA H100 80GB HBM3", (9, 0), 81079)

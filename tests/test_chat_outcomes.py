@@ -17,13 +17,13 @@ from pathlib import Path
 import openai
 import pytest
 
-from llama_launcher.core.binary_probe import probe
-from llama_launcher.core.hardware import Hardware
-from llama_launcher.core.launch_planner import PlanSettings, plan_launch
-from llama_launcher.core.model_info import read_model_info
-from llama_launcher.core.network import free_port
-from llama_launcher.core.server_checks import check_template, has_web_ui, run_checks
-from llama_launcher.core.server_process import ServerRunner, ServerState
+from llama_launcher.core.host.hardware import Hardware
+from llama_launcher.core.host.network import free_port
+from llama_launcher.core.llama_server.probe import probe
+from llama_launcher.core.models.model_info import read_model_info
+from llama_launcher.core.plan.planner import PlanSettings, plan_launch
+from llama_launcher.core.server.checks import check_template, has_web_ui, run_checks
+from llama_launcher.core.server.process import ServerRunner, ServerState
 
 pytestmark = pytest.mark.integration
 CPU = Hardware("test CPU", 16384, 12000, False, [])

@@ -135,7 +135,7 @@ def test_plan_rejects_bad_model_and_hardware_files(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_plan_argv_is_accepted_by_the_real_server(llama_server: str, demo_model: Path, mtp_models: dict,
                                                   runners: list) -> None:
-    from llama_launcher.core.server_process import ServerRunner, ServerState
+    from llama_launcher.core.server.process import ServerRunner, ServerState
 
     for model in (demo_model, mtp_models["mtp"]):
         out = cli("plan", str(model), "--binary", llama_server, "--threads", "1", "--mtp", "on" if model != demo_model

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from llama_launcher.core.safe_text import safe_text
+from llama_launcher.core.state.safe_text import safe_text
 
 from gguf_factory import write_model
 from synthetic_mtp import write_mimo2_model
@@ -175,7 +175,7 @@ def test_ready_timeout_must_be_a_real_number_of_seconds(tmp_path: Path, value: s
 
 
 def test_the_runner_refuses_a_timeout_that_never_ends() -> None:
-    from llama_launcher.core.server_process import ServerRunner
+    from llama_launcher.core.server.process import ServerRunner
 
     for bad in (float("nan"), float("inf"), 0, -3):
         with pytest.raises(ValueError, match="ready_timeout must be a positive number of seconds"):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from llama_launcher.core.binary_probe import capabilities_from_help
-from llama_launcher.core.extra_args import ExtraArgsError, parse_extra_args, split_args
+from llama_launcher.core.llama_server.probe import capabilities_from_help
+from llama_launcher.core.plan.extra_args import ExtraArgsError, parse_extra_args, split_args
 
 from fake_server import HELP_DIR
 

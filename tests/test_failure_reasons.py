@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from llama_launcher.core.failure_reasons import classify_exit, classify_log, signal_reason
+from llama_launcher.core.server.failure_reasons import classify_exit, classify_log, signal_reason
 
 CASES = [
     ("port_in_use", ["E srv  llama_server: couldn't bind HTTP server socket, hostname: 127.0.0.1, port: 8080"], "port 8080"),

@@ -13,24 +13,24 @@ from pathlib import Path
 
 import pytest
 
-from llama_launcher.core import memory_evidence
-from llama_launcher.core.binary_probe import probe
-from llama_launcher.core.fit_projection import (
+from llama_launcher.core.host.hardware import Hardware
+from llama_launcher.core.host.network import free_port
+from llama_launcher.core.llama_server.probe import probe
+from llama_launcher.core.memory import evidence as memory_evidence
+from llama_launcher.core.memory.breakdown import parse_server_memory
+from llama_launcher.core.memory.estimate import DECIDED_LLAMA_CPP
+from llama_launcher.core.memory.evidence import plan_with_evidence, read_log_lines
+from llama_launcher.core.memory.fit_projection import (
     FitProjectionError,
     project,
     projection_contexts,
     run_fit_print,
     tool_beside,
 )
-from llama_launcher.core.hardware import Hardware
-from llama_launcher.core.launch_memory import LaunchMemory
-from llama_launcher.core.launch_planner import PlanSettings
-from llama_launcher.core.memory_breakdown import parse_server_memory
-from llama_launcher.core.memory_estimate import DECIDED_LLAMA_CPP
-from llama_launcher.core.memory_evidence import plan_with_evidence, read_log_lines
-from llama_launcher.core.model_info import read_model_info
-from llama_launcher.core.network import free_port
-from llama_launcher.core.server_process import ServerRunner
+from llama_launcher.core.memory.launch import LaunchMemory
+from llama_launcher.core.models.model_info import read_model_info
+from llama_launcher.core.plan.planner import PlanSettings
+from llama_launcher.core.server.process import ServerRunner
 
 from conftest import _missing
 from fake_server import make_script

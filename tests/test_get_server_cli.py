@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from llama_launcher.core.binary_discovery import EXE
-from llama_launcher.core.build_backend import find_build_tools
-from llama_launcher.core.gpu_inventory import GpuInventory
-from llama_launcher.core.release_catalog import Platform, choose_download, parse_releases
+from llama_launcher.core.host.gpus import GpuInventory
+from llama_launcher.core.llama_server.build_backend import find_build_tools
+from llama_launcher.core.llama_server.discovery import EXE
+from llama_launcher.core.llama_server.releases import Platform, choose_download, parse_releases
 
 from conftest import _missing
 from release_server import ReleaseServer, recorded_answer, server_archive
@@ -37,7 +37,7 @@ def env(tmp_path: Path, github: ReleaseServer) -> dict[str, str]:
 
 
 def no_gpu_here() -> bool:
-    from llama_launcher.core import gpu_inventory
+    from llama_launcher.core.host import gpus as gpu_inventory
 
     inv = gpu_inventory.detect()
     return not inv.nvidia and not inv.discrete_names()
@@ -92,7 +92,7 @@ def test_download_failures_exit_with_one_line(github: ReleaseServer, env: dict[s
 
 def test_build_with_backend_cpu_reuses_the_cached_build_and_records_its_backend(
         tmp_path: Path, llama_server: str) -> None:
-    from llama_launcher.core.provisioning import installed_binary
+    from llama_launcher.core.llama_server.provisioning import installed_binary
 
     cached = installed_binary()
     if not cached.is_file():  # fails in CI, like every missing prerequisite (see conftest)
@@ -135,7 +135,7 @@ def test_build_dry_run_says_which_backend_and_why(tmp_path: Path) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="the fake llama-server is a POSIX script")
 def test_download_beside_a_source_build_of_the_same_number_keeps_both(github: ReleaseServer, env: dict[str, str],
                                                                        tmp_path: Path) -> None:
-    from llama_launcher.core import build_record, provisioning
+    from llama_launcher.core.llama_server import build_record, provisioning
 
     from fake_server import make_fake_server
 

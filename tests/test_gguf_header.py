@@ -11,8 +11,8 @@ from gguf import GGUFReader
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llama_launcher.core.gguf_header import GGUFError, SkippedArray, read_header
-from llama_launcher.core.model_info import read_model_info
+from llama_launcher.core.models.gguf_header import GGUFError, SkippedArray, read_header
+from llama_launcher.core.models.model_info import read_model_info
 
 from gguf_factory import write_model
 

@@ -11,9 +11,9 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from llama_launcher.core import settings_store
-from llama_launcher.core.launch_settings import ModelSettings
-from llama_launcher.core.server_process import ServerState
+from llama_launcher.core.server.process import ServerState
+from llama_launcher.core.settings import store as settings_store
+from llama_launcher.core.settings.launch import ModelSettings
 from llama_launcher.ui import main_window as main_window_module
 from llama_launcher.ui.log_view import HISTORY_LINES, VIEW_LINES
 from llama_launcher.ui.main_window import MainWindow
@@ -314,8 +314,8 @@ def test_cancel_buttons_reach_a_busy_worker_at_once(qtbot, models: Path, fake_cu
     would wait in the worker's thread until the work it should stop had finished."""
     import threading
 
-    from llama_launcher.core.benchmark import CancelToken
-    from llama_launcher.core.chat_client import StreamHandle
+    from llama_launcher.core.server.chat_client import StreamHandle
+    from llama_launcher.core.tuning.bench import CancelToken
 
     w = open_window(qtbot, fake_current, models)
     w.tuning = True  # as while a tune runs: Cancel is live

@@ -17,10 +17,11 @@ import psutil
 import pytest
 from PySide6.QtWidgets import QApplication, QLabel, QScrollArea
 
-from llama_launcher.core import settings_store, tuning_store
-from llama_launcher.core.launch_settings import ModelSettings
-from llama_launcher.core.network import free_port
-from llama_launcher.core.server_process import ServerState
+from llama_launcher.core.host.network import free_port
+from llama_launcher.core.server.process import ServerState
+from llama_launcher.core.settings import store as settings_store
+from llama_launcher.core.settings.launch import ModelSettings
+from llama_launcher.core.tuning import store as tuning_store
 from llama_launcher.ui.main_window import TUNE_LOG_PREFIX
 
 from fake_server import make_fake_server
@@ -212,7 +213,7 @@ def test_port_setting_is_used_remembered_and_a_taken_port_explained(qtbot, model
 
 
 def test_lan_shows_the_addresses_other_devices_use(qtbot, models: Path, tmp_path: Path) -> None:
-    from llama_launcher.core.network import lan_addresses
+    from llama_launcher.core.host.network import lan_addresses
 
     exe = make_fake_server(tmp_path / "bin", "b11434-current")
     port = free_port()
@@ -372,7 +373,7 @@ def test_the_live_panel_says_when_speculation_is_losing(qtbot, llama_server: str
 @pytest.mark.integration
 def test_the_memory_line_shows_llama_cpps_projection_and_then_what_the_launch_used(qtbot, llama_server: str,
                                                                                   demo_model: Path) -> None:
-    from llama_launcher.core.provisioning import FIT_TOOL
+    from llama_launcher.core.llama_server.provisioning import FIT_TOOL
 
     if not (Path(llama_server).parent / FIT_TOOL).is_file():
         pytest.fail(f"{FIT_TOOL} is not beside {llama_server}: run 'llama-launcher get-server'")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llama_launcher.core.hardware import Hardware, detect, parse_list_devices
+from llama_launcher.core.host.hardware import Hardware, detect, parse_list_devices
 
 from fake_server import make_fake_server
 
@@ -82,7 +82,7 @@ def test_nvidia_gpus_through_pynvml(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
     import types
 
-    from llama_launcher.core import hardware
+    from llama_launcher.core.host import hardware
 
     fake = types.ModuleType("pynvml")
     fake.nvmlInit = lambda: None
@@ -103,7 +103,7 @@ def test_nvidia_gpus_through_pynvml(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_no_nvidia_driver_is_not_an_error() -> None:
-    from llama_launcher.core import hardware
+    from llama_launcher.core.host import hardware
 
     notes: list[str] = []
     gpus = hardware.nvidia_gpus(notes)  # on a machine without NVIDIA: nothing, and a note saying why

@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llama_launcher.core import gguf_header
-from llama_launcher.core.gguf_header import GGUFError, read_header
-from llama_launcher.core.model_catalog import HeaderCache, find_gguf_files, scan
-from llama_launcher.core.model_info import read_model_info
+from llama_launcher.core.models import gguf_header
+from llama_launcher.core.models.catalog import HeaderCache, find_gguf_files, scan
+from llama_launcher.core.models.gguf_header import GGUFError, read_header
+from llama_launcher.core.models.model_info import read_model_info
 
 from gguf_factory import write_model
 from hostile_files import (
@@ -263,7 +263,7 @@ def test_an_unreadable_folder_is_named(tmp_path: Path) -> None:
         write_model(base / "models" / "open.gguf")
         locked.chmod(0o000)
         if as_root:
-            code = ("import json,sys; from pathlib import Path; from llama_launcher.core.model_catalog import "
+            code = ("import json,sys; from pathlib import Path; from llama_launcher.core.models.catalog import "
                     "find_gguf_files; f,n=find_gguf_files([Path(sys.argv[1])]); print(json.dumps([[x.name for x in f], n]))")
             env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
             run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",

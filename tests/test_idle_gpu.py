@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llama_launcher.core.binary_probe import capabilities_from_help
-from llama_launcher.core.gpu_inventory import (
+from llama_launcher.core.host.gpus import (
     GpuInventory,
     NvidiaGpu,
     cuda_version_from_int,
@@ -13,10 +12,11 @@ from llama_launcher.core.gpu_inventory import (
     parse_nvidia_smi,
     windows_adapter,
 )
-from llama_launcher.core.hardware import GPU, Hardware
-from llama_launcher.core.idle_gpu import idle_gpu_notice
-from llama_launcher.core.launch_planner import PlanSettings, plan_launch
-from llama_launcher.core.model_info import ModelInfo
+from llama_launcher.core.host.hardware import GPU, Hardware
+from llama_launcher.core.llama_server.idle_gpu import idle_gpu_notice
+from llama_launcher.core.llama_server.probe import capabilities_from_help
+from llama_launcher.core.models.model_info import ModelInfo
+from llama_launcher.core.plan.planner import PlanSettings, plan_launch
 
 from fake_server import HELP_DIR
 

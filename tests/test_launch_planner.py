@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from llama_launcher.core.binary_probe import Capabilities, capabilities_from_help
-from llama_launcher.core.hardware import GPU, Hardware
-from llama_launcher.core.launch_planner import (
+from llama_launcher.core.host.hardware import GPU, Hardware
+from llama_launcher.core.llama_server.probe import Capabilities, capabilities_from_help
+from llama_launcher.core.models.model_info import ModelInfo
+from llama_launcher.core.plan.planner import (
     PlanError,
     PlanSettings,
     plan_launch,
 )
-from llama_launcher.core.model_info import ModelInfo
-from llama_launcher.core.tuning_store import TunedChoice
+from llama_launcher.core.tuning.store import TunedChoice
 
 from fake_server import HELP_DIR
 
@@ -277,7 +277,7 @@ def test_context_fits_budget_and_user_context_is_kept() -> None:
 
 
 def test_mla_kv_cache_counts_the_compressed_width() -> None:
-    from llama_launcher.core.memory_estimate import kv_bytes
+    from llama_launcher.core.memory.estimate import kv_bytes
 
     mla = ModelInfo(path="/m/ds.gguf", name="ds", file_name="ds.gguf", folder="/m", architecture="deepseek2",
                     block_count=2, arch_meta={"embedding_length": 7168, "attention.head_count": 128,
@@ -288,7 +288,7 @@ def test_mla_kv_cache_counts_the_compressed_width() -> None:
 
 
 def test_sliding_window_layers_hold_at_most_the_window() -> None:
-    from llama_launcher.core.memory_estimate import kv_bytes
+    from llama_launcher.core.memory.estimate import kv_bytes
 
     gemma = ModelInfo(path="/m/g.gguf", name="g", file_name="g.gguf", folder="/m", architecture="gemma3",
                       block_count=6, arch_meta={"embedding_length": 640, "attention.head_count": 4,
@@ -321,7 +321,7 @@ def _with_vocab(m: ModelInfo, vocab: str, params: float | None = None) -> ModelI
 
 
 def test_a_compatible_draft_model_is_used_and_counted() -> None:
-    from llama_launcher.core.draft_pairing import draft_options
+    from llama_launcher.core.speculative.pairing import draft_options
 
     target = _with_vocab(model(14e9, mtp_layers=0, name="big"), "v1")
     draft = _with_vocab(model(0.6e9, mtp_layers=0, name="small"), "v1", 0.6e9)
@@ -342,7 +342,7 @@ def test_a_compatible_draft_model_is_used_and_counted() -> None:
 
 
 def test_a_draft_model_needs_a_binary_that_takes_one() -> None:
-    from llama_launcher.core.draft_pairing import draft_options
+    from llama_launcher.core.speculative.pairing import draft_options
 
     target = _with_vocab(model(14e9, mtp_layers=0, name="big"), "v1")
     draft = _with_vocab(model(0.6e9, mtp_layers=0, name="small"), "v1", 0.6e9)
@@ -352,7 +352,7 @@ def test_a_draft_model_needs_a_binary_that_takes_one() -> None:
 
 
 def test_mtp_wins_over_a_draft_model_and_one_model_drafter_runs() -> None:
-    from llama_launcher.core.draft_pairing import draft_options
+    from llama_launcher.core.speculative.pairing import draft_options
 
     target = _with_vocab(model(14e9, mtp_layers=1, name="big"), "v1")
     draft = _with_vocab(model(0.6e9, mtp_layers=0, name="small"), "v1", 0.6e9)
@@ -364,7 +364,7 @@ def test_mtp_wins_over_a_draft_model_and_one_model_drafter_runs() -> None:
 
 
 def test_an_eagle3_head_trained_for_the_model_is_paired() -> None:
-    from llama_launcher.core.draft_pairing import draft_options
+    from llama_launcher.core.speculative.pairing import draft_options
 
     target = _with_vocab(model(9e9, mtp_layers=0, name="big"), "v1")
     head = ModelInfo(path="/models/big-eagle3.gguf", name="big eagle3", file_name="big-eagle3.gguf", folder="/models",

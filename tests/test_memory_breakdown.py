@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from llama_launcher.core import memory_corrections, state_files
-from llama_launcher.core.launch_memory import LaunchMemory, launch_memory_from_argv, user_spec_memory
-from llama_launcher.core.memory_breakdown import parse_server_memory
-from llama_launcher.core.memory_corrections import MemoryMeasurement
-from llama_launcher.core.memory_estimate import DECIDED_LEARNED, MemoryEvidence, estimate
-from llama_launcher.core.memory_evidence import read_log_lines
-from llama_launcher.core.model_info import ModelInfo
+from llama_launcher.core.memory import corrections as memory_corrections
+from llama_launcher.core.memory.breakdown import parse_server_memory
+from llama_launcher.core.memory.corrections import MemoryMeasurement
+from llama_launcher.core.memory.estimate import DECIDED_LEARNED, MemoryEvidence, estimate
+from llama_launcher.core.memory.evidence import read_log_lines
+from llama_launcher.core.memory.launch import LaunchMemory, launch_memory_from_argv, user_spec_memory
+from llama_launcher.core.models.model_info import ModelInfo
+from llama_launcher.core.state import state_files
 
 FIXTURES = Path(__file__).parent / "fixtures" / "memory"
 

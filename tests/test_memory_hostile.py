@@ -17,9 +17,9 @@ from gguf import GGUFWriter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llama_launcher.core.hardware import Hardware
-from llama_launcher.core.launch_planner import PlanError, PlanSettings, plan_launch
-from llama_launcher.core.model_info import ModelInfo
+from llama_launcher.core.host.hardware import Hardware
+from llama_launcher.core.models.model_info import ModelInfo
+from llama_launcher.core.plan.planner import PlanError, PlanSettings, plan_launch
 from test_launch_planner import CURRENT
 
 from fake_server import make_fake_server
@@ -155,7 +155,7 @@ def _eagle3_head(layers: Any) -> ModelInfo:
 @pytest.mark.parametrize("layers", [["x"], [1, "x", 99], [1, "x", 3], [math.nan], [2.5], [True], [-1], "2,16,29", 7,
                                     {"a": 1}, [[1]], [None]])
 def test_hostile_head_target_layers_give_one_clear_reason(layers: Any) -> None:
-    from llama_launcher.core.draft_pairing import draft_options
+    from llama_launcher.core.speculative.pairing import draft_options
 
     target = model({})
     target.vocab_hash = "v1"
@@ -166,8 +166,8 @@ def test_hostile_head_target_layers_give_one_clear_reason(layers: Any) -> None:
 
 
 def test_a_head_file_with_text_target_layers_is_not_offered(tmp_path: Path) -> None:
-    from llama_launcher.core.draft_pairing import draft_options
-    from llama_launcher.core.model_info import read_model_info
+    from llama_launcher.core.models.model_info import read_model_info
+    from llama_launcher.core.speculative.pairing import draft_options
 
     from gguf_factory import write_model
 
@@ -180,7 +180,7 @@ def test_a_head_file_with_text_target_layers_is_not_offered(tmp_path: Path) -> N
 
 
 def test_sane_head_target_layers_still_pair() -> None:
-    from llama_launcher.core.draft_pairing import draft_options
+    from llama_launcher.core.speculative.pairing import draft_options
 
     target = model({})
     target.vocab_hash = "v1"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llama_launcher.core.launch_memory import LaunchMemory
-from llama_launcher.core.memory_estimate import MIB, launcher_parts
-from llama_launcher.core.model_info import read_model_info
+from llama_launcher.core.memory.estimate import MIB, launcher_parts
+from llama_launcher.core.memory.launch import LaunchMemory
+from llama_launcher.core.models.model_info import read_model_info
 
 
 def test_flash_attention_off_grows_by_the_scores_and_the_mask(mtp_models: dict[str, Path]) -> None:

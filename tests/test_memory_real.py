@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from llama_launcher.core.binary_probe import probe
-from llama_launcher.core.hardware import Hardware
-from llama_launcher.core.launch_planner import Plan, PlanSettings, plan_launch
-from llama_launcher.core.memory_breakdown import ServerMemory, parse_server_memory
-from llama_launcher.core.memory_estimate import DECIDED_LAUNCHER, DECIDED_LEARNED
-from llama_launcher.core.memory_evidence import learn_after_launch, plan_with_evidence, read_log_lines
-from llama_launcher.core.model_info import ModelInfo, read_model_info
-from llama_launcher.core.network import free_port
-from llama_launcher.core.server_process import ServerRunner
+from llama_launcher.core.host.hardware import Hardware
+from llama_launcher.core.host.network import free_port
+from llama_launcher.core.llama_server.probe import probe
+from llama_launcher.core.memory.breakdown import ServerMemory, parse_server_memory
+from llama_launcher.core.memory.estimate import DECIDED_LAUNCHER, DECIDED_LEARNED
+from llama_launcher.core.memory.evidence import learn_after_launch, plan_with_evidence, read_log_lines
+from llama_launcher.core.models.model_info import ModelInfo, read_model_info
+from llama_launcher.core.plan.planner import Plan, PlanSettings, plan_launch
+from llama_launcher.core.server.process import ServerRunner
 
 pytestmark = pytest.mark.integration
 CPU = Hardware("test CPU", 65536, 60000, False, [])

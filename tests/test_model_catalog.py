@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from llama_launcher.core import model_catalog
-from llama_launcher.core.model_catalog import HeaderCache, default_folders, find_gguf_files, scan
+from llama_launcher.core.models import catalog as model_catalog
+from llama_launcher.core.models.catalog import HeaderCache, default_folders, find_gguf_files, scan
 
 from gguf_factory import write_model
 

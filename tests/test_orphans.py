@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from llama_launcher.core import orphan_guard
-from llama_launcher.core.network import free_port
+from llama_launcher.core.host.network import free_port
+from llama_launcher.core.server import orphan_guard
 
 from conftest import stop_process, wait_for
 

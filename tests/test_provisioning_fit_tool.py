@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from llama_launcher.core import provisioning
+from llama_launcher.core.llama_server import provisioning
 
 from fake_server import make_script
 
@@ -98,7 +98,7 @@ def test_a_server_found_elsewhere_is_not_the_launchers_to_complete(tmp_path: Pat
 
 def test_a_release_download_in_the_build_folder_is_not_taken_for_a_source_build(
         fake_cache: tuple[Path, Path]) -> None:
-    from llama_launcher.core import build_record
+    from llama_launcher.core.llama_server import build_record
 
     cache, log = fake_cache
     server = provisioning.installed_binary()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from llama_launcher.core.binary_probe import capabilities_from_help
-from llama_launcher.core.gpu_inventory import Adapter, GpuInventory, NvidiaGpu
-from llama_launcher.core.release_catalog import (
+from llama_launcher.core.host.gpus import Adapter, GpuInventory, NvidiaGpu
+from llama_launcher.core.llama_server.probe import capabilities_from_help
+from llama_launcher.core.llama_server.releases import (
     CatalogError,
     NoAssetError,
     Platform,

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from llama_launcher.core import binary_discovery, release_download
-from llama_launcher.core.gpu_inventory import GpuInventory
-from llama_launcher.core.release_catalog import NoAssetError, Platform, choose_download, parse_releases
-from llama_launcher.core.release_download import DownloadCancelled, DownloadError, fetch_release, install
+from llama_launcher.core.host.gpus import GpuInventory
+from llama_launcher.core.llama_server import discovery as binary_discovery
+from llama_launcher.core.llama_server import download as release_download
+from llama_launcher.core.llama_server.download import DownloadCancelled, DownloadError, fetch_release, install
+from llama_launcher.core.llama_server.releases import NoAssetError, Platform, choose_download, parse_releases
 
 from release_server import ReleaseServer, recorded_answer, server_archive, tar_gz, zip_bytes
 
@@ -238,8 +239,8 @@ def test_a_zip_of_an_older_release_installs_too(github: ReleaseServer, cache: Pa
 
 
 def test_a_corrupt_or_oversized_build_record_is_set_aside_and_the_build_still_listed(cache: Path) -> None:
-    from llama_launcher.core import build_record
-    from llama_launcher.core.state_files import drain_notices
+    from llama_launcher.core.llama_server import build_record
+    from llama_launcher.core.state.state_files import drain_notices
 
     drain_notices()
     for number, content in ((9001, b"[1, 2]"), (9002, b" " * (build_record.MAX_BYTES + 1) + b"{}")):
@@ -260,7 +261,7 @@ def test_a_corrupt_or_oversized_build_record_is_set_aside_and_the_build_still_li
 @pytest.mark.skipif(sys.platform == "win32", reason="the fake llama-server is a POSIX script")
 def test_a_release_of_the_source_builds_number_goes_beside_it_never_over_it(
         github: ReleaseServer, cache: Path, tmp_path: Path) -> None:
-    from llama_launcher.core import build_record, provisioning
+    from llama_launcher.core.llama_server import build_record, provisioning
 
     from fake_server import make_fake_server
 

@@ -18,15 +18,22 @@ from pathlib import Path
 
 import pytest
 
-from llama_launcher.core import oom_evidence, server_log
-from llama_launcher.core.binary_probe import probe
-from llama_launcher.core.failure_reasons import OOM_KILL_TEXT
-from llama_launcher.core.hardware import Hardware
-from llama_launcher.core.launch_planner import PlanSettings, plan_launch
-from llama_launcher.core.model_info import read_model_info
-from llama_launcher.core.network import free_port
-from llama_launcher.core.server_log import HEAD_BYTES, MAX_LINE_BYTES, TAIL_BYTES, line_cut_note, prune_logs
-from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState
+from llama_launcher.core.host.hardware import Hardware
+from llama_launcher.core.host.network import free_port
+from llama_launcher.core.llama_server.probe import probe
+from llama_launcher.core.models.model_info import read_model_info
+from llama_launcher.core.plan.planner import PlanSettings, plan_launch
+from llama_launcher.core.server import log_file as server_log
+from llama_launcher.core.server import oom_evidence
+from llama_launcher.core.server.failure_reasons import OOM_KILL_TEXT
+from llama_launcher.core.server.log_file import (
+    HEAD_BYTES,
+    MAX_LINE_BYTES,
+    TAIL_BYTES,
+    line_cut_note,
+    prune_logs,
+)
+from llama_launcher.core.server.process import RunnerEvents, ServerRunner, ServerState
 
 from conftest import wait_for
 from fake_server import make_fake_server
@@ -114,7 +121,7 @@ def test_the_log_folder_is_pruned_by_size_and_count(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full (a device where every write fails: ENOSPC) is Linux's")
 def test_a_full_disk_stops_the_log_file_not_the_server() -> None:
-    from llama_launcher.core.state_files import drain_notices
+    from llama_launcher.core.state.state_files import drain_notices
 
     drain_notices()
     log = server_log.ServerLogFile.open(Path("/dev/full"))  # opens fine; every write then fails, as on a full disk

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from llama_launcher.core.benchmark import CODE_PROMPT
-from llama_launcher.core.binary_probe import probe
-from llama_launcher.core.chat_client import chat
-from llama_launcher.core.hardware import Hardware
-from llama_launcher.core.launch_planner import PlanSettings, plan_launch
-from llama_launcher.core.model_info import read_model_info
-from llama_launcher.core.network import free_port
-from llama_launcher.core.server_process import ServerRunner, ServerState
-from llama_launcher.core.speed_stats import LogSpeedParser, parse_metrics, speed_from_metrics
+from llama_launcher.core.host.hardware import Hardware
+from llama_launcher.core.host.network import free_port
+from llama_launcher.core.llama_server.probe import probe
+from llama_launcher.core.models.model_info import read_model_info
+from llama_launcher.core.plan.planner import PlanSettings, plan_launch
+from llama_launcher.core.server.chat_client import chat
+from llama_launcher.core.server.process import ServerRunner, ServerState
+from llama_launcher.core.server.speed_stats import LogSpeedParser, parse_metrics, speed_from_metrics
+from llama_launcher.core.tuning.bench import CODE_PROMPT
 
 from fake_server import make_fake_server
 
@@ -68,7 +68,7 @@ def test_demo_model_end_to_end(llama_server: str, demo_model: Path, runners: lis
 
 
 def test_streaming_reports_per_token_timings(llama_server: str, mtp_models: dict, runners: list) -> None:
-    from llama_launcher.core.chat_client import chat_stream
+    from llama_launcher.core.server.chat_client import chat_stream
 
     plan = plan_for(llama_server, mtp_models["plain"], threads=1)
     r = start(runners, plan.argv)
@@ -190,7 +190,7 @@ def test_llama_arg_environment_is_cleared(llama_server: str, mtp_models: dict, r
 
 def test_logs_are_written_and_lines_delivered(llama_server: str, mtp_models: dict, runners: list, tmp_path: Path) -> None:
     seen: list[str] = []
-    from llama_launcher.core.server_process import RunnerEvents
+    from llama_launcher.core.server.process import RunnerEvents
 
     r = ServerRunner(_base(llama_server, mtp_models["plain"]), RunnerEvents(on_line=seen.append), ready_timeout=60,
                      log_folder=tmp_path / "logs")

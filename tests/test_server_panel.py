@@ -13,10 +13,12 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
-from llama_launcher.core import gpu_inventory, hardware, settings_store
-from llama_launcher.core.binary_discovery import EXE
-from llama_launcher.core.gpu_inventory import GpuInventory, NvidiaGpu
-from llama_launcher.core.release_catalog import Platform
+from llama_launcher.core.host import gpus as gpu_inventory
+from llama_launcher.core.host import hardware
+from llama_launcher.core.host.gpus import GpuInventory, NvidiaGpu
+from llama_launcher.core.llama_server.discovery import EXE
+from llama_launcher.core.llama_server.releases import Platform
+from llama_launcher.core.settings import store as settings_store
 from llama_launcher.ui.main_window import MainWindow
 
 from fake_server import make_fake_server

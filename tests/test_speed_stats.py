@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from llama_launcher.core.chat_client import iter_sse
-from llama_launcher.core.speed_stats import (
+from llama_launcher.core.server.chat_client import iter_sse
+from llama_launcher.core.server.speed_stats import (
     LogSpeedParser,
     backfill_usage,
     parse_metrics,

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from llama_launcher.core import api_key_store, settings_store, state_files, tuning_store
-from llama_launcher.core.launch_settings import ModelSettings
-from llama_launcher.core.tuning_store import TunedChoice
+from llama_launcher.core.settings import store as settings_store
+from llama_launcher.core.settings.launch import ModelSettings
+from llama_launcher.core.state import api_key_store, state_files
+from llama_launcher.core.tuning import store as tuning_store
+from llama_launcher.core.tuning.store import TunedChoice
 
 posix = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
 

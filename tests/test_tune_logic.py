@@ -6,7 +6,7 @@ The end-to-end proof (the real server, tune against the full sweep in the same r
 
 from __future__ import annotations
 
-from llama_launcher.core.benchmark import (
+from llama_launcher.core.tuning.bench import (
     MIN_PLAIN_STEPS,
     Candidate,
     TuneRow,

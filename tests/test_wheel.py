@@ -28,7 +28,7 @@ def test_wheel_contains_package_and_resources(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "llama_launcher/resources/icons/app.svg" in names
     assert "llama_launcher/resources/styles/app.qss" in names
-    assert "llama_launcher/core/launch_planner.py" in names and "llama_launcher/ui/main_window.py" in names
+    assert "llama_launcher/core/plan/planner.py" in names and "llama_launcher/ui/main_window.py" in names
     assert not any(n.endswith((".gguf", "llama-server")) for n in names)
 
 

@@ -15,11 +15,11 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication, QScrollArea
 
-from llama_launcher.core.benchmark import _Runner
-from llama_launcher.core.launch_settings import AUTO_PORT
-from llama_launcher.core.model_info import format_params
-from llama_launcher.core.network import free_port
-from llama_launcher.core.server_process import ServerState
+from llama_launcher.core.host.network import free_port
+from llama_launcher.core.models.model_info import format_params
+from llama_launcher.core.server.process import ServerState
+from llama_launcher.core.settings.launch import AUTO_PORT
+from llama_launcher.core.tuning.bench import _Runner
 from llama_launcher.ui.live_panel import segments
 from llama_launcher.ui.main_window import MainWindow
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llama_launcher.core import settings_store
-from llama_launcher.core.launch_settings import AUTO_PORT, ModelSettings
-from llama_launcher.core.server_process import ServerState
+from llama_launcher.core.server.process import ServerState
+from llama_launcher.core.settings import store as settings_store
+from llama_launcher.core.settings.launch import AUTO_PORT, ModelSettings
 from llama_launcher.ui.main_window import MainWindow
 
 WAIT = 60_000

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from llama_launcher import __version__
 from llama_launcher.cli_get_server import add_get_server_parser
-from llama_launcher.core.safe_text import safe_text
+from llama_launcher.core.state.safe_text import safe_text
 
 
 class UsageError(Exception):
@@ -40,7 +40,7 @@ def say(text: object, file: Any = None, flush: bool = False) -> None:
 
 def print_notices() -> None:
     """State files that could not be read or saved, once each (``state_files`` collects them)."""
-    from llama_launcher.core.state_files import drain_notices
+    from llama_launcher.core.state.state_files import drain_notices
 
     for text in drain_notices():
         say(f"note: {text}", file=sys.stderr, flush=True)
@@ -75,7 +75,7 @@ def seconds(text: str) -> float:
 # --- shared resolution --------------------------------------------------------------------
 
 def resolve_binary(explicit: str | None) -> str:
-    from llama_launcher.core.binary_discovery import find_server
+    from llama_launcher.core.llama_server.discovery import find_server
 
     cand = find_server(explicit)
     if cand is None:
@@ -85,7 +85,7 @@ def resolve_binary(explicit: str | None) -> str:
 
 
 def probe_binary(path: str):
-    from llama_launcher.core.binary_probe import ProbeError, probe
+    from llama_launcher.core.llama_server.probe import ProbeError, probe
 
     try:
         return probe(path)
@@ -94,7 +94,7 @@ def probe_binary(path: str):
 
 
 def load_model(path_text: str):
-    from llama_launcher.core.model_catalog import HeaderCache, group_models, read_files
+    from llama_launcher.core.models.catalog import HeaderCache, group_models, read_files
 
     path = Path(os.path.abspath(Path(path_text).expanduser()))
     if not path.exists():
@@ -102,7 +102,7 @@ def load_model(path_text: str):
     if path.is_dir():
         raise UsageError(f"{path} is a folder; give a .gguf file (use 'models {path}' to list them)")
     if not path.is_file():  # a FIFO would block the header reader forever
-        from llama_launcher.core.gguf_header import file_kind
+        from llama_launcher.core.models.gguf_header import file_kind
 
         raise UsageError(f"{path} is not a model file: it is {file_kind(path.stat().st_mode)}")
     # the folder's other files: split parts and projectors belong to the model
@@ -122,7 +122,7 @@ def load_model(path_text: str):
 
 
 def load_hardware(file: str | None, binary: str | None):
-    from llama_launcher.core.hardware import Hardware, ask_binary_devices, detect
+    from llama_launcher.core.host.hardware import Hardware, ask_binary_devices, detect
 
     if file:
         try:
@@ -133,8 +133,8 @@ def load_hardware(file: str | None, binary: str | None):
 
 
 def add_plan_options(p: argparse.ArgumentParser) -> None:
-    from llama_launcher.core.launch_settings import CACHE_TYPES
-    from llama_launcher.core.spec_methods import KNOBS, METHODS
+    from llama_launcher.core.settings.launch import CACHE_TYPES
+    from llama_launcher.core.speculative.methods import KNOBS, METHODS
 
     p.add_argument("model", help="path to a .gguf model (part 1 of a split model)")
     p.add_argument("--binary", help="llama-server to use (default: discovered)")
@@ -161,10 +161,10 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from llama_launcher.core.api_key_store import ApiKeyError, load_or_create
-    from llama_launcher.core.launch_settings import ModelSettings, PlanSettings
-    from llama_launcher.core.network import free_port
-    from llama_launcher.core.spec_methods import METHODS
+    from llama_launcher.core.host.network import free_port
+    from llama_launcher.core.settings.launch import ModelSettings, PlanSettings
+    from llama_launcher.core.speculative.methods import METHODS
+    from llama_launcher.core.state.api_key_store import ApiKeyError, load_or_create
 
     modes = {m.id: getattr(args, "mode_" + m.id.replace("-", "_")) for m in METHODS if m.cli_flag}
     draft = args.draft_model
@@ -191,8 +191,8 @@ def settings_from_args(args: argparse.Namespace):
 
 def draft_candidates(model, explicit: str | None):
     """The catalog's drafters for ``model``: the model's own folder and the usual places (and ``explicit``)."""
-    from llama_launcher.core.draft_pairing import draft_options
-    from llama_launcher.core.model_catalog import scan
+    from llama_launcher.core.models.catalog import scan
+    from llama_launcher.core.speculative.pairing import draft_options
 
     folders = [Path(model.folder)] + ([Path(explicit).parent] if explicit else [])
     result = scan(folders, include_defaults=True)
@@ -220,9 +220,9 @@ def resolve_inputs(args: argparse.Namespace):
 def make_plan_with_inputs(args: argparse.Namespace, with_projection: bool = False):
     """(binary, capabilities, model, plan settings, plan); the memory fit uses this model's past launches
     and, ``with_projection``, llama.cpp's projection from llama-fit-params."""
-    from llama_launcher.core import tuning_store
-    from llama_launcher.core.launch_planner import PlanError
-    from llama_launcher.core.memory_evidence import plan_with_evidence
+    from llama_launcher.core.memory.evidence import plan_with_evidence
+    from llama_launcher.core.plan.planner import PlanError
+    from llama_launcher.core.tuning import store as tuning_store
 
     binary, caps, model, hw, settings, drafts = resolve_inputs(args)
     tuned = tuning_store.lookup(model.path, caps.build_number)
@@ -236,8 +236,8 @@ def make_plan_with_inputs(args: argparse.Namespace, with_projection: bool = Fals
 # --- commands -----------------------------------------------------------------------------
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from llama_launcher.core.model_catalog import scan
-    from llama_launcher.core.model_info import format_params
+    from llama_launcher.core.models.catalog import scan
+    from llama_launcher.core.models.model_info import format_params
 
     folders = [Path(d) for d in args.dirs]
     for d in folders:
@@ -268,7 +268,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_hardware(args: argparse.Namespace) -> int:
-    from llama_launcher.core.binary_discovery import find_server
+    from llama_launcher.core.llama_server.discovery import find_server
 
     binary = args.binary
     if binary is None:
@@ -293,7 +293,7 @@ def cmd_hardware(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from llama_launcher.core.binary_discovery import candidates
+    from llama_launcher.core.llama_server.discovery import candidates
 
     binary = resolve_binary(args.binary)
     caps = probe_binary(binary)
@@ -341,8 +341,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from llama_launcher.core import network, orphan_guard, server_checks
-    from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState
+    from llama_launcher.core.host import network
+    from llama_launcher.core.server import checks as server_checks
+    from llama_launcher.core.server import orphan_guard
+    from llama_launcher.core.server.process import RunnerEvents, ServerRunner, ServerState
 
     _, caps, model, settings, plan = make_plan_with_inputs(args)
     if not network.port_is_free(settings.port):
@@ -419,7 +421,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _learn_memory(model, caps, plan, runner) -> None:
     """Keep what the server reported about its memory for the next plan of this model."""
-    from llama_launcher.core.memory_evidence import learn_after_launch
+    from llama_launcher.core.memory.evidence import learn_after_launch
 
     learned = learn_after_launch(model, caps.build_number, plan.memory, runner.log_path, list(runner.history))
     if learned is not None:
@@ -427,9 +429,9 @@ def _learn_memory(model, caps, plan, runner) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from llama_launcher.core import tuning_store
-    from llama_launcher.core.benchmark import BenchError, bench
-    from llama_launcher.core.launch_planner import PlanError
+    from llama_launcher.core.plan.planner import PlanError
+    from llama_launcher.core.tuning import store as tuning_store
+    from llama_launcher.core.tuning.bench import BenchError, bench
 
     binary, caps, model, hw, settings, drafts = resolve_inputs(args)
     if args.tokens < 1 or args.runs < 1:
@@ -456,9 +458,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from llama_launcher.core import tuning_store
-    from llama_launcher.core.benchmark import BenchError, sweep, tune
-    from llama_launcher.core.launch_planner import PlanError
+    from llama_launcher.core.plan.planner import PlanError
+    from llama_launcher.core.tuning import store as tuning_store
+    from llama_launcher.core.tuning.bench import BenchError, sweep, tune
 
     binary, caps, model, hw, settings, drafts = resolve_inputs(args)
     if args.tokens < 8:
@@ -497,7 +499,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_model(args: argparse.Namespace) -> int:
-    from llama_launcher.core.provisioning import ProvisionError, ensure_demo_model
+    from llama_launcher.core.llama_server.provisioning import ProvisionError, ensure_demo_model
 
     try:
         path = ensure_demo_model(lambda m, f: say(m, flush=True))
@@ -515,7 +517,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _spec_arg(text: str) -> str:
-    from llama_launcher.core.spec_methods import parse_combo
+    from llama_launcher.core.speculative.methods import parse_combo
 
     if text == "auto":
         return text
@@ -540,7 +542,7 @@ def _join_dash_values(argv: list[str]) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from llama_launcher.core.spec_methods import METHODS
+    from llama_launcher.core.speculative.methods import METHODS
 
     parser = _Parser(prog="llama-launcher", description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"llama-launcher {__version__}")

@@ -16,7 +16,7 @@ from typing import Any
 
 
 def add_get_server_parser(sub: Any) -> None:
-    from llama_launcher.core.build_backend import BACKENDS
+    from llama_launcher.core.llama_server.build_backend import BACKENDS
 
     p = sub.add_parser("get-server", help="download llama.cpp's release build for this machine, or build one")
     how = p.add_mutually_exclusive_group()
@@ -49,11 +49,11 @@ def _progress(args: argparse.Namespace):
 
 def _download(args: argparse.Namespace) -> dict[str, Any]:
     from llama_launcher.cli import RunError, UsageError
-    from llama_launcher.core import build_record, gpu_inventory, provisioning
-    from llama_launcher.core.binary_discovery import EXE
-    from llama_launcher.core.hardware import cpu_name
-    from llama_launcher.core.release_catalog import NoAssetError, Platform, choose_download
-    from llama_launcher.core.release_download import (
+    from llama_launcher.core.host import gpus as gpu_inventory
+    from llama_launcher.core.host.hardware import cpu_name
+    from llama_launcher.core.llama_server import build_record, provisioning
+    from llama_launcher.core.llama_server.discovery import EXE
+    from llama_launcher.core.llama_server.download import (
         RELEASES_URL_ENV,
         DownloadError,
         fetch_release,
@@ -61,6 +61,7 @@ def _download(args: argparse.Namespace) -> dict[str, Any]:
         release_dir,
         releases_url,
     )
+    from llama_launcher.core.llama_server.releases import NoAssetError, Platform, choose_download
 
     if args.jobs is not None:
         raise UsageError("--jobs applies to --build only")
@@ -99,9 +100,14 @@ def _download(args: argparse.Namespace) -> dict[str, Any]:
 
 def _build(args: argparse.Namespace) -> dict[str, Any]:
     from llama_launcher.cli import RunError, UsageError
-    from llama_launcher.core import build_record, gpu_inventory, provisioning
-    from llama_launcher.core.build_backend import BackendError, choose_build_backend, find_build_tools
-    from llama_launcher.core.release_catalog import Platform
+    from llama_launcher.core.host import gpus as gpu_inventory
+    from llama_launcher.core.llama_server import build_record, provisioning
+    from llama_launcher.core.llama_server.build_backend import (
+        BackendError,
+        choose_build_backend,
+        find_build_tools,
+    )
+    from llama_launcher.core.llama_server.releases import Platform
 
     if args.release:
         raise UsageError("--release applies to --download only (a source build is always "
@@ -126,9 +132,9 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_get_server(args: argparse.Namespace) -> int:
     from llama_launcher.cli import say
-    from llama_launcher.core.binary_discovery import find_server
-    from llama_launcher.core.provisioning import lacks_fit_tool
-    from llama_launcher.core.release_catalog import Platform
+    from llama_launcher.core.llama_server.discovery import find_server
+    from llama_launcher.core.llama_server.provisioning import lacks_fit_tool
+    from llama_launcher.core.llama_server.releases import Platform
 
     mode = "download" if args.download else "build" if args.build else None
     if mode is None:

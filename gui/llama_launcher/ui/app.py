@@ -12,7 +12,7 @@ MAX_CRASH_LOG_BYTES = 1024 * 1024
 
 
 def _excepthook(exc_type, exc, tb) -> None:  # pragma: no cover - last resort, never a traceback dialog
-    from llama_launcher.core import paths
+    from llama_launcher.core.state import paths
 
     try:
         folder = paths.ensure(paths.log_dir())
@@ -66,7 +66,7 @@ def run_app(smoke_test: bool = False) -> int:
     _install_platform_hint()
     from PySide6.QtWidgets import QApplication
 
-    from llama_launcher.core import orphan_guard
+    from llama_launcher.core.server import orphan_guard
     from llama_launcher.ui.main_window import MainWindow
     from llama_launcher.ui.resources import icon, stylesheet
 
@@ -114,7 +114,7 @@ def _smoke(app, window) -> int:
     """Build the main window, wait for the binary probe, print what was found, exit 0."""
     from PySide6.QtCore import QElapsedTimer
 
-    from llama_launcher.core.safe_text import safe_text
+    from llama_launcher.core.state.safe_text import safe_text
 
     window.show()
     timer = QElapsedTimer()

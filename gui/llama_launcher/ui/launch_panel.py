@@ -34,12 +34,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llama_launcher.core.benchmark import TuneProgress
-from llama_launcher.core.draft_pairing import DraftOption
-from llama_launcher.core.launch_planner import Availability, Plan
-from llama_launcher.core.launch_settings import AUTO_PORT, CACHE_TYPES, ModelSettings
-from llama_launcher.core.memory_estimate import memory_line, memory_tooltip
-from llama_launcher.core.spec_methods import BY_ID, KNOBS, METHODS
+from llama_launcher.core.memory.estimate import memory_line, memory_tooltip
+from llama_launcher.core.plan.planner import Availability, Plan
+from llama_launcher.core.settings.launch import AUTO_PORT, CACHE_TYPES, ModelSettings
+from llama_launcher.core.speculative.methods import BY_ID, KNOBS, METHODS
+from llama_launcher.core.speculative.pairing import DraftOption
+from llama_launcher.core.tuning.bench import TuneProgress
 from llama_launcher.ui.resources import icon
 from llama_launcher.ui.wheel_guard import WheelGuard
 

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llama_launcher.core.speed_stats import Speed
+from llama_launcher.core.server.speed_stats import Speed
 from llama_launcher.ui.resources import icon
 
 CHART_POINTS = 180

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llama_launcher.core import paths
+from llama_launcher.core.state import paths
 
 HISTORY_LINES = 20_000
 VIEW_LINES = 5_000

@@ -33,14 +33,14 @@ from PySide6.QtWidgets import (
 )
 
 from llama_launcher import __version__
-from llama_launcher.core import api_key_store, network, settings_store, tuning_store
-from llama_launcher.core.api_key_store import ApiKey, ApiKeyError
-from llama_launcher.core.binary_discovery import Candidate, find_server
-from llama_launcher.core.binary_probe import Capabilities
-from llama_launcher.core.draft_pairing import DraftOption, auto_draft, draft_options
-from llama_launcher.core.failure_reasons import PORT_WAY_OUT
-from llama_launcher.core.hardware import Hardware
-from llama_launcher.core.launch_planner import (
+from llama_launcher.core.host import network
+from llama_launcher.core.host.hardware import Hardware
+from llama_launcher.core.llama_server.discovery import Candidate, find_server
+from llama_launcher.core.llama_server.probe import Capabilities
+from llama_launcher.core.memory.estimate import MemoryEvidence
+from llama_launcher.core.models.catalog import CatalogResult
+from llama_launcher.core.models.model_info import ModelInfo
+from llama_launcher.core.plan.planner import (
     Plan,
     PlanError,
     PlanSettings,
@@ -49,15 +49,18 @@ from llama_launcher.core.launch_planner import (
     fallback_template,
     plan_launch,
 )
-from llama_launcher.core.launch_settings import AUTO_PORT, ModelSettings
-from llama_launcher.core.memory_estimate import MemoryEvidence
-from llama_launcher.core.model_catalog import CatalogResult
-from llama_launcher.core.model_info import ModelInfo
-from llama_launcher.core.server_checks import ServerChecks
-from llama_launcher.core.server_process import ServerState
-from llama_launcher.core.spec_methods import METHODS, combo_label
-from llama_launcher.core.speculation_health import SpeculationWatch
-from llama_launcher.core.tuning_store import TunedChoice
+from llama_launcher.core.server.checks import ServerChecks
+from llama_launcher.core.server.failure_reasons import PORT_WAY_OUT
+from llama_launcher.core.server.process import ServerState
+from llama_launcher.core.settings import store as settings_store
+from llama_launcher.core.settings.launch import AUTO_PORT, ModelSettings
+from llama_launcher.core.speculative.health import SpeculationWatch
+from llama_launcher.core.speculative.methods import METHODS, combo_label
+from llama_launcher.core.speculative.pairing import DraftOption, auto_draft, draft_options
+from llama_launcher.core.state import api_key_store
+from llama_launcher.core.state.api_key_store import ApiKey, ApiKeyError
+from llama_launcher.core.tuning import store as tuning_store
+from llama_launcher.core.tuning.store import TunedChoice
 from llama_launcher.ui.launch_panel import TUNE_TIP, LaunchPanel
 from llama_launcher.ui.live_panel import LivePanel
 from llama_launcher.ui.log_view import LogView
@@ -688,7 +691,7 @@ class MainWindow(QMainWindow):
         self.memory_evidence = None
         self._projection_key = None
         if self.model is not None and self.caps is not None and self.binary is not None and not self.model.error:
-            from llama_launcher.core import memory_evidence
+            from llama_launcher.core.memory import evidence as memory_evidence
 
             self.memory_evidence = memory_evidence.gather(self.model, self.caps.build_number)
 

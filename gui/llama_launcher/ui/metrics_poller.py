@@ -9,7 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtNetwork import QNetworkAccessManager, QNetworkReply, QNetworkRequest
 
-from llama_launcher.core.speed_stats import parse_metrics, speed_from_metrics
+from llama_launcher.core.server.speed_stats import parse_metrics, speed_from_metrics
 
 POLL_MS = 1000
 

@@ -7,7 +7,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
 
-from llama_launcher.core.model_info import ModelInfo, format_params
+from llama_launcher.core.models.model_info import ModelInfo, format_params
 
 COLUMNS = ["Name", "Architecture", "Params", "Quant", "Size", "Context", "MTP", "Folder"]
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1

@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llama_launcher.core.model_catalog import CatalogResult, platform_reveal_command
-from llama_launcher.core.model_info import ModelInfo
+from llama_launcher.core.models.catalog import CatalogResult, platform_reveal_command
+from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.ui.model_table import COLUMNS, MODEL_ROLE, ModelFilterProxy, ModelTableModel
 from llama_launcher.ui.resources import icon
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from PySide6.QtCore import QTimer
 
-from llama_launcher.core.state_files import drain_notices
+from llama_launcher.core.state.state_files import drain_notices
 
 POLL_MS = 500
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from llama_launcher.core.binary_discovery import Candidate, candidates
-from llama_launcher.core.binary_probe import Capabilities
-from llama_launcher.core.hardware import Hardware
-from llama_launcher.core.release_catalog import DownloadChoice
+from llama_launcher.core.host.hardware import Hardware
+from llama_launcher.core.llama_server.discovery import Candidate, candidates
+from llama_launcher.core.llama_server.probe import Capabilities
+from llama_launcher.core.llama_server.releases import DownloadChoice
 from llama_launcher.ui.side_panels import ServerPanel
 from llama_launcher.ui.workers import ReleaseWorker, start_in_thread, stop_thread
 

@@ -10,7 +10,7 @@ from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QLabel, QLineEdit, QToolBar, QWidget
 
-from llama_launcher.core.server_process import ServerState
+from llama_launcher.core.server.process import ServerState
 from llama_launcher.ui.resources import icon
 
 STATE_TEXT = {ServerState.IDLE: "Not running", ServerState.STARTING: "Starting…", ServerState.LOADING: "Loading model…",

@@ -26,11 +26,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llama_launcher.core.binary_discovery import Candidate, cache_label
-from llama_launcher.core.binary_probe import Capabilities
-from llama_launcher.core.hardware import Hardware
-from llama_launcher.core.idle_gpu import idle_gpu_notice
-from llama_launcher.core.release_catalog import DownloadChoice, update_offer
+from llama_launcher.core.host.hardware import Hardware
+from llama_launcher.core.llama_server.discovery import Candidate, cache_label
+from llama_launcher.core.llama_server.idle_gpu import idle_gpu_notice
+from llama_launcher.core.llama_server.probe import Capabilities
+from llama_launcher.core.llama_server.releases import DownloadChoice, update_offer
 from llama_launcher.ui.resources import icon
 
 

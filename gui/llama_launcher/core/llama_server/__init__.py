@@ -1,0 +1,1 @@
+"""Getting and knowing a llama-server binary: discovery, probing, devices, builds, releases, downloads."""

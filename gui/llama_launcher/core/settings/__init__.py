@@ -1,0 +1,1 @@
+"""What the user chose: per-model launch settings declared once, and the settings file."""

@@ -1,0 +1,1 @@
+"""Speculative decoding knowledge: the method table, which files can draft for a model, live health, measured choices."""

@@ -1,0 +1,122 @@
+"""Which GGUFs in the catalog can draft for a model: draft models and speculator heads.
+
+A draft model must share the main model's tokenizer (the same token list, compared by the hash
+the header reader takes while skipping ``tokenizer.ggml.tokens``) and be smaller. A speculator
+head (EAGLE3, DFlash, DSpark) is trained for one model: its ``target_hidden_size`` and
+``target_layers`` must fit the model. Every file that is not offered says why, so the window can
+explain the list instead of leaving users to guess (LM Studio only hides what does not fit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from llama_launcher.core.models.model_info import ModelInfo, format_params
+from llama_launcher.core.state.safe_text import short_repr
+
+# A draft pays off only when it is much cheaper than the model: Auto picks one at most this big.
+AUTO_DRAFT_MAX_RATIO = 0.25
+
+
+@dataclass
+class DraftOption:
+    model: ModelInfo
+    method: str  # spec_methods id: "draft", "eagle3", "dflash", "dspark"
+    ok: bool
+    reason: str
+
+    @property
+    def path(self) -> str:
+        return self.model.path
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "name": self.name, "method": self.method, "ok": self.ok, "reason": self.reason}
+
+
+def _size(m: ModelInfo) -> int:
+    return m.parameters or m.file_size
+
+
+def head_method(m: ModelInfo) -> str | None:
+    """The speculator method a head GGUF belongs to, or None for ordinary models.
+
+    The one place that maps a head's architecture to its method: DSpark heads are DFlash files
+    with a Markov head, so the architecture alone does not decide it."""
+    if m.architecture == "eagle3":
+        return "eagle3"
+    if m.architecture == "dflash":
+        return "dspark" if m.markov_head else "dflash"
+    return None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _layers(value: Any) -> list[int] | None:
+    """A head's ``target_layers`` as layer numbers, or None when the metadata holds anything else."""
+    if not isinstance(value, list):
+        return None
+    layers = [_int(x) for x in value]
+    return [x for x in layers if x is not None] if all(x is not None and x >= 0 for x in layers) else None
+
+
+def _judge_head(target: ModelInfo, head: ModelInfo, method: str) -> DraftOption:
+    want = _int(head.arch_meta.get("target_hidden_size"))
+    have = _int(target.arch_meta.get("embedding_length"))
+    if want is not None and have is not None and want != have:
+        return DraftOption(head, method, False, f"trained for a model with hidden size {want}, this one has {have}")
+    raw = head.arch_meta.get("target_layers")
+    layers = _layers(raw)
+    if raw is not None and layers is None:
+        return DraftOption(head, method, False, f"the head's metadata target_layers is {short_repr(raw)}, "
+                                                "not a list of layer numbers")
+    blocks = target.block_count or 0
+    if layers and blocks and max(layers) >= blocks:
+        return DraftOption(head, method, False, f"reads layer {max(layers)}, this model has {blocks}")
+    if head.vocab_hash and target.vocab_hash and head.vocab_hash != target.vocab_hash:
+        return DraftOption(head, method, False, "a different tokenizer")
+    if want is None and not (head.vocab_hash and head.vocab_hash == target.vocab_hash):
+        return DraftOption(head, method, False, "the head does not say which model it was trained for")
+    return DraftOption(head, method, True, f"{method} head for this model")
+
+
+def _judge_draft(target: ModelInfo, cand: ModelInfo) -> DraftOption:
+    if not cand.vocab_hash or not target.vocab_hash:
+        missing = "this model" if not target.vocab_hash else "that file"
+        return DraftOption(cand, "draft", False, f"{missing} has no token list to compare")
+    if cand.vocab_hash != target.vocab_hash:
+        return DraftOption(cand, "draft", False, f"a different tokenizer ({cand.vocab_size or '?'} tokens vs "
+                                                 f"{target.vocab_size or '?'})")
+    if _size(cand) >= _size(target):
+        return DraftOption(cand, "draft", False, "not smaller than this model")
+    return DraftOption(cand, "draft", True, f"same tokenizer, {format_params(cand.parameters)} vs "
+                                            f"{format_params(target.parameters)}")
+
+
+def draft_options(target: ModelInfo, models: list[ModelInfo]) -> list[DraftOption]:
+    """Every other model and head in the catalog, judged as a drafter for ``target`` (usable first)."""
+    out: list[DraftOption] = []
+    for cand in models:
+        if cand.path == target.path or cand.error or cand.is_projector:
+            continue
+        method = head_method(cand)
+        out.append(_judge_head(target, cand, method) if method else _judge_draft(target, cand))
+    out.sort(key=lambda o: (not o.ok, o.method, _size(o.model)))
+    return out
+
+
+def auto_draft(target: ModelInfo, options: list[DraftOption]) -> DraftOption | None:
+    """The draft model Auto uses: the largest usable one at most a quarter of the model's size."""
+    limit = _size(target) * AUTO_DRAFT_MAX_RATIO
+    fitting = [o for o in options if o.ok and o.method == "draft" and _size(o.model) <= limit]
+    return max(fitting, key=lambda o: _size(o.model)) if fitting else None
+
+
+def head_for(method: str, options: list[DraftOption]) -> DraftOption | None:
+    return next((o for o in options if o.ok and o.method == method), None)

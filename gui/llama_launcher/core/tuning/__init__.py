@@ -1,0 +1,1 @@
+"""Measuring speculative settings on this machine: bench, tune, and the stored results."""

@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from llama_launcher.core.host import hardware  # noqa: E402
 from llama_launcher.core.llama_server import probe as binary_probe  # noqa: E402
+from llama_launcher.core.llama_server.devices import detect_with_binary  # noqa: E402
 from llama_launcher.core.llama_server.discovery import find_server  # noqa: E402
 from llama_launcher.core.models.catalog import demo_model_path  # noqa: E402
 from llama_launcher.core.models.model_info import read_model_info  # noqa: E402
@@ -60,7 +60,7 @@ def main() -> int:
         print("no llama-server: run 'llama-launcher get-server'", file=sys.stderr)
         return 1
     caps = binary_probe.probe(cand.path)
-    hw = hardware.detect(cand.path)
+    hw = detect_with_binary(cand.path)
     tmp = Path(tempfile.mkdtemp(prefix="bench-tune-"))
     paths = {"demo": demo_model_path(), "mtp": mtp_model(tmp)}
     report = []

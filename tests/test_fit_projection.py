@@ -19,7 +19,7 @@ from llama_launcher.core.llama_server.probe import probe
 from llama_launcher.core.memory import evidence as memory_evidence
 from llama_launcher.core.memory.breakdown import parse_server_memory
 from llama_launcher.core.memory.estimate import DECIDED_LLAMA_CPP
-from llama_launcher.core.memory.evidence import plan_with_evidence, read_log_lines
+from llama_launcher.core.memory.evidence import read_log_lines
 from llama_launcher.core.memory.fit_projection import (
     FitProjectionError,
     project,
@@ -30,6 +30,7 @@ from llama_launcher.core.memory.fit_projection import (
 from llama_launcher.core.memory.launch import LaunchMemory
 from llama_launcher.core.models.model_info import read_model_info
 from llama_launcher.core.plan.planner import PlanSettings
+from llama_launcher.core.plan.with_evidence import plan_with_evidence
 from llama_launcher.core.server.process import ServerRunner
 
 from conftest import _missing

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from llama_launcher.core.host.hardware import Hardware, detect, parse_list_devices
+from llama_launcher.core.llama_server.devices import detect_with_binary
 
 from fake_server import make_fake_server
 
@@ -65,14 +66,14 @@ def test_apple_silicon_takes_cpu_mac_branch() -> None:
 def test_backend_view_from_fake_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_DEVICES", "  CUDA0: NVIDIA L4 (22478 MiB, 22000 MiB free)")
     exe = make_fake_server(tmp_path / "f", "b11434-current")
-    hw = detect(str(exe))
+    hw = detect_with_binary(str(exe))
     assert hw.backend_devices is not None and hw.backend_devices[0].name == "NVIDIA L4"
     assert hw.gpu_branch()[0]
 
 
 @pytest.mark.integration
 def test_backend_view_from_real_binary(llama_server: str) -> None:
-    hw = detect(llama_server)
+    hw = detect_with_binary(llama_server)
     assert hw.backend_devices == []  # a CPU build on a machine without GPU
     assert not hw.gpu_branch()[0]
 

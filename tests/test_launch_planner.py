@@ -12,7 +12,7 @@ from llama_launcher.core.plan.planner import (
     PlanSettings,
     plan_launch,
 )
-from llama_launcher.core.tuning.store import TunedChoice
+from llama_launcher.core.speculative.measured import TunedChoice
 
 from fake_server import HELP_DIR
 

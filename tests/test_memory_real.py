@@ -19,9 +19,10 @@ from llama_launcher.core.host.network import free_port
 from llama_launcher.core.llama_server.probe import probe
 from llama_launcher.core.memory.breakdown import ServerMemory, parse_server_memory
 from llama_launcher.core.memory.estimate import DECIDED_LAUNCHER, DECIDED_LEARNED
-from llama_launcher.core.memory.evidence import learn_after_launch, plan_with_evidence, read_log_lines
+from llama_launcher.core.memory.evidence import learn_after_launch, read_log_lines
 from llama_launcher.core.models.model_info import ModelInfo, read_model_info
 from llama_launcher.core.plan.planner import Plan, PlanSettings, plan_launch
+from llama_launcher.core.plan.with_evidence import plan_with_evidence
 from llama_launcher.core.server.process import ServerRunner
 
 pytestmark = pytest.mark.integration

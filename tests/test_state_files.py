@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from llama_launcher.core.host import identity
 from llama_launcher.core.settings import store as settings_store
 from llama_launcher.core.settings.launch import ModelSettings
+from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.state import api_key_store, state_files
 from llama_launcher.core.tuning import store as tuning_store
-from llama_launcher.core.tuning.store import TunedChoice
 
 posix = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
 
@@ -123,7 +124,7 @@ def test_version_1_tuning_results_are_still_read(tmp_path: Path) -> None:
     m.write_bytes(b"x")
     f = tuning_store.store_file()
     f.parent.mkdir(parents=True, exist_ok=True)
-    key = tuning_store.store_key(str(m), 11434)
+    key = identity.store_key(str(m), 11434)
     f.write_text(json.dumps({"version": 1, "results": {key: {"setting": "mtp+ngram", "draft_n_max": 2,
                                                               "speedup": 1.31}}}))
     t = tuning_store.lookup(str(m), 11434)

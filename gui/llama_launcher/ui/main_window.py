@@ -55,12 +55,12 @@ from llama_launcher.core.server.process import ServerState
 from llama_launcher.core.settings import store as settings_store
 from llama_launcher.core.settings.launch import AUTO_PORT, ModelSettings
 from llama_launcher.core.speculative.health import SpeculationWatch
+from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.speculative.methods import METHODS, combo_label
 from llama_launcher.core.speculative.pairing import DraftOption, auto_draft, draft_options
 from llama_launcher.core.state import api_key_store
 from llama_launcher.core.state.api_key_store import ApiKey, ApiKeyError
 from llama_launcher.core.tuning import store as tuning_store
-from llama_launcher.core.tuning.store import TunedChoice
 from llama_launcher.ui.launch_panel import TUNE_TIP, LaunchPanel
 from llama_launcher.ui.live_panel import LivePanel
 from llama_launcher.ui.log_view import LogView

@@ -15,6 +15,7 @@ from typing import Any
 from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
 
 from llama_launcher.core.host import hardware
+from llama_launcher.core.llama_server import devices
 from llama_launcher.core.llama_server import probe as binary_probe
 from llama_launcher.core.models import catalog as model_catalog
 from llama_launcher.core.server import checks as server_checks
@@ -118,12 +119,12 @@ class ServerWorker(QObject):
         try:
             caps = binary_probe.probe(path)
         except binary_probe.ProbeError as exc:
-            self.probe_failed.emit(str(exc), hardware.detect(None))
+            self.probe_failed.emit(str(exc), hardware.detect())
             return
         except Exception as exc:
-            self.probe_failed.emit(f"probe failed: {exc}", hardware.detect(None))
+            self.probe_failed.emit(f"probe failed: {exc}", hardware.detect())
             return
-        self.probed.emit(caps, hardware.detect(path if caps.has_list_devices else None))
+        self.probed.emit(caps, devices.detect_with_binary(path if caps.has_list_devices else None))
 
     @Slot(str)
     def probe_candidate(self, path: str) -> None:

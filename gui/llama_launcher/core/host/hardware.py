@@ -1,4 +1,4 @@
-"""The machine as the planner sees it: CPU, RAM, GPUs, and llama.cpp's own device list.
+"""The machine as the planner sees it: CPU, RAM, GPUs, and (filled in by ``llama_server.devices``) llama.cpp's own device list.
 
 No NVIDIA driver is the normal case on a Mac and many PCs, so pynvml failing is not an error.
 ``llama-server --list-devices`` is what llama.cpp will really use (CUDA, ROCm, Vulkan, Metal),
@@ -274,23 +274,6 @@ def nvidia_gpus(notes: list[str]) -> list[GPU]:
     return gpus
 
 
-def ask_binary_devices(hw: Hardware, server_binary: str | None) -> Hardware:
-    """Record llama-server's own device list in ``hw`` (it wins over pynvml and over a hardware file),
-    and note a GPU that this binary leaves idle."""
-    if not server_binary:
-        return hw
-    from llama_launcher.core.llama_server.idle_gpu import idle_gpu_notice
-    from llama_launcher.core.llama_server.probe import list_devices_text
-
-    text = list_devices_text(server_binary)
-    if text:
-        hw.backend_devices = parse_list_devices(text)
-        notice = idle_gpu_notice(hw)
-        if notice and notice not in hw.notes:
-            hw.notes.append(notice)
-    return hw
-
-
 def _os_gpus() -> list[GPU]:
     from llama_launcher.core.host.gpus import os_adapters
 
@@ -299,8 +282,8 @@ def _os_gpus() -> list[GPU]:
             for a in os_adapters() if a.discrete]
 
 
-def detect(server_binary: str | None = None) -> Hardware:
-    """Detect this machine; with a binary, also record llama.cpp's own device list."""
+def detect() -> Hardware:
+    """Detect this machine (``llama_server.devices.detect_with_binary`` adds llama.cpp's own device list)."""
     notes: list[str] = []
     vm = psutil.virtual_memory()
     apple = is_apple_silicon()
@@ -321,4 +304,4 @@ def detect(server_binary: str | None = None) -> Hardware:
         notes=notes,
         os_gpus=_os_gpus(),
     )
-    return ask_binary_devices(hw, server_binary)
+    return hw

@@ -21,6 +21,7 @@ from llama_launcher.core.llama_server import build_record
 from llama_launcher.core.state import paths
 
 EXE = "llama-server.exe" if sys.platform == "win32" else "llama-server"
+FIT_TOOL = "llama-fit-params.exe" if sys.platform == "win32" else "llama-fit-params"  # built beside llama-server
 RELEASE_SUFFIX = "-release"  # bN-release: a release download beside a source build of the same number
 _BUILD_FOLDER = re.compile(r"b(\d+)(" + re.escape(RELEASE_SUFFIX) + r")?")
 

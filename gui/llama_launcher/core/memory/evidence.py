@@ -12,7 +12,6 @@ import threading
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from llama_launcher.core.memory import corrections as memory_corrections
 from llama_launcher.core.memory.corrections import MemoryMeasurement
@@ -26,13 +25,6 @@ from llama_launcher.core.memory.fit_projection import (
 )
 from llama_launcher.core.memory.launch import LaunchMemory
 from llama_launcher.core.models.model_info import ModelInfo
-
-if TYPE_CHECKING:
-    from llama_launcher.core.host.hardware import Hardware
-    from llama_launcher.core.llama_server.probe import Capabilities
-    from llama_launcher.core.plan.planner import Plan, PlanSettings
-    from llama_launcher.core.speculative.pairing import DraftOption
-    from llama_launcher.core.tuning.store import TunedChoice
 
 LOG_HEAD_BYTES = 4 * 1024 * 1024  # the load section of a log (buffer sizes) comes first ...
 LOG_TAIL_BYTES = 256 * 1024  # ... and the exit breakdown last
@@ -128,21 +120,3 @@ def learn_after_launch(model: ModelInfo, build: int | str | None, estimate: Memo
     text = read_log_lines(log_path) if log_path else list(lines or [])
     return memory_corrections.learn_from_run(model.path, build, text, estimate.launch, estimate.context,
                                              estimate.launcher_mib, estimate.gpu_free_mib)
-
-
-def plan_with_evidence(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, settings: PlanSettings,
-                       tuned: TunedChoice | None = None, with_projection: bool = True,
-                       drafts: list[DraftOption] | None = None) -> Plan:
-    """Plan, then plan again with this model's evidence for the settings the first plan chose.
-
-    The first run of ``llama-fit-params`` for a model takes a second or two (then it is
-    remembered): the window should call this from a worker thread. Raises ``PlanError``.
-    """
-    from llama_launcher.core.plan.planner import plan_launch
-
-    evidence = gather(model, caps.build_number)
-    plan = plan_launch(binary, model, hw, caps, settings, tuned, drafts, memory_evidence=evidence)
-    if with_projection and plan.memory is not None:
-        evidence = add_projection(evidence, binary, model, plan.memory.launch, plan.memory.context)
-        plan = plan_launch(binary, model, hw, caps, settings, tuned, drafts, memory_evidence=evidence)
-    return plan

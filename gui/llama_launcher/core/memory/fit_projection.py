@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llama_launcher.core.host.process_env import child_env, no_window_flags
+from llama_launcher.core.llama_server.discovery import FIT_TOOL
 from llama_launcher.core.memory.breakdown import parse_server_memory
 from llama_launcher.core.memory.launch import LaunchMemory
 
-TOOL = "llama-fit-params.exe" if sys.platform == "win32" else "llama-fit-params"
+TOOL = FIT_TOOL
 TIMEOUT_S = 60.0  # a no-alloc load reads only the header; seconds even for big models
 MAX_OUTPUT = 1 << 20
 _ROW = re.compile(r"^(?P<name>[A-Za-z][\w.\-]*)\s+(?P<model>\d+)\s+(?P<context>\d+)\s+(?P<compute>\d+)\s*$")

@@ -30,6 +30,7 @@ from llama_launcher.core.models.model_info import ModelInfo, format_params
 from llama_launcher.core.models.shape import ShapeError, check_context
 from llama_launcher.core.plan.extra_args import ExtraArgsError, ParsedExtraArgs, parse_extra_args
 from llama_launcher.core.settings.launch import CACHE_TYPES, ModelSettings, PlanSettings
+from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.speculative.methods import (
     BY_ID,
     KNOBS,
@@ -41,7 +42,6 @@ from llama_launcher.core.speculative.methods import (
     resolve_dialect,
 )
 from llama_launcher.core.speculative.pairing import DraftOption, auto_draft, head_for
-from llama_launcher.core.tuning.store import TunedChoice
 
 __all__ = ["ModelSettings", "PlanSettings", "Plan", "PlanError", "plan_launch", "decide_speculative"]
 

@@ -47,9 +47,9 @@ from llama_launcher.core.plan.planner import (
 from llama_launcher.core.server.chat_client import ChatError, chat
 from llama_launcher.core.server.failure_reasons import FailureReason
 from llama_launcher.core.server.process import RunnerEvents, ServerRunner, ServerState
+from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.speculative.methods import BY_ID, METHODS, combo_key, combo_label, parse_combo
 from llama_launcher.core.speculative.pairing import DraftOption
-from llama_launcher.core.tuning.store import TunedChoice
 
 CODE_PROMPT = """Repeat the following Python code exactly, without any comment before or after it:
 

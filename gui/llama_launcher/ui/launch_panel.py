@@ -39,7 +39,7 @@ from llama_launcher.core.plan.planner import Availability, Plan
 from llama_launcher.core.settings.launch import AUTO_PORT, CACHE_TYPES, ModelSettings
 from llama_launcher.core.speculative.methods import BY_ID, KNOBS, METHODS
 from llama_launcher.core.speculative.pairing import DraftOption
-from llama_launcher.core.tuning.bench import TuneProgress
+from llama_launcher.core.tuning.tune import TuneProgress
 from llama_launcher.ui.resources import icon
 from llama_launcher.ui.wheel_guard import WheelGuard
 

@@ -21,7 +21,9 @@ from llama_launcher.core.server.chat_client import ChatError, StreamHandle, chat
 from llama_launcher.core.server.log_batches import LogBatch, LogBatcher
 from llama_launcher.core.server.process import RunnerEvents, ServerEvent, ServerRunner, ServerState
 from llama_launcher.core.server.speed_stats import Speed
-from llama_launcher.core.tuning import bench as benchmark
+from llama_launcher.core.state.cancel import CancelToken
+from llama_launcher.core.tuning import tune as tuning
+from llama_launcher.core.tuning.measure import BenchError, Cancelled
 
 LOG_FLUSH_MS = 100
 
@@ -173,13 +175,13 @@ class TuneWorker(QObject):
 
     def __init__(self) -> None:
         super().__init__()
-        self._token = benchmark.CancelToken()
+        self._token = CancelToken()
         self._lines = LogBatcher(self.server_lines.emit)
 
     def arm(self) -> None:
         """Called from the GUI thread just before a tune is queued: a Cancel after this counts, even
         one that arrives before this worker's thread has started the job."""
-        self._token = benchmark.CancelToken()
+        self._token = CancelToken()
 
     def cancel(self) -> None:
         self._token.cancel()
@@ -198,17 +200,17 @@ class TuneWorker(QObject):
         from llama_launcher.core.tuning import store as tuning_store
 
         try:
-            outcome = benchmark.tune(binary, model, hw, caps, settings, list(drafts), log=self.log.emit,
+            outcome = tuning.tune(binary, model, hw, caps, settings, list(drafts), log=self.log.emit,
                                      progress=self.progress.emit, on_line=self._on_line, token=self._token)
             self._flush()
             if self._token.cancelled:
-                raise benchmark.Cancelled()
+                raise Cancelled()
             tuning_store.save(model.path, caps.build_number, outcome.choice)
             self.finished.emit(outcome)
-        except benchmark.Cancelled:
+        except Cancelled:
             self._flush()
             self.cancelled.emit()
-        except benchmark.BenchError as exc:
+        except BenchError as exc:
             self._flush()
             if self._token.cancelled:  # whatever the stopped server made the measurement say
                 self.cancelled.emit()

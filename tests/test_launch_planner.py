@@ -7,11 +7,9 @@ import pytest
 from llama_launcher.core.host.hardware import GPU, Hardware
 from llama_launcher.core.llama_server.probe import Capabilities, capabilities_from_help
 from llama_launcher.core.models.model_info import ModelInfo
-from llama_launcher.core.plan.planner import (
-    PlanError,
-    PlanSettings,
-    plan_launch,
-)
+from llama_launcher.core.plan.flags import PlanError
+from llama_launcher.core.plan.planner import plan_launch
+from llama_launcher.core.settings.launch import PlanSettings
 from llama_launcher.core.speculative.measured import TunedChoice
 
 from fake_server import HELP_DIR

@@ -22,7 +22,7 @@ from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.host.network import free_port
 from llama_launcher.core.llama_server.probe import probe
 from llama_launcher.core.models.model_info import read_model_info
-from llama_launcher.core.plan.planner import PlanSettings, plan_launch
+from llama_launcher.core.plan.planner import plan_launch
 from llama_launcher.core.server import log_file as server_log
 from llama_launcher.core.server import oom_evidence
 from llama_launcher.core.server.failure_reasons import OOM_KILL_TEXT
@@ -35,6 +35,7 @@ from llama_launcher.core.server.log_file import (
     prune_logs,
 )
 from llama_launcher.core.server.process import RunnerEvents, ServerRunner, ServerState
+from llama_launcher.core.settings.launch import PlanSettings
 
 from conftest import wait_for
 from fake_server import make_fake_server

@@ -14,7 +14,7 @@ from llama_launcher.core.llama_server.discovery import find_server
 from llama_launcher.core.llama_server.probe import ProbeError, probe
 from llama_launcher.core.models.catalog import HeaderCache, group_models, read_files, scan
 from llama_launcher.core.models.gguf_header import file_kind
-from llama_launcher.core.plan.planner import PlanError
+from llama_launcher.core.plan.flags import PlanError
 from llama_launcher.core.plan.with_evidence import plan_with_evidence
 from llama_launcher.core.settings.launch import ModelSettings, PlanSettings
 from llama_launcher.core.speculative.methods import METHODS

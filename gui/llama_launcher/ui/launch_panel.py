@@ -35,7 +35,8 @@ from PySide6.QtWidgets import (
 )
 
 from llama_launcher.core.memory.estimate import memory_line, memory_tooltip
-from llama_launcher.core.plan.planner import Availability, Plan
+from llama_launcher.core.plan.planner import Plan
+from llama_launcher.core.plan.speculative import Availability
 from llama_launcher.core.settings.launch import AUTO_PORT, CACHE_TYPES, ModelSettings
 from llama_launcher.core.speculative.methods import BY_ID, KNOBS, METHODS
 from llama_launcher.core.speculative.pairing import DraftOption

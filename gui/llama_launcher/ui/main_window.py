@@ -40,21 +40,16 @@ from llama_launcher.core.llama_server.probe import Capabilities
 from llama_launcher.core.memory.estimate import MemoryEvidence
 from llama_launcher.core.models.catalog import CatalogResult
 from llama_launcher.core.models.model_info import ModelInfo
-from llama_launcher.core.plan.planner import (
-    Plan,
-    PlanError,
-    PlanSettings,
-    availability,
-    chat_template_given,
-    fallback_template,
-    plan_launch,
-)
+from llama_launcher.core.plan.flags import PlanError
+from llama_launcher.core.plan.planner import Plan, plan_launch
+from llama_launcher.core.plan.speculative import availability
+from llama_launcher.core.plan.templates import chat_template_given, fallback_template
 from llama_launcher.core.server.checks import ServerChecks
 from llama_launcher.core.server.failure_reasons import PORT_WAY_OUT
 from llama_launcher.core.server.log_batches import LogBatch
 from llama_launcher.core.server.process import ServerEvent, ServerState
 from llama_launcher.core.settings import store as settings_store
-from llama_launcher.core.settings.launch import AUTO_PORT, ModelSettings
+from llama_launcher.core.settings.launch import AUTO_PORT, ModelSettings, PlanSettings
 from llama_launcher.core.speculative.health import SpeculationWatch
 from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.speculative.methods import METHODS, combo_label
@@ -495,7 +490,7 @@ class MainWindow(QMainWindow):
         note = ""
         if m is not None and not m.error and not m.has_chat_template:
             if self.plan is not None:
-                given = chat_template_given(self.plan)
+                given = chat_template_given(self.plan.flags)
             elif self.caps is not None and (fallback := fallback_template(m, self.caps)):
                 given = f"the launcher passes llama-server's built-in '{fallback}' template for chat clients"
             else:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llama_launcher.core.memory.launch import CACHE_TYPE_BYTES
-from llama_launcher.core.speculative.methods import BY_ID, KNOBS, MODES
+from llama_launcher.core.speculative.methods import BY_ID, KNOBS, MODES, SpecMode
 from llama_launcher.core.state.safe_text import short_repr
 from llama_launcher.core.state.typed_json import check_value, type_hints
 
@@ -25,7 +25,7 @@ AUTO_PORT = 0  # the port setting "Auto": a free port chosen just before start
 class ModelSettings:
     """The user's choices for one model file (stored per model)."""
 
-    modes: dict[str, str] = field(default_factory=dict)  # method id -> auto/on/off; a missing id is "auto"
+    modes: dict[str, SpecMode] = field(default_factory=dict)  # method id -> its switch; a missing id is Auto
     draft_model: str | None = None  # the draft GGUF the user picked; None: pick a compatible one
     draft_n_max: int | None = None  # None: the planner's default (or the measured best)
     ngram_n_match: int = KNOBS["ngram_n_match"].default
@@ -38,8 +38,8 @@ class ModelSettings:
     extra_args: str = ""
     vision: bool = False
 
-    def mode(self, method_id: str) -> str:
-        return self.modes.get(method_id, "auto")
+    def mode(self, method_id: str) -> SpecMode:
+        return SpecMode(self.modes.get(method_id, SpecMode.AUTO))
 
 
 @dataclass

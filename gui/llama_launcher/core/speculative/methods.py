@@ -10,6 +10,7 @@ read this table; adding a method means a row here, its decision rule in the plan
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -101,7 +102,37 @@ METHODS: tuple[Method, ...] = (
 )
 BY_ID: dict[str, Method] = {m.id: m for m in METHODS}
 BY_TOKEN: dict[str, Method] = {t: m for m in METHODS for t in m.tokens}  # --spec-type token -> its method
-MODES = ("auto", "on", "off")
+
+
+class SpecMode(str, enum.Enum):
+    """A method's switch: Auto (the planner decides, and says why), On, Off. A ``str``, so it is stored
+    and printed as its value."""
+
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+
+MODES = tuple(SpecMode)
+
+
+class SpecSource(str, enum.Enum):
+    """Where the speculative setting of a plan came from (``plan --json``'s ``speculative.source``)."""
+
+    RULES = "table"  # the decision table (docs/planner.md)
+    MEASURED = "measured"  # tune's result for this model, build and machine
+    USER = "user extra args"  # the user's own --spec-type
+    UNAVAILABLE = "unavailable"  # the binary has no speculative decoding
+
+    def __str__(self) -> str:
+        return self.value
 # Older spellings of a tuned or requested setting, still read from stored results and the CLI.
 ALIASES = {"ngram": "ngram-mod", "draft-model": "draft", "draft-simple": "draft"}
 

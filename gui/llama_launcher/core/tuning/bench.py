@@ -9,7 +9,7 @@ from typing import Any
 from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.llama_server.probe import Capabilities
 from llama_launcher.core.models.model_info import ModelInfo
-from llama_launcher.core.plan.planner import PlanSettings
+from llama_launcher.core.settings.launch import PlanSettings
 from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.speculative.methods import combo_key, parse_combo
 from llama_launcher.core.speculative.pairing import DraftOption

@@ -23,7 +23,7 @@ from llama_launcher.core.server.chat_client import ChatError, chat, chat_stream
 from llama_launcher.core.server.session import ServerSession, SessionCancelled, SessionFailed
 from llama_launcher.core.settings.launch import PlanSettings
 from llama_launcher.core.speculative.measured import TunedChoice
-from llama_launcher.core.speculative.methods import METHODS
+from llama_launcher.core.speculative.methods import METHODS, SpecMode
 from llama_launcher.core.speculative.pairing import DraftOption
 from llama_launcher.core.state.cancel import CancelToken
 
@@ -95,7 +95,7 @@ def settings_for(methods: tuple[str, ...] | None, base: PlanSettings, draft_n_ma
     """``base`` with exactly ``methods`` on and every other method off (None: keep base's modes, i.e. Auto)."""
     s = dataclasses.replace(base, modes=dict(base.modes))
     if methods is not None:
-        s.modes = {m.id: ("on" if m.id in methods else "off") for m in METHODS}
+        s.modes = {m.id: (SpecMode.ON if m.id in methods else SpecMode.OFF) for m in METHODS}
     if draft_n_max is not None:
         s.draft_n_max = draft_n_max
     return s

@@ -33,7 +33,8 @@ from typing import Any
 from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.llama_server.probe import Capabilities
 from llama_launcher.core.models.model_info import ModelInfo
-from llama_launcher.core.plan.planner import PlanSettings, availability, can_chain, default_draft_n
+from llama_launcher.core.plan.speculative import availability, can_chain, default_draft_n
+from llama_launcher.core.settings.launch import PlanSettings
 from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.speculative.methods import BY_ID, METHODS, combo_key, combo_label
 from llama_launcher.core.speculative.pairing import DraftOption

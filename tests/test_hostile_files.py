@@ -7,12 +7,9 @@ a user runs it, in a child process with a timeout.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -26,6 +23,7 @@ from llama_launcher.core.models.catalog import HeaderCache, find_gguf_files, sca
 from llama_launcher.core.models.gguf_header import GGUFError, read_header
 from llama_launcher.core.models.model_info import read_model_info
 
+import file_modes
 from gguf_factory import write_model
 from hostile_files import (
     SPARSE_SIZE,
@@ -252,33 +250,21 @@ def test_skipped_entries_are_each_named_in_one_line(tmp_path: Path) -> None:
 
 @POSIX
 def test_an_unreadable_folder_is_named(tmp_path: Path) -> None:
-    as_root = os.geteuid() == 0
-    # root reads any folder whatever its mode: then the scan runs as an unprivileged user, in a
-    # folder that user can reach (pytest's own temporary folders are private to root)
-    base = Path(tempfile.mkdtemp(prefix="llama-launcher-unreadable-")) if as_root else tmp_path
+    locked = tmp_path / "models" / "locked"
+    write_model(locked / "hidden.gguf")
+    write_model(tmp_path / "models" / "open.gguf")
+    locked.chmod(0o000)
+    # the scan runs in a child that meets file modes as a user does (root would read the folder anyway)
+    code = ("import json,sys; from pathlib import Path; from llama_launcher.core.models.catalog import "
+            "find_gguf_files; f,n=find_gguf_files([Path(sys.argv[1])]); print(json.dumps([[x.name for x in f], n]))")
     try:
-        base.chmod(0o755)
-        locked = base / "models" / "locked"
-        write_model(locked / "hidden.gguf")
-        write_model(base / "models" / "open.gguf")
-        locked.chmod(0o000)
-        if as_root:
-            code = ("import json,sys; from pathlib import Path; from llama_launcher.core.models.catalog import "
-                    "find_gguf_files; f,n=find_gguf_files([Path(sys.argv[1])]); print(json.dumps([[x.name for x in f], n]))")
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-            run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-                                  code, str(base / "models")], capture_output=True, text=True, timeout=60, env=env)
-            assert run.returncode == 0, run.stderr
-            names, notes = json.loads(run.stdout)
-        else:
-            files, notes = find_gguf_files([base / "models"])
-            names = [f.name for f in files]
-        locked.chmod(0o755)
-        assert names == ["open.gguf"]
-        assert notes == [f"skipped {locked}: the folder cannot be read (Permission denied)"]
+        run = file_modes.run([sys.executable, "-c", code, str(tmp_path / "models")], timeout=60)
     finally:
-        if as_root:
-            shutil.rmtree(base, ignore_errors=True)
+        locked.chmod(0o755)
+    assert run.returncode == 0, run.stderr
+    names, notes = json.loads(run.stdout)
+    assert names == ["open.gguf"]
+    assert notes == [f"skipped {locked}: the folder cannot be read (Permission denied)"]
 
 
 def test_many_skipped_entries_are_counted_not_listed(tmp_path: Path) -> None:

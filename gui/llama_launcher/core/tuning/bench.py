@@ -50,6 +50,7 @@ from llama_launcher.core.server.process import RunnerEvents, ServerRunner, Serve
 from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.speculative.methods import BY_ID, METHODS, combo_key, combo_label, parse_combo
 from llama_launcher.core.speculative.pairing import DraftOption
+from llama_launcher.core.state.command_line import shown_command_line
 
 CODE_PROMPT = """Repeat the following Python code exactly, without any comment before or after it:
 
@@ -325,7 +326,7 @@ def bench(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base:
     text = prompt_text(prompt)
     with ServerSession(binary, model, hw, caps, settings, tuned=tuned if methods is None else None,
                        drafts=drafts) as session:
-        log(f"server ready in {session.time_to_ready:.1f} s: {' '.join(session.plan.redacted_argv()[1:])}")
+        log(f"server ready in {session.time_to_ready:.1f} s: {shown_command_line(session.plan.redacted_argv()[1:])}")
         label = combo_key(session.plan.speculative.methods) if methods is None else combo_key(methods)
         result = BenchResult(label, session.plan.speculative.draft_n_max, prompt, session.plan.redacted_argv(),
                              time_to_ready_s=session.time_to_ready)

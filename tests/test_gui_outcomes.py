@@ -154,7 +154,7 @@ def test_a_wrong_binary_is_refused_and_the_working_one_kept(qtbot, models: Path,
 def test_the_log_search_filters_as_you_type(qtbot, models: Path, tmp_path: Path) -> None:
     exe = make_fake_server(tmp_path / "bin", "b11434-current")
     w = open_window(qtbot, exe, models)
-    w.logs.append_lines([f"line {i} " + ("needle here " if i % 10 == 0 else "") + "x" * 300 for i in range(200)])
+    w.logs.append_own([f"line {i} " + ("needle here " if i % 10 == 0 else "") + "x" * 300 for i in range(200)])
     w.logs.search.setText("needle")  # no Enter pressed
     qtbot.waitUntil(lambda: w.logs.view.document().blockCount() == 20, timeout=5000)
     assert all("needle" in ln for ln in w.logs.view.toPlainText().splitlines())

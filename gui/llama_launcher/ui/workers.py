@@ -7,9 +7,7 @@ server start or stop, a tuning sweep or a streaming reply.
 
 from __future__ import annotations
 
-import collections
 import threading
-import time
 from typing import Any
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
@@ -20,12 +18,12 @@ from llama_launcher.core.llama_server import probe as binary_probe
 from llama_launcher.core.models import catalog as model_catalog
 from llama_launcher.core.server import checks as server_checks
 from llama_launcher.core.server.chat_client import ChatError, StreamHandle, chat_stream
-from llama_launcher.core.server.process import RunnerEvents, ServerRunner, ServerState
+from llama_launcher.core.server.log_batches import LogBatch, LogBatcher
+from llama_launcher.core.server.process import RunnerEvents, ServerEvent, ServerRunner, ServerState
 from llama_launcher.core.server.speed_stats import Speed
 from llama_launcher.core.tuning import bench as benchmark
 
 LOG_FLUSH_MS = 100
-MAX_PENDING_CHARS = 2_000_000  # per flush: 20 MB/s of log text is more than any window can show
 
 
 def start_in_thread(worker: QObject, name: str) -> QThread:
@@ -44,38 +42,6 @@ def stop_thread(thread: QThread, worker: QObject | None = None, timeout_ms: int 
     thread.wait(timeout_ms)
 
 
-class LineBatcher:
-    """Server lines gathered from a reader thread and handed to the window in batches.
-
-    Bounded between two batches: a flood faster than the window can paint drops the oldest lines
-    and says how many, so memory stays flat whatever the server writes.
-    """
-
-    def __init__(self) -> None:
-        self._pending: collections.deque[str] = collections.deque()
-        self._chars = 0
-        self._dropped = 0
-        self._lock = threading.Lock()
-        self.last_take = time.monotonic()
-
-    def add(self, line: str) -> None:
-        with self._lock:
-            self._pending.append(line)
-            self._chars += len(line)
-            while self._chars > MAX_PENDING_CHARS and len(self._pending) > 1:
-                self._chars -= len(self._pending.popleft())
-                self._dropped += 1
-
-    def take(self) -> list[str]:
-        with self._lock:
-            batch, self._pending, self._chars = list(self._pending), collections.deque(), 0
-            dropped, self._dropped = self._dropped, 0
-            self.last_take = time.monotonic()
-        if dropped:
-            batch.insert(0, f"[{dropped:,} lines not shown: the server wrote them faster than the window can show them]")
-        return batch
-
-
 class ServerWorker(QObject):
     """Probes binaries and runs llama-server (the core runner) in a background thread."""
 
@@ -84,9 +50,9 @@ class ServerWorker(QObject):
     probed = Signal(object, object)  # Capabilities, Hardware
     probe_failed = Signal(str, object)  # error, Hardware
     candidate_probed = Signal(str, object, str)  # path, Capabilities (or an empty dict), error
-    state_changed = Signal(str, str, list, str)  # state, reason message, evidence lines, reason code
-    lines = Signal(list)
-    started_run = Signal(str, str)  # base_url, log path
+    state_changed = Signal(object)  # ServerEvent
+    lines = Signal(object)  # LogBatch
+    started_run = Signal(int, str, str)  # run, base_url, log path
     checked = Signal(object)  # ServerChecks of the ready server
     _ready = Signal()  # internal: from the runner's thread to this worker's thread
 
@@ -94,7 +60,8 @@ class ServerWorker(QObject):
         super().__init__()
         self.runner: ServerRunner | None = None
         self.api_key = ""
-        self._lines = LineBatcher()
+        # batches reach the window in the order they were taken, from the timer or a runner thread
+        self._lines = LogBatcher(self._deliver)
         self._timer: QTimer | None = None
         self._ready.connect(self._check_ready_server)  # queued: the checks must not run in the health thread
 
@@ -112,7 +79,10 @@ class ServerWorker(QObject):
             self._timer.stop()
             self._timer.deleteLater()
             self._timer = None
-        self._flush()
+        self._lines.flush()
+
+    def _deliver(self, batch: LogBatch) -> None:
+        self.lines.emit(batch)
 
     @Slot(str)
     def probe(self, path: str) -> None:
@@ -136,33 +106,32 @@ class ServerWorker(QObject):
         except Exception as exc:
             self.candidate_probed.emit(path, {}, f"probe failed: {exc}")
 
-    @Slot(list, float, dict, str)
-    def start(self, argv: list[str], ready_timeout: float, env: dict, api_key: str) -> None:
-        if self.runner is not None and (self.runner.state.running or self.runner.state is ServerState.STOPPING):
+    @Slot(int, list, float, dict, str)
+    def start(self, run: int, argv: list[str], ready_timeout: float, env: dict, api_key: str) -> None:
+        if self.runner is not None and self.runner.alive:  # a new launch waits for the old process to be gone
             self.runner.stop()
         self.api_key = api_key
-        events = RunnerEvents(on_state=self._on_state, on_line=self._on_line)
-        self.runner = ServerRunner(list(argv), events, ready_timeout=ready_timeout, env=dict(env))
+        self._lines.start_run(run)
+        events = RunnerEvents(on_state=self._on_state, on_line=self._lines.add)
+        self.runner = ServerRunner(list(argv), events, ready_timeout=ready_timeout, env=dict(env), run=run)
         self.runner.start()
-        self.started_run.emit(self.runner.base_url, str(self.runner.log_path or ""))
+        self.started_run.emit(run, self.runner.base_url, str(self.runner.log_path or ""))
 
     @Slot()
     def stop(self) -> None:
         if self.runner is not None:
             self.runner.stop()
-        self._flush()
+        self._lines.flush()
 
     def stop_now(self) -> None:
         """Called from the GUI thread at quit: stopping must not wait for the worker's queue."""
         if self.runner is not None:
             self.runner.stop()
 
-    def _on_state(self, state: ServerState, reason: Any) -> None:
-        self._flush()
-        msg = reason.message if reason is not None else ""
-        evidence = list(reason.evidence) if reason is not None else []
-        self.state_changed.emit(state.value, msg, evidence, reason.code if reason is not None else "")
-        if state is ServerState.READY:
+    def _on_state(self, event: ServerEvent) -> None:
+        self._lines.flush()  # the lines before a state change arrive before it
+        self.state_changed.emit(event)
+        if event.state is ServerState.READY:
             self._ready.emit()
 
     @Slot()
@@ -172,14 +141,9 @@ class ServerWorker(QObject):
             return
         self.checked.emit(server_checks.run_checks(runner.base_url, self.api_key or None))
 
-    def _on_line(self, line: str) -> None:
-        self._lines.add(line)
-
     @Slot()
     def _flush(self) -> None:
-        batch = self._lines.take()
-        if batch:
-            self.lines.emit(batch)
+        self._lines.flush()
 
 
 class ScanWorker(QObject):
@@ -202,7 +166,7 @@ class TuneWorker(QObject):
 
     progress = Signal(object)  # TuneProgress
     log = Signal(str)
-    server_lines = Signal(list)  # the log of tune's own servers, batched like the main server's
+    server_lines = Signal(object)  # LogBatch: the log of tune's own servers, batched like the main server's
     finished = Signal(object)  # TuneOutcome
     failed = Signal(str)
     cancelled = Signal()
@@ -210,7 +174,7 @@ class TuneWorker(QObject):
     def __init__(self) -> None:
         super().__init__()
         self._token = benchmark.CancelToken()
-        self._lines = LineBatcher()
+        self._lines = LogBatcher(self.server_lines.emit)
 
     def arm(self) -> None:
         """Called from the GUI thread just before a tune is queued: a Cancel after this counts, even
@@ -223,16 +187,14 @@ class TuneWorker(QObject):
     def _on_line(self, line: str) -> None:
         # this thread is busy in tune() (no timer fires here): hand the lines over as time passes
         self._lines.add(line)
-        if time.monotonic() - self._lines.last_take >= LOG_FLUSH_MS / 1000:
-            self._flush()
+        self._lines.flush_if_due(LOG_FLUSH_MS / 1000)
 
     def _flush(self) -> None:
-        batch = self._lines.take()
-        if batch:
-            self.server_lines.emit(batch)
+        self._lines.flush()
 
-    @Slot(str, object, object, object, object, object)
-    def tune(self, binary: str, model: Any, hw: Any, caps: Any, settings: Any, drafts: Any) -> None:
+    @Slot(int, str, object, object, object, object, object)
+    def tune(self, run: int, binary: str, model: Any, hw: Any, caps: Any, settings: Any, drafts: Any) -> None:
+        self._lines.start_run(run)
         from llama_launcher.core.tuning import store as tuning_store
 
         try:

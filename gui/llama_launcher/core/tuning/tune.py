@@ -28,14 +28,13 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.llama_server.probe import Capabilities
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.plan.speculative import availability, can_chain, default_draft_n
 from llama_launcher.core.settings.launch import PlanSettings
-from llama_launcher.core.speculative.measured import TunedChoice
+from llama_launcher.core.speculative.measured import MeasuredRow, TunedChoice
 from llama_launcher.core.speculative.methods import BY_ID, METHODS, combo_key, combo_label
 from llama_launcher.core.speculative.pairing import DraftOption
 from llama_launcher.core.state.cancel import CancelToken
@@ -92,11 +91,11 @@ class TuneRow:
                                          if self.derived_from else "")
 
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"setting": combo_key(self.candidate.methods), "methods": list(self.candidate.methods),
-                "label": self.label(), "draft_n_max": self.candidate.draft_n_max, "decode_tps": self.decode_tps,
-                "acceptance": self.acceptance, "drafted": self.drafted, "accepted": self.accepted,
-                "mean_tps": self.mean_tps, "speedup": self.speedup, "tokens": self.tokens}
+    def measured(self) -> MeasuredRow:
+        """The row as the tuning store keeps it (and the window shows it)."""
+        return MeasuredRow(combo_key(self.candidate.methods), self.label(), dict(self.decode_tps), self.speedup,
+                           list(self.candidate.methods), self.candidate.draft_n_max, self.acceptance, self.drafted,
+                           self.accepted, self.mean_tps, self.tokens)
 
 
 @dataclass
@@ -231,7 +230,7 @@ def _finish(rows: list[TuneRow], noise: float, servers: int, t0: float,
                 f"noise ({tie * 100:.0f}%): the simpler {pick.label()} is used")
     margin = noise * 2 ** 0.5 * pick.speedup  # the ratio of two measurements that are each this noisy
     choice = TunedChoice(pick.candidate.methods, pick.candidate.draft_n_max, pick.speedup, margin,
-                         measured_at=time.strftime("%Y-%m-%d %H:%M:%S"), table=[r.to_dict() for r in rows], note=note)
+                         measured_at=time.strftime("%Y-%m-%d %H:%M:%S"), table=[r.measured() for r in rows], note=note)
     return TuneOutcome(choice, rows, servers, time.monotonic() - t0, pick)
 
 

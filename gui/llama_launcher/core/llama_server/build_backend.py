@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llama_launcher.core.host.gpus import NvidiaGpu, vulkan_loader_present
+from llama_launcher.core.state.errors import UserFacing
 
 BACKENDS = ("cpu", "cuda", "vulkan", "metal")  # what get-server builds from source (and downloads)
 DOWNLOAD_BACKENDS = BACKENDS + ("rocm",)  # llama.cpp publishes ROCm builds; a source build with it is not offered
@@ -27,7 +28,7 @@ PORTABLE_CUDA_ARCHS = "75-virtual;80-real;86-real;89-real;90-real"
 _OFF = ["-DGGML_CUDA=OFF", "-DGGML_VULKAN=OFF"]
 
 
-class BackendError(ValueError):
+class BackendError(UserFacing, ValueError):
     """The backend asked for cannot be built here; one line saying what to install."""
 
 

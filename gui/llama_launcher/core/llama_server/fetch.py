@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from llama_launcher import __version__
 from llama_launcher.core.llama_server.releases import RELEASES_API, CatalogError, Release, parse_release_list
+from llama_launcher.core.state.errors import UserFacing
 from llama_launcher.core.state.safe_text import safe_text
 
 Progress = Callable[[str, "float | None"], None]  # (message, fraction 0..1 or None), as provisioning's
@@ -39,7 +40,7 @@ MAX_REDIRECTS = 5
 RELEASES_URL_ENV = "LLAMA_LAUNCHER_RELEASES_URL"  # another API answer (a mirror, a test server); "off": none
 
 
-class DownloadError(Exception):
+class DownloadError(UserFacing):
     """The download or install failed; one line for the user. Nothing was installed."""
 
 

@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from llama_launcher.core.state.errors import UserFacing
+
 if TYPE_CHECKING:
     from llama_launcher.core.llama_server.probe import Capabilities
 
@@ -26,7 +28,7 @@ _NUMERIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-class ExtraArgsError(ValueError):
+class ExtraArgsError(UserFacing, ValueError):
     """One line for the user, in plain words."""
 
 

@@ -17,7 +17,7 @@ class CancelToken:
     def __init__(self) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
-        self._stoppers: list[Callable[[], None]] = []
+        self._stoppers: list[Callable[[], object]] = []
 
     def cancel(self) -> None:
         """Set the flag and stop what is registered, without waiting for it (this returns at once)."""
@@ -39,7 +39,7 @@ class CancelToken:
     def wait(self, timeout: float) -> bool:
         return self._event.wait(timeout)
 
-    def register(self, stop: Callable[[], None]) -> Callable[[], None]:
+    def register(self, stop: Callable[[], object]) -> Callable[[], None]:
         """A cancel from now on also calls ``stop`` (at once if it was cancelled already); returns the
         call that takes it back (harmless twice)."""
         with self._lock:
@@ -56,7 +56,7 @@ class CancelToken:
         return unregister
 
     @contextmanager
-    def stopping(self, stop: Callable[[], None]) -> Iterator[None]:
+    def stopping(self, stop: Callable[[], object]) -> Iterator[None]:
         """While the block runs, a cancel also calls ``stop``."""
         unregister = self.register(stop)
         try:

@@ -26,6 +26,8 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from llama_launcher.core.state.cancel import CancelToken
 from llama_launcher.core.state.errors import UserFacing
 
+Done = Callable[[Any], None]
+Failed = Callable[[str], None]
 _runs = itertools.count(1)  # run ids are unique across all runners
 _not_ended: list[QThread] = []  # a thread that would not end in time is kept, never destroyed while running
 
@@ -91,15 +93,35 @@ class JobRunner(QObject):
         self._worker.moveToThread(self._thread)
         self._queue.connect(self._worker.run, Qt.ConnectionType.QueuedConnection)
         self._tokens: dict[int, CancelToken] = {}
+        self._callbacks: dict[int, tuple[Done | None, Failed | None]] = {}
+        self.finished.connect(self._call_done)
+        self.failed.connect(self._call_failed)
+        self.cancelled.connect(lambda run: self._callbacks.pop(run, None))
         self._thread.start()
 
-    def submit(self, work: Callable[[JobContext], Any], run: int | None = None) -> int:
-        """Queue ``work``; returns its run id. Its token is armed now, on the caller's thread."""
+    def submit(self, work: Callable[[JobContext], Any], done: Done | None = None, failed: Failed | None = None,
+               run: int | None = None) -> int:
+        """Queue ``work``; returns its run id. Its token is armed now, on the caller's thread.
+
+        ``done(result)`` or ``failed(line)`` is called on the GUI thread when this job ends that way
+        (the runner's signals say it too, for listeners of every job)."""
         run = new_run() if run is None else run
         token = CancelToken()
         self._tokens[run] = token
+        if done is not None or failed is not None:
+            self._callbacks[run] = (done, failed)
         self._queue.emit(run, work, token)
         return run
+
+    def _call_done(self, run: int, result: object) -> None:
+        done, _ = self._callbacks.pop(run, (None, None))
+        if done is not None:
+            done(result)
+
+    def _call_failed(self, run: int, why: str) -> None:
+        _, failed = self._callbacks.pop(run, (None, None))
+        if failed is not None:
+            failed(why)
 
     def cancel(self, run: int | None = None) -> None:
         """Cancel one job (or every queued and running one) at once, from the GUI thread."""

@@ -13,7 +13,7 @@ left by a run that was killed (no live owner) is removed by the next download, w
 Builds live side by side, one folder per build number, so a newer one never replaces the one in
 use and going back is a switch (``installed.py``). A ``bN`` that holds the launcher's own source
 build is never replaced by a download: the release goes beside it, to ``bN-release``.
-Cancelling is a ``threading.Event`` checked between chunks, so any thread may cancel at once.
+Cancelling is a flag (a ``CancelToken`` or ``threading.Event``) checked between chunks, so any thread may cancel at once.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import shutil
 import stat
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from llama_launcher.core.llama_server.fetch import (
 from llama_launcher.core.llama_server.probe import Capabilities, ProbeError, probe
 from llama_launcher.core.llama_server.releases import DownloadChoice
 from llama_launcher.core.state import paths
+from llama_launcher.core.state.cancel import Cancellable
 
 __all__ = ["DownloadCancelled", "DownloadError", "InstallResult", "clean_stale", "install", "make_staging",
            "place_build", "release_dir"]
@@ -178,7 +178,7 @@ def _unpack_all(choice: DownloadChoice, archives: list[Path], staging: Path, pro
     return server
 
 
-def install(choice: DownloadChoice, progress: Progress | None = None, cancel: threading.Event | None = None,
+def install(choice: DownloadChoice, progress: Progress | None = None, cancel: Cancellable | None = None,
             root: Path | None = None) -> InstallResult:
     """Download ``choice``'s assets and install them as ``<server cache>/bN`` (or ``bN-release``, see
     :func:`release_dir`); see the module docstring."""

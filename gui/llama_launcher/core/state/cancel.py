@@ -11,6 +11,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
+
+
+class Cancellable(Protocol):
+    """What polling code needs of a cancel: a ``threading.Event`` or a :class:`CancelToken`."""
+
+    def is_set(self) -> bool: ...
 
 
 class CancelToken:

@@ -22,7 +22,7 @@ import os
 import stat
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, BinaryIO
 
 from llama_launcher.core.models.gguf_enums import GGMLQuantizationType, GGUFValueType
@@ -99,7 +99,7 @@ class TensorSummary:
 
 @dataclass
 class GGUFHeader:
-    path: Path
+    path: PurePath  # a file on disk, or a repository path for a header read over HTTP
     version: int
     byte_order: str  # "<" or ">"
     metadata: dict[str, Any]
@@ -465,31 +465,37 @@ def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
     p = Path(path)
     before = p.stat()
     with _open_regular(p) as fh:
-        size = os.fstat(fh.fileno()).st_size
-        head = fh.read(8)
-        order, version = _detect_order(head)
-        s = _Stream(fh, size, order)
-        s.base = 8
-        n_tensors = s.u64()
-        n_kv = s.u64()
-        _check_count(s, n_kv, MIN_KV_BYTES, "metadata entries")
-        _check_count(s, n_tensors, MIN_TENSOR_BYTES, "tensors", n_kv * MIN_KV_BYTES)
-        if n_kv > MAX_KV:
-            raise GGUFError(f"corrupt GGUF: {n_kv} metadata entries is more than any real model has (at most {MAX_KV})")
-        if n_tensors > MAX_TENSORS:
-            raise GGUFError(f"corrupt GGUF: {n_tensors} tensors is more than any real model has (at most {MAX_TENSORS})")
-        metadata: dict[str, Any] = {}
-        for _ in range(n_kv):
-            key = s.string("a metadata key", keep_limit=MAX_KEY_LENGTH)
-            if key is None:
-                raise GGUFError("corrupt GGUF: a metadata key is longer than 64 KiB")
-            if key in metadata:  # llama.cpp refuses duplicate keys too (and zeros repeat the empty key)
-                raise GGUFError(f"corrupt GGUF: duplicate metadata key '{key[:80]}'")
-            vtype = s.u32()
-            metadata[key] = _read_value(s, vtype, key)
-        summary = _read_tensors(s, n_tensors)
-        header_bytes = s.pos
+        header = read_header_from(fh, os.fstat(fh.fileno()).st_size, p)
     after = p.stat()
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
         raise GGUFError("the file changed while it was being read; rescan when it is complete")
-    return GGUFHeader(p, version, order, metadata, summary, header_bytes)
+    return header
+
+
+def read_header_from(fh: BinaryIO, size: int, path: PurePath) -> GGUFHeader:
+    """Read a GGUF header from an open binary stream of ``size`` bytes (a file, or a remote file read
+    in HTTP ranges: ``core.hub.remote_header``); ``path`` only names it. Every count is checked against
+    ``size``, and only the header's bytes are read (large arrays are skipped by seeking)."""
+    head = fh.read(8)
+    order, version = _detect_order(head)
+    s = _Stream(fh, size, order)
+    s.base = 8
+    n_tensors = s.u64()
+    n_kv = s.u64()
+    _check_count(s, n_kv, MIN_KV_BYTES, "metadata entries")
+    _check_count(s, n_tensors, MIN_TENSOR_BYTES, "tensors", n_kv * MIN_KV_BYTES)
+    if n_kv > MAX_KV:
+        raise GGUFError(f"corrupt GGUF: {n_kv} metadata entries is more than any real model has (at most {MAX_KV})")
+    if n_tensors > MAX_TENSORS:
+        raise GGUFError(f"corrupt GGUF: {n_tensors} tensors is more than any real model has (at most {MAX_TENSORS})")
+    metadata: dict[str, Any] = {}
+    for _ in range(n_kv):
+        key = s.string("a metadata key", keep_limit=MAX_KEY_LENGTH)
+        if key is None:
+            raise GGUFError("corrupt GGUF: a metadata key is longer than 64 KiB")
+        if key in metadata:  # llama.cpp refuses duplicate keys too (and zeros repeat the empty key)
+            raise GGUFError(f"corrupt GGUF: duplicate metadata key '{key[:80]}'")
+        vtype = s.u32()
+        metadata[key] = _read_value(s, vtype, key)
+    summary = _read_tensors(s, n_tensors)
+    return GGUFHeader(path, version, order, metadata, summary, s.pos)

@@ -348,7 +348,7 @@ def _fit_to_binary(chosen: set[str], caps: Capabilities, warnings: list[str]) ->
 
 # --- memory --------------------------------------------------------------------------------------
 
-def _budget(hw: Hardware, gpu: bool, mtp: bool) -> tuple[int, str]:
+def memory_budget(hw: Hardware, gpu: bool, mtp: bool) -> tuple[int, str]:
     frac = BUDGET_MTP if mtp else BUDGET_DEFAULT
     pct = int(frac * 100)
     if gpu:
@@ -430,7 +430,7 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
 
     # context and memory
     mtp_on = spec.mtp_engaged
-    budget, budget_src = _budget(hw, gpu, mtp_on or spec.draft is not None)
+    budget, budget_src = memory_budget(hw, gpu, mtp_on or spec.draft is not None)
     cache_type = extra.value(*CACHE_K_ALIASES) or settings.cache_type or "f16"
     if settings.cache_type is not None and settings.cache_type not in CACHE_TYPES:
         raise PlanError(f"unknown KV cache type {settings.cache_type!r} (known: {', '.join(CACHE_TYPES)})")

@@ -98,6 +98,11 @@ class Behaviour:
     granted: bool = True  # whether the token is granted access to gated repositories
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that hangs up mid-answer (a cancel, a stall) is expected here, not a failure to print
+
+
 class FakeHub:
     def __init__(self) -> None:
         self.repos: dict[str, FakeRepo] = {}
@@ -108,7 +113,7 @@ class FakeHub:
         self.served: dict[str, int] = {}  # sha -> content bytes sent by the CDN
         self.ranges: list[tuple[str, int]] = []  # (sha, first byte) of every CDN request
         self.requests: list[tuple[str, str, bool]] = []  # (method, path, sent an Authorization header)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server = _Server(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -432,8 +437,8 @@ def tiny_repo() -> FakeRepo:
         "tiny-Q4_K_M.gguf": real(tiny_gguf(pad_mib=2.0, seed=1)),
         "tiny-Q8_0.gguf": real(tiny_gguf(pad_mib=3.0, file_type=7, seed=2)),
         "tiny-F16.gguf": real(tiny_gguf(pad_mib=4.0, file_type=1, seed=3)),
-        "Q6_K/tiny-Q6_K-00001-of-00002.gguf": real(tiny_gguf(pad_mib=1.5, file_type=18, split=(1, 2), seed=4)),
-        "Q6_K/tiny-Q6_K-00002-of-00002.gguf": real(tiny_gguf(pad_mib=1.5, file_type=18, split=(2, 2), seed=5)),
+        "Q6_K/tiny-Q6_K-00001-of-00002.gguf": real(tiny_gguf(pad_mib=1.25, file_type=18, split=(1, 2), seed=4)),
+        "Q6_K/tiny-Q6_K-00002-of-00002.gguf": real(tiny_gguf(pad_mib=1.25, file_type=18, split=(2, 2), seed=5)),
         "mtp-tiny-Q8_0.gguf": real(tiny_gguf(pad_mib=0.5, nextn=1, file_type=7, seed=6)),
         "mmproj-tiny-F16.gguf": real(tiny_gguf(arch="clip", pad_mib=0.5, file_type=1, seed=7)),
         "README.md": real(b"# tiny\n"),

@@ -277,7 +277,7 @@ class Transfer:
                     self.done -= offset
                     offset, h = 0, it.hasher
                 with open(it.partial, "ab") as fh:
-                    for chunk in r.iter_bytes(CHUNK):
+                    for chunk in r.iter_bytes():  # as it arrives: a stall loses nothing buffered
                         if self.cancel.is_set():
                             raise DownloadCancelled(self._cancel_words())
                         if offset + len(chunk) > it.file.size:

@@ -67,8 +67,11 @@ def judge_repo(client: HubClient, repo_id: str, hw: Hardware, caps: Capabilities
     counter = counter or ByteCounter()
     before = counter.total
     report = RepoReport(listing, models, vision=bool(models.projectors))
-    for group in models.quants:
-        info = read_quant(client, repo_id, listing.commit, group, counter)
+    infos = [read_quant(client, repo_id, listing.commit, group, counter) for group in models.quants]
+    errors = {i.error for i in infos}
+    if len(errors) == 1 and None not in errors and any(w in str(errors) for w in ("gated", "401", "403", "reach")):
+        raise HubError(str(errors.pop()))  # one reason for every file (gated, logged out, offline): say it once
+    for group, info in zip(models.quants, infos, strict=True):
         report.quants.append(QuantReport(group, info, judge(info, group, hw, caps, ctx, models)))
     best, report.why = recommend([q.verdict for q in report.quants])
     report.recommended = best.quant if best is not None else None

@@ -389,9 +389,16 @@ def group_models(infos: list[ModelInfo]) -> tuple[list[ModelInfo], list[ModelInf
     for pj in projectors:
         by_folder.setdefault(pj.folder, []).append(pj.path)
     for info in singles:
-        info.mmproj = sorted(by_folder.get(info.folder, []))
+        info.mmproj = sorted(by_folder.get(info.folder, []) or by_folder.get(_snapshot_root(info.folder), []))
     singles.sort(key=lambda i: (i.name.lower(), i.path))
     return singles, projectors
+
+
+def _snapshot_root(folder: str) -> str:
+    """A sub-folder of a Hugging Face cache snapshot (``snapshots/<commit>/Q6_K``: split quants often sit in a
+    folder named after the quant) pairs with the projector at the repository's root; elsewhere, no folder."""
+    p = Path(folder)
+    return str(p.parent) if p.parent.parent.name == "snapshots" else ""
 
 
 def scan(

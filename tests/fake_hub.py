@@ -112,6 +112,7 @@ class FakeHub:
         self.lock = threading.Lock()
         self.served: dict[str, int] = {}  # sha -> content bytes sent by the CDN
         self.ranges: list[tuple[str, int]] = []  # (sha, first byte) of every CDN request
+        self.transfers: list[list] = []  # [sha, first byte, bytes sent] of every CDN request, as it goes
         self.requests: list[tuple[str, str, bool]] = []  # (method, path, sent an Authorization header)
         self.server = _Server(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
@@ -138,6 +139,7 @@ class FakeHub:
         with self.lock:
             self.served.clear()
             self.ranges.clear()
+            self.transfers.clear()
             self.requests.clear()
 
     def blob(self, sha: str) -> FakeFile | None:
@@ -274,8 +276,10 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 status = 206
                 if start >= f.size:
                     return self._send(416, b"", {"Content-Range": f"bytes */{f.size}"})
+            record = [sha, start, 0]
             with hub.lock:
                 hub.ranges.append((sha, start))
+                hub.transfers.append(record)
             total = hub.behaviour.lie_total.get(sha, f.size)
             headers = {"ETag": f'"{sha}"', "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
                        "Content-Length": str(end - start)}
@@ -287,9 +291,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command == "HEAD":
                 return
-            self._body(sha, f, start, end)
+            self._body(sha, f, start, end, record)
 
-        def _body(self, sha: str, f: FakeFile, start: int, end: int) -> None:
+        def _body(self, sha: str, f: FakeFile, start: int, end: int, record: list) -> None:
             pos = start
             b = hub.behaviour
             try:
@@ -316,6 +320,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(data)
                     with hub.lock:
                         hub.served[sha] = hub.served.get(sha, 0) + len(data)
+                        record[2] += len(data)
                     pos = stop
             except (BrokenPipeError, ConnectionResetError):
                 pass

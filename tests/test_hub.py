@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_hub import TOKEN, FakeFile, FakeRepo, big_header, real, tiny_gguf
 
 from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.hub.client import HubClient, HubError, token_source
@@ -14,6 +13,8 @@ from llama_launcher.core.hub.remote_header import ByteCounter
 from llama_launcher.core.hub.repo_files import group_repo, quant_of
 from llama_launcher.core.hub.repo_report import files_for, judge_repo
 from llama_launcher.core.llama_server.probe import capabilities_from_help
+
+from fake_hub import TOKEN, FakeFile, FakeRepo, big_header, real, tiny_gguf
 
 HELP_DIR = Path(__file__).parent / "fixtures" / "help"
 BIG, TINY = "big/Big-14B-GGUF", "tiny/Tiny-GGUF"

@@ -7,8 +7,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
-from fake_hub import FakeFile, FakeRepo, real, tiny_gguf
 from huggingface_hub import try_to_load_from_cache
 
 from llama_launcher.core.host.hardware import Hardware
@@ -16,6 +14,9 @@ from llama_launcher.core.hub.client import HubClient
 from llama_launcher.core.hub.download import DownloadCancelled, DownloadError, Progress, Transfer, plan_items
 from llama_launcher.core.hub.repo_report import files_for, judge_repo
 from llama_launcher.core.models.catalog import PARTIAL_SUFFIX, scan
+
+from conftest import wait_for
+from fake_hub import FakeFile, FakeRepo, real, tiny_gguf
 
 TINY = "tiny/Tiny-GGUF"
 HW = Hardware("x86-64", 65536, 60000, False, [])

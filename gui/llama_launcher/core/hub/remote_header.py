@@ -20,7 +20,7 @@ import httpx2
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import get_session, hf_raise_for_status
 
-from llama_launcher.core.hub.client import HubClient, HubError, RemoteFile, explain
+from llama_launcher.core.hub.client import HubClient, RemoteFile, explain
 from llama_launcher.core.hub.repo_files import QuantGroup
 from llama_launcher.core.models.catalog import group_models
 from llama_launcher.core.models.gguf_header import GGUFError, read_header_from

@@ -11,9 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from test_hub import GPU_8GB, GPU_24GB
+
 from conftest import wait_for
 from fake_hub import TOKEN
-from test_hub import GPU_8GB, GPU_24GB
 
 TINY = "tiny/Tiny-GGUF"
 

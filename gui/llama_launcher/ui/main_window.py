@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from llama_launcher import __version__
 from llama_launcher.core.host import network
 from llama_launcher.core.host.hardware import Hardware
+from llama_launcher.core.host.hardware import detect as detect_hardware
 from llama_launcher.core.llama_server.discovery import Candidate, find_server
 from llama_launcher.core.llama_server.probe import Capabilities
 from llama_launcher.core.memory.estimate import MemoryEvidence
@@ -61,6 +62,7 @@ from llama_launcher.core.speculative.pairing import DraftOption, auto_draft, dra
 from llama_launcher.core.state import api_key_store
 from llama_launcher.core.state.api_key_store import ApiKey, ApiKeyError
 from llama_launcher.core.tuning import store as tuning_store
+from llama_launcher.ui.get_models_dialog import GetModelsDialog
 from llama_launcher.ui.launch_panel import TUNE_TIP, LaunchPanel
 from llama_launcher.ui.live_panel import LivePanel
 from llama_launcher.ui.log_view import LogView
@@ -153,6 +155,8 @@ class MainWindow(QMainWindow):
         # when the LAN switch, the key or the port change under it (those apply at the next launch)
         self.served = _Served()
         self._quitting = False
+        self._get_models: GetModelsDialog | None = None  # made when first opened
+        self._select_after_scan: str | None = None  # a model just downloaded
         self._banner_action: object = None
 
         self._build_ui()
@@ -245,6 +249,7 @@ class MainWindow(QMainWindow):
         self.models_pane.add_folder.connect(self.add_folder)
         self.models_pane.remove_folder.connect(self.remove_folder)
         self.models_pane.rescan.connect(self.rescan)
+        self.models_pane.get_models.connect(self.open_get_models)
         self.models_pane.message.connect(self.statusBar().showMessage)
         self.banner_close.clicked.connect(self.hide_banner)
         self.banner_button.clicked.connect(self._banner_clicked)
@@ -455,12 +460,29 @@ class MainWindow(QMainWindow):
 
     def _scanned(self, result: CatalogResult) -> None:
         self.catalog = result
-        keep = self.model.path if self.model else self.settings.last_model
+        keep = self._select_after_scan or (self.model.path if self.model else self.settings.last_model)
+        if any(m.path == self._select_after_scan for m in result.models):
+            self._select_after_scan = None  # a scan begun before the download ended may come first
         self.models_pane.show_catalog(result)
         if not result.models:
             self.model_title.setText("No models found: add a folder, or drop a .gguf file onto this window")
         self._show_notices()
         self.models_pane.select(keep)
+
+    def open_get_models(self) -> None:
+        """The "Get models…" dialog; a finished download is scanned and selected, ready to launch."""
+        if self._get_models is None:
+            self._get_models = GetModelsDialog(self.hw or detect_hardware(), self.caps,
+                                               list(self.settings.folders), self)
+            self._get_models.model_ready.connect(self._model_downloaded)
+        self._get_models.show()
+
+    def _model_downloaded(self, path: str, folder: str) -> None:
+        self._select_after_scan = path
+        if folder and folder not in self.settings.folders:
+            self.add_folder(folder)  # rescans
+        else:
+            self.rescan()
 
     def select_model(self, path: str | None) -> None:
         self.models_pane.select(path)
@@ -939,6 +961,8 @@ class MainWindow(QMainWindow):
         self.chat_worker.cancel()
         self.server_worker.stop_now()
         self.server_setup.shutdown()
+        if self._get_models is not None:
+            self._get_models.shutdown()  # a download in progress stops; what arrived is kept for a resume
         self.settings.window_geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()
         self.settings.window_state = base64.b64encode(bytes(self.saveState().data())).decode()
         self._save_now()

@@ -87,6 +87,14 @@ def token_source() -> str:
     return "none: not logged in (run `hf auth login`, or set HF_TOKEN)"
 
 
+def default_cache_dir() -> str:
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return constants.HF_HUB_CACHE
+
+
 def _host(url: str) -> str:
     return urlparse(url).netloc or url
 
@@ -134,12 +142,14 @@ def status_words(code: int, host: str, what: str, retry_after: str | None = None
 
 
 class HubClient:
-    """The Hub as the launcher uses it. ``endpoint``/``cache_dir`` default to the library's (``HF_ENDPOINT``,
-    ``HF_HUB_CACHE``/``HF_HOME``, read when the library is imported); tests pass their fake Hub's."""
+    """The Hub as the launcher uses it. ``endpoint`` and ``cache_dir`` default to what the library uses
+    (``HF_ENDPOINT``; ``HF_HUB_CACHE``, else ``HF_HOME``/hub, else ~/.cache/huggingface/hub). The library reads
+    those variables once, when it is imported; they are read again when a client is made, as the catalog
+    reads them at every scan, so the folder a download goes to is always one the catalog scans."""
 
     def __init__(self, endpoint: str | None = None, cache_dir: str | None = None, timeout: float = TIMEOUT_S) -> None:
-        self.endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
-        self.cache_dir = cache_dir or constants.HF_HUB_CACHE
+        self.endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+        self.cache_dir = cache_dir or default_cache_dir()
         self.timeout = timeout
         self.api = HfApi(endpoint=self.endpoint)
 

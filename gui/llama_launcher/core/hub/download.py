@@ -201,6 +201,7 @@ class Transfer:
         self.kept = 0
         self._samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
         self._last_report = 0.0
+        self._last_done = 0
 
     # --- the run --------------------------------------------------------------------------------
     def run(self) -> list[Path]:
@@ -276,7 +277,7 @@ class Transfer:
                     it.partial.unlink(missing_ok=True)
                     self.done -= offset
                     offset, h = 0, it.hasher
-                with open(it.partial, "ab") as fh:
+                with open(it.partial, "ab", buffering=0) as fh:  # on disk as it arrives: a kill loses nothing written
                     for chunk in r.iter_bytes():  # as it arrives: a stall loses nothing buffered
                         if self.cancel.is_set():
                             raise DownloadCancelled(self._cancel_words())
@@ -340,9 +341,9 @@ class Transfer:
 
     def _report(self, name: str, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last_report < 0.2:
-            return
-        self._last_report = now
+        if not force and now - self._last_report < 0.2 and self.done - self._last_done < self.total / 100:
+            return  # at most 5 reports a second, and at least one per 1% (a fast burst then a stall shows right)
+        self._last_report, self._last_done = now, self.done
         self._samples.append((now, self.done))
         while len(self._samples) > 2 and now - self._samples[0][0] > 5.0:
             self._samples.popleft()

@@ -14,7 +14,7 @@ import io
 import re
 import threading
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import httpx2
 from huggingface_hub.errors import HfHubHTTPError
@@ -119,7 +119,7 @@ def read_remote_info(client: HubClient, repo_id: str, commit: str, f: RemoteFile
     fh = RangeFile(client.resolve_url(repo_id, f.path, commit), f.size, client.headers(), client.timeout,
                    f.path, counter)
     try:
-        header = read_header_from(fh, f.size, path)
+        header = read_header_from(cast(BinaryIO, fh), f.size, path)  # read, seek and tell are all it uses
     except GGUFError as exc:
         return _error(path, str(exc), f.size)
     except (HfHubHTTPError, httpx2.HTTPError, OSError) as exc:

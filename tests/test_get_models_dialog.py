@@ -86,3 +86,29 @@ def test_offline_search_is_one_line_in_the_dialog(qtbot, fake_hub, llama_server,
     qtbot.waitUntil(lambda: "cannot reach" in dlg.status.text(), timeout=WAIT)
     assert dlg.search_btn.isEnabled() and "\n" not in dlg.status.text()
     assert w.models_pane.current() is not None  # the rest of the window is as it was
+
+
+def test_quitting_during_a_download_ends_its_thread_and_keeps_the_part(qtbot, fake_hub, llama_server,
+                                                                         tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    write_model(folder / "already-here.gguf")
+    w = open_window(qtbot, llama_server, folder)
+    qtbot.mouseClick(w.models_pane.get_btn, Qt.MouseButton.LeftButton)
+    dlg = w._get_models
+    qtbot.keyClicks(dlg.query, "tiny")
+    qtbot.mouseClick(dlg.search_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dlg.results.rowCount() == 1, timeout=WAIT)
+    click_cell(qtbot, dlg.results, 0)
+    qtbot.waitUntil(lambda: dlg.quants.rowCount() == 4 and dlg.download_btn.isEnabled(), timeout=WAIT)
+    quant = dlg.selected_quant()
+    report = dlg.report
+    main = next(q for q in report.quants if q.group.quant == quant).group.first
+    fake_hub.behaviour.pause_at[main.sha256] = main.size // 2  # the server then sends nothing at all
+    qtbot.mouseClick(dlg.download_btn, Qt.MouseButton.LeftButton)
+    assert fake_hub.paused.wait(60)
+    w.shutdown()  # what quitting the app runs
+    assert not dlg._thread.isRunning()  # ended although the server never sent another byte
+    fake_hub.release.set()
+    partial = Path(fake_hub.cache_dir) / "models--tiny--Tiny-GGUF" / "blobs" / f"{main.sha256}.llpartial"
+    assert partial.exists() and 0 < partial.stat().st_size <= main.size // 2
+    assert not list(Path(fake_hub.cache_dir).rglob("*.gguf"))  # nothing that looks like a model

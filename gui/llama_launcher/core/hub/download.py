@@ -44,6 +44,7 @@ from llama_launcher.core.models.catalog import PARTIAL_SUFFIX
 CHUNK = 1 << 20
 STALL_S = 30.0
 RETRIES = 3  # dropped connections resumed automatically within one run
+IDLE_S = 2.0  # the longest a read blocks: a cancel (the window's, or quitting) is seen within this
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -53,6 +54,10 @@ class DownloadError(Exception):
 
 class DownloadCancelled(DownloadError):
     pass
+
+
+class _Idle(Exception):
+    """A read waited IDLE_S with nothing arriving."""
 
 
 @dataclass
@@ -201,6 +206,7 @@ class Transfer:
         self.kept = 0
         self._samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
         self._last_report = 0.0
+        self._h: Any = None  # the current file's hash so far
         self._last_done = 0
 
     # --- the run --------------------------------------------------------------------------------
@@ -223,17 +229,27 @@ class Transfer:
 
     def _fetch(self, it: Item) -> None:
         it.final.parent.mkdir(parents=True, exist_ok=True)
-        h = it.hasher
+        self._h = it.hasher
         offset = _partial_size(it)
         if offset == 0:
             it.partial.unlink(missing_ok=True)
         else:
-            self._hash_existing(it, h, offset)
-        attempts = 0
+            self._hash_existing(it, self._h, offset)
+        attempts, idle_since = 0, time.monotonic()
         while offset < it.file.size:
             before = offset
             try:
-                offset, h = self._stream(it, offset, h)
+                offset = self._stream(it, offset)
+            except _Idle:  # nothing for a moment: a cancel counts now; a longer silence is a stall
+                offset = _partial_size(it)
+                if self.cancel.is_set():
+                    raise DownloadCancelled(self._cancel_words()) from None
+                if offset == before and time.monotonic() - idle_since >= self.stall_s:
+                    raise DownloadError(f"{it.file.name}: the transfer stalled (no data for {self.stall_s:.0f} s from "
+                                        f"the server); {size_text(offset)} kept: resume to continue") from None
+                if offset != before:
+                    idle_since = time.monotonic()
+                continue
             except (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.ConnectError) as exc:
                 offset = _partial_size(it)
                 attempts += 1
@@ -241,11 +257,13 @@ class Transfer:
                     raise DownloadError(f"{it.file.name}: {explain(exc, self.client.endpoint, self.repo_id)}; "
                                         f"{size_text(offset)} kept: resume to continue") from None
                 continue
+            idle_since = time.monotonic()
             if offset == before:
                 attempts += 1
                 if attempts > RETRIES:
                     raise DownloadError(f"{it.file.name}: the server sends no more data at byte {offset:,} of "
                                         f"{it.file.size:,}; what arrived is kept: resume later")
+        h = self._h
         if h.hexdigest() != it.expected_hash:
             it.partial.unlink(missing_ok=True)
             raise DownloadError(f"{it.file.name} does not match the Hub's {'SHA-256' if it.file.sha256 else 'hash'} "
@@ -264,11 +282,13 @@ class Transfer:
                 h.update(chunk)
                 left -= len(chunk)
 
-    def _stream(self, it: Item, offset: int, h: Any) -> tuple[int, Any]:
+    def _stream(self, it: Item, offset: int) -> int:
+        """One ranged GET from ``offset``, written and hashed as it arrives; the new offset."""
         url = self.client.resolve_url(self.repo_id, it.file.path, self.commit)
         headers = dict(self.client.headers(), Range=f"bytes={offset}-")
         headers["Accept-Encoding"] = "identity"  # as the library asks: sizes are the file's, not a compressed one's
-        timeout = httpx2.Timeout(20.0, read=self.stall_s)
+        # reads wait at most IDLE_S, so a cancel is seen even while the server sends nothing
+        timeout = httpx2.Timeout(20.0, read=min(IDLE_S, self.stall_s))
         try:
             with get_session().stream("GET", url, headers=headers, timeout=timeout, follow_redirects=True) as r:
                 hf_raise_for_status(r)
@@ -276,7 +296,7 @@ class Transfer:
                 if r.status_code == 200 and offset:  # the server ignored the range: start the file again
                     it.partial.unlink(missing_ok=True)
                     self.done -= offset
-                    offset, h = 0, it.hasher
+                    offset, self._h = 0, it.hasher
                 with open(it.partial, "ab", buffering=0) as fh:  # on disk as it arrives: a kill loses nothing written
                     for chunk in r.iter_bytes():  # as it arrives: a stall loses nothing buffered
                         if self.cancel.is_set():
@@ -285,20 +305,22 @@ class Transfer:
                             raise DownloadError(f"{it.file.name}: the server sent more than the {it.file.size:,} bytes "
                                                 "the listing gives: its sizes cannot be trusted; nothing was kept")
                         fh.write(chunk)
-                        h.update(chunk)
+                        self._h.update(chunk)
                         offset += len(chunk)
                         self.done += len(chunk)
                         self._report(it.file.name)
+        except httpx2.ReadTimeout:
+            raise _Idle() from None
         except httpx2.TimeoutException:
-            raise DownloadError(f"{it.file.name}: the transfer stalled (no data for {self.stall_s:.0f} s from "
-                                f"{_host(url)}); {size_text(_partial_size(it))} kept: resume to continue") from None
+            raise DownloadError(f"{it.file.name}: {_host(url)} did not answer within 20 s; "
+                                f"{size_text(_partial_size(it))} kept: resume to continue") from None
         except HfHubHTTPError as exc:
             raise DownloadError(f"{it.file.name}: {explain(exc, self.client.endpoint, self.repo_id)}") from None
         except DownloadError as exc:
             if "cannot be trusted" in str(exc):
                 it.partial.unlink(missing_ok=True)
             raise
-        return offset, h
+        return offset
 
     def _check_answer(self, it: Item, r: httpx2.Response, offset: int) -> None:
         """The Hub's redirect names the content (``X-Linked-Etag``: the SHA-256 for LFS files) and the

@@ -381,9 +381,10 @@ BIG_TYPES = {"Q2_K": (GGMLQuantizationType.Q2_K, 10), "Q4_K_M": (GGMLQuantizatio
 
 
 @functools.lru_cache(maxsize=16)
-def big_header(quant: str, arch: str = "qwen3", nextn: int = 0, part: tuple[int, int] | None = None) -> tuple[bytes, int]:
+def big_header(quant: str, arch: str = "qwen3", nextn: int = 0, part: tuple[int, int] | None = None,
+               vocab: int = BIG_SHAPE["vocab"]) -> tuple[bytes, int]:
     """(header bytes, the file's full size) of a 14B model in ``quant``: tensor infos only, no data."""
-    s = BIG_SHAPE
+    s = dict(BIG_SHAPE, vocab=vocab)
     qtype, file_type = BIG_TYPES[quant]
     block, type_size = GGML_QUANT_SIZES[qtype]
     tensors: list[tuple[str, tuple[int, ...]]] = [("token_embd.weight", (s["vocab"], s["hidden"]))]
@@ -455,13 +456,13 @@ def real(data: bytes) -> FakeFile:
     return FakeFile(data, len(data))
 
 
-def big_repo() -> FakeRepo:
+def big_repo(vocab: int = BIG_SHAPE["vocab"]) -> FakeRepo:
     files: dict[str, FakeFile] = {}
     for quant in ("Q2_K", "Q4_K_M", "Q8_0"):
-        head, size = big_header(quant)
+        head, size = big_header(quant, vocab=vocab)
         files[f"Big-14B-{quant}.gguf"] = FakeFile(head, size)
     for n in (1, 2):
-        head, size = big_header("Q6_K", part=(n, 2))
+        head, size = big_header("Q6_K", part=(n, 2), vocab=vocab)
         files[f"Q6_K/Big-14B-Q6_K-0000{n}-of-00002.gguf"] = FakeFile(head, size)
     files["mtp-Big-14B-Q8_0.gguf"] = real(tiny_gguf(arch="qwen3", pad_mib=0.2, nextn=1, seed=9))
     files["mmproj-Big-14B-F16.gguf"] = real(tiny_gguf(arch="clip", pad_mib=0.2, seed=10))

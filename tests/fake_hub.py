@@ -382,9 +382,9 @@ BIG_TYPES = {"Q2_K": (GGMLQuantizationType.Q2_K, 10), "Q4_K_M": (GGMLQuantizatio
 
 @functools.lru_cache(maxsize=16)
 def big_header(quant: str, arch: str = "qwen3", nextn: int = 0, part: tuple[int, int] | None = None,
-               vocab: int = BIG_SHAPE["vocab"]) -> tuple[bytes, int]:
+               vocab: int = BIG_SHAPE["vocab"], blocks: int = BIG_SHAPE["blocks"]) -> tuple[bytes, int]:
     """(header bytes, the file's full size) of a 14B model in ``quant``: tensor infos only, no data."""
-    s = dict(BIG_SHAPE, vocab=vocab)
+    s = dict(BIG_SHAPE, vocab=vocab, blocks=blocks)
     qtype, file_type = BIG_TYPES[quant]
     block, type_size = GGML_QUANT_SIZES[qtype]
     tensors: list[tuple[str, tuple[int, ...]]] = [("token_embd.weight", (s["vocab"], s["hidden"]))]

@@ -14,7 +14,7 @@ from llama_launcher.core.hub.repo_files import group_repo, quant_of
 from llama_launcher.core.hub.repo_report import files_for, judge_repo
 from llama_launcher.core.llama_server.probe import capabilities_from_help
 
-from fake_hub import TOKEN, FakeFile, FakeRepo, big_header, real, tiny_gguf
+from fake_hub import TOKEN, FakeFile, FakeRepo, big_header, big_repo, real, tiny_gguf
 
 HELP_DIR = Path(__file__).parent / "fixtures" / "help"
 BIG, TINY = "big/Big-14B-GGUF", "tiny/Tiny-GGUF"
@@ -111,6 +111,30 @@ def test_deciding_reads_only_the_headers_never_whole_files(fake_hub) -> None:
     assert report.bytes_read == counter.total == fake_hub.total_served()
     assert counter.total < 10 * 1024 * 1024  # four quants (one split in two) of a 14B model, 4-14 GB each
     assert sum(f.size for f in fake_hub.repos[BIG].files.values()) > 1000 * counter.total
+
+
+def test_with_a_large_vocabulary_one_header_is_read_whole_and_the_others_from_their_first_megabyte(fake_hub) -> None:
+    fake_hub.repos["big/Qwen-size-GGUF"] = big_repo(vocab=151936)  # Qwen's vocabulary: ~4 MB per header
+    header = len(fake_hub.repos["big/Qwen-size-GGUF"].files["Big-14B-Q8_0.gguf"].head)
+    assert header > 3 * 1024 * 1024
+    report = judge_repo(client(fake_hub), "big/Qwen-size-GGUF", Hardware.from_dict(GPU_24GB), caps())
+    assert report.bytes_read < 10 * 1024 * 1024 < 4 * header  # read whole, four headers would be over 10 MB
+    params = {q.group.quant: q.info.parameters for q in report.quants}
+    assert len(set(params.values())) == 1 and params["Q8_0"] > 13e9
+    assert {q.group.quant: q.info.quantization for q in report.quants} == {
+        "Q2_K": "Q2_K", "Q4_K_M": "Q4_K_M", "Q6_K": "Q6_K", "Q8_0": "Q8_0"}  # each from its own header
+    assert report.recommended == "Q8_0"
+
+
+def test_a_quant_of_another_model_in_the_same_repo_is_read_whole(fake_hub) -> None:
+    small, small_size = big_header("Q4_K_M", vocab=151936)
+    other, other_size = big_header("Q8_0", vocab=151936, blocks=20)
+    fake_hub.repos["x/Mixed-GGUF"] = FakeRepo({"a-Q4_K_M.gguf": FakeFile(small, small_size),
+                                               "b-Q8_0.gguf": FakeFile(other, other_size)}, commit="7" * 40)
+    report = judge_repo(client(fake_hub), "x/Mixed-GGUF", Hardware.from_dict(GPU_24GB), caps())
+    by = {q.group.quant: q.info for q in report.quants}
+    assert by["Q8_0"].block_count == 20 and by["Q8_0"].parameters < by["Q4_K_M"].parameters
+    assert len(by["Q8_0"].block_parameters) == 20
 
 
 def test_a_file_with_mtp_layers_says_so(fake_hub) -> None:

@@ -113,18 +113,24 @@ class RangeFile(io.RawIOBase):
 
 
 def read_remote_info(client: HubClient, repo_id: str, commit: str, f: RemoteFile,
-                     counter: ByteCounter | None = None) -> ModelInfo:
-    """One remote file's ModelInfo (its ``path`` is ``repo_id/path``); never raises: errors are a field."""
+                     counter: ByteCounter | None = None, prefix: int | None = None) -> ModelInfo:
+    """One remote file's ModelInfo (its ``path`` is ``repo_id/path``); never raises: errors are a field.
+
+    With ``prefix``, only that many bytes are read: a longer header gives the metadata up to there and
+    no tensor counts (``parameters`` None), which :func:`read_quant` then takes from a sibling quant."""
     path = PurePosixPath(repo_id) / f.path
     fh = RangeFile(client.resolve_url(repo_id, f.path, commit), f.size, client.headers(), client.timeout,
                    f.path, counter)
-    try:
-        header = read_header_from(cast(BinaryIO, fh), f.size, path)  # read, seek and tell are all it uses
+    try:  # read, seek and tell are all the reader uses of a file
+        header = read_header_from(cast(BinaryIO, fh), f.size, path, prefix)
     except GGUFError as exc:
         return _error(path, str(exc), f.size)
     except (HfHubHTTPError, httpx2.HTTPError, OSError) as exc:
         return _error(path, explain(exc, client.endpoint, repo_id), f.size)
-    return info_from_header(header, f.size)
+    info = info_from_header(header, f.size)
+    if not header.complete:
+        info.parameters = info.trunk_parameters = info.mtp_parameters = None
+    return info
 
 
 def _error(path: PurePosixPath, message: str, size: int) -> ModelInfo:
@@ -133,13 +139,61 @@ def _error(path: PurePosixPath, message: str, size: int) -> ModelInfo:
     return info
 
 
+# The metadata that must agree before a quant borrows a sibling's tensor counts: the same model,
+# quantized differently. llama.cpp's converter writes general.* and these architecture keys before the
+# tokenizer (conversion/base.py: prepare_metadata, then set_vocab), and llama-quantize keeps that order,
+# so the first megabyte holds them even when a large vocabulary makes the header several megabytes.
+SAME_MODEL_KEYS = ("block_count", "embedding_length", "feed_forward_length", "attention.head_count",
+                   "attention.head_count_kv", "context_length", "expert_count", "nextn_predict_layers")
+PREFIX_BYTES = 1 << 20
+
+
+def same_model(a: ModelInfo, b: ModelInfo) -> bool:
+    if a.architecture != b.architecture or a.architecture is None:
+        return False
+    shared = [k for k in SAME_MODEL_KEYS if k in a.arch_meta or k in b.arch_meta]
+    return "block_count" in shared and all(a.arch_meta.get(k) == b.arch_meta.get(k) for k in shared)
+
+
+def borrow_counts(info: ModelInfo, ref: ModelInfo) -> ModelInfo:
+    """A quant whose header was read as a prefix, completed with its sibling's tensor counts (the same
+    weights, quantized differently: the parameter counts per block are the same, only the bytes differ)."""
+    info.parameters, info.trunk_parameters = ref.parameters, ref.trunk_parameters
+    info.mtp_parameters, info.block_parameters = ref.mtp_parameters, list(ref.block_parameters)
+    info.vocab_size, info.vocab_hash = ref.vocab_size, ref.vocab_hash
+    for key in ("vocab_size",):
+        if key in ref.arch_meta and key not in info.arch_meta:
+            info.arch_meta[key] = ref.arch_meta[key]
+    return info
+
+
 def read_quant(client: HubClient, repo_id: str, commit: str, group: QuantGroup,
-               counter: ByteCounter | None = None) -> ModelInfo:
-    """A quant as the catalog would list it once downloaded: every part's header read (a split model's
-    tensors are spread over its parts), then grouped by the catalog's own rules."""
+               counter: ByteCounter | None = None, reference: ModelInfo | None = None) -> ModelInfo:
+    """A quant as the catalog would list it once downloaded.
+
+    Without ``reference``, every part's header is read whole (a split model's tensors are spread over
+    its parts) and grouped by the catalog's own rules. With one (a sibling quant read whole), only the
+    first :data:`PREFIX_BYTES` of part 1 are read: when its metadata says it is the same model, the
+    tensor counts are the reference's; otherwise the quant is read whole after all."""
+    if reference is not None:
+        first = read_remote_info(client, repo_id, commit, group.first, counter, PREFIX_BYTES)
+        if first.error is not None:
+            return first
+        if first.parameters is not None and group.split_count <= 1:
+            return first  # the whole header fitted in the prefix
+        if same_model(first, reference):
+            info = borrow_counts(first, reference)
+            info.file_size = group.size
+            if group.split_count > 1:
+                info.split_count = group.split_count
+                info.split_parts = [str(PurePosixPath(repo_id) / f.path) for f in group.files]
+            return _missing(info, group)
     infos = [read_remote_info(client, repo_id, commit, f, counter) for f in group.files]
     models, _ = group_models(infos)
-    info = models[0] if models else infos[0]
+    return _missing(models[0] if models else infos[0], group)
+
+
+def _missing(info: ModelInfo, group: QuantGroup) -> ModelInfo:
     if group.missing_parts and info.error is None:
         info.error = f"the repository lacks {group.missing_parts} of the {group.split_count} parts"
         info.launchable = False

@@ -67,7 +67,7 @@ def judge_repo(client: HubClient, repo_id: str, hw: Hardware, caps: Capabilities
     counter = counter or ByteCounter()
     before = counter.total
     report = RepoReport(listing, models, vision=bool(models.projectors))
-    infos = [read_quant(client, repo_id, listing.commit, group, counter) for group in models.quants]
+    infos = _read_all(client, repo_id, listing.commit, models.quants, counter)
     errors = {i.error for i in infos}
     if len(errors) == 1 and None not in errors and any(w in str(errors) for w in ("gated", "401", "403", "reach")):
         raise HubError(str(errors.pop()))  # one reason for every file (gated, logged out, offline): say it once
@@ -77,6 +77,22 @@ def judge_repo(client: HubClient, repo_id: str, hw: Hardware, caps: Capabilities
     report.recommended = best.quant if best is not None else None
     report.bytes_read = counter.total - before
     return report
+
+
+def _read_all(client: HubClient, repo_id: str, commit: str, quants: list[QuantGroup],
+              counter: ByteCounter) -> list[ModelInfo]:
+    """Every quant's header: one read whole (a single-file quant when there is one), the others from their
+    first megabyte, completed from it when they are the same model (a 151k-token vocabulary makes each
+    header ~4 MB; four read whole would cost 16 MB)."""
+    order = sorted(range(len(quants)), key=lambda i: (quants[i].split_count > 1, quants[i].size))
+    infos: list[ModelInfo | None] = [None] * len(quants)
+    reference: ModelInfo | None = None
+    for i in order:
+        info = read_quant(client, repo_id, commit, quants[i], counter, reference)
+        if reference is None and info.error is None and info.parameters:
+            reference = info
+        infos[i] = info
+    return [i for i in infos if i is not None]
 
 
 def files_for(report: RepoReport, quant: str, mtp_head: bool = True, projector: bool = True) -> list[tuple[RemoteFile, str]]:

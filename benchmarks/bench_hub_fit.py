@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fake_hub import FakeHub, big_repo  # noqa: E402
-
 from llama_launcher.core.host.hardware import GPU, Hardware  # noqa: E402
 from llama_launcher.core.hub.client import HubClient  # noqa: E402
 from llama_launcher.core.hub.repo_report import judge_repo  # noqa: E402
+
+from fake_hub import FakeHub, big_repo  # noqa: E402
 
 HW = Hardware("x86-64", 65536, 60000, False, [GPU("RTX 4090", "CUDA", 24564, 24000)])
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gguf_factory import write_model
 from PySide6.QtCore import Qt
+
+from gguf_factory import write_model
 from window_helpers import WAIT, open_window
 
 TINY = "tiny/Tiny-GGUF"
@@ -106,9 +107,10 @@ def test_quitting_during_a_download_ends_its_thread_and_keeps_the_part(qtbot, fa
     fake_hub.behaviour.pause_at[main.sha256] = main.size // 2  # the server then sends nothing at all
     qtbot.mouseClick(dlg.download_btn, Qt.MouseButton.LeftButton)
     assert fake_hub.paused.wait(60)
+    partial = Path(fake_hub.cache_dir) / "models--tiny--Tiny-GGUF" / "blobs" / f"{main.sha256}.llpartial"
+    qtbot.waitUntil(lambda: partial.exists() and partial.stat().st_size == main.size // 2, timeout=WAIT)
     w.shutdown()  # what quitting the app runs
     assert not dlg._thread.isRunning()  # ended although the server never sent another byte
     fake_hub.release.set()
-    partial = Path(fake_hub.cache_dir) / "models--tiny--Tiny-GGUF" / "blobs" / f"{main.sha256}.llpartial"
-    assert partial.exists() and 0 < partial.stat().st_size <= main.size // 2
+    assert partial.stat().st_size == main.size // 2
     assert not list(Path(fake_hub.cache_dir).rglob("*.gguf"))  # nothing that looks like a model

@@ -121,8 +121,8 @@ def speculative_words(info: ModelInfo, repo: RepoModels | None, auto: str | None
     if info.nextn_predict_layers > 0:
         text = f"MTP: the file has {info.nextn_predict_layers} MTP layer(s)"
     elif head is not None:
-        text = (f"MTP: the repository has an MTP head ({head.name}), downloaded with it; llama-server runs it as "
-                "-md <head> --spec-type draft-mtp")
+        text = (f"MTP head in the repository ({head.name}), downloaded with it: llama-server runs it as "
+                "-md <head> --spec-type draft-mtp (the launcher does not plan a separate MTP head yet)")
     else:
         text = "no MTP layers and no MTP head: ngram-mod (drafts from the context, no extra file) at most"
     if auto is not None:

@@ -330,11 +330,13 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
 # --- model files, as llama.cpp's converter writes them -------------------------------------------
 
-def _vocab(w: GGUFWriter, n: int) -> None:
-    w.add_tokenizer_model("llama")
+def _vocab(w: GGUFWriter, n: int, merges: bool = False) -> None:
+    w.add_tokenizer_model("gpt2" if merges else "llama")
     w.add_token_list([f"tok{i}" for i in range(n)])
     w.add_token_scores([0.0] * n)
     w.add_token_types([1] * n)
+    if merges:  # a BPE vocabulary (Qwen's): about one merge per token
+        w.add_token_merges([f"tok{i} tok{i + 1}" for i in range(n - 1)])
 
 
 @functools.lru_cache(maxsize=64)
@@ -382,7 +384,8 @@ BIG_TYPES = {"Q2_K": (GGMLQuantizationType.Q2_K, 10), "Q4_K_M": (GGMLQuantizatio
 
 @functools.lru_cache(maxsize=16)
 def big_header(quant: str, arch: str = "qwen3", nextn: int = 0, part: tuple[int, int] | None = None,
-               vocab: int = BIG_SHAPE["vocab"], blocks: int = BIG_SHAPE["blocks"]) -> tuple[bytes, int]:
+               vocab: int = BIG_SHAPE["vocab"], blocks: int = BIG_SHAPE["blocks"],
+               merges: bool = False) -> tuple[bytes, int]:
     """(header bytes, the file's full size) of a 14B model in ``quant``: tensor infos only, no data."""
     s = dict(BIG_SHAPE, vocab=vocab, blocks=blocks)
     qtype, file_type = BIG_TYPES[quant]
@@ -417,7 +420,7 @@ def big_header(quant: str, arch: str = "qwen3", nextn: int = 0, part: tuple[int,
             w.add_file_type(file_type)
             if nextn:
                 w.add_uint32(f"{arch}.nextn_predict_layers", nextn)
-            _vocab(w, s["vocab"])
+            _vocab(w, s["vocab"], merges)
             w.add_chat_template("{% for m in messages %}{{ m['content'] }}{% endfor %}")
         if part is not None:
             w.add_uint16("split.no", part[0] - 1)
@@ -456,13 +459,13 @@ def real(data: bytes) -> FakeFile:
     return FakeFile(data, len(data))
 
 
-def big_repo(vocab: int = BIG_SHAPE["vocab"]) -> FakeRepo:
+def big_repo(vocab: int = BIG_SHAPE["vocab"], merges: bool = False) -> FakeRepo:
     files: dict[str, FakeFile] = {}
     for quant in ("Q2_K", "Q4_K_M", "Q8_0"):
-        head, size = big_header(quant, vocab=vocab)
+        head, size = big_header(quant, vocab=vocab, merges=merges)
         files[f"Big-14B-{quant}.gguf"] = FakeFile(head, size)
     for n in (1, 2):
-        head, size = big_header("Q6_K", part=(n, 2), vocab=vocab)
+        head, size = big_header("Q6_K", part=(n, 2), vocab=vocab, merges=merges)
         files[f"Q6_K/Big-14B-Q6_K-0000{n}-of-00002.gguf"] = FakeFile(head, size)
     files["mtp-Big-14B-Q8_0.gguf"] = real(tiny_gguf(arch="qwen3", pad_mib=0.2, nextn=1, seed=9))
     files["mmproj-Big-14B-F16.gguf"] = real(tiny_gguf(arch="clip", pad_mib=0.2, seed=10))

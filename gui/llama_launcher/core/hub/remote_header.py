@@ -142,10 +142,10 @@ def _error(path: PurePosixPath, message: str, size: int) -> ModelInfo:
 # The metadata that must agree before a quant borrows a sibling's tensor counts: the same model,
 # quantized differently. llama.cpp's converter writes general.* and these architecture keys before the
 # tokenizer (conversion/base.py: prepare_metadata, then set_vocab), and llama-quantize keeps that order,
-# so the first megabyte holds them even when a large vocabulary makes the header several megabytes.
+# so the first few KB hold them even when a large vocabulary makes the header several megabytes.
 SAME_MODEL_KEYS = ("block_count", "embedding_length", "feed_forward_length", "attention.head_count",
                    "attention.head_count_kv", "context_length", "expert_count", "nextn_predict_layers")
-PREFIX_BYTES = 1 << 20
+PREFIX_BYTES = 256 * 1024  # general.* and the architecture keys: a few KB in real files
 
 
 def same_model(a: ModelInfo, b: ModelInfo) -> bool:

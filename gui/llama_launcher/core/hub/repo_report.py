@@ -82,8 +82,8 @@ def judge_repo(client: HubClient, repo_id: str, hw: Hardware, caps: Capabilities
 def _read_all(client: HubClient, repo_id: str, commit: str, quants: list[QuantGroup],
               counter: ByteCounter) -> list[ModelInfo]:
     """Every quant's header: one read whole (a single-file quant when there is one), the others from their
-    first megabyte, completed from it when they are the same model (a 151k-token vocabulary makes each
-    header ~4 MB; four read whole would cost 16 MB)."""
+    first 256 KiB, completed from it when they are the same model (Qwen's 151k-token vocabulary and its
+    merges make each header ~7.6 MB; four read whole would cost 30 MB)."""
     order = sorted(range(len(quants)), key=lambda i: (quants[i].split_count > 1, quants[i].size))
     infos: list[ModelInfo | None] = [None] * len(quants)
     reference: ModelInfo | None = None

@@ -176,3 +176,19 @@ def test_download_errors_are_words(fake_hub, status, code, words) -> None:
     with pytest.raises(DownloadError, match=words) as err:
         t.run()
     assert "\n" not in str(err.value)
+
+
+def test_a_gated_download_with_a_token_sends_it_to_the_hub_only_and_stores_it_nowhere(fake_hub, monkeypatch,
+                                                                                     isolated_home) -> None:
+    from fake_hub import TOKEN
+
+    fake_hub.repos[TINY].gated = "auto"
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    t = transfer(fake_hub, "Q4_K_M", folder=isolated_home / "models", mtp_head=False, projector=False)
+    placed = t.run()
+    assert placed[0].read_bytes() == fake_hub.repos[TINY].files["tiny-Q4_K_M.gguf"].head
+    assert all(auth for _m, p, auth in fake_hub.requests if "/resolve/" in p)
+    assert not any(auth for _m, p, auth in fake_hub.requests if p.startswith("/cdn/"))
+    for f in [*isolated_home.rglob("*"), *Path(fake_hub.cache_dir).rglob("*")]:
+        if f.is_file():
+            assert TOKEN.encode() not in f.read_bytes(), f

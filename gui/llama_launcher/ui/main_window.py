@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
@@ -62,7 +63,6 @@ from llama_launcher.core.speculative.pairing import DraftOption, auto_draft, dra
 from llama_launcher.core.state import api_key_store
 from llama_launcher.core.state.api_key_store import ApiKey, ApiKeyError
 from llama_launcher.core.tuning import store as tuning_store
-from llama_launcher.ui.get_models_dialog import GetModelsDialog
 from llama_launcher.ui.launch_panel import TUNE_TIP, LaunchPanel
 from llama_launcher.ui.live_panel import LivePanel
 from llama_launcher.ui.log_view import LogView
@@ -83,6 +83,9 @@ from llama_launcher.ui.workers import (
     start_in_thread,
     stop_thread,
 )
+
+if TYPE_CHECKING:  # the dialog (and huggingface_hub) load when it is first opened
+    from llama_launcher.ui.get_models_dialog import GetModelsDialog
 
 READY_TIMEOUT_S = 300.0
 # the smallest window still shows the whole models table (its minimum, see models_pane) beside the setup
@@ -472,6 +475,10 @@ class MainWindow(QMainWindow):
     def open_get_models(self) -> None:
         """The "Get models…" dialog; a finished download is scanned and selected, ready to launch."""
         if self._get_models is None:
+            from llama_launcher.ui.get_models_dialog import (
+                GetModelsDialog,  # huggingface_hub loads when first used
+            )
+
             self._get_models = GetModelsDialog(self.hw or detect_hardware(), self.caps,
                                                list(self.settings.folders), self)
             self._get_models.model_ready.connect(self._model_downloaded)

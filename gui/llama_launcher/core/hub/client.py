@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx2
-from huggingface_hub import HfApi, constants, get_token
+from huggingface_hub import constants
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -25,9 +25,10 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.file_download import hf_hub_url
+from huggingface_hub.hf_api import HfApi, RepoFile
 from huggingface_hub.hf_api import ModelInfo as HubModelInfo
-from huggingface_hub.hf_api import RepoFile
-from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+from huggingface_hub.utils import build_hf_headers, get_session, get_token, hf_raise_for_status
 
 from llama_launcher.core.state.safe_text import safe_text
 
@@ -209,6 +210,4 @@ class HubClient:
         return RepoListing(repo_id, commit, info.gated or None, files)
 
     def resolve_url(self, repo_id: str, path: str, commit: str) -> str:
-        from huggingface_hub import hf_hub_url
-
         return hf_hub_url(repo_id, path, revision=commit, endpoint=self.endpoint)

@@ -33,9 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
-from huggingface_hub.file_download import repo_folder_name
+from huggingface_hub.file_download import hf_hub_download, repo_folder_name
 from huggingface_hub.utils import get_session, hf_raise_for_status
 
 from llama_launcher.core.hub.client import HubClient, RemoteFile, explain

@@ -45,6 +45,12 @@ def test_search_choose_download_cancel_resume_and_the_model_is_selected(qtbot, f
     assert dlg.mtp_box.isChecked() and dlg.mtp_box.isEnabled() and "mtp-tiny-Q8_0.gguf" in dlg.mtp_box.text()
     assert dlg.mmproj_box.isEnabled() and "mmproj-tiny-F16.gguf" in dlg.mmproj_box.text()
 
+    qtbot.mouseDClick(dlg.ctx.lineEdit(), Qt.MouseButton.LeftButton)
+    dlg.ctx.lineEdit().selectAll()
+    qtbot.keyClicks(dlg.ctx.lineEdit(), "8192")
+    qtbot.keyClick(dlg.ctx.lineEdit(), Qt.Key.Key_Return)  # the verdicts again, at the context asked for
+    qtbot.waitUntil(lambda: dlg.quants.rowCount() == 4 and dlg.quants.item(0, 3).text() == "8,192", timeout=WAIT)
+    assert all(dlg.quants.item(r, 3).text() == "8,192" for r in range(4))
     click_cell(qtbot, dlg.quants, texts.index("Q8_0"))
     assert dlg.selected_quant() == "Q8_0"
     main = fake_hub.repos[TINY].files["tiny-Q8_0.gguf"]
@@ -72,6 +78,7 @@ def test_search_choose_download_cancel_resume_and_the_model_is_selected(qtbot, f
     selected = w.models_pane.current()
     assert "snapshots" in selected.path and Path(selected.path).read_bytes() == main.head
     assert w.model is not None and w.model.path == selected.path  # the window's model: ready to launch
+    qtbot.waitUntil(lambda: w.plan is not None and selected.path in w.plan.argv, timeout=WAIT)
     assert not partial.exists()
 
 

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from test_hub import GPU_8GB, GPU_24GB
 
 from conftest import wait_for
@@ -114,8 +116,49 @@ def test_gated_words_and_the_token_never_printed(fake_hub, monkeypatch) -> None:
     assert TOKEN not in out.stdout + out.stderr + out2.stdout + out2.stderr
 
 
+def test_the_login_saved_by_hf_auth_login_is_used_and_named(fake_hub) -> None:
+    fake_hub.repos[TINY].gated = "manual"
+    token_file = Path(os.environ["HF_HOME"]) / "token"  # where `hf auth login` saves it (HF_TOKEN_PATH)
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text(TOKEN)
+    out = cli("download", TINY, "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert f"token: the login saved by `hf auth login` ({token_file})" in out.stderr
+    assert TOKEN not in out.stdout + out.stderr
+    fake_hub.behaviour.granted = False  # logged in, but the terms were not accepted for this account
+    out = cli("download", TINY, "--dry-run")
+    assert out.returncode == 1 and "is gated: accept its terms at" in out.stderr
+
+
 def test_bad_input_is_a_usage_error(fake_hub) -> None:
     out = cli("download", "not-a-repo")
     assert out.returncode == 2 and "write OWNER/NAME" in out.stderr
     out = cli("download", f"{TINY}:Q3_K_S", "--dry-run")
     assert out.returncode == 2 and "has no quant 'Q3_K_S'" in out.stderr
+
+
+@pytest.mark.integration
+def test_a_downloaded_mtp_model_launches_with_the_real_server(fake_hub, llama_server, mtp_models, runners) -> None:
+    """The whole way: found on the Hub, judged, downloaded into the cache, planned and run by the real
+    llama-server, and its MTP layers draft tokens."""
+    from llama_launcher.core.server.chat_client import chat
+    from llama_launcher.core.server.process import ServerState
+    from test_server_integration import plan_for, start
+
+    from fake_hub import FakeRepo, real
+
+    fake_hub.repos["tiny/Mimo-MTP-GGUF"] = FakeRepo(
+        {"tiny-mimo2-MTP-Q8_0.gguf": real(mtp_models["mtp"].read_bytes())}, commit="5" * 40)
+    out = cli("download", "tiny/Mimo-MTP-GGUF", "--json", "--binary", llama_server)
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(x) for x in out.stdout.splitlines()]
+    repo = events[0]
+    assert repo["quants"][0]["nextn_predict_layers"] == 1
+    assert repo["quants"][0]["speculative"].startswith("MTP: the file has 1 MTP layer(s)")
+    path = Path(events[-1]["path"])
+    assert "snapshots" in str(path) and path.read_bytes() == mtp_models["mtp"].read_bytes()
+    plan = plan_for(llama_server, path, mtp="on", threads=1)
+    r = start(runners, plan.argv)
+    assert r.state == ServerState.READY, (r.reason, list(r.history)[-5:])
+    res = chat(r.base_url, [{"role": "user", "content": "hello world"}], max_tokens=64)
+    assert res.timings is not None and res.timings.get("draft_n_accepted", 0) > 0

@@ -10,6 +10,7 @@ wait behind the download it is meant to stop). The window hears ``model_ready`` 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
@@ -18,12 +19,14 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -46,6 +49,7 @@ from llama_launcher.core.llama_server.probe import Capabilities
 from llama_launcher.ui.workers import start_in_thread, stop_thread
 
 CACHE_CHOICE = "Hugging Face cache (shared with other tools)"
+CHOOSE = "\0choose"  # the destination item that asks for a folder
 
 
 class HubWorker(QObject):
@@ -76,10 +80,10 @@ class HubWorker(QObject):
         except HubError as exc:
             self.searched.emit([], str(exc))
 
-    @Slot(str, object, object)
-    def judge(self, repo_id: str, hw: Hardware, caps: Capabilities | None) -> None:
+    @Slot(str, object, object, object)
+    def judge(self, repo_id: str, hw: Hardware, caps: Capabilities | None, ctx: int | None) -> None:
         try:
-            self.judged.emit(judge_repo(self.client, repo_id, hw, caps), "")
+            self.judged.emit(judge_repo(self.client, repo_id, hw, caps, ctx), "")
         except HubError as exc:
             self.judged.emit(None, str(exc))
         except Exception as exc:  # noqa: BLE001 - one line in the dialog, never a dead worker
@@ -87,8 +91,6 @@ class HubWorker(QObject):
 
     @Slot(object, str, bool, bool, str)
     def download(self, report: RepoReport, quant: str, mtp_head: bool, projector: bool, folder: str) -> None:
-        from pathlib import Path
-
         try:
             files = files_for(report, quant, mtp_head, projector)
             items = plan_items(report.listing.repo_id, files, None if folder else self.client.cache_dir,
@@ -126,7 +128,7 @@ def _table(headers: list[str]) -> QTableWidget:
 
 class GetModelsDialog(QDialog):
     request_search = Signal(str)
-    request_judge = Signal(str, object, object)
+    request_judge = Signal(str, object, object, object)
     request_download = Signal(object, str, bool, bool, str)
     model_ready = Signal(str, str)  # the path to select, the models folder it went into ("" for the cache)
 
@@ -136,6 +138,7 @@ class GetModelsDialog(QDialog):
         self.setWindowTitle("Get models from Hugging Face")
         self.hw, self.caps = hw, caps
         self.report: RepoReport | None = None
+        self._judged_ctx = 0
         self.busy = False
         self.worker = HubWorker(client or HubClient())
         self._thread: QThread = start_in_thread(self.worker, "hub-worker")
@@ -156,6 +159,11 @@ class GetModelsDialog(QDialog):
         self.search_btn = QPushButton("Search")
         self.results = _table(["Repository", "Downloads", "Likes", "Updated", "Access"])
         self.quants = _table(["Quant", "Size", "Fit here", "Context", "Memory", "Speculative decoding"])
+        self.ctx = QSpinBox()
+        self.ctx.setRange(0, 1 << 20)
+        self.ctx.setSingleStep(4096)
+        self.ctx.setSpecialValueText("Auto")  # 0: the context Auto would plan for each quant
+        self.ctx.setToolTip("The context the verdicts are for; Auto: the largest that fits, as a launch plans it")
         self.why = QLabel("")
         self.why.setWordWrap(True)
         self.mtp_box = QCheckBox("Bring the MTP head (mtp-*.gguf) for faster decoding")
@@ -166,6 +174,7 @@ class GetModelsDialog(QDialog):
         self.dest.addItem(CACHE_CHOICE, "")
         for f in folders:
             self.dest.addItem(f"Models folder: {f}", f)
+        self.dest.addItem("Another folder…", CHOOSE)
         self.download_btn = QPushButton("Download")
         self.cancel_btn = QPushButton("Cancel")
         self.close_btn = QPushButton("Close")
@@ -182,6 +191,12 @@ class GetModelsDialog(QDialog):
         row.addWidget(self.search_btn)
         lay.addLayout(row)
         lay.addWidget(self.results, 1)
+        ctx_row = QHBoxLayout()
+        ctx_row.addWidget(QLabel("Judge the fit at a context of"))
+        ctx_row.addWidget(self.ctx)
+        ctx_row.addWidget(QLabel("tokens"))
+        ctx_row.addStretch(1)
+        lay.addLayout(ctx_row)
         lay.addWidget(self.quants, 1)
         lay.addWidget(self.why)
         lay.addWidget(self.mtp_box)
@@ -201,6 +216,8 @@ class GetModelsDialog(QDialog):
         self.search_btn.clicked.connect(self.search)
         self.query.returnPressed.connect(self.search)
         self.results.itemSelectionChanged.connect(self._repo_chosen)
+        self.ctx.editingFinished.connect(self._ctx_changed)
+        self.dest.activated.connect(self._dest_chosen)
         self.quants.itemSelectionChanged.connect(self._quant_chosen)
         self.download_btn.clicked.connect(self.download)
         self.cancel_btn.clicked.connect(self.cancel)
@@ -228,7 +245,22 @@ class GetModelsDialog(QDialog):
         self.why.setText("")
         self.status.setText(f"reading the headers of {repo_id}'s quants (a few MB, never whole files)…")
         self.download_btn.setEnabled(False)
-        self.request_judge.emit(repo_id, self.hw, self.caps)
+        self._judged_ctx = self.ctx.value()
+        self.request_judge.emit(repo_id, self.hw, self.caps, self._judged_ctx or None)
+
+    def _ctx_changed(self) -> None:
+        if self.ctx.value() != self._judged_ctx:  # editingFinished also fires when the box loses focus
+            self._repo_chosen()
+
+    def _dest_chosen(self, index: int) -> None:
+        if self.dest.itemData(index) != CHOOSE:
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Download models into", str(Path.home()))
+        if not folder:
+            self.dest.setCurrentIndex(0)
+            return
+        self.dest.insertItem(index, f"Models folder: {folder}", folder)
+        self.dest.setCurrentIndex(index)
 
     def _quant_chosen(self) -> None:
         self.download_btn.setEnabled(self.report is not None and self.selected_quant() is not None and not self.busy)
@@ -249,8 +281,12 @@ class GetModelsDialog(QDialog):
         self.status.setText(f"downloading {quant}…")
         self.worker.arm()
         self.request_download.emit(self.report, quant, self.mtp_box.isChecked() and self.mtp_box.isEnabled(),
-                                   self.mmproj_box.isChecked() and self.mmproj_box.isEnabled(),
-                                   self.dest.currentData() or "")
+                                   self.mmproj_box.isChecked() and self.mmproj_box.isEnabled(), self._folder())
+
+    def _folder(self) -> str:
+        """The models folder chosen, or "" for the Hugging Face cache."""
+        data = self.dest.currentData() or ""
+        return "" if data == CHOOSE else data
 
     def cancel(self) -> None:
         self.worker.cancel()  # a threading.Event: the download loop sees it within one chunk
@@ -319,7 +355,7 @@ class GetModelsDialog(QDialog):
         if paths:
             self.bar.setValue(1000)
             self.status.setText(f"ready: {paths[0]} — selected in the window")
-            self.model_ready.emit(paths[0], self.dest.currentData() or "")
+            self.model_ready.emit(paths[0], self._folder())
             return
         self.status.setText(error)
         if cancelled:

@@ -116,13 +116,17 @@ def _item(text: str, data: Any = None, align_right: bool = False) -> QTableWidge
     return it
 
 
-def _table(headers: list[str]) -> QTableWidget:
+def _table(headers: list[str], stretch: int = 0) -> QTableWidget:
+    """A read-only table; column ``stretch`` takes the room left, the others fit their contents."""
     t = QTableWidget(0, len(headers))
     t.setHorizontalHeaderLabels(headers)
     t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    t.setWordWrap(False)
     t.verticalHeader().setVisible(False)
-    t.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    for i in range(len(headers)):
+        t.horizontalHeader().setSectionResizeMode(i, QHeaderView.ResizeMode.Stretch if i == stretch
+                                                  else QHeaderView.ResizeMode.ResizeToContents)
     return t
 
 
@@ -158,7 +162,7 @@ class GetModelsDialog(QDialog):
         self.query.setAccessibleName("Search Hugging Face")
         self.search_btn = QPushButton("Search")
         self.results = _table(["Repository", "Downloads", "Likes", "Updated", "Access"])
-        self.quants = _table(["Quant", "Size", "Fit here", "Context", "Memory", "Speculative decoding"])
+        self.quants = _table(["Quant", "Size", "Fit here", "Context", "Memory", "Speculative decoding"], stretch=5)
         self.ctx = QSpinBox()
         self.ctx.setRange(0, 1 << 20)
         self.ctx.setSingleStep(4096)
@@ -326,11 +330,13 @@ class GetModelsDialog(QDialog):
                                                                    if len(q.group.files) > 1 else ""), q.group.quant))
             self.quants.setItem(r, 1, _item(size_text(q.group.size), align_right=True))
             fit = _item(PLACE_WORDS[v.place])
-            fit.setToolTip(v.reason)
+            fit.setToolTip("\n".join([v.reason, *v.notes]))
             self.quants.setItem(r, 2, fit)
             self.quants.setItem(r, 3, _item(f"{v.context:,}" if v.context else "-", align_right=True))
             self.quants.setItem(r, 4, _item(f"{v.needed_mib:,} MiB" if v.needed_mib else "-", align_right=True))
-            self.quants.setItem(r, 5, _item(v.speculative))
+            spec = _item(v.speculative)
+            spec.setToolTip(v.speculative)
+            self.quants.setItem(r, 5, spec)
         heads, projs = report.models.mtp_heads, report.models.projectors
         self.mtp_box.setEnabled(bool(heads))
         self.mtp_box.setText(f"Bring the MTP head ({heads[0].name}) for faster decoding" if heads

@@ -56,7 +56,7 @@ def test_search_choose_download_cancel_resume_and_the_model_is_selected(qtbot, f
     main = fake_hub.repos[TINY].files["tiny-Q8_0.gguf"]
     at = int(main.size * 0.4)
     fake_hub.behaviour.pause_at[main.sha256] = at
-    partial = Path(fake_hub.cache_dir) / "models--tiny--Tiny-GGUF" / "blobs" / f"{main.sha256}.llpartial"
+    partial = Path(fake_hub.cache_dir) / "models--tiny--Tiny-GGUF" / "blobs" / f"{main.sha256}.tiny-Q8_0.gguf.llpartial"
     qtbot.mouseClick(dlg.download_btn, Qt.MouseButton.LeftButton)
     assert fake_hub.paused.wait(60)
     qtbot.waitUntil(lambda: partial.exists() and partial.stat().st_size == at and dlg.bar.value() >= 100,
@@ -114,7 +114,7 @@ def test_quitting_during_a_download_ends_its_thread_and_keeps_the_part(qtbot, fa
     fake_hub.behaviour.pause_at[main.sha256] = main.size // 2  # the server then sends nothing at all
     qtbot.mouseClick(dlg.download_btn, Qt.MouseButton.LeftButton)
     assert fake_hub.paused.wait(60)
-    partial = Path(fake_hub.cache_dir) / "models--tiny--Tiny-GGUF" / "blobs" / f"{main.sha256}.llpartial"
+    partial = Path(fake_hub.cache_dir) / "models--tiny--Tiny-GGUF" / "blobs" / f"{main.sha256}.{main.name}.llpartial"
     qtbot.waitUntil(lambda: partial.exists() and partial.stat().st_size == main.size // 2, timeout=WAIT)
     w.shutdown()  # what quitting the app runs
     assert not dlg._thread.isRunning()  # ended although the server never sent another byte

@@ -78,7 +78,7 @@ def test_a_download_killed_at_40_percent_resumes_without_fetching_again(fake_hub
     proc = subprocess.Popen([sys.executable, "-m", "llama_launcher", "download", f"{TINY}:F16", "--no-mtp-head",
                              "--no-mmproj", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ))
-    partial = Path(fake_hub.cache_dir) / "models--tiny--Tiny-GGUF" / "blobs" / f"{f.sha256}.llpartial"
+    partial = Path(fake_hub.cache_dir) / "models--tiny--Tiny-GGUF" / "blobs" / f"{f.sha256}.{path}.llpartial"
     try:
         assert fake_hub.paused.wait(60)
         assert wait_for(lambda: partial.exists() and partial.stat().st_size >= int(f.size * 0.35), 30)

@@ -98,9 +98,11 @@ def test_cancelled_at_40_percent_then_resumed_fetches_only_the_rest(fake_hub, tm
     assert result.models == [] and any("an unfinished download" in n for n in result.notes)
 
     fake_hub.release.clear()
-    again = transfer(fake_hub, "F16", mtp_head=False, projector=False)  # reads the headers again
+    seen: list[Progress] = []
+    again = transfer(fake_hub, "F16", mtp_head=False, projector=False, progress=seen.append)  # reads the headers again
     fake_hub.reset_counts()
     placed = again.run()
+    assert seen[0].kept == seen[0].done == kept and "were already on disk" in seen[0].text()
     assert fake_hub.ranges == [(sha(fake_hub, path), kept)]  # asked from where it stopped
     assert fake_hub.total_served() == size - kept  # nothing on disk was fetched again
     assert placed[0].read_bytes() == fake_hub.repos[TINY].files[path].head
@@ -129,9 +131,10 @@ def test_a_file_that_changes_while_downloading_is_not_kept(fake_hub) -> None:
     assert not t.items[0].partial.exists() and not t.items[0].final.exists()
 
 
-def test_a_partial_of_an_older_version_is_dropped_when_the_file_changed_on_the_hub(fake_hub, tmp_path) -> None:
+@pytest.mark.parametrize("where", ["models folder", "cache"])
+def test_a_partial_of_an_older_version_is_dropped_when_the_file_changed_on_the_hub(fake_hub, tmp_path, where) -> None:
     path = "tiny-Q4_K_M.gguf"
-    folder = tmp_path / "models"
+    folder = tmp_path / "models" if where == "models folder" else None
     t = transfer(fake_hub, "Q4_K_M", folder=folder, mtp_head=False, projector=False)
     err = _cancel_at(fake_hub, t, 300_000, sha(fake_hub, path))
     assert isinstance(err, DownloadCancelled)
@@ -144,6 +147,7 @@ def test_a_partial_of_an_older_version_is_dropped_when_the_file_changed_on_the_h
     placed = transfer(fake_hub, "Q4_K_M", folder=folder, mtp_head=False, projector=False, note=notes.append).run()
     assert not old_partial.exists() and any("changed on the Hub since its download began" in n for n in notes)
     assert placed[0].read_bytes() == fake_hub.repos[TINY].files[path].head
+    assert not list(tmp_path.rglob(f"*{PARTIAL_SUFFIX}"))
 
 
 def test_a_server_whose_sizes_lie_keeps_nothing(fake_hub) -> None:

@@ -94,12 +94,13 @@ class Progress:
     def text(self) -> str:
         eta = self.eta_s
         left = "" if eta is None else f", {duration(eta)} left"
+        kept = f" ({size_text(self.kept)} were already on disk)" if self.kept else ""
         return (f"{self.file}: {size_text(self.done)} of {size_text(self.total)} ({self.fraction * 100:.0f}%), "
-                f"{size_text(int(self.speed))}/s{left}")
+                f"{size_text(int(self.speed))}/s{left}{kept}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"event": "progress", "file": self.file, "done": self.done, "total": self.total,
-                "fraction": round(self.fraction, 4), "speed": int(self.speed),
+                "fraction": round(self.fraction, 4), "speed": int(self.speed), "kept": self.kept,
                 "eta_s": None if self.eta_s is None else round(self.eta_s, 1)}
 
 
@@ -137,7 +138,7 @@ def plan_items(repo_id: str, files: list[tuple[RemoteFile, str]], cache_dir: str
             assert cache_dir is not None
             blobs = cache_storage(cache_dir, repo_id) / "blobs"
             final = blobs / (f.sha256 or f.blob_id)
-            partial = blobs / f"{final.name}{PARTIAL_SUFFIX}"
+            partial = blobs / f"{final.name}.{f.name}{PARTIAL_SUFFIX}"  # the name finds an older version's part
         items.append(Item(f, role, final, partial))
     return items
 
@@ -179,13 +180,17 @@ def check_space(items: list[Item]) -> int:
 
 
 def stale_partials(item: Item) -> list[Path]:
-    """Partial files of an older version of the same file (the Hub's content changed since they began)."""
+    """Partial files of an older version of the same file (the Hub's content changed since they began):
+    ``<name>.<hash>.llpartial`` in a models folder, ``<sha256>.<name>.llpartial`` in the cache's blobs."""
     if not item.partial.parent.is_dir():
         return []
-    prefix = f"{item.file.name}." if item.partial.name.startswith(item.file.name) else None
+    name, suffix = item.file.name, PARTIAL_SUFFIX
+    in_cache = item.partial.parent.name == "blobs"
     out = []
     for p in item.partial.parent.iterdir():
-        if p != item.partial and p.name.endswith(PARTIAL_SUFFIX) and prefix and p.name.startswith(prefix):
+        if p == item.partial or not p.name.endswith(suffix):
+            continue
+        if (p.name.endswith(f".{name}{suffix}") if in_cache else p.name.startswith(f"{name}.")):
             out.append(p)
     return out
 

@@ -80,7 +80,9 @@ class RangeFile(io.RawIOBase):
         return data
 
     def _get(self, first: int, last: int) -> bytes:
+        # identity: the bytes of the file, never a compressed answer (as huggingface_hub asks for its HEAD)
         headers = dict(self.headers, Range=f"bytes={first}-{last}")
+        headers["Accept-Encoding"] = "identity"
         want = last - first + 1
         got = bytearray()
         with get_session().stream("GET", self.url, headers=headers, timeout=self.timeout,

@@ -1,9 +1,9 @@
 """``llama-launcher``: opens the window, or runs a headless twin of what the window does.
 
 Subcommands: models, hardware, probe, plan, serve, bench, tune, get-server, search, download,
-demo-model. Each has
-``--json`` where it reports something. Exit status: 0 success, 1 a failure at run time (the
-server failed, the build failed), 2 bad input, always with a one-line reason and no traceback.
+demo-model. Each has ``--json`` where it reports something. Exit status: 0 success, 1 a failure at
+run time (the server failed, the build failed), 2 bad input, always with a one-line reason and no
+traceback.
 """
 
 from __future__ import annotations

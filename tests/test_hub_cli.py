@@ -29,8 +29,10 @@ def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 def test_search_table_and_json(fake_hub) -> None:
     out = cli("search", "gguf")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[0].split()[:4] == ["repository", "downloads", "likes", "updated"]
-    assert "big/Big-14B-GGUF  90,000" in out.stdout
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:4] == ["repository", "downloads", "likes", "updated"]
+    assert lines[2].split()[:4] == ["big/Big-14B-GGUF", "90,000", "400", "2026-10-01"]
+    assert lines[3].split()[:3] == ["tiny/Tiny-GGUF", "5,000", "10"] and "\\n" not in out.stdout
     data = json.loads(cli("search", "tiny", "--json").stdout)
     assert data == [{"repo": TINY, "downloads": 5000, "likes": 10, "updated": "2026-10-01", "gated": None,
                      "private": False}]
@@ -47,7 +49,9 @@ def test_download_dry_run_shows_the_verdicts_for_a_described_machine(fake_hub, t
     hw.write_text(json.dumps(GPU_8GB))
     out = cli("download", "big/Big-14B-GGUF", "--hardware", str(hw), "--dry-run")
     assert out.returncode == 0, out.stderr
-    assert "* Q2_K" in out.stdout and "partly on the GPU (slower)" in out.stdout
+    rows = {line.split()[1] if line.startswith("*") else line.split()[0]: line for line in out.stdout.splitlines()[2:6]}
+    assert rows["Q2_K"].startswith("* Q2_K") and "fits on the GPU" in rows["Q2_K"]
+    assert "partly on the GPU (slower)" in rows["Q8_0"] and "\\n" not in out.stdout
     assert "recommended: Q2_K is the largest quant that fits fully on the GPU" in out.stdout
     hw.write_text(json.dumps(GPU_24GB))
     lines = [json.loads(x) for x in cli("download", "big/Big-14B-GGUF", "--hardware", str(hw), "--dry-run",

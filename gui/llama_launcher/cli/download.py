@@ -49,7 +49,7 @@ def _show_report(args: argparse.Namespace, report: RepoReport) -> None:
     rows = [[("* " if q.group.quant == report.recommended else "  ") + q.group.quant, size_text(q.group.size),
              PLACE_WORDS[q.verdict.place], f"{q.verdict.context:,}" if q.verdict.context else "-",
              f"{q.verdict.needed_mib:,} MiB" if q.verdict.needed_mib else "-"] for q in report.quants]
-    say(table(rows, ["quant", "size", "fit here", "context", "memory"]))
+    print(table(rows, ["quant", "size", "fit here", "context", "memory"]))  # table() made each cell safe
     say(f"recommended: {report.why}" if report.recommended else report.why)
 
 

@@ -25,6 +25,6 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     rows = [[h.repo_id, f"{h.downloads:,}", f"{h.likes:,}", h.updated or "-", f"gated ({h.gated})" if h.gated else ""]
             for h in hits]
-    say(table(rows, ["repository", "downloads", "likes", "updated", ""]))
+    print(table(rows, ["repository", "downloads", "likes", "updated", ""]))  # table() made each cell safe
     say("download one with: llama-launcher download REPO[:QUANT]")
     return 0

@@ -246,6 +246,7 @@ class Transfer:
                 offset = self._stream(it, offset)
             except _Idle:  # nothing for a moment: a cancel counts now; a longer silence is a stall
                 offset = _partial_size(it)
+                self._report(it.file.name, force=True)  # the speed falls as the silence lasts
                 if self.cancel.is_set():
                     raise DownloadCancelled(self._cancel_words()) from None
                 if offset == before and time.monotonic() - idle_since >= self.stall_s:

@@ -144,7 +144,8 @@ class GetModelsDialog(QDialog):
         self.report: RepoReport | None = None
         self._judged_ctx = 0
         self.busy = False
-        self.worker = HubWorker(client or HubClient())
+        # a request that hangs gives up (10 s without a byte) before quitting stops waiting for the thread (15 s)
+        self.worker = HubWorker(client or HubClient(timeout=10.0))
         self._thread: QThread = start_in_thread(self.worker, "hub-worker")
         self._build(folders)
         self.request_search.connect(self.worker.search)

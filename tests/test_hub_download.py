@@ -44,8 +44,9 @@ def test_a_split_quant_with_its_head_and_projector_lands_in_the_cache_the_librar
     commit = fake_hub.repos[TINY].commit
     for path in ("Q6_K/tiny-Q6_K-00001-of-00002.gguf", "Q6_K/tiny-Q6_K-00002-of-00002.gguf",
                  "mtp-tiny-Q8_0.gguf", "mmproj-tiny-F16.gguf"):
-        found = try_to_load_from_cache(TINY, path, cache_dir=fake_hub.cache_dir, revision=commit)
-        assert isinstance(found, str) and Path(found).read_bytes() == fake_hub.repos[TINY].files[path].head
+        for revision in (commit, None):  # by commit, and as "main" (what other tools ask for offline)
+            found = try_to_load_from_cache(TINY, path, cache_dir=fake_hub.cache_dir, revision=revision)
+            assert isinstance(found, str) and Path(found).read_bytes() == fake_hub.repos[TINY].files[path].head
     assert placed[0] == Path(try_to_load_from_cache(TINY, "Q6_K/tiny-Q6_K-00001-of-00002.gguf",
                                                     cache_dir=fake_hub.cache_dir, revision=commit))
     assert seen[-1].done == seen[-1].total == sum(p.stat().st_size for p in placed)

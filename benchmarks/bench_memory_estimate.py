@@ -33,8 +33,9 @@ from llama_launcher.core.memory.evidence import read_log_lines  # noqa: E402
 from llama_launcher.core.memory.fit_projection import project, tool_beside  # noqa: E402
 from llama_launcher.core.models.catalog import demo_model_path  # noqa: E402
 from llama_launcher.core.models.model_info import ModelInfo, read_model_info  # noqa: E402
-from llama_launcher.core.plan.planner import PlanSettings, plan_launch  # noqa: E402
+from llama_launcher.core.plan.planner import plan_launch  # noqa: E402
 from llama_launcher.core.server.process import ServerRunner
+from llama_launcher.core.settings.launch import PlanSettings  # noqa: E402
 
 CPU = Hardware("bench CPU", 65536, 60000, False, [])
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from llama_launcher.core.host.network import free_port
 from llama_launcher.core.models.catalog import demo_model_path
 from llama_launcher.core.server.chat_client import chat
-from llama_launcher.core.tuning.bench import CODE_PROMPT
+from llama_launcher.core.tuning.measure import CODE_PROMPT
 
 TOKENS = 128
 

@@ -42,6 +42,10 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
             os.kill(os.getpid(), signal.SIGILL)
         if behaviour == "hang":
             time.sleep(3600)
+        if behaviour == "stubborn" and "--port" in args:  # never listens, and ignores SIGTERM: only SIGKILL ends it
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            print("loading forever", flush=True)
+            time.sleep(3600)
         if "--version" in args:
             sys.stderr.write(open({str(version_file)!r}).read())
             sys.exit(0)
@@ -56,6 +60,9 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
             for i in range(int(os.environ.get("FAKE_FLOOD_LINES", "100000"))):
                 print(f"line {{i}} srv  update_slots: all slots are idle " + "x" * 40)
             sys.stdout.flush()
+            if os.environ.get("FAKE_FLOOD_THEN") == "fail":  # the line that explains the failure comes last
+                print("llama_model_load: error: failed to allocate CPU buffer of size 9999 MiB", flush=True)
+                sys.exit(1)
             time.sleep(3600)
         if behaviour == "http":  # answers like a ready llama-server on --port (web UI and template per env)
             import json

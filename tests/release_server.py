@@ -1,9 +1,17 @@
 """A local HTTP server that plays GitHub for the downloader: a recorded release-API answer and archives.
 
-The answer is ``fixtures/releases/github-releases-b11434.json``. An asset a test provides with
-``serve()`` gets a local URL and the archive's own size and SHA-256 digest in the answer, so the
-downloader checks them exactly as it would check GitHub's. A behaviour per asset makes the server
-cut the body short, flip one byte, or trickle slowly (for cancelling). Only 127.0.0.1 is bound.
+The answer is ``fixtures/releases/github-releases-b11434.json`` (made from llama.cpp's workflow
+files; see its README). An asset a test provides with ``serve()`` gets a local URL and the archive's
+own size and SHA-256 digest in the answer, so the downloader checks them exactly as it would check
+GitHub's. A behaviour per asset makes the server cut the body short, flip one byte, or trickle
+slowly (for cancelling); ``raw_answer`` replaces the API answer with any bytes (hostile answers);
+``redirects`` answers a path with a 302 to any address; ``tls`` serves https with a test
+certificate. Only 127.0.0.1 is bound.
+
+:func:`release_archive` packs files the way llama.cpp's ``release.yml`` packs each kind of asset:
+Linux/macOS tarballs under one top folder ``llama-bN/``, the Linux CUDA runtime under
+``cudart-llama-bN-bin-ubuntu-cuda-<v>-<arch>/``, Windows zips flat (tests/test_release_workflows.py
+checks these layouts against the workflow files).
 """
 
 from __future__ import annotations
@@ -30,11 +38,14 @@ def recorded_answer() -> list[dict[str, Any]]:
 
 
 class ReleaseServer:
-    def __init__(self, answer: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, answer: list[dict[str, Any]] | None = None, tls: tuple[str, str] | None = None) -> None:
         self.answer = copy.deepcopy(answer if answer is not None else recorded_answer())
         self.files: dict[str, bytes] = {}
         self.behaviour: dict[str, str] = {}
         self.requests: list[str] = []
+        self.raw_answer: bytes | None = None
+        self.redirects: dict[str, str] = {}  # path -> Location
+        self.scheme = "https" if tls else "http"
         self.release_gate = threading.Event()  # "slow" bodies wait for it between chunks
         server = self
 
@@ -54,8 +65,14 @@ class ReleaseServer:
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 server.requests.append(self.path)
                 path = self.path.split("?", 1)[0]
-                if path == API_PATH:
-                    self._send(200, json.dumps(server.answer).encode())
+                if path in server.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirects[path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif path == API_PATH:
+                    self._send(200, server.raw_answer if server.raw_answer is not None else
+                               json.dumps(server.answer).encode())
                 elif path.startswith(API_PATH + "/tags/"):
                     tag = path.rsplit("/", 1)[1]
                     hit = [r for r in server.answer if r.get("tag_name") == tag]
@@ -97,12 +114,18 @@ class ReleaseServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="release-server", daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}"
 
     @property
     def api_url(self) -> str:
@@ -125,6 +148,13 @@ class ReleaseServer:
         entry["browser_download_url"] = f"{self.url}/download/{name}"
         entry["size"] = len(content)
         entry["digest"] = "sha256:" + hashlib.sha256(content).hexdigest() if digest else None
+
+    def serve_build(self, name: str, server: Path, tag: str = "b11434", extra: dict[str, bytes] | None = None,
+                    **kw: Any) -> bytes:
+        """Serve asset ``name`` packed like llama.cpp packs it, holding ``server`` as its llama-server."""
+        data = release_archive(name, tag, server, extra)
+        self.serve(name, data, tag=tag, **kw)
+        return data
 
     def drop(self, name_part: str, tag: str = "b11434") -> None:
         rel = self.release(tag)
@@ -184,3 +214,27 @@ def server_archive(binary: Path, asset_name: str, tag: str = "b11434") -> bytes:
         files.update({f"{top}/{k}": v for k, v in libs.items()})
         return tar_gz(files)
     return zip_bytes({name: (exe, 0o755), "LICENSE": (b"MIT License\n", 0o644), **libs})
+
+
+def release_archive(name: str, tag: str, server: Path | None = None, extra: dict[str, bytes] | None = None) -> bytes:
+    """Asset ``name`` laid out as llama.cpp's release.yml packs it. A server archive holds ``server`` as
+    llama-server (and ``extra`` files beside it, e.g. the backend library); a CUDA runtime archive holds
+    the three libraries its workflow step copies (``extra`` replaces them)."""
+    exe_name = "llama-server.exe" if os.name == "nt" else "llama-server"
+    if name.startswith("cudart-"):
+        if name.endswith(".tar.gz"):  # cp -L libcudart.so.<major>, libcublas..., then --transform to its folder
+            major = name.split("-cuda-", 1)[1].split(".", 1)[0]
+            libs = extra or {f"libcudart.so.{major}": b"\x7fELF cudart", f"libcublas.so.{major}": b"\x7fELF cublas",
+                             f"libcublasLt.so.{major}": b"\x7fELF cublasLt"}
+            top = name[: -len(".tar.gz")]
+            return tar_gz({f"{top}/{k}": (v, 0o644) for k, v in libs.items()})
+        major = name.split("-cuda-", 1)[1].split(".", 1)[0]  # 7z a cudart-...zip $dst\* : flat
+        libs = extra or {f"cudart64_{major}.dll": b"MZ cudart", f"cublas64_{major}.dll": b"MZ cublas",
+                         f"cublasLt64_{major}.dll": b"MZ cublasLt"}
+        return zip_bytes({k: (v, 0o644) for k, v in libs.items()})
+    assert server is not None, "a server archive needs its llama-server"
+    files = {exe_name: (server.read_bytes(), 0o755), "LICENSE": (b"MIT License\n", 0o644)}
+    files.update({k: (v, 0o644) for k, v in (extra or {}).items()})
+    if name.endswith(".tar.gz"):  # tar --transform "s,^\.,llama-bN," -C ./build/bin .
+        return tar_gz({f"llama-{tag}/{k}": v for k, v in files.items()})
+    return zip_bytes(files)  # 7z a llama-bin-win-....zip .\build\bin\Release\* : files at the root

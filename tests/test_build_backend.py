@@ -74,7 +74,8 @@ def test_the_override_wins_or_says_what_to_install() -> None:
         ("linux", NO_TOOLS, "cuda", "needs the CUDA toolkit's nvcc"),
         ("windows", NO_TOOLS, "vulkan", "needs the Vulkan SDK's glslc"),
         ("linux", NO_TOOLS, "metal", "Metal exists only on macOS"),
-        ("linux", NO_TOOLS, "rocm", "unknown backend 'rocm'"),
+        ("linux", NO_TOOLS, "rocm", "a source build with ROCm is not offered; llama.cpp publishes ROCm builds"),
+        ("linux", NO_TOOLS, "opencl", "unknown backend 'opencl'"),
     ]:
         with pytest.raises(BackendError, match=message):
             choose_build_backend(os_name, tools, [], backend)

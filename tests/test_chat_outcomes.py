@@ -21,9 +21,10 @@ from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.host.network import free_port
 from llama_launcher.core.llama_server.probe import probe
 from llama_launcher.core.models.model_info import read_model_info
-from llama_launcher.core.plan.planner import PlanSettings, plan_launch
+from llama_launcher.core.plan.planner import plan_launch
 from llama_launcher.core.server.checks import check_template, has_web_ui, run_checks
 from llama_launcher.core.server.process import ServerRunner, ServerState
+from llama_launcher.core.settings.launch import PlanSettings
 
 pytestmark = pytest.mark.integration
 CPU = Hardware("test CPU", 16384, 12000, False, [])

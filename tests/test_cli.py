@@ -94,10 +94,12 @@ def test_plan_json_for_hand_written_gpu_machine(tmp_path: Path, monkeypatch: pyt
 @pytest.mark.parametrize("args,message", [
     (["--extra-args", "--port 1"], "error: --port cannot be used in extra arguments"),
     (["--extra-args", "'unbalanced"], "error: a quote in the extra arguments is not closed"),
-    (["--draft-n-max", "40"], "error: draft length must be between 1 and 16"),
+    (["--draft-n-max", "40"], "error: llama-launcher plan: argument --draft-n-max: Draft length must be between 1 and 16"),
+    (["--gpu-layers", "-5"], "error: llama-launcher plan: argument --gpu-layers: GPU layers must be between 0 and 999"),
+    (["--ngram-n-min", "99", "--ngram-n-max", "50"], "error: ngram-mod n-min (99) must not exceed n-max (50)"),
     (["--extra-args", "--tmep 1"], "error: this llama-server has no option --tmep — did you mean --temp?"),
     (["--mtp", "maybe"], "error: llama-launcher plan: argument --mtp: invalid choice"),
-    (["--ctx", "lots"], "error: llama-launcher plan: argument --ctx: invalid int value"),
+    (["--ctx", "lots"], "error: llama-launcher plan: argument --ctx: 'lots' is not a whole number"),
     (["--bogus"], "error: llama-launcher: unrecognized arguments: --bogus"),
 ])
 def test_plan_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:

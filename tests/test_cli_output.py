@@ -109,7 +109,8 @@ def test_serve_prints_the_servers_lines_safely(tmp_path: Path, llama_server: str
     loading = [ln for ln in output.splitlines() if "load_model: loading model" in ln]
     assert len(loading) == 1 and loading[0].endswith(f"'{tmp_path / 'evilname.gguf'}'")  # the server's own line
     starting = [ln for ln in output.splitlines() if ln.startswith("starting: ")]
-    assert len(starting) == 1 and str(tmp_path / "evilname.gguf") in starting[0]
+    # the launcher's own line names the real file, its escape codes shown (issue 19, item 19)
+    assert len(starting) == 1 and f"-m $'{tmp_path}/evil\\x1b]0;pwned\\x07\\x1b[2Jname.gguf'" in starting[0]
 
 
 # --- item 9: numbers that are not numbers -------------------------------------------------------

@@ -6,6 +6,10 @@ recorded verbatim, so the deny list below is derived from the real option table.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from llama_launcher.core.llama_server.probe import capabilities_from_help
@@ -97,3 +101,52 @@ def test_without_a_probe_the_fixed_lists_still_apply() -> None:
         parse_extra_args("--port=1234", windows=False)
     with pytest.raises(ExtraArgsError, match="refused while LAN"):
         parse_extra_args("--tools all", lan=True, windows=False)
+
+
+# --- issue 19, item 18: options that make llama-server print and exit -------------------------------
+
+EXITING = ["-h", "--help", "--usage", "--version", "-cl", "--cache-list", "--completion-bash", "--list-devices"]
+
+
+def test_the_options_that_print_and_exit_are_read_from_the_real_help() -> None:
+    """b11434's help has exactly these (common/arg.cpp exits after each); nothing else is caught."""
+    assert sorted(k for k, why in REAL.denied.items() if "and exit instead of starting the server" in why) == \
+        sorted(EXITING)
+
+
+@pytest.mark.parametrize("flag", EXITING)
+def test_options_that_print_and_exit_are_refused_with_a_sentence(flag: str) -> None:
+    for caps in (REAL, None):  # from the probe, and from the fixed list before any probe
+        with pytest.raises(ExtraArgsError) as info:
+            parse_extra_args(f"--temp 0.7 {flag}", caps, windows=False)
+        text = str(info.value)
+        assert text.startswith(f"{flag} cannot be used in extra arguments: it makes llama-server ")
+        assert text.endswith("and exit instead of starting the server (run it in a terminal for that)")
+    assert str(info.value).count(" and exit") == 1  # "print usage and exit" is not said twice
+
+
+def test_a_fork_s_own_print_and_exit_option_is_found_in_its_help() -> None:
+    """The rule reads the help's words: a renamed or new option that prints and exits is refused too."""
+    text = (HELP_DIR / "b11434-recorded.help.txt").read_text().replace("--list-devices", "--list-gpus")
+    caps = capabilities_from_help("/bin/fork-server", text)
+    with pytest.raises(ExtraArgsError, match="^--list-gpus cannot be used in extra arguments: it makes llama-server "
+                                             "print list of available devices and exit instead"):
+        parse_extra_args("--list-gpus", caps, windows=False)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command,flag", [("plan", "-h"), ("plan", "--list-devices"), ("serve", "--version"),
+                                          ("serve", "--help")])
+def test_plan_and_serve_refuse_them_before_anything_runs(llama_server: str, demo_model: Path, command: str,
+                                                         flag: str) -> None:
+    """``serve --extra-args --help`` used to start llama-server, which printed its help and exited 0,
+    and the launcher reported a random help line as the failure."""
+    run = subprocess.run([sys.executable, "-m", "llama_launcher", command, str(demo_model), "--binary", llama_server,
+                          f"--extra-args={flag}"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, (run.stdout, run.stderr)
+    assert run.stdout == ""  # nothing planned, nothing started
+    want = {"-h": "print usage", "--help": "print usage", "--version": "show version and build info",
+            "--list-devices": "print list of available devices"}[flag]
+    assert run.stderr.strip().splitlines() == [
+        f"error: {flag} cannot be used in extra arguments: it makes llama-server {want} and exit instead of "
+        "starting the server (run it in a terminal for that)"]

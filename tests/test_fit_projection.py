@@ -29,9 +29,9 @@ from llama_launcher.core.memory.fit_projection import (
 )
 from llama_launcher.core.memory.launch import LaunchMemory
 from llama_launcher.core.models.model_info import read_model_info
-from llama_launcher.core.plan.planner import PlanSettings
 from llama_launcher.core.plan.with_evidence import plan_with_evidence
 from llama_launcher.core.server.process import ServerRunner
+from llama_launcher.core.settings.launch import PlanSettings
 
 from conftest import _missing
 from fake_server import make_script

@@ -73,6 +73,7 @@ def test_download_installs_the_real_server_then_knows_it_is_installed(github: Re
 
 def test_download_failures_exit_with_one_line(github: ReleaseServer, env: dict[str, str]) -> None:
     github.drop(CPU_ASSET)
+    github.drop(CPU_ASSET.replace("b11434", "b11433"), tag="b11433")
     missing = get_server("--download", env=env)
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines()[-1].startswith(
@@ -151,7 +152,8 @@ def test_download_beside_a_source_build_of_the_same_number_keeps_both(github: Re
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["action"] == "downloaded" and result["path"] == str(cache / "b11434-release" / EXE)
-    assert (source / EXE).read_bytes() == before and sorted(os.listdir(cache)) == ["b11434", "b11434-release"]
+    assert (source / EXE).read_bytes() == before
+    assert sorted(os.listdir(cache)) == ["b11434", "b11434-release", "in-use.json"]
     again = get_server("--download", "--backend", "cpu", "--json", env=env)
     assert again.returncode == 0 and json.loads(again.stdout)["action"] == "already installed", again.stderr
     built = get_server("--build", "--backend", "cpu", "--json", env=env)

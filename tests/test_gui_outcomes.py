@@ -106,6 +106,21 @@ def test_errors_read_in_plain_words_and_the_last_plan_stays_greyed(qtbot, models
     assert p.preview.isEnabled() and not p.extra_error.isVisibleTo(p)
 
 
+def test_help_or_version_in_extra_arguments_is_refused_with_a_sentence(qtbot, models: Path, tmp_path: Path) -> None:
+    """Issue 19, item 18: llama-server would print and exit; Launch says why instead of failing oddly."""
+    exe = make_fake_server(tmp_path / "bin", "b11434-current")
+    w = open_window(qtbot, exe, models)
+    p = w.launch_panel
+    for flag, what in (("--help", "print usage"), ("--version", "show version and build info"),
+                       ("--list-devices", "print list of available devices")):
+        p.extra.setText(f"--temp 0.7 {flag}")
+        assert p.extra_error.text() == (f"{flag} cannot be used in extra arguments: it makes llama-server {what} "
+                                        "and exit instead of starting the server (run it in a terminal for that)")
+        assert p.extra_error.isVisibleTo(p) and not w.launch_action.isEnabled()
+    p.extra.setText("--temp 0.7")
+    assert not p.extra_error.isVisibleTo(p) and w.launch_action.isEnabled()
+
+
 def test_the_context_really_used_drives_the_memory_line_and_its_warnings(qtbot, models: Path,
                                                                         tmp_path: Path) -> None:
     exe = make_fake_server(tmp_path / "bin", "b11434-current")
@@ -139,7 +154,7 @@ def test_a_wrong_binary_is_refused_and_the_working_one_kept(qtbot, models: Path,
 def test_the_log_search_filters_as_you_type(qtbot, models: Path, tmp_path: Path) -> None:
     exe = make_fake_server(tmp_path / "bin", "b11434-current")
     w = open_window(qtbot, exe, models)
-    w.logs.append_lines([f"line {i} " + ("needle here " if i % 10 == 0 else "") + "x" * 300 for i in range(200)])
+    w.logs.append_own([f"line {i} " + ("needle here " if i % 10 == 0 else "") + "x" * 300 for i in range(200)])
     w.logs.search.setText("needle")  # no Enter pressed
     qtbot.waitUntil(lambda: w.logs.view.document().blockCount() == 20, timeout=5000)
     assert all("needle" in ln for ln in w.logs.view.toPlainText().splitlines())

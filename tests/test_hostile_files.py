@@ -7,12 +7,10 @@ a user runs it, in a child process with a timeout.
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import math
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -26,6 +24,7 @@ from llama_launcher.core.models.catalog import HeaderCache, find_gguf_files, sca
 from llama_launcher.core.models.gguf_header import GGUFError, read_header
 from llama_launcher.core.models.model_info import read_model_info
 
+import file_modes
 from gguf_factory import write_model
 from hostile_files import (
     SPARSE_SIZE,
@@ -252,33 +251,21 @@ def test_skipped_entries_are_each_named_in_one_line(tmp_path: Path) -> None:
 
 @POSIX
 def test_an_unreadable_folder_is_named(tmp_path: Path) -> None:
-    as_root = os.geteuid() == 0
-    # root reads any folder whatever its mode: then the scan runs as an unprivileged user, in a
-    # folder that user can reach (pytest's own temporary folders are private to root)
-    base = Path(tempfile.mkdtemp(prefix="llama-launcher-unreadable-")) if as_root else tmp_path
+    locked = tmp_path / "models" / "locked"
+    write_model(locked / "hidden.gguf")
+    write_model(tmp_path / "models" / "open.gguf")
+    locked.chmod(0o000)
+    # the scan runs in a child that meets file modes as a user does (root would read the folder anyway)
+    code = ("import json,sys; from pathlib import Path; from llama_launcher.core.models.catalog import "
+            "find_gguf_files; f,n=find_gguf_files([Path(sys.argv[1])]); print(json.dumps([[x.name for x in f], n]))")
     try:
-        base.chmod(0o755)
-        locked = base / "models" / "locked"
-        write_model(locked / "hidden.gguf")
-        write_model(base / "models" / "open.gguf")
-        locked.chmod(0o000)
-        if as_root:
-            code = ("import json,sys; from pathlib import Path; from llama_launcher.core.models.catalog import "
-                    "find_gguf_files; f,n=find_gguf_files([Path(sys.argv[1])]); print(json.dumps([[x.name for x in f], n]))")
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-            run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-                                  code, str(base / "models")], capture_output=True, text=True, timeout=60, env=env)
-            assert run.returncode == 0, run.stderr
-            names, notes = json.loads(run.stdout)
-        else:
-            files, notes = find_gguf_files([base / "models"])
-            names = [f.name for f in files]
-        locked.chmod(0o755)
-        assert names == ["open.gguf"]
-        assert notes == [f"skipped {locked}: the folder cannot be read (Permission denied)"]
+        run = file_modes.run([sys.executable, "-c", code, str(tmp_path / "models")], timeout=60)
     finally:
-        if as_root:
-            shutil.rmtree(base, ignore_errors=True)
+        locked.chmod(0o755)
+    assert run.returncode == 0, run.stderr
+    names, notes = json.loads(run.stdout)
+    assert names == ["open.gguf"]
+    assert notes == [f"skipped {locked}: the folder cannot be read (Permission denied)"]
 
 
 def test_many_skipped_entries_are_counted_not_listed(tmp_path: Path) -> None:
@@ -322,3 +309,54 @@ def test_plan_on_a_fifo_says_so_at_once(tmp_path: Path, llama_server: str, which
     assert time.monotonic() - t < 30
     assert run.returncode == 2
     assert run.stderr.strip() == f"error: {made[which]} is not a model file: it is a named pipe (FIFO)"
+
+
+# --- issue 19, item 17: metadata the header cache could not load back is never cached ---------------
+
+NON_FINITE_CASES = {
+    **{f"{key} = {value}": {f"llama.{key}": value}
+       for key in ("block_count", "context_length", "embedding_length", "attention.head_count",
+                   "attention.sliding_window", "nextn_predict_layers")
+       for value in (math.nan, math.inf, -math.inf)},
+    "head_count = [NaN, 1.0]": {"llama.attention.head_count": [math.nan, 1.0]},
+}
+
+
+def test_non_finite_metadata_never_poisons_the_header_cache(tmp_path: Path, isolated_home: Path) -> None:
+    """Each of these used to be cached as read; every later command then refused the whole cache,
+    set it aside and started over, one more ``.corrupt-*`` copy per run."""
+    folder = tmp_path / "m"
+    for i, kv in enumerate(NON_FINITE_CASES.values()):
+        write_model(folder / f"hostile-{i:02}.gguf", name=f"hostile {i}", extra_kv=kv)
+    write_model(folder / "nul-in-name.gguf", name="a name with a \x00 inside")
+    write_model(folder / "fine.gguf", name="Fine")
+    cache = isolated_home / "cache" / "model-headers.json"
+    seen = []
+    for _ in range(3):
+        run = cli("models", "--json", str(folder))
+        assert run.returncode == 0, run.stderr
+        assert "note:" not in run.stderr and "Traceback" not in run.stderr, run.stderr
+        seen.append(sorted(m["name"] for m in json.loads(run.stdout)["models"]))
+    assert seen[0] == seen[1] == seen[2] and len(seen[0]) == len(NON_FINITE_CASES) + 2
+    assert "a name with a \\u0000 inside" in run.stdout  # shown with its NUL (escaped by JSON), not altered
+    assert list(cache.parent.glob("model-headers.json.corrupt-*")) == []
+    stored = json.loads(cache.read_text())["files"]
+    assert str(folder / "fine.gguf") in stored  # the cache still works for the files it can hold
+    assert HeaderCache(cache).get(folder / "fine.gguf", (folder / "fine.gguf").stat().st_size,
+                                  (folder / "fine.gguf").stat().st_mtime_ns) is not None
+
+
+def test_the_header_cache_stores_only_what_it_can_load_back(tmp_path: Path) -> None:
+    """One definition: an entry the loader would refuse is not written (it is read again next time)."""
+    write_model(tmp_path / "nan.gguf", extra_kv={"llama.embedding_length": math.nan})
+    write_model(tmp_path / "fine.gguf")
+    cache = HeaderCache(tmp_path / "cache.json")
+    for name in ("nan.gguf", "fine.gguf"):
+        f = tmp_path / name
+        info = read_model_info(f)
+        cache.put(f, f.stat().st_size, f.stat().st_mtime_ns, info)
+        assert (cache.get(f, f.stat().st_size, f.stat().st_mtime_ns) is not None) == (name == "fine.gguf")
+    assert math.isnan(read_model_info(tmp_path / "nan.gguf").arch_meta["embedding_length"])  # kept as read:
+    cache.save()  # the estimate names the bad key (test_memory_hostile)
+    again = HeaderCache(tmp_path / "cache.json")
+    assert set(again.entries) == {str(tmp_path / "fine.gguf")}

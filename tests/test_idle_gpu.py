@@ -16,7 +16,8 @@ from llama_launcher.core.host.hardware import GPU, Hardware
 from llama_launcher.core.llama_server.idle_gpu import idle_gpu_notice
 from llama_launcher.core.llama_server.probe import capabilities_from_help
 from llama_launcher.core.models.model_info import ModelInfo
-from llama_launcher.core.plan.planner import PlanSettings, plan_launch
+from llama_launcher.core.plan.planner import plan_launch
+from llama_launcher.core.settings.launch import PlanSettings
 
 from fake_server import HELP_DIR
 

@@ -7,11 +7,9 @@ import pytest
 from llama_launcher.core.host.hardware import GPU, Hardware
 from llama_launcher.core.llama_server.probe import Capabilities, capabilities_from_help
 from llama_launcher.core.models.model_info import ModelInfo
-from llama_launcher.core.plan.planner import (
-    PlanError,
-    PlanSettings,
-    plan_launch,
-)
+from llama_launcher.core.plan.flags import PlanError
+from llama_launcher.core.plan.planner import plan_launch
+from llama_launcher.core.settings.launch import ModelSettings, PlanSettings, check_model_settings
 from llama_launcher.core.speculative.measured import TunedChoice
 
 from fake_server import HELP_DIR
@@ -176,8 +174,19 @@ def test_fork_mtp_token_is_used() -> None:
 
 def test_draft_length_slider_overrides_default_and_is_range_checked() -> None:
     assert spec_args(run(model(9e9), GPU_HW, draft_n_max=5).argv)[-1] == "5"
-    with pytest.raises(PlanError, match="between 1 and 16"):
-        run(model(9e9), GPU_HW, draft_n_max=17)
+    ms = ModelSettings(draft_n_max=17)  # the one validator (settings file, CLI, window) refuses it
+    assert check_model_settings(ms) == ["Draft length must be between 1 and 16 (got 17)"]
+    assert ms.draft_n_max is None  # back to the planner's own length
+
+
+def test_every_declared_setting_is_range_checked_in_one_place() -> None:
+    """gpu_layers from a settings file was never checked: -ngl -5 reached the argv (issue 19, item 7)."""
+    ms = ModelSettings(gpu_layers=-5, threads=0, ctx=-1, cache_type="q3_weird", ngram_n_match=0)
+    problems = check_model_settings(ms, "settings for m.gguf")
+    assert len(problems) == 5 and all(p.startswith("settings for m.gguf: ") for p in problems)
+    assert (ms.gpu_layers, ms.threads, ms.ctx, ms.cache_type, ms.ngram_n_match) == (None, None, None, None, 24)
+    argv = plan_launch("/bin/llama-server", model(9e9), GPU_HW, CURRENT, PlanSettings.of(ms, port=1)).argv
+    assert "-ngl" not in argv and "-t" not in argv
 
 
 def test_measured_result_drives_auto() -> None:

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 
 from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.models.model_info import ModelInfo
-from llama_launcher.core.plan.planner import PlanError, PlanSettings, plan_launch
+from llama_launcher.core.plan.flags import PlanError
+from llama_launcher.core.plan.planner import plan_launch
+from llama_launcher.core.settings.launch import PlanSettings
 from test_launch_planner import CURRENT
 
 from fake_server import make_fake_server

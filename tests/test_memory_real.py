@@ -21,9 +21,10 @@ from llama_launcher.core.memory.breakdown import ServerMemory, parse_server_memo
 from llama_launcher.core.memory.estimate import DECIDED_LAUNCHER, DECIDED_LEARNED
 from llama_launcher.core.memory.evidence import learn_after_launch, read_log_lines
 from llama_launcher.core.models.model_info import ModelInfo, read_model_info
-from llama_launcher.core.plan.planner import Plan, PlanSettings, plan_launch
+from llama_launcher.core.plan.planner import Plan, plan_launch
 from llama_launcher.core.plan.with_evidence import plan_with_evidence
 from llama_launcher.core.server.process import ServerRunner
+from llama_launcher.core.settings.launch import PlanSettings
 
 pytestmark = pytest.mark.integration
 CPU = Hardware("test CPU", 65536, 60000, False, [])

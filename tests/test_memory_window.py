@@ -6,7 +6,8 @@ from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.memory.corrections import MemoryMeasurement
 from llama_launcher.core.memory.estimate import MemoryEvidence
 from llama_launcher.core.models.model_info import ModelInfo
-from llama_launcher.core.plan.planner import PlanSettings, plan_launch
+from llama_launcher.core.plan.planner import plan_launch
+from llama_launcher.core.settings.launch import PlanSettings
 from llama_launcher.ui.launch_panel import LaunchPanel
 from test_launch_planner import CURRENT
 

@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 
 from llama_launcher.core.host.gpus import GpuInventory
+from llama_launcher.core.llama_server import archive as release_archive
 from llama_launcher.core.llama_server import discovery as binary_discovery
 from llama_launcher.core.llama_server import download as release_download
-from llama_launcher.core.llama_server.download import DownloadCancelled, DownloadError, fetch_release, install
+from llama_launcher.core.llama_server import fetch as release_fetch
+from llama_launcher.core.llama_server.download import DownloadCancelled, DownloadError, install
+from llama_launcher.core.llama_server.fetch import fetch_release
 from llama_launcher.core.llama_server.releases import NoAssetError, Platform, choose_download, parse_releases
 
 from release_server import ReleaseServer, recorded_answer, server_archive, tar_gz, zip_bytes
@@ -169,7 +172,8 @@ def test_a_disk_that_fills_up_while_writing_is_one_line(github: ReleaseServer, c
             written.append(len(chunk))
         fh.write(chunk)
 
-    monkeypatch.setattr(release_download, "_write", fill_up)
+    monkeypatch.setattr(release_fetch, "write_chunk", fill_up)
+    monkeypatch.setattr(release_archive, "write_chunk", fill_up)
     with pytest.raises(DownloadError, match="the disk is full: llama.cpp could not be written to") as err:
         install(cpu_choice(github))
     assert str(err.value).split(" to ", 1)[1].split(";")[0].endswith("unpacked") == (stage == "unpack")

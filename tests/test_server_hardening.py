@@ -22,10 +22,11 @@ from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.host.network import free_port
 from llama_launcher.core.llama_server.probe import probe
 from llama_launcher.core.models.model_info import read_model_info
-from llama_launcher.core.plan.planner import PlanSettings, plan_launch
+from llama_launcher.core.plan.planner import plan_launch
 from llama_launcher.core.server import log_file as server_log
 from llama_launcher.core.server import oom_evidence
 from llama_launcher.core.server.failure_reasons import OOM_KILL_TEXT
+from llama_launcher.core.server.log_batches import MAX_PENDING_CHARS, LogBatch, LogBatcher
 from llama_launcher.core.server.log_file import (
     HEAD_BYTES,
     MAX_LINE_BYTES,
@@ -34,6 +35,7 @@ from llama_launcher.core.server.log_file import (
     prune_logs,
 )
 from llama_launcher.core.server.process import RunnerEvents, ServerRunner, ServerState
+from llama_launcher.core.settings.launch import PlanSettings
 
 from conftest import wait_for
 from fake_server import make_fake_server
@@ -45,7 +47,7 @@ CPU = Hardware("test CPU", 16384, 12000, False, [])
 def fake_runner(tmp_path: Path, behaviour: str, runners: list, lines: list[str] | None = None,
                 states: list | None = None) -> ServerRunner:
     exe = make_fake_server(tmp_path / "fake", "b11434-current", behaviour=behaviour)
-    events = RunnerEvents(on_state=lambda s, r: states.append(s) if states is not None else None,
+    events = RunnerEvents(on_state=lambda e: states.append(e.state) if states is not None else None,
                           on_line=lines.append if lines is not None else (lambda line: None))
     r = ServerRunner([str(exe), "--port", str(free_port())], events, ready_timeout=120, log_folder=tmp_path / "logs")
     runners.append(r)
@@ -132,21 +134,41 @@ def test_a_full_disk_stops_the_log_file_not_the_server() -> None:
                                "its latest lines are kept in memory for this session"]
 
 
-def test_the_windows_line_queue_is_bounded_between_flushes(qtbot) -> None:
-    from llama_launcher.ui.workers import MAX_PENDING_CHARS, ServerWorker
-
-    worker = ServerWorker()
-    got: list[list[str]] = []
-    worker.lines.connect(got.append)
+def test_the_line_queue_to_the_window_is_bounded_and_counts_what_it_drops() -> None:
+    got: list[LogBatch] = []
+    batcher = LogBatcher(got.append, run=3)
     line = "y" * 1000
     for _ in range(10_000):  # 10 MB between two flushes: a flood the window cannot paint
-        worker._on_line(line)
-    worker._flush()
-    batch = got[-1]
-    kept = batch[1:]
-    assert sum(map(len, kept)) <= MAX_PENDING_CHARS and kept == [line] * len(kept)
-    assert batch[0] == f"[{10_000 - len(kept):,} lines not shown: the server wrote them faster than the window " \
-                       "can show them]"
+        batcher.add(line)
+    batcher.flush()
+    (batch,) = got
+    assert sum(map(len, batch.lines)) <= MAX_PENDING_CHARS and batch.lines == (line,) * len(batch.lines)
+    assert batch.skipped == 10_000 - len(batch.lines) > 0  # dropped, and counted
+    assert batch.count == 10_000 and batch.run == 3
+    batcher.flush()
+    assert len(got) == 1  # nothing pending: no empty batch
+
+
+def test_batches_taken_from_several_threads_arrive_in_order() -> None:
+    got: list[LogBatch] = []
+    batcher = LogBatcher(got.append)
+    stop = threading.Event()
+
+    def flusher() -> None:
+        while not stop.is_set():
+            batcher.flush()
+
+    threads = [threading.Thread(target=flusher) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for i in range(20_000):
+        batcher.add(str(i))
+    stop.set()
+    for t in threads:
+        t.join()
+    batcher.flush()
+    delivered = [int(x) for b in got for x in b.lines]
+    assert delivered == list(range(20_000))
 
 
 # --- item 16: 'ready' means our own process listens on the port -------------------------------
@@ -186,7 +208,7 @@ def test_someone_elses_server_on_the_port_is_never_ready(llama_server: str, mtp_
     plan = plan_launch(llama_server, read_model_info(mtp_models["plain"]), CPU, probe(llama_server), settings)
     for _ in range(8):  # the old check said 'ready' in 16 of 20 runs
         states: list = []
-        r = ServerRunner(plan.argv, RunnerEvents(on_state=lambda s, _r, states=states: states.append(s)),
+        r = ServerRunner(plan.argv, RunnerEvents(on_state=lambda e, states=states: states.append(e.state)),
                          ready_timeout=120)
         runners.append(r)
         r.start()

@@ -13,11 +13,12 @@ from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.host.network import free_port
 from llama_launcher.core.llama_server.probe import probe
 from llama_launcher.core.models.model_info import read_model_info
-from llama_launcher.core.plan.planner import PlanSettings, plan_launch
+from llama_launcher.core.plan.planner import plan_launch
 from llama_launcher.core.server.chat_client import chat
 from llama_launcher.core.server.process import ServerRunner, ServerState
 from llama_launcher.core.server.speed_stats import LogSpeedParser, parse_metrics, speed_from_metrics
-from llama_launcher.core.tuning.bench import CODE_PROMPT
+from llama_launcher.core.settings.launch import PlanSettings
+from llama_launcher.core.tuning.measure import CODE_PROMPT
 
 from fake_server import make_fake_server
 

@@ -106,7 +106,8 @@ def test_first_run_offers_in_order_and_the_download_button_installs_the_server(
     assert not p.advice.isVisibleTo(p)  # a current build is in use: nothing more to offer
     qtbot.waitUntil(lambda: w.plan is not None, timeout=WAIT)
     assert w.plan.argv[0] == str(target) and w.launch_action.isEnabled()
-    assert sorted(x.name for x in no_server_here.iterdir()) == ["b11434"]  # no staging folder left
+    # no staging folder left; the new build is recorded as the one in use
+    assert sorted(x.name for x in no_server_here.iterdir()) == ["b11434", "in-use.json"]
 
 
 def test_cancel_in_the_window_stops_the_download_and_installs_nothing(
@@ -147,7 +148,7 @@ def test_an_old_build_in_use_is_offered_the_newer_release(qtbot, no_server_here:
     w = open_window(qtbot, models, old)
     p = w.server_panel
     qtbot.waitUntil(lambda: w.caps is not None and p.update_label.isVisibleTo(p), timeout=WAIT)
-    assert p.update_label.text() == "A newer llama.cpp is available: b11434; your build (b9093) lacks draft-mtp."
+    assert p.update_label.text() == "A newer llama.cpp is available: b11434. It adds draft-mtp (your b9093 lacks it)."
     assert p.download_btn.isVisibleTo(p) and p.download_btn.text().startswith("Download llama.cpp b11434 for ")
     assert not p.build_btn.isVisibleTo(p) and not p.pm_command.isVisibleTo(p)
 
@@ -168,7 +169,7 @@ def test_an_idle_gpu_is_named_on_the_hardware_tab_in_the_plan_and_with_an_offer(
     assert hw_panel.idle_gpu.isVisibleTo(hw_panel) and hw_panel.branch.text().startswith("the CPU")
     assert notice in w.launch_panel.warnings.text() and notice in w.plan.warnings
     qtbot.waitUntil(lambda: p.update_label.isVisibleTo(p), timeout=WAIT)
-    target = {"windows": "NVIDIA GeForce RTX 4090 (CUDA 12.4)", "linux": "NVIDIA GeForce RTX 4090 (Vulkan)"}
+    target = {"windows": "NVIDIA GeForce RTX 4090 (CUDA 12.4)", "linux": "NVIDIA GeForce RTX 4090 (CUDA 12.8)"}
     plat = Platform.current().os
     if plat in target:  # a Mac is offered its Metal or CPU build, which does not drive an NVIDIA card
         assert p.update_label.text() == ("This llama-server does not use your GPU; the b11434 release for "

@@ -188,3 +188,20 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
         state_files.write_bytes(target, object())  # type: ignore[arg-type]
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_only_the_newest_few_set_aside_copies_are_kept(tmp_path: Path) -> None:
+    """A file that comes back corrupt at every start keeps three copies, not one more per start."""
+    target = tmp_path / "x.json"
+    (tmp_path / "x.json.corrupt-19990101-000000").mkdir()  # a folder once set aside: yours, never removed
+    (tmp_path / "other.json.corrupt-19990101-000000").write_text("another file's copy")
+    for n in range(6):
+        target.write_text(f"corrupt {n} {{")
+        assert state_files.read_json(target, "x", lambda d: d) is None
+    kept = sorted(p for p in tmp_path.glob("x.json.corrupt-*") if p.is_file())
+    assert len(kept) == state_files.KEEP_SET_ASIDE == 3
+    assert sorted(p.read_text() for p in kept) == ["corrupt 3 {", "corrupt 4 {", "corrupt 5 {"]
+    assert (tmp_path / "x.json.corrupt-19990101-000000").is_dir()
+    assert (tmp_path / "other.json.corrupt-19990101-000000").read_text() == "another file's copy"
+    said = notices()
+    assert len(said) == 1  # said once per file and run (the key), however often it was set aside

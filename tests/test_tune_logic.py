@@ -6,14 +6,14 @@ The end-to-end proof (the real server, tune against the full sweep in the same r
 
 from __future__ import annotations
 
-from llama_launcher.core.tuning.bench import (
+from llama_launcher.core.tuning.measure import plain_steps
+from llama_launcher.core.tuning.tune import (
     MIN_PLAIN_STEPS,
     Candidate,
     TuneRow,
     _baseline_from,
     _climb,
     _finish,
-    plain_steps,
 )
 
 

@@ -17,9 +17,10 @@ from PySide6.QtWidgets import QApplication, QScrollArea
 
 from llama_launcher.core.host.network import free_port
 from llama_launcher.core.models.model_info import format_params
+from llama_launcher.core.server.log_batches import LogBatch
 from llama_launcher.core.server.process import ServerState
 from llama_launcher.core.settings.launch import AUTO_PORT
-from llama_launcher.core.tuning.bench import _Runner
+from llama_launcher.core.tuning.tune import _CandidateRun
 from llama_launcher.ui.live_panel import segments
 from llama_launcher.ui.main_window import MainWindow
 
@@ -146,12 +147,12 @@ def test_another_model_does_not_show_the_last_ones_reply(qtbot, models: Path, fa
 
 def test_the_log_footer_returns_to_the_count_after_a_search(qtbot, models: Path, fake: Path) -> None:
     w = open_window(qtbot, fake, models)
-    w.logs.append_lines([f"line {i}" + (" needle" if i % 2 else "") for i in range(10)])
+    w.logs.append_batch(LogBatch(w.logs.run, tuple(f"line {i}" + (" needle" if i % 2 else "") for i in range(10))))
     w.logs.search.setText("needle")
     qtbot.waitUntil(lambda: "contain 'needle'" in w.logs.status.text(), timeout=5000)
     w.logs.search.setText("")
-    qtbot.waitUntil(lambda: w.logs.status.text().startswith("10 lines received"), timeout=5000)
-    w.logs.append_lines(["x" * 2000])  # one very long line: the view stays at its left edge
+    qtbot.waitUntil(lambda: w.logs.status.text().startswith("10 lines from llama-server"), timeout=5000)
+    w.logs.append_own(["x" * 2000])  # one very long line: the view stays at its left edge
     assert w.logs.view.horizontalScrollBar().value() == 0
 
 
@@ -199,7 +200,7 @@ def test_parameter_counts_below_a_million_read_in_thousands() -> None:
 
 def test_tune_estimates_the_time_left_within_a_step() -> None:
     seen = []
-    r = _Runner.__new__(_Runner)
+    r = _CandidateRun.__new__(_CandidateRun)
     r.progress, r.planned, r.step = seen.append, 4, 1
     r.t0 = time.monotonic() - 7.0
     r._report("off", "loading")

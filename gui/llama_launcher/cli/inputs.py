@@ -14,10 +14,15 @@ from llama_launcher.core.llama_server.discovery import find_server
 from llama_launcher.core.llama_server.probe import ProbeError, probe
 from llama_launcher.core.models.catalog import HeaderCache, group_models, read_files, scan
 from llama_launcher.core.models.gguf_header import file_kind
-from llama_launcher.core.plan.planner import PlanError
+from llama_launcher.core.plan.flags import PlanError
 from llama_launcher.core.plan.with_evidence import plan_with_evidence
-from llama_launcher.core.settings.launch import ModelSettings, PlanSettings
-from llama_launcher.core.speculative.methods import METHODS
+from llama_launcher.core.settings.launch import (
+    MODEL_SETTINGS,
+    ModelSettings,
+    PlanSettings,
+    check_model_settings,
+)
+from llama_launcher.core.speculative.methods import METHODS, SpecMode
 from llama_launcher.core.speculative.pairing import draft_options
 from llama_launcher.core.state.api_key_store import ApiKeyError, load_or_create
 from llama_launcher.core.tuning import store as tuning_store
@@ -79,11 +84,13 @@ def settings_from_args(args: argparse.Namespace):
         modes["draft"] = "off"
     elif draft != "auto":
         modes["draft"] = "on"
-    ms = ModelSettings(modes={k: v for k, v in modes.items() if v != "auto"},
+    ms = ModelSettings(modes={k: SpecMode(v) for k, v in modes.items() if v != "auto"},
                        draft_model=None if draft in ("auto", "off") else str(Path(draft).expanduser().resolve()),
-                       draft_n_max=args.draft_n_max, ngram_n_match=args.ngram_n_match, ngram_n_min=args.ngram_n_min,
-                       ngram_n_max=args.ngram_n_max, ctx=args.ctx, cache_type=args.cache_type, threads=args.threads,
-                       gpu_layers=args.gpu_layers, extra_args=args.extra_args, vision=args.vision)
+                       extra_args=args.extra_args, vision=args.vision,
+                       **{key: getattr(args, key) for key in MODEL_SETTINGS})
+    problems = check_model_settings(ms)
+    if problems:
+        raise UsageError(problems[0])
     if args.port is not None and not 1 <= args.port <= 65535:
         raise UsageError(f"--port must be between 1 and 65535 (got {args.port})")
     s = PlanSettings.of(ms, lan=args.lan, port=args.port or free_port(), port_auto=args.port is None)

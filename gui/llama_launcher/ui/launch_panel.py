@@ -8,8 +8,6 @@ re-plans and calls :meth:`show_plan`. The speculative rows come from the method 
 
 from __future__ import annotations
 
-import shlex
-
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
@@ -35,11 +33,14 @@ from PySide6.QtWidgets import (
 )
 
 from llama_launcher.core.memory.estimate import memory_line, memory_tooltip
-from llama_launcher.core.plan.planner import Availability, Plan
+from llama_launcher.core.plan.planner import Plan
+from llama_launcher.core.plan.speculative import Availability
 from llama_launcher.core.settings.launch import AUTO_PORT, CACHE_TYPES, ModelSettings
-from llama_launcher.core.speculative.methods import BY_ID, KNOBS, METHODS
+from llama_launcher.core.speculative.measured import MeasuredRow
+from llama_launcher.core.speculative.methods import BY_ID, DRAFT_N_DEFAULT, KNOBS, METHODS, SpecSource
 from llama_launcher.core.speculative.pairing import DraftOption
-from llama_launcher.core.tuning.bench import TuneProgress
+from llama_launcher.core.state.command_line import command_line, shown_command_line
+from llama_launcher.core.tuning.tune import TuneProgress
 from llama_launcher.ui.resources import icon
 from llama_launcher.ui.wheel_guard import WheelGuard
 
@@ -142,8 +143,8 @@ class LaunchPanel(QWidget):
         self.draft_default.setChecked(True)
         self.draft_default.setToolTip("Use the planner's draft length (2 on a GPU, 3 on CPU/Mac, or the measured best)")
         self.draft = QSlider(Qt.Orientation.Horizontal)
-        self.draft.setRange(knob.lo, knob.hi)
-        self.draft.setValue(knob.default)
+        self.draft.setRange(int(knob.lo or 0), int(knob.hi or 0))
+        self.draft.setValue(DRAFT_N_DEFAULT)
         self.draft.setPageStep(1)
         self.draft.setTickPosition(QSlider.TickPosition.TicksBelow)
         self.draft.setToolTip(knob.tip)
@@ -226,7 +227,7 @@ class LaunchPanel(QWidget):
         for key in BY_ID["ngram-mod"].knobs:
             k = KNOBS[key]
             spin = QSpinBox()
-            spin.setRange(k.lo, k.hi)
+            spin.setRange(int(k.lo or 0), int(k.hi or 0))
             spin.setValue(k.default)
             spin.setToolTip(k.tip)
             self.knob_spins[key] = spin
@@ -577,15 +578,15 @@ class LaunchPanel(QWidget):
         self._plan = plan
         self.copy_cmd.setEnabled(True)
         self.preview.clear()
-        for f in plan.to_dict()["reasons"]:
-            item = QTreeWidgetItem([" ".join(f["args"]) or "(environment)", f["reason"]])
-            item.setToolTip(0, f["reason"])
-            item.setToolTip(1, f["reason"])
-            item.setData(0, Qt.ItemDataRole.UserRole, f["args"])
+        for f in plan.shown_flags():
+            item = QTreeWidgetItem([shown_command_line(f.args) or "(environment)", f.reason])
+            item.setToolTip(0, f.reason)
+            item.setToolTip(1, f.reason)
+            item.setData(0, Qt.ItemDataRole.UserRole, f.args)
             self.preview.addTopLevelItem(item)
         spec = plan.speculative
         self._show_auto(spec)
-        self.spec_summary.setText(spec.summary + (f"  ·  {spec.source}" if spec.source not in ("table", "measured") else ""))
+        self.spec_summary.setText(spec.summary + (f"  ·  {spec.source}" if spec.source not in (SpecSource.RULES, SpecSource.MEASURED) else ""))
         d = spec.draft_n_max
         model_based = any(BY_ID[m].kind == "model" for m in spec.methods)
         self.draft_value.setText(f"in effect: {d}" if d is not None else
@@ -651,22 +652,22 @@ class LaunchPanel(QWidget):
         return out
 
     def command_text(self) -> str:
-        return shlex.join(self._plan.redacted_argv()) if self._plan and not self._plan_is_stale else ""
+        """The command Copy command copies: pasted into this platform's shell, it runs exactly the argv."""
+        return command_line(self._plan.redacted_argv()) if self._plan and not self._plan_is_stale else ""
 
     def copy_command(self) -> None:
         self._copy(self.copy_cmd, self.command_text())
 
     # --- tuning ----------------------------------------------------------------------------------
-    def show_tuned(self, description: str | None, table: list[dict] | None = None, note: str = "") -> None:
+    def show_tuned(self, description: str | None, table: list[MeasuredRow] | None = None, note: str = "") -> None:
         self.tune_label.setText((description or "not measured on this machine yet") + (f"\n{note}" if note else ""))
         self.tune_table.clear()
         if table:
             for r in table:
-                tps = r.get("decode_tps", {})
-                acc = r.get("acceptance")
+                acc = r.acceptance
                 self.tune_table.addTopLevelItem(QTreeWidgetItem([
-                    str(r.get("label", r.get("setting", ""))), f"{tps.get('code', 0):.1f}", f"{tps.get('prose', 0):.1f}",
-                    f"{acc * 100:.0f}%" if isinstance(acc, (int, float)) else "–", f"{r.get('speedup', 1):.2f}×"]))
+                    r.label, f"{r.decode_tps.get('code', 0):.1f}", f"{r.decode_tps.get('prose', 0):.1f}",
+                    f"{acc * 100:.0f}%" if acc is not None else "–", f"{r.speedup:.2f}×"]))
             self.tune_table.setVisible(True)
         else:
             self.tune_table.setVisible(False)

@@ -1,7 +1,8 @@
 """The in-app log: live server output with filters, search, copy, save, bounded memory.
 
-Lines arrive in batches (the worker flushes every 100 ms), so a server that floods its log costs
-one append per batch, not one per line. The view keeps a bounded history and only follows new
+Lines arrive in batches (``core/server/log_batches.py``; the worker flushes every 100 ms), so a
+server that floods its log costs one append per batch, not one per line, and every line the server
+printed is either shown or counted as not shown, in words in the status line. The view keeps a bounded history and only follows new
 output while the user is at the bottom (as Frescobaldi's log does); it replays the history when a
 filter changes. The full log is always in the per-run log file.
 """
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llama_launcher.core.server.log_batches import LogBatch
 from llama_launcher.core.state import paths
 
 HISTORY_LINES = 20_000
@@ -37,6 +39,10 @@ _ERROR = re.compile(r"\berror\b|\bfailed\b|\bfatal\b|exiting due to", re.I)
 _WARNING = re.compile(r"\bwarn(ing)?\b", re.I)
 _SPEC = re.compile(r"spec|draft|mtp|ngram", re.I)
 FILTERS = ["All lines", "Errors", "Warnings and errors", "Speculative decoding"]
+
+
+def plural_lines(n: int) -> str:
+    return "line" if n == 1 else "lines"
 
 
 def classify(line: str) -> str:
@@ -66,7 +72,9 @@ class LogView(QWidget):
         super().__init__(parent)
         self.history: collections.deque[str] = collections.deque(maxlen=HISTORY_LINES)
         self.log_path: str | None = None
-        self.total_lines = 0
+        self.run = 0  # the launch whose batches this view shows (LogBatch.run)
+        self.received = 0
+        self.not_shown = 0
         self.view = QPlainTextEdit()
         self.view.setObjectName("logView")
         self.view.setReadOnly(True)
@@ -125,42 +133,71 @@ class LogView(QWidget):
     def clear(self) -> None:
         self.history.clear()
         self.view.clear()
-        self.total_lines = 0
+        self.received = 0
+        self.not_shown = 0
         self.status.setText("")
+
+    @property
+    def total_lines(self) -> int:
+        """Lines the server printed that this view accounts for: shown, or counted as not shown."""
+        return self.received
+
+    def begin_run(self, run: int, log_path: str | None = None) -> None:
+        """A new launch: an empty view that takes only this run's batches."""
+        self.clear()
+        self.run = run
+        self.log_path = log_path
+
+    def set_log_path(self, run: int, log_path: str | None) -> None:
+        if run == self.run:
+            self.log_path = log_path
+            self._show_count()
 
     def _shown(self, line: str, idx: int, needle: str) -> bool:
         return matches(line, idx) and (not needle or needle in line.lower())
 
-    def append_lines(self, lines: list[str]) -> None:
+    def append_batch(self, batch: LogBatch) -> None:
+        """The server's lines: each one shown or counted, in the order the server printed them."""
+        if batch.run != self.run:
+            return  # a late batch of an earlier launch
+        self.received += batch.count
+        self._append(list(batch.lines), batch.skipped)
+
+    def append_own(self, lines: list[str]) -> None:
+        """The launcher's own lines ("[launcher] …"): shown like the server's, not counted as its."""
+        self._append(lines, 0)
+
+    def _append(self, lines: list[str], skipped: int) -> None:
         self.history.extend(lines)
-        self.total_lines += len(lines)
         idx, needle = self.filter.currentIndex(), self.search.text().strip().lower()
         shown = [ln for ln in lines if self._shown(ln, idx, needle)]
-        if not shown:
-            if not needle:
-                self._show_count()
-            return
-        skipped = 0
-        if len(shown) > MAX_LINES_PER_BATCH:
-            skipped = len(shown) - MAX_LINES_PER_BATCH
+        if len(shown) > MAX_LINES_PER_BATCH:  # one paint per batch stays cheap whatever arrives
+            skipped += len(shown) - MAX_LINES_PER_BATCH
             shown = shown[-MAX_LINES_PER_BATCH:]
-        follow = self.follow.isChecked() and self.at_bottom()
-        bar = self.view.verticalScrollBar()
-        keep = bar.value()
-        text = "\n".join(shown)
+        self.not_shown += skipped
         if skipped:
-            text = f"… {skipped} lines not shown here (they are in the log file) …\n" + text
-        self.view.appendPlainText(text)
-        if follow:
-            bar.setValue(bar.maximum())
-            self.view.horizontalScrollBar().setValue(0)  # a long line must not leave the view scrolled sideways
-        else:
-            bar.setValue(keep)
+            shown.insert(0, f"… {skipped:,} {plural_lines(skipped)} not shown here to keep the window responsive "
+                            f"(the log file has them) …")
+        if shown:
+            follow = self.follow.isChecked() and self.at_bottom()
+            bar = self.view.verticalScrollBar()
+            keep = bar.value()
+            self.view.appendPlainText("\n".join(shown))
+            if follow:
+                bar.setValue(bar.maximum())
+                self.view.horizontalScrollBar().setValue(0)  # a long line must not leave the view scrolled sideways
+            else:
+                bar.setValue(keep)
         if not needle:
             self._show_count()
 
     def _show_count(self) -> None:
-        self.status.setText(f"{self.total_lines:,} lines received" + (f" · full log: {self.log_path}" if self.log_path else ""))
+        parts = [f"{self.received:,} {plural_lines(self.received)} from llama-server"]
+        if self.not_shown:
+            parts.append(f"{self.not_shown:,} not shown to keep the window responsive")
+        if self.log_path:
+            parts.append(f"log file: {self.log_path}")
+        self.status.setText(" · ".join(parts))
 
     def replay(self) -> None:
         """Show the history through the filter and the search text (matches from their line's start)."""

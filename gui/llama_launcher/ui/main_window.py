@@ -42,20 +42,16 @@ from llama_launcher.core.llama_server.probe import Capabilities
 from llama_launcher.core.memory.estimate import MemoryEvidence
 from llama_launcher.core.models.catalog import CatalogResult
 from llama_launcher.core.models.model_info import ModelInfo
-from llama_launcher.core.plan.planner import (
-    Plan,
-    PlanError,
-    PlanSettings,
-    availability,
-    chat_template_given,
-    fallback_template,
-    plan_launch,
-)
+from llama_launcher.core.plan.flags import PlanError
+from llama_launcher.core.plan.planner import Plan, plan_launch
+from llama_launcher.core.plan.speculative import availability
+from llama_launcher.core.plan.templates import chat_template_given, fallback_template
 from llama_launcher.core.server.checks import ServerChecks
 from llama_launcher.core.server.failure_reasons import PORT_WAY_OUT
-from llama_launcher.core.server.process import ServerState
+from llama_launcher.core.server.log_batches import LogBatch
+from llama_launcher.core.server.process import ServerEvent, ServerState
 from llama_launcher.core.settings import store as settings_store
-from llama_launcher.core.settings.launch import AUTO_PORT, ModelSettings
+from llama_launcher.core.settings.launch import AUTO_PORT, ModelSettings, PlanSettings
 from llama_launcher.core.speculative.health import SpeculationWatch
 from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.speculative.methods import METHODS, combo_label
@@ -119,10 +115,10 @@ class MainWindow(QMainWindow):
     # requests to workers (queued: they run in the workers' threads)
     request_probe = Signal(str)
     request_probe_candidate = Signal(str)
-    request_start = Signal(list, float, dict, str)
+    request_start = Signal(int, list, float, dict, str)
     request_stop = Signal()
     request_scan = Signal(list)
-    request_tune = Signal(str, object, object, object, object, object)
+    request_tune = Signal(int, str, object, object, object, object, object)
     request_chat = Signal(str, str, str, int, bool)
     request_build = Signal()
     request_projection = Signal(object, object, str, object, object, int)
@@ -157,6 +153,8 @@ class MainWindow(QMainWindow):
         # what the running server was started with: Try it, metrics and the URL keep using these
         # when the LAN switch, the key or the port change under it (those apply at the next launch)
         self.served = _Served()
+        self.run = 0  # the launch (or tune) whose events and log lines the window shows
+        self.log_path = ""  # the log file of that launch, once its process started
         self._quitting = False
         self._get_models: GetModelsDialog | None = None  # made when first opened
         self._select_after_scan: str | None = None  # a model just downloaded
@@ -287,7 +285,7 @@ class MainWindow(QMainWindow):
         self.server_worker.probe_failed.connect(self._probe_failed)
         self.server_worker.candidate_probed.connect(self._candidate_probed)
         self.server_worker.state_changed.connect(self._state_changed)
-        self.server_worker.lines.connect(self.logs.append_lines)
+        self.server_worker.lines.connect(self.logs.append_batch)
         self.server_worker.started_run.connect(self._run_started)
         self.server_worker.checked.connect(self._server_checked)
 
@@ -521,7 +519,7 @@ class MainWindow(QMainWindow):
         note = ""
         if m is not None and not m.error and not m.has_chat_template:
             if self.plan is not None:
-                given = chat_template_given(self.plan)
+                given = chat_template_given(self.plan.flags)
             elif self.caps is not None and (fallback := fallback_template(m, self.caps)):
                 given = f"the launcher passes llama-server's built-in '{fallback}' template for chat clients"
             else:
@@ -743,7 +741,7 @@ class MainWindow(QMainWindow):
 
     def _learned(self, what: str) -> None:
         if what:
-            self.logs.append_lines([f"[launcher] memory learned from this launch: {what}"])
+            self.logs.append_own([f"[launcher] memory learned from this launch: {what}"])
         self._load_evidence()
         self.replan()
 
@@ -775,7 +773,9 @@ class MainWindow(QMainWindow):
         self.replan()
         if self.plan is None:
             return
-        self.logs.clear()
+        self.run += 1
+        self.log_path = ""
+        self.logs.begin_run(self.run)
         self.live.reset()
         self.hide_banner()
         self.checks = None
@@ -783,8 +783,8 @@ class MainWindow(QMainWindow):
         self.launched = (self.plan, self.model, self.caps.build_number if self.caps else None)
         key = self.api_key.key if self.settings.lan and self.api_key else ""
         self.served = _Served(lan=self.settings.lan, key=key, port=self.port)
-        self._state_changed(ServerState.STARTING.value, "", [])
-        self.request_start.emit(list(self.plan.argv), READY_TIMEOUT_S, dict(self.plan.env), key)
+        self._state_changed(ServerEvent(self.run, ServerState.STARTING))
+        self.request_start.emit(self.run, list(self.plan.argv), READY_TIMEOUT_S, dict(self.plan.env), key)
 
     def _new_watch(self, plan: Plan) -> SpeculationWatch | None:
         spec = plan.speculative
@@ -794,13 +794,16 @@ class MainWindow(QMainWindow):
 
     def stop_server(self) -> None:
         if self.state.running:
-            self._state_changed(ServerState.STOPPING.value, "", [])
+            self._state_changed(ServerEvent(self.run, ServerState.STOPPING))
             self.stop_reply()
             self.request_stop.emit()
 
-    def _run_started(self, base_url: str, log_path: str) -> None:
+    def _run_started(self, run: int, base_url: str, log_path: str) -> None:
+        if run != self.run:
+            return
         self.base_url = base_url
-        self.logs.log_path = log_path or None
+        self.log_path = log_path
+        self.logs.set_log_path(run, log_path or None)
 
     def _display_url(self) -> str:
         if self.served.lan:
@@ -809,8 +812,13 @@ class MainWindow(QMainWindow):
                 return urls[0]
         return self.base_url + "/v1"
 
-    def _state_changed(self, state_name: str, reason: str, evidence: list, code: str = "") -> None:
-        state = self.state = ServerState(state_name)
+    def _state_changed(self, event: ServerEvent) -> None:
+        if event.run != self.run:
+            return  # a late event of an earlier launch
+        state = self.state = event.state
+        reason = event.reason.message if event.reason else ""
+        evidence = list(event.reason.evidence) if event.reason else []
+        code = event.reason.code if event.reason else ""
         self.toolbar.show_state(state, self.base_url, self._display_url())
         self.live.set_server_ready(state is ServerState.READY)
         if state is ServerState.READY:
@@ -843,7 +851,7 @@ class MainWindow(QMainWindow):
         if launched is None or launched[0].memory is None:
             return
         plan, model, build = launched
-        self.request_learn.emit(model, build, plan.memory, self.logs.log_path or "")
+        self.request_learn.emit(model, build, plan.memory, self.log_path)  # this run's log, or none
 
     def _server_checked(self, checks: ServerChecks) -> None:
         if self.state is not ServerState.READY:
@@ -853,7 +861,7 @@ class MainWindow(QMainWindow):
         if checks.template.ok is False:
             self.show_notice(checks.template.message, error=True)
             self.live.show_warning(checks.template.message)
-        self.logs.append_lines([f"[launcher] chat template: {checks.template.message}",
+        self.logs.append_own([f"[launcher] chat template: {checks.template.message}",
                                 "[launcher] web UI: " + ("served at /" if checks.web_ui else checks.web_ui_reason)])
 
     # --- try it ------------------------------------------------------------------------------------
@@ -894,18 +902,19 @@ class MainWindow(QMainWindow):
                                      "(Cancel is in Launch setup)")
         self.launch_panel.tuning(True)
         self.tabs.setCurrentIndex(0)
-        self.logs.clear()
+        self.run += 1
+        self.logs.begin_run(self.run)
         self._update_actions()
         base = self.current_plan_settings()
         base = dataclasses.replace(base, modes={})  # Auto everywhere: tune decides
         self.tune_worker.arm()
-        self.request_tune.emit(self.binary.path, self.model, self.hw, self.caps, base, list(self.drafts))
+        self.request_tune.emit(self.run, self.binary.path, self.model, self.hw, self.caps, base, list(self.drafts))
 
     def _tune_log(self, line: str) -> None:
-        self.logs.append_lines([TUNE_LOG_PREFIX + line])
+        self.logs.append_own([TUNE_LOG_PREFIX + line])
 
-    def _tune_server_lines(self, lines: list) -> None:
-        self.logs.append_lines([TUNE_LOG_PREFIX + ln for ln in lines])
+    def _tune_server_lines(self, batch: LogBatch) -> None:
+        self.logs.append_batch(dataclasses.replace(batch, lines=tuple(TUNE_LOG_PREFIX + ln for ln in batch.lines)))
 
     def cancel_tune(self) -> None:
         if self.tuning:

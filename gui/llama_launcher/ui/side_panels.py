@@ -31,6 +31,7 @@ from llama_launcher.core.llama_server.discovery import Candidate, cache_label
 from llama_launcher.core.llama_server.idle_gpu import idle_gpu_notice
 from llama_launcher.core.llama_server.probe import Capabilities
 from llama_launcher.core.llama_server.releases import DownloadChoice, update_offer
+from llama_launcher.ui.installed_builds import InstalledBuildsBox
 from llama_launcher.ui.resources import icon
 
 
@@ -209,9 +210,11 @@ class ServerPanel(QWidget):
         self.build_log.setReadOnly(True)
         self.build_log.setMaximumBlockCount(2000)
         self.build_log.setVisible(False)
+        self.installed_builds = InstalledBuildsBox()  # filled and driven by ServerSetup
         lay = QVBoxLayout(self)
         lay.addWidget(box)
         lay.addWidget(self.problem)
+        lay.addWidget(self.installed_builds)
         lay.addWidget(self.advice)
         lay.addWidget(self.progress)
         lay.addWidget(self.build_log, 1)

@@ -7,9 +7,7 @@ server start or stop, a tuning sweep or a streaming reply.
 
 from __future__ import annotations
 
-import collections
 import threading
-import time
 from typing import Any
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
@@ -20,12 +18,14 @@ from llama_launcher.core.llama_server import probe as binary_probe
 from llama_launcher.core.models import catalog as model_catalog
 from llama_launcher.core.server import checks as server_checks
 from llama_launcher.core.server.chat_client import ChatError, StreamHandle, chat_stream
-from llama_launcher.core.server.process import RunnerEvents, ServerRunner, ServerState
+from llama_launcher.core.server.log_batches import LogBatch, LogBatcher
+from llama_launcher.core.server.process import RunnerEvents, ServerEvent, ServerRunner, ServerState
 from llama_launcher.core.server.speed_stats import Speed
-from llama_launcher.core.tuning import bench as benchmark
+from llama_launcher.core.state.cancel import CancelToken
+from llama_launcher.core.tuning import tune as tuning
+from llama_launcher.core.tuning.measure import BenchError, Cancelled
 
 LOG_FLUSH_MS = 100
-MAX_PENDING_CHARS = 2_000_000  # per flush: 20 MB/s of log text is more than any window can show
 
 
 def start_in_thread(worker: QObject, name: str) -> QThread:
@@ -44,38 +44,6 @@ def stop_thread(thread: QThread, worker: QObject | None = None, timeout_ms: int 
     thread.wait(timeout_ms)
 
 
-class LineBatcher:
-    """Server lines gathered from a reader thread and handed to the window in batches.
-
-    Bounded between two batches: a flood faster than the window can paint drops the oldest lines
-    and says how many, so memory stays flat whatever the server writes.
-    """
-
-    def __init__(self) -> None:
-        self._pending: collections.deque[str] = collections.deque()
-        self._chars = 0
-        self._dropped = 0
-        self._lock = threading.Lock()
-        self.last_take = time.monotonic()
-
-    def add(self, line: str) -> None:
-        with self._lock:
-            self._pending.append(line)
-            self._chars += len(line)
-            while self._chars > MAX_PENDING_CHARS and len(self._pending) > 1:
-                self._chars -= len(self._pending.popleft())
-                self._dropped += 1
-
-    def take(self) -> list[str]:
-        with self._lock:
-            batch, self._pending, self._chars = list(self._pending), collections.deque(), 0
-            dropped, self._dropped = self._dropped, 0
-            self.last_take = time.monotonic()
-        if dropped:
-            batch.insert(0, f"[{dropped:,} lines not shown: the server wrote them faster than the window can show them]")
-        return batch
-
-
 class ServerWorker(QObject):
     """Probes binaries and runs llama-server (the core runner) in a background thread."""
 
@@ -84,9 +52,9 @@ class ServerWorker(QObject):
     probed = Signal(object, object)  # Capabilities, Hardware
     probe_failed = Signal(str, object)  # error, Hardware
     candidate_probed = Signal(str, object, str)  # path, Capabilities (or an empty dict), error
-    state_changed = Signal(str, str, list, str)  # state, reason message, evidence lines, reason code
-    lines = Signal(list)
-    started_run = Signal(str, str)  # base_url, log path
+    state_changed = Signal(object)  # ServerEvent
+    lines = Signal(object)  # LogBatch
+    started_run = Signal(int, str, str)  # run, base_url, log path
     checked = Signal(object)  # ServerChecks of the ready server
     _ready = Signal()  # internal: from the runner's thread to this worker's thread
 
@@ -94,7 +62,8 @@ class ServerWorker(QObject):
         super().__init__()
         self.runner: ServerRunner | None = None
         self.api_key = ""
-        self._lines = LineBatcher()
+        # batches reach the window in the order they were taken, from the timer or a runner thread
+        self._lines = LogBatcher(self._deliver)
         self._timer: QTimer | None = None
         self._ready.connect(self._check_ready_server)  # queued: the checks must not run in the health thread
 
@@ -112,7 +81,10 @@ class ServerWorker(QObject):
             self._timer.stop()
             self._timer.deleteLater()
             self._timer = None
-        self._flush()
+        self._lines.flush()
+
+    def _deliver(self, batch: LogBatch) -> None:
+        self.lines.emit(batch)
 
     @Slot(str)
     def probe(self, path: str) -> None:
@@ -136,33 +108,32 @@ class ServerWorker(QObject):
         except Exception as exc:
             self.candidate_probed.emit(path, {}, f"probe failed: {exc}")
 
-    @Slot(list, float, dict, str)
-    def start(self, argv: list[str], ready_timeout: float, env: dict, api_key: str) -> None:
-        if self.runner is not None and (self.runner.state.running or self.runner.state is ServerState.STOPPING):
+    @Slot(int, list, float, dict, str)
+    def start(self, run: int, argv: list[str], ready_timeout: float, env: dict, api_key: str) -> None:
+        if self.runner is not None and self.runner.alive:  # a new launch waits for the old process to be gone
             self.runner.stop()
         self.api_key = api_key
-        events = RunnerEvents(on_state=self._on_state, on_line=self._on_line)
-        self.runner = ServerRunner(list(argv), events, ready_timeout=ready_timeout, env=dict(env))
+        self._lines.start_run(run)
+        events = RunnerEvents(on_state=self._on_state, on_line=self._lines.add)
+        self.runner = ServerRunner(list(argv), events, ready_timeout=ready_timeout, env=dict(env), run=run)
         self.runner.start()
-        self.started_run.emit(self.runner.base_url, str(self.runner.log_path or ""))
+        self.started_run.emit(run, self.runner.base_url, str(self.runner.log_path or ""))
 
     @Slot()
     def stop(self) -> None:
         if self.runner is not None:
             self.runner.stop()
-        self._flush()
+        self._lines.flush()
 
     def stop_now(self) -> None:
         """Called from the GUI thread at quit: stopping must not wait for the worker's queue."""
         if self.runner is not None:
             self.runner.stop()
 
-    def _on_state(self, state: ServerState, reason: Any) -> None:
-        self._flush()
-        msg = reason.message if reason is not None else ""
-        evidence = list(reason.evidence) if reason is not None else []
-        self.state_changed.emit(state.value, msg, evidence, reason.code if reason is not None else "")
-        if state is ServerState.READY:
+    def _on_state(self, event: ServerEvent) -> None:
+        self._lines.flush()  # the lines before a state change arrive before it
+        self.state_changed.emit(event)
+        if event.state is ServerState.READY:
             self._ready.emit()
 
     @Slot()
@@ -172,14 +143,9 @@ class ServerWorker(QObject):
             return
         self.checked.emit(server_checks.run_checks(runner.base_url, self.api_key or None))
 
-    def _on_line(self, line: str) -> None:
-        self._lines.add(line)
-
     @Slot()
     def _flush(self) -> None:
-        batch = self._lines.take()
-        if batch:
-            self.lines.emit(batch)
+        self._lines.flush()
 
 
 class ScanWorker(QObject):
@@ -202,20 +168,20 @@ class TuneWorker(QObject):
 
     progress = Signal(object)  # TuneProgress
     log = Signal(str)
-    server_lines = Signal(list)  # the log of tune's own servers, batched like the main server's
+    server_lines = Signal(object)  # LogBatch: the log of tune's own servers, batched like the main server's
     finished = Signal(object)  # TuneOutcome
     failed = Signal(str)
     cancelled = Signal()
 
     def __init__(self) -> None:
         super().__init__()
-        self._token = benchmark.CancelToken()
-        self._lines = LineBatcher()
+        self._token = CancelToken()
+        self._lines = LogBatcher(self.server_lines.emit)
 
     def arm(self) -> None:
         """Called from the GUI thread just before a tune is queued: a Cancel after this counts, even
         one that arrives before this worker's thread has started the job."""
-        self._token = benchmark.CancelToken()
+        self._token = CancelToken()
 
     def cancel(self) -> None:
         self._token.cancel()
@@ -223,30 +189,28 @@ class TuneWorker(QObject):
     def _on_line(self, line: str) -> None:
         # this thread is busy in tune() (no timer fires here): hand the lines over as time passes
         self._lines.add(line)
-        if time.monotonic() - self._lines.last_take >= LOG_FLUSH_MS / 1000:
-            self._flush()
+        self._lines.flush_if_due(LOG_FLUSH_MS / 1000)
 
     def _flush(self) -> None:
-        batch = self._lines.take()
-        if batch:
-            self.server_lines.emit(batch)
+        self._lines.flush()
 
-    @Slot(str, object, object, object, object, object)
-    def tune(self, binary: str, model: Any, hw: Any, caps: Any, settings: Any, drafts: Any) -> None:
+    @Slot(int, str, object, object, object, object, object)
+    def tune(self, run: int, binary: str, model: Any, hw: Any, caps: Any, settings: Any, drafts: Any) -> None:
+        self._lines.start_run(run)
         from llama_launcher.core.tuning import store as tuning_store
 
         try:
-            outcome = benchmark.tune(binary, model, hw, caps, settings, list(drafts), log=self.log.emit,
+            outcome = tuning.tune(binary, model, hw, caps, settings, list(drafts), log=self.log.emit,
                                      progress=self.progress.emit, on_line=self._on_line, token=self._token)
             self._flush()
             if self._token.cancelled:
-                raise benchmark.Cancelled()
+                raise Cancelled()
             tuning_store.save(model.path, caps.build_number, outcome.choice)
             self.finished.emit(outcome)
-        except benchmark.Cancelled:
+        except Cancelled:
             self._flush()
             self.cancelled.emit()
-        except benchmark.BenchError as exc:
+        except BenchError as exc:
             self._flush()
             if self._token.cancelled:  # whatever the stopped server made the measurement say
                 self.cancelled.emit()
@@ -356,6 +320,8 @@ class ReleaseWorker(QObject):
     check_failed = Signal(str)
     progress = Signal(str, float)  # message, fraction (-1: unknown)
     finished = Signal(str, str)  # installed llama-server path, error
+    builds_listed = Signal(object, str)  # list[InstalledBuild], the llama-server in use
+    build_used = Signal(str, str)  # llama-server path of the build switched to, error
 
     def __init__(self) -> None:
         super().__init__()
@@ -368,26 +334,45 @@ class ReleaseWorker(QObject):
     def check(self) -> None:
         from llama_launcher.core.host import gpus as gpu_inventory
         from llama_launcher.core.host.hardware import cpu_name
-        from llama_launcher.core.llama_server.download import (
+        from llama_launcher.core.llama_server.fetch import (
             RELEASES_URL_ENV,
             DownloadError,
-            fetch_release,
+            fetch_releases,
             releases_url,
         )
-        from llama_launcher.core.llama_server.releases import NoAssetError, Platform, choose_download
+        from llama_launcher.core.llama_server.releases import CatalogError, Platform, choose_newest
 
         url = releases_url()
         if url is None:
             self.check_failed.emit(f"checking llama.cpp's releases is switched off ({RELEASES_URL_ENV}=off)")
             return
         try:
-            release = fetch_release(url)
-            choice = choose_download(release, Platform.current(), gpu_inventory.detect(), cpu=cpu_name())
+            releases = fetch_releases(url)
+            choice = choose_newest(releases, Platform.current(), gpu_inventory.detect(), cpu=cpu_name())
             self.checked.emit(choice)
-        except (DownloadError, NoAssetError) as exc:
+        except (DownloadError, CatalogError) as exc:
             self.check_failed.emit(f"no download offered: {exc}")
         except Exception as exc:
             self.check_failed.emit(f"no download offered: checking llama.cpp's releases failed ({exc})")
+
+    @Slot(str)
+    def list_builds(self, in_use: str) -> None:
+        """The builds in the cache, each probed (``--help``, ``--list-devices``): off the GUI thread."""
+        from llama_launcher.core.llama_server.installed import list_builds
+
+        try:
+            self.builds_listed.emit(list_builds(in_use or None, ask_devices=True), in_use)
+        except Exception as exc:  # never leave the list stale without a word
+            self.progress.emit(f"the installed builds could not be listed: {exc}", -1.0)
+
+    @Slot(str)
+    def use_build(self, name: str) -> None:
+        from llama_launcher.core.llama_server.installed import BuildChoiceError, use_build
+
+        try:
+            self.build_used.emit(use_build(name).path, "")
+        except BuildChoiceError as exc:
+            self.build_used.emit("", str(exc))
 
     def arm(self) -> None:
         """Called from the GUI thread just before a download is queued: a cancel after this counts."""
@@ -395,11 +380,16 @@ class ReleaseWorker(QObject):
 
     @Slot(object)
     def download(self, choice: Any) -> None:
+        from llama_launcher.core.llama_server.discovery import choose_build
         from llama_launcher.core.llama_server.download import DownloadError, install
 
         try:
             result = install(choice, lambda msg, frac: self.progress.emit(msg, -1.0 if frac is None else frac),
                              cancel=self._cancel)
+            try:
+                choose_build(result.path.parent.name)  # the new build is the one in use; the previous one stays
+            except OSError as exc:
+                self.progress.emit(f"the new build could not be recorded as the one in use: {exc}", 1.0)
             self.finished.emit(str(result.path), "")
         except DownloadError as exc:
             self.finished.emit("", str(exc))

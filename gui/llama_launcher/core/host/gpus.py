@@ -207,28 +207,28 @@ _DISPLAY_CLASS = r"SYSTEM\CurrentControlSet\Control\Class\{4d36e968-e325-11ce-bf
 
 def _windows_adapters() -> list[Adapter]:
     """The display adapters Windows has drivers for, read from the registry (no subprocess, no WMI)."""
-    try:
-        import winreg
-    except ImportError:
+    if sys.platform != "win32":
         return []
+    import winreg
+
     found = []
     try:
-        cls = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, _DISPLAY_CLASS)  # type: ignore[attr-defined]
+        cls = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, _DISPLAY_CLASS)
     except OSError:
         return []
     with cls:
         for i in range(64):
             try:
-                sub = winreg.EnumKey(cls, i)  # type: ignore[attr-defined]
+                sub = winreg.EnumKey(cls, i)
             except OSError:
                 break
             if not sub.isdigit():
                 continue
             try:
-                with winreg.OpenKey(cls, sub) as key:  # type: ignore[attr-defined]
-                    name = winreg.QueryValueEx(key, "DriverDesc")[0]  # type: ignore[attr-defined]
+                with winreg.OpenKey(cls, sub) as key:
+                    name = winreg.QueryValueEx(key, "DriverDesc")[0]
                     try:
-                        mem = winreg.QueryValueEx(key, "HardwareInformation.qwMemorySize")[0]  # type: ignore[attr-defined]
+                        mem = winreg.QueryValueEx(key, "HardwareInformation.qwMemorySize")[0]
                     except OSError:
                         mem = None
             except OSError:

@@ -28,7 +28,8 @@ from llama_launcher.core.memory.estimate import BUDGET_DEFAULT, MemoryEstimate, 
 from llama_launcher.core.memory.launch import memory_launch
 from llama_launcher.core.models.model_info import ModelInfo, format_params
 from llama_launcher.core.models.shape import ShapeError, check_context
-from llama_launcher.core.plan.planner import PlanError, memory_budget, plan_launch
+from llama_launcher.core.plan.flags import PlanError
+from llama_launcher.core.plan.planner import memory_budget, plan_launch
 from llama_launcher.core.settings.launch import PlanSettings
 from llama_launcher.core.speculative.methods import KNOBS
 

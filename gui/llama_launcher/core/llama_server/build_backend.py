@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llama_launcher.core.host.gpus import NvidiaGpu, vulkan_loader_present
+from llama_launcher.core.state.errors import UserFacing
 
-BACKENDS = ("cpu", "cuda", "vulkan", "metal")  # what get-server builds or downloads (release_catalog, --backend)
+BACKENDS = ("cpu", "cuda", "vulkan", "metal")  # what get-server builds from source (and downloads)
+DOWNLOAD_BACKENDS = BACKENDS + ("rocm",)  # llama.cpp publishes ROCm builds; a source build with it is not offered
 # compiled when no GPU tells us its architecture (an explicit --backend cuda on a build machine):
 # PTX for Turing (JIT-compiled on anything newer) plus native code for the common desktop and
 # data-centre cards; CUDA 13 no longer compiles for anything older than Turing.
@@ -26,7 +28,7 @@ PORTABLE_CUDA_ARCHS = "75-virtual;80-real;86-real;89-real;90-real"
 _OFF = ["-DGGML_CUDA=OFF", "-DGGML_VULKAN=OFF"]
 
 
-class BackendError(ValueError):
+class BackendError(UserFacing, ValueError):
     """The backend asked for cannot be built here; one line saying what to install."""
 
 
@@ -99,6 +101,9 @@ def cuda_flags(nvcc: str, gpus: list[NvidiaGpu]) -> tuple[list[str], str]:
 def choose_build_backend(os_name: str, tools: BuildTools, nvidia: list[NvidiaGpu],
                          requested: str | None = None) -> BackendChoice:
     """The backend for a source build on ``os_name`` ("windows", "macos", "linux")."""
+    if requested == "rocm":
+        raise BackendError("a source build with ROCm is not offered; llama.cpp publishes ROCm builds for Windows "
+                           "and Linux x64: 'llama-launcher get-server --download --backend rocm'")
     if requested is not None and requested not in BACKENDS:
         raise BackendError(f"unknown backend {requested!r} (choose from {', '.join(BACKENDS)})")
     names = ", ".join(g.name + (f" (compute {g.compute_capability[0]}.{g.compute_capability[1]})"

@@ -4,7 +4,11 @@ A Finder-launched macOS app starts with a minimal PATH (no /opt/homebrew/bin), s
 places are searched explicitly rather than trusting PATH. Every candidate says where it came from.
 The launcher's own cache holds one folder per build number (``bN``), built by ``get-server
 --build`` or downloaded from llama.cpp's releases; a release of the same number as the launcher's
-own source build goes beside it (``bN-release``). The newest build comes first.
+own source build goes beside it (``bN-release``). The newest build comes first, unless the user
+chose one (``get-server --use bN`` or the window's "Use this build", recorded in ``in-use.json``
+in the cache): that one is preferred to every llama-server found on PATH or in the usual places,
+since it is the user's own choice; only an explicit path (``--binary``, a setting, ``LLAMA_SERVER``)
+goes before it.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from llama_launcher.core.llama_server import build_record
-from llama_launcher.core.state import paths
+from llama_launcher.core.state import paths, state_files
 
 EXE = "llama-server.exe" if sys.platform == "win32" else "llama-server"
 FIT_TOOL = "llama-fit-params.exe" if sys.platform == "win32" else "llama-fit-params"  # built beside llama-server
 RELEASE_SUFFIX = "-release"  # bN-release: a release download beside a source build of the same number
 _BUILD_FOLDER = re.compile(r"b(\d+)(" + re.escape(RELEASE_SUFFIX) + r")?")
+CHOICE_FILE = "in-use.json"  # {"folder": "b11433"}: the cached build the user chose
+CHOSEN = ", chosen to be used"
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,33 @@ def cached_builds() -> list[Path]:
     return [p for _, _, p in sorted(found, reverse=True)]
 
 
+def is_build_folder(name: str) -> bool:
+    return _BUILD_FOLDER.fullmatch(name) is not None
+
+
+def _choice(data: object) -> str:
+    folder = state_files.expect(data, dict, CHOICE_FILE).get("folder")
+    if not isinstance(folder, str) or not is_build_folder(folder):
+        raise state_files.StateFileError("'folder' is not a build folder (bN or bN-release)")
+    return folder
+
+
+def chosen_build() -> Path | None:
+    """The cached llama-server the user chose, while it is still there (None: none chosen)."""
+    folder = state_files.read_json(paths.server_cache_dir() / CHOICE_FILE, "the chosen llama-server build", _choice)
+    if folder is None:
+        return None
+    exe = paths.server_cache_dir() / folder / EXE
+    return exe if is_executable(exe) else None
+
+
+def choose_build(folder: str) -> None:
+    """Record ``folder`` (``bN`` or ``bN-release``) as the cached build to use; raises ``OSError``."""
+    if not is_build_folder(folder):
+        raise ValueError(f"{folder!r} is not a build folder")
+    state_files.write_json(paths.ensure(paths.server_cache_dir()) / CHOICE_FILE, {"folder": folder}, indent=1)
+
+
 def cache_source(exe: Path) -> str:
     """How a cached build got there, for the "Found via" line: read from its build_info.json."""
     info = build_record.read(exe.parent)
@@ -119,6 +152,9 @@ def candidates(
         ordered.append((Path(explicit).expanduser(), explicit_source))
     if env.get("LLAMA_SERVER"):
         ordered.append((Path(env["LLAMA_SERVER"]).expanduser(), "LLAMA_SERVER"))
+    chosen = chosen_build()
+    if chosen is not None:
+        ordered.append((chosen, cache_source(chosen) + CHOSEN))
     bdir = bundled_dir()
     if bdir is not None:
         ordered.append((bdir / EXE, "bundled with the app"))

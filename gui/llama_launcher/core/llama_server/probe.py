@@ -20,11 +20,12 @@ from typing import Any
 from llama_launcher.core.host.process_env import child_env, no_window_flags
 from llama_launcher.core.server.failure_reasons import describe_exit
 from llama_launcher.core.state import paths
+from llama_launcher.core.state.errors import UserFacing
 from llama_launcher.core.state.state_files import expect, read_json, save_json
 from llama_launcher.core.state.typed_json import checked_fields, field_checks
 
 HELP_TIMEOUT_S = 20.0
-PROBE_CACHE_VERSION = 5
+PROBE_CACHE_VERSION = 6  # 6: options that print and exit are denied
 REMOVED_PREFIX = "the argument has been removed"
 _DESC_COLUMN = 40
 _ALIAS_RE = re.compile(r"\s*(-{1,2}[A-Za-z0-9][A-Za-z0-9_.\-]*)(,)?")
@@ -36,7 +37,7 @@ _VERSION_NEW = re.compile(r"version:\s*(\S+)\s*\(build\s+(\d+),\s*commit\s+([0-9
 _VERSION_OLD = re.compile(r"version:\s*(\d+)\s*\(([0-9a-zA-Z]+)\)")
 
 
-class ProbeError(Exception):
+class ProbeError(UserFacing):
     """The binary could not be probed; one line for the user."""
 
 
@@ -226,6 +227,16 @@ OWNED_OPTIONS: dict[str, str] = {
                      "--webui-config-file", "--path", "--api-prefix"],
                     "router and web-UI modes are not supported by the launcher"),
 }
+# Options that make llama-server print something and exit instead of serving (b11434's common/arg.cpp
+# calls exit(0) for each); used as they are when no probe is at hand. With a probe, the help's own
+# wording finds them (``_PRINTS_AND_EXITS``), in forks and later builds too.
+EXITING_OPTIONS: dict[str, str] = {
+    **dict.fromkeys(["-h", "--help", "--usage"], "print usage"),
+    **dict.fromkeys(["--version"], "show version and build info"),
+    **dict.fromkeys(["-cl", "--cache-list"], "show list of models in cache"),
+    **dict.fromkeys(["--completion-bash"], "print source-able bash completion script for llama.cpp"),
+    **dict.fromkeys(["--list-devices"], "print list of available devices"),
+}
 # Options that hand whoever holds the API key more than chat: tools (a shell), files, settings.
 LAN_RISKY_OPTIONS: dict[str, str] = {
     **dict.fromkeys(["--tools", "--tools-runtime", "-ag", "--agent", "--mcp-servers-config", "--mcp-servers-json",
@@ -237,6 +248,18 @@ LAN_RISKY_OPTIONS: dict[str, str] = {
 }
 _DOWNLOADS = re.compile(r"download|hugging ?face|from the internet", re.I)
 _UNTRUSTED = re.compile(r"do not enable in untrusted environments|tools for ai agents", re.I)
+# a switch (no value) whose help starts "print ..." or "show ...": b11434 has exactly the five above
+_PRINTS_AND_EXITS = re.compile(r"^(?:print|show)\s", re.I)
+
+
+def exits_instead_of_serving(what: str) -> str:
+    """Why an option that prints and exits cannot be an extra argument: what it would do, the way out."""
+    what = re.sub(r"\s+and\s+exit\s*$", "", what.strip().rstrip("."), flags=re.I)
+    return f"it makes llama-server {what} and exit instead of starting the server (run it in a terminal for that)"
+
+
+# what extra arguments may never hold, before any probe: options the launcher owns, and those that exit
+FIXED_DENIED: dict[str, str] = {**OWNED_OPTIONS, **{a: exits_instead_of_serving(w) for a, w in EXITING_OPTIONS.items()}}
 
 
 def _policy(options: list[HelpOption]) -> tuple[dict[str, str], dict[str, str]]:
@@ -246,12 +269,14 @@ def _policy(options: list[HelpOption]) -> tuple[dict[str, str], dict[str, str]]:
     and denied when its help says it downloads (the preset flags also move the server to their own
     port); it is LAN-risky when any alias is a known tool/file option or its help warns about
     untrusted environments."""
-    denied: dict[str, str] = dict(OWNED_OPTIONS)
+    denied: dict[str, str] = dict(FIXED_DENIED)
     risky: dict[str, str] = dict(LAN_RISKY_OPTIONS)
     for opt in options:
         if opt.removed:
             continue
         reason = next((OWNED_OPTIONS[a] for a in opt.aliases if a in OWNED_OPTIONS), None)
+        if reason is None and opt.placeholder is None and _PRINTS_AND_EXITS.match(opt.description):
+            reason = exits_instead_of_serving(opt.description)
         if reason is None and _DOWNLOADS.search(opt.description):
             reason = "it downloads from the internet (and presets move the server to their own port); " \
                      "the launcher runs models from your disk"

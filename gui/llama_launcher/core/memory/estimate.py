@@ -25,6 +25,7 @@ launcher's model when the caller passes one in; the estimate says which decided.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +103,7 @@ class MemoryEstimate:
     total_mib: int
     budget_mib: int
     budget_source: str
-    status: str  # "fits", "tight", "does not fit", "unknown"
+    status: FitStatus
     flash_attn: bool = True
     launcher_mib: int = 0  # the launcher's own model, whatever decided
     llama_cpp_mib: int | None = None  # llama.cpp's projection, completed with what it does not count
@@ -281,14 +282,26 @@ def kv_bytes(model: ModelInfo, context: int, cache_type: str = "f16", include_mt
     return total
 
 
-def _status(total: int, budget: int) -> str:
+class FitStatus(str, enum.Enum):
+    """How a launch's memory compares with its budget (a ``str``: printed and stored as its value)."""
+
+    FITS = "fits"
+    TIGHT = "tight"  # within the budget's last 10%
+    DOES_NOT_FIT = "does not fit"
+    UNKNOWN = "unknown"  # no budget to compare with
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _status(total: int, budget: int) -> FitStatus:
     if budget <= 0:
-        return "unknown"
+        return FitStatus.UNKNOWN
     if total <= budget * 0.9:
-        return "fits"
+        return FitStatus.FITS
     if total <= budget:
-        return "tight"
-    return "does not fit"
+        return FitStatus.TIGHT
+    return FitStatus.DOES_NOT_FIT
 
 
 def _mib(n: float) -> int:

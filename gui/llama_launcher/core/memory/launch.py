@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from llama_launcher.core.models.model_info import ModelInfo
-from llama_launcher.core.speculative.methods import BY_ID, BY_TOKEN, KNOBS
+from llama_launcher.core.speculative.methods import BY_ID, BY_TOKEN, DRAFT_N_DEFAULT, KNOBS
 
 if TYPE_CHECKING:
     from llama_launcher.core.host.hardware import Hardware
@@ -112,7 +112,7 @@ def launch_memory_from_argv(argv: list[str], base: LaunchMemory) -> LaunchMemory
 
 _SPEC_N_FLAGS = ("--spec-draft-n-max", "--spec-ngram-mod-n-max", "--draft-max", "--draft-n", "--draft")
 NGRAM_MOD_N_MAX = KNOBS["ngram_n_max"].default  # llama.cpp's default ngram-mod n-max
-MTP_DRAFT_N_MAX = KNOBS["draft_n_max"].default  # llama.cpp's default --spec-draft-n-max
+MTP_DRAFT_N_MAX = DRAFT_N_DEFAULT  # llama.cpp's default --spec-draft-n-max
 
 
 def user_spec_memory(argv: list[str], base: LaunchMemory) -> LaunchMemory:

@@ -257,8 +257,17 @@ class HeaderCache:
         return None
 
     def put(self, path: Path, size: int, mtime_ns: int, info: ModelInfo) -> None:
-        self.entries[str(path)] = {"size": size, "mtime_ns": mtime_ns, "info": info.to_dict()}
-        self._infos.pop(str(path), None)  # validated from the stored entry when it is asked for
+        """Remember ``info`` for this (path, size, mtime), unless the loader could not take it back
+        (NaN or infinite metadata, a NUL in a name): such a file is read again at the next scan."""
+        key = str(path)
+        self._infos.pop(key, None)  # validated from the stored entry when it is asked for
+        try:
+            stored = info.storable_dict()
+        except ValueError:
+            if self.entries.pop(key, None) is not None:
+                self.dirty = True
+            return
+        self.entries[key] = {"size": size, "mtime_ns": mtime_ns, "info": stored}
         self.dirty = True
 
     def save(self, keep: set[str] | None = None) -> None:

@@ -98,6 +98,16 @@ class ModelInfo:
         """Rebuild from ``to_dict`` output (the header cache); ``ValueError`` if any field has the wrong type."""
         return cls(**checked_fields(_FIELD_CHECKS, data, "a model entry", _REQUIRED))
 
+    def storable_dict(self) -> dict[str, Any]:
+        """``to_dict()`` if :meth:`from_dict` will take it back, else ``ValueError``.
+
+        What was read from a file is kept as read (a NaN head count must reach the estimate, which
+        names the key), but the header cache may only store what it can load again: one entry it
+        refuses would set the whole cache aside at every later start. Both sides use this check."""
+        data = self.to_dict()
+        checked_fields(_FIELD_CHECKS, data, "a model entry", _REQUIRED)
+        return data
+
 
 _FIELD_CHECKS = field_checks(ModelInfo)
 _REQUIRED = ("path", "name", "file_name", "folder")

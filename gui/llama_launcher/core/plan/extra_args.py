@@ -1,8 +1,9 @@
 """The user's extra llama-server arguments: split like the platform's shell would, never run by one.
 
-What may pass is read from the binary's own ``--help`` (see ``binary_probe._policy``): options the
+What may pass is read from the binary's own ``--help`` (see ``probe._policy``): options the
 launcher owns (model, host, port, API key, projector, downloads, presets that download and move
-the port, router and web-UI modes) are refused in every alias; options that give the API key's
+the port, router and web-UI modes) and options that make llama-server print something and exit
+(``--help``, ``--version``, ``--list-devices``, ...) are refused in every alias; options that give the API key's
 holder more than chat (server-side tools, agents, folders, settings) are refused with LAN on and
 warned about on localhost. Values are checked against the option's placeholder so a typo reads
 "--temp needs a number, not 'hot'" here rather than ``stof`` from the server.
@@ -17,6 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from llama_launcher.core.state.errors import UserFacing
+
 if TYPE_CHECKING:
     from llama_launcher.core.llama_server.probe import Capabilities
 
@@ -25,7 +28,7 @@ _NUMERIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-class ExtraArgsError(ValueError):
+class ExtraArgsError(UserFacing, ValueError):
     """One line for the user, in plain words."""
 
 
@@ -125,11 +128,11 @@ def did_you_mean(flag: str, known: list[str]) -> str:
 def parse_extra_args(text: str, caps: Capabilities | None = None, lan: bool = False,
                      windows: bool | None = None) -> ParsedExtraArgs:
     """Split and check the user's flags against this binary. Raises :class:`ExtraArgsError`."""
-    from llama_launcher.core.llama_server.probe import LAN_RISKY_OPTIONS, OWNED_OPTIONS
+    from llama_launcher.core.llama_server.probe import FIXED_DENIED, LAN_RISKY_OPTIONS
 
     argv = split_args(text or "", windows)
     result = ParsedExtraArgs(argv=argv)
-    denied = caps.denied if caps is not None and caps.denied else OWNED_OPTIONS
+    denied = caps.denied if caps is not None and caps.denied else FIXED_DENIED
     risky = caps.lan_risky if caps is not None and caps.lan_risky else LAN_RISKY_OPTIONS
     known = set(caps.real_options) if caps is not None and caps.real_options else None
     removed = caps.removed_hints if caps is not None else {}

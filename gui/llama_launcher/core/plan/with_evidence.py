@@ -10,7 +10,8 @@ from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.llama_server.probe import Capabilities
 from llama_launcher.core.memory.evidence import add_projection, gather
 from llama_launcher.core.models.model_info import ModelInfo
-from llama_launcher.core.plan.planner import Plan, PlanSettings, plan_launch
+from llama_launcher.core.plan.planner import Plan, plan_launch
+from llama_launcher.core.settings.launch import PlanSettings
 from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.speculative.pairing import DraftOption
 

@@ -1,18 +1,17 @@
-"""No llama-server outlives the launcher: OS ties where they exist, and a sweep where they do not.
+"""No llama-server outlives the launcher: the OS ties (``host/child_process.py``), and a sweep where they fall short.
 
-Linux: ``PR_SET_PDEATHSIG`` kills the child when the *thread* that spawned it exits, so the runner
-spawns from a thread that lives exactly as long as the server. Windows: a Job Object with
-kill-on-close, closed by the OS when the launcher dies. macOS has neither, so every server the
-launcher starts is recorded (pid, create time, executable, port) and the next start ends any
-recorded server that is still running and matches all four: never a process it did not start.
+Linux's parent-death signal reaches only the direct child, and macOS has no tie at all, so every
+server the launcher starts is recorded (pid, create time, executable, port, process group) and the
+next start ends any recorded server whose launcher is gone: the server itself when pid, create
+time, executable and ``--port`` all still match, and what is left of its process group (a wrapper
+script's real server) when those processes carry the recorded ``--port``. Never a process it did
+not start.
 """
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import os
-import signal
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 import psutil
 
+from llama_launcher.core.host import child_process
 from llama_launcher.core.state import paths
 from llama_launcher.core.state.state_files import StateFileError, expect, read_json, save_json
 
@@ -34,6 +34,7 @@ class ServerRecord:
     exe: str
     port: int
     launcher_pid: int
+    group: int | None = None  # the process group the server leads (POSIX): a wrapper's children stay in it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,9 +63,11 @@ def _records(data: Any) -> list[ServerRecord]:
         create_time = expect(r.get("create_time"), (int, float), "create_time")
         if create_time != create_time or create_time < 0:  # NaN is not a time
             raise StateFileError("create_time is not a time")
+        group = r.get("group")
         out.append(ServerRecord(pid=_positive_int(r.get("pid"), "pid"), create_time=float(create_time),
                                 exe=expect(r.get("exe"), str, "exe"), port=port,
-                                launcher_pid=_positive_int(r.get("launcher_pid"), "launcher_pid")))
+                                launcher_pid=_positive_int(r.get("launcher_pid"), "launcher_pid"),
+                                group=None if group is None else _positive_int(group, "group")))
     return out
 
 
@@ -77,12 +80,12 @@ def _write(records: list[ServerRecord]) -> bool:
     return save_json(registry_file(), [r.to_dict() for r in records], "the list of running servers")
 
 
-def record(pid: int, exe: str, port: int) -> ServerRecord | None:
+def record(pid: int, exe: str, port: int, group: int | None = None) -> ServerRecord | None:
     try:
         create_time = psutil.Process(pid).create_time()
     except psutil.Error:
         return None
-    rec = ServerRecord(pid, create_time, os.path.realpath(exe), port, os.getpid())
+    rec = ServerRecord(pid, create_time, os.path.realpath(exe), port, os.getpid(), group)
     with _lock:
         records = [r for r in _read() if r.pid != pid]
         records.append(rec)
@@ -98,6 +101,14 @@ def forget(pid: int) -> None:
             _write(kept)
 
 
+def _has_port(rec: ServerRecord, proc: psutil.Process) -> bool:
+    try:
+        cmd = proc.cmdline()
+    except psutil.Error:
+        return False
+    return any(a == "--port" and i + 1 < len(cmd) and cmd[i + 1] == str(rec.port) for i, a in enumerate(cmd))
+
+
 def _matches(rec: ServerRecord, proc: psutil.Process) -> bool:
     try:
         if abs(proc.create_time() - rec.create_time) > 0.05:
@@ -105,10 +116,30 @@ def _matches(rec: ServerRecord, proc: psutil.Process) -> bool:
         exe = proc.exe()
         if os.path.realpath(exe) != rec.exe:
             return False
-        cmd = proc.cmdline()
     except psutil.Error:
         return False
-    return any(a == "--port" and i + 1 < len(cmd) and cmd[i + 1] == str(rec.port) for i, a in enumerate(cmd))
+    return _has_port(rec, proc)
+
+
+def _left_of(rec: ServerRecord) -> list[psutil.Process]:
+    """What a server left behind: itself when it is still the recorded process, and the members of
+    its process group started after it that carry its ``--port`` (a wrapper script's real server)."""
+    procs = []
+    try:
+        proc = psutil.Process(rec.pid)
+        if _matches(rec, proc):
+            procs.append(proc)
+    except psutil.Error:
+        pass
+    if rec.group is None:
+        return procs
+    for p in child_process.tree(rec.pid, rec.group):
+        try:
+            if p.pid != rec.pid and p.create_time() >= rec.create_time - 0.05 and _has_port(rec, p):
+                procs.append(p)
+        except psutil.Error:
+            continue
+    return procs
 
 
 def sweep(log: Callable[[str], None] | None = None) -> list[int]:
@@ -129,113 +160,21 @@ def sweep(log: Callable[[str], None] | None = None) -> list[int]:
                         continue
                 except psutil.Error:
                     pass
-            try:
-                proc = psutil.Process(rec.pid)
-            except psutil.Error:
-                continue  # gone already
-            if not _matches(rec, proc):
-                continue  # the pid was reused by another program: never touch it
-            try:
-                proc.terminate()
+            procs = _left_of(rec)  # a reused pid or an unrelated program is never among them
+            for proc in procs:
                 try:
-                    proc.wait(5)
-                except psutil.TimeoutExpired:
+                    proc.terminate()
+                except psutil.Error:
+                    continue
+            _, alive = psutil.wait_procs(procs, timeout=5)
+            for proc in alive:
+                with contextlib.suppress(psutil.Error):
                     proc.kill()
-                    proc.wait(5)
-                ended.append(rec.pid)
+            psutil.wait_procs(alive, timeout=5)
+            for proc in procs:
+                ended.append(proc.pid)
                 if log:
-                    log(f"ended llama-server pid {rec.pid} (port {rec.port}) left behind by an earlier launcher")
-            except psutil.Error:
-                pass
+                    log(f"ended llama-server pid {proc.pid} (port {rec.port}) left behind by an earlier launcher")
         if keep != records:
             _write(keep)
     return ended
-
-
-# --- Linux: parent-death signal -------------------------------------------------------------
-
-_prctl: Any = None
-if sys.platform.startswith("linux"):
-    try:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _prctl = _libc.prctl
-    except (OSError, AttributeError):
-        _prctl = None
-PR_SET_PDEATHSIG = 1
-
-
-def linux_preexec() -> Callable[[], None] | None:
-    """A preexec_fn that asks the kernel to SIGKILL the child when its spawning thread dies."""
-    if _prctl is None:
-        return None
-    prctl = _prctl
-    sig = int(signal.SIGKILL)
-
-    def _set_pdeathsig() -> None:
-        prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
-
-    return _set_pdeathsig
-
-
-# --- Windows: a Job Object that kills its processes when the launcher's handle closes ----------
-
-class WindowsJob:
-    """Kill-on-close job; the handle is held for the launcher's lifetime (the OS closes it on death)."""
-
-    def __init__(self) -> None:
-        self.handle = None
-        if sys.platform != "win32":
-            return
-        from ctypes import wintypes
-
-        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
-        self._kernel32 = kernel32
-        kernel32.CreateJobObjectW.restype = wintypes.HANDLE
-        handle = kernel32.CreateJobObjectW(None, None)
-        if not handle:
-            return
-
-        class IO_COUNTERS(ctypes.Structure):
-            _fields_ = [(n, ctypes.c_ulonglong) for n in ("ReadOperationCount", "WriteOperationCount",
-                        "OtherOperationCount", "ReadTransferCount", "WriteTransferCount", "OtherTransferCount")]
-
-        class BASIC(ctypes.Structure):
-            _fields_ = [("PerProcessUserTimeLimit", ctypes.c_int64), ("PerJobUserTimeLimit", ctypes.c_int64),
-                        ("LimitFlags", wintypes.DWORD), ("MinimumWorkingSetSize", ctypes.c_size_t),
-                        ("MaximumWorkingSetSize", ctypes.c_size_t), ("ActiveProcessLimit", wintypes.DWORD),
-                        ("Affinity", ctypes.c_size_t), ("PriorityClass", wintypes.DWORD),
-                        ("SchedulingClass", wintypes.DWORD)]
-
-        class EXTENDED(ctypes.Structure):
-            _fields_ = [("BasicLimitInformation", BASIC), ("IoInfo", IO_COUNTERS),
-                        ("ProcessMemoryLimit", ctypes.c_size_t), ("JobMemoryLimit", ctypes.c_size_t),
-                        ("PeakProcessMemoryUsed", ctypes.c_size_t), ("PeakJobMemoryUsed", ctypes.c_size_t)]
-
-        info = EXTENDED()
-        info.BasicLimitInformation.LimitFlags = 0x2000  # JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
-        ok = kernel32.SetInformationJobObject(handle, 9, ctypes.byref(info), ctypes.sizeof(info))
-        if ok:
-            self.handle = handle
-
-    def assign(self, pid: int) -> bool:
-        if sys.platform != "win32" or not self.handle:
-            return False
-        PROCESS_ALL_ACCESS = 0x1F0FFF
-        k = self._kernel32
-        proc = k.OpenProcess(PROCESS_ALL_ACCESS, False, pid)
-        if not proc:
-            return False
-        try:
-            return bool(k.AssignProcessToJobObject(self.handle, proc))
-        finally:
-            k.CloseHandle(proc)
-
-
-_job: WindowsJob | None = None
-
-
-def windows_job() -> WindowsJob:
-    global _job
-    if _job is None:
-        _job = WindowsJob()
-    return _job

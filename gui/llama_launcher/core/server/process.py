@@ -26,7 +26,8 @@ from pathlib import Path
 
 import psutil
 
-from llama_launcher.core.host.process_env import child_env, no_window_flags
+from llama_launcher.core.host import child_process
+from llama_launcher.core.host.process_env import child_env
 from llama_launcher.core.server import oom_evidence, orphan_guard
 from llama_launcher.core.server.failure_reasons import FailureReason, classify_exit, killing_signal
 from llama_launcher.core.server.log_file import MAX_LINE_BYTES, ServerLogFile, line_cut_note, prune_logs
@@ -86,9 +87,18 @@ def port_from_argv(argv: list[str]) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class ServerEvent:
+    """One state change of one run: what listeners (the window, ``serve``, tune) are told."""
+
+    run: int
+    state: ServerState
+    reason: FailureReason | None = None
+
+
 @dataclass
 class RunnerEvents:
-    on_state: Callable[[ServerState, FailureReason | None], None] = lambda state, reason: None
+    on_state: Callable[[ServerEvent], None] = lambda event: None
     on_line: Callable[[str], None] = lambda line: None
 
 
@@ -117,6 +127,8 @@ class ServerRunner:
     ready_timeout: float = 180.0
     log_folder: Path | None = None
     env: dict[str, str] = field(default_factory=dict)  # added to the clean child environment (e.g. the API key)
+    run: int = 0  # which launch this is, carried by every event (a late event of an old run is recognised)
+    stop_grace: float = 10.0  # seconds between the polite stop and the kill
 
     def __post_init__(self) -> None:
         if not (isinstance(self.ready_timeout, (int, float)) and math.isfinite(self.ready_timeout)
@@ -143,6 +155,8 @@ class ServerRunner:
         self.oom_evidence: oom_evidence.Gather = oom_evidence.gather  # a stand-in in tests
         self._sampled_at = 0.0
         self._started_at: float | None = None
+        self._group: int | None = None  # the child's process group (POSIX): a wrapper's real server is in it
+        self._failure: FailureReason | None = None  # said once the process is gone (a start that timed out)
 
     # --- state ----------------------------------------------------------------------------
     def _set_state(self, state: ServerState, reason: FailureReason | None = None) -> bool:
@@ -159,7 +173,7 @@ class ServerRunner:
             if reason is not None:
                 self.reason = reason
             # under the lock: a READY from the health thread cannot overtake a FAILED from the owner thread
-            self.events.on_state(state, reason)
+            self.events.on_state(ServerEvent(self.run, state, reason))
             return True
 
     def _emit_line(self, line: str) -> None:
@@ -179,6 +193,8 @@ class ServerRunner:
         self._stop_requested.clear()
         self._exited.clear()
         self._spawned.clear()
+        self._failure = None
+        self._group = None
         self._set_state(ServerState.STARTING)
         binary = Path(self.argv[0])
         if not binary.exists():
@@ -204,19 +220,10 @@ class ServerRunner:
 
     def _own(self) -> None:
         """Spawn, then live exactly as long as the process (PR_SET_PDEATHSIG is tied to this thread)."""
-        kwargs: dict = {}
-        if sys.platform.startswith("linux"):
-            pre = orphan_guard.linux_preexec()
-            if pre is not None:
-                kwargs["preexec_fn"] = pre
-        if sys.platform == "win32":
-            kwargs["creationflags"] = no_window_flags() | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
-        else:
-            kwargs["start_new_session"] = True  # Ctrl+C in a terminal reaches the launcher, not the server
         try:
             proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
                 self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                env={**child_env(), **self.env}, **kwargs)
+                env={**child_env(), **self.env}, **child_process.popen_kwargs())
         except OSError as exc:
             code = "binary_not_executable" if isinstance(exc, PermissionError) else "spawn_failed"
             self._spawned.set()
@@ -226,11 +233,11 @@ class ServerRunner:
         try:
             first = oom_evidence.sample(proc.pid)
             self._available_at_start = first.available if first is not None else None
+            child_process.after_spawn(proc.pid)
+            self._group = child_process.group_of(proc.pid)
+            orphan_guard.record(proc.pid, self.argv[0], self.port, self._group)  # a read-only home: a notice
             if self._stop_requested.is_set():  # Stop arrived while the process was being spawned
-                self._terminate()
-            if sys.platform == "win32":
-                orphan_guard.windows_job().assign(proc.pid)
-            orphan_guard.record(proc.pid, self.argv[0], self.port)  # a read-only home: a notice, never a raise
+                self._terminate(self.stop_grace)
         finally:
             self._spawned.set()  # start() never waits 30 s for a spawn that happened
         reader = threading.Thread(target=self._read_output, name="llama-server-output", daemon=True)
@@ -239,6 +246,9 @@ class ServerRunner:
         reader.start()
         health.start()
         proc.wait()
+        left = child_process.leftovers(proc.pid, self._group)
+        if left:  # a wrapper script exited and left its server running: it must not outlive this run
+            child_process.end_tree(proc.pid, self._group, grace=10.0)
         reader.join(5)
         self._exited.set()
         orphan_guard.forget(proc.pid)
@@ -247,9 +257,9 @@ class ServerRunner:
             self._log = None
         if self._stop_requested.is_set():
             self._set_state(ServerState.STOPPED)
-        else:
-            self._set_state(ServerState.FAILED, classify_exit(proc.returncode, list(self.history),
-                                                              self._oom_evidence(proc)))
+        else:  # said only now, with the process gone: Launch must not come back while it holds the port
+            self._set_state(ServerState.FAILED, self._failure or classify_exit(proc.returncode, list(self.history),
+                                                                               self._oom_evidence(proc)))
 
     def _oom_evidence(self, proc: subprocess.Popen[bytes]) -> list[str]:
         """Only after a SIGKILL: what shows it was for memory (the kernel log, memory samples, model size)."""
@@ -299,15 +309,19 @@ class ServerRunner:
             return False
         if self._listen_confirmed:  # a socket the child bound stays its own while it lives
             return True
-        try:
-            conns = psutil.Process(proc.pid).net_connections(kind="inet")
-        except psutil.AccessDenied:
-            return self._said_listening
-        except psutil.Error:
-            return False
-        self._listen_confirmed = any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == self.port
-                                     for c in conns)
-        return self._listen_confirmed
+        denied = False
+        for p in child_process.tree(proc.pid, self._group):  # a wrapper script's server is a grandchild
+            try:
+                conns = p.net_connections(kind="inet")
+            except psutil.AccessDenied:
+                denied = True
+                continue
+            except psutil.Error:
+                continue
+            if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == self.port for c in conns):
+                self._listen_confirmed = True
+                return True
+        return denied and self._said_listening
 
     def _watch_health(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
@@ -324,10 +338,12 @@ class ServerRunner:
                 loading_seen = True
                 self._set_state(ServerState.LOADING)
             if time.monotonic() > deadline:
-                reason = FailureReason("timeout", f"llama-server did not become ready within {self.ready_timeout:.0f} s",
-                                       list(self.history)[-3:])
-                self._set_state(ServerState.FAILED, reason)
-                self._terminate()
+                # stopped first, failed once it is gone (the owner thread says it): a new Launch must
+                # not start while this one still holds the port and the memory
+                self._failure = FailureReason("timeout", f"llama-server did not become ready within "
+                                              f"{self.ready_timeout:.0f} s", list(self.history)[-3:])
+                self._set_state(ServerState.STOPPING)
+                self._terminate(self.stop_grace)
                 return
             if self.proc is not None and time.monotonic() - self._sampled_at > MEMORY_SAMPLE_S:
                 self._memory = oom_evidence.sample(self.proc.pid) or self._memory  # loading can be what runs out
@@ -343,27 +359,20 @@ class ServerRunner:
 
     # --- stop -----------------------------------------------------------------------------
     def _terminate(self, grace: float = 10.0) -> None:
+        """End the child's whole tree: terminate (TerminateProcess on Windows, where llama-server has no
+        console for Ctrl+Break), wait up to ``grace``, then kill."""
         proc = self.proc
-        if proc is None or proc.poll() is not None:
+        if proc is None or (proc.poll() is not None and not child_process.leftovers(proc.pid, self._group)):
             return
-        try:
-            if sys.platform == "win32":
-                proc.terminate()  # TerminateProcess: llama-server has no console to receive Ctrl+Break
-            else:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        except OSError:
-            pass
+        child_process.end_tree(proc.pid, self._group, grace)
 
-    def stop(self, grace: float = 10.0) -> None:
-        """Stop the server (terminate, wait, kill). Harmless when it is already stopped or dead."""
+    def stop(self, grace: float | None = None) -> None:
+        """Stop the server and what it started (terminate, wait, kill); returns once it is gone.
+        Harmless when it is already stopped or dead."""
+        grace = self.stop_grace if grace is None else grace
         with self._lock:
-            dead = self.proc is None or self.proc.poll() is not None
-            if self.state in (ServerState.IDLE, ServerState.STOPPED) or (self.state is ServerState.FAILED and dead):
+            if self.state in (ServerState.IDLE, ServerState.STOPPED) or (self.state is ServerState.FAILED
+                                                                          and not self.alive):
                 return
             self._stop_requested.set()
         if self.state is not ServerState.FAILED:
@@ -385,3 +394,9 @@ class ServerRunner:
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
+
+    @property
+    def alive(self) -> bool:
+        """The process (or what it started) still runs: a new launch must wait for it to end."""
+        proc = self.proc
+        return proc is not None and (proc.poll() is None or bool(child_process.leftovers(proc.pid, self._group)))

@@ -13,24 +13,43 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llama_launcher.core.memory.launch import CACHE_TYPE_BYTES
-from llama_launcher.core.speculative.methods import BY_ID, KNOBS, MODES
+from llama_launcher.core.speculative.methods import BY_ID, KNOBS, MODES, SpecMode
+from llama_launcher.core.state.declared import Setting
+from llama_launcher.core.state.declared import problems as declared_problems
 from llama_launcher.core.state.safe_text import short_repr
 from llama_launcher.core.state.typed_json import check_value, type_hints
 
 CACHE_TYPES = tuple(CACHE_TYPE_BYTES)  # f16, bf16, q8_0, ... f32: the order the window lists them
 AUTO_PORT = 0  # the port setting "Auto": a free port chosen just before start
+MAX_CONTEXT = (1 << 32) - 1  # llama.cpp's n_ctx is a 32-bit count
+CTX_TIP = "Context size in tokens. Auto picks the largest that fits the memory budget, up to the model's native context."
+
+# Every per-model setting with a value range, declared once: the settings file's loader, the CLI's
+# options and the window's controls all read these (the method knobs come from the method table).
+MODEL_SETTINGS: dict[str, Setting] = {s.key: s for s in (
+    *KNOBS.values(),
+    Setting("ctx", "Context", CTX_TIP, lo=1, hi=MAX_CONTEXT, unset="Auto (largest that fits)", cli="--ctx"),
+    Setting("cache_type", "KV cache type",
+            "KV cache type (--cache-type-k/-v): q8_0 halves the cache's memory with little loss",
+            kind=str, choices=CACHE_TYPES, unset="Default (f16)", cli="--cache-type"),
+    Setting("threads", "Threads", "CPU threads for generation (-t)", lo=1, hi=512,
+            unset="llama-server default", cli="--threads", cli_alias="-t"),
+    Setting("gpu_layers", "GPU layers",
+            "Layers offloaded to the GPU (-ngl); Auto lets llama-server fit them to memory", lo=0, hi=999,
+            unset="Auto (--fit)", cli="--gpu-layers"),
+)}
 
 
 @dataclass
 class ModelSettings:
     """The user's choices for one model file (stored per model)."""
 
-    modes: dict[str, str] = field(default_factory=dict)  # method id -> auto/on/off; a missing id is "auto"
+    modes: dict[str, SpecMode] = field(default_factory=dict)  # method id -> its switch; a missing id is Auto
     draft_model: str | None = None  # the draft GGUF the user picked; None: pick a compatible one
     draft_n_max: int | None = None  # None: the planner's default (or the measured best)
     ngram_n_match: int = KNOBS["ngram_n_match"].default
     ngram_n_min: int = KNOBS["ngram_n_min"].default
-    ngram_n_max: int = KNOBS["ngram_n_max"].default
+    ngram_n_max: int = KNOBS["ngram_n_max"].default  # each knob's range: MODEL_SETTINGS
     ctx: int | None = None  # None: the largest that fits
     cache_type: str | None = None
     threads: int | None = None
@@ -38,8 +57,8 @@ class ModelSettings:
     extra_args: str = ""
     vision: bool = False
 
-    def mode(self, method_id: str) -> str:
-        return self.modes.get(method_id, "auto")
+    def mode(self, method_id: str) -> SpecMode:
+        return SpecMode(self.modes.get(method_id, SpecMode.AUTO))
 
 
 @dataclass
@@ -88,17 +107,16 @@ def _check_ranges(obj: Any, where: str) -> list[str]:
         if bad:
             problems.append(f"{where}: unknown speculative modes {sorted(bad)}; Auto is used for them")
             obj.modes = {k: v for k, v in obj.modes.items() if k not in bad}
-        for key, knob in KNOBS.items():
-            value = getattr(obj, key)
-            if value is not None and not knob.lo <= value <= knob.hi:
-                problems.append(f"{where}: {key} {value} is outside {knob.lo}..{knob.hi}; the default is used")
-                setattr(obj, key, None if key == "draft_n_max" else knob.default)
-        if obj.cache_type is not None and obj.cache_type not in CACHE_TYPES:
-            problems.append(f"{where}: unknown KV cache type {obj.cache_type!r}; the default is used")
-            obj.cache_type = None
-        for key in ("ctx", "threads"):
-            value = getattr(obj, key)
-            if value is not None and value < 1:
-                problems.append(f"{where}: {key} {value} must be at least 1; the default is used")
-                setattr(obj, key, None)
+        problems += check_model_settings(obj, where)
+    return problems
+
+
+def check_model_settings(ms: ModelSettings, where: str = "") -> list[str]:
+    """The one validator of per-model settings (the file's loader, the CLI, the window): each value
+    outside its declared range is set back to its default, and said; so is n-min above n-max."""
+    problems = declared_problems(ms, MODEL_SETTINGS.values(), where)
+    if ms.ngram_n_min > ms.ngram_n_max:
+        why = f"ngram-mod n-min ({ms.ngram_n_min}) must not exceed n-max ({ms.ngram_n_max})"
+        ms.ngram_n_min, ms.ngram_n_max = KNOBS["ngram_n_min"].default, KNOBS["ngram_n_max"].default
+        problems.append(f"{where}: {why}; the defaults are used" if where else why)
     return problems

@@ -11,6 +11,29 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from llama_launcher.core.speculative.methods import combo_label, parse_combo
+from llama_launcher.core.state.typed_json import check_value
+
+
+@dataclass
+class MeasuredRow:
+    """One setting tune measured: its speed per workload, how many drafts were accepted, vs off."""
+
+    setting: str  # methods' ids joined by '+' ("off" when none)
+    label: str
+    decode_tps: dict[str, float]  # per workload ("code", "prose")
+    speedup: float  # its mean decode t/s / off's
+    methods: list[str] = field(default_factory=list)
+    draft_n_max: int | None = None
+    acceptance: float | None = None
+    drafted: int = 0
+    accepted: int = 0
+    mean_tps: float = 0.0
+    tokens: int = 0
+
+    @classmethod
+    def from_dict(cls, data: Any) -> MeasuredRow:
+        """A stored row, every field of its declared type; ``ValueError`` otherwise."""
+        return check_value("a measured row", cls, data)
 
 
 @dataclass
@@ -23,7 +46,7 @@ class TunedChoice:
     # stored). Kept because stored results and `tune --json` (docs/cli.md) have carried the key.
     draft_model: str | None = None
     measured_at: str = ""
-    table: list[dict[str, Any]] = field(default_factory=list)
+    table: list[MeasuredRow] = field(default_factory=list)
     note: str = ""  # e.g. "MTP n=2 was as fast within the noise: the simpler ngram-mod is used"
 
     def label(self) -> str:
@@ -32,8 +55,7 @@ class TunedChoice:
     @property
     def off_tps(self) -> float | None:
         """The decode t/s measured without speculation, where the table has it."""
-        off = next((r.get("mean_tps") for r in self.table if r.get("setting") == "off"), None)
-        return float(off) if isinstance(off, (int, float)) and not isinstance(off, bool) else None
+        return next((r.mean_tps for r in self.table if r.setting == "off"), None)
 
     def describe(self) -> str:
         pct = (self.speedup - 1.0) * 100
@@ -69,5 +91,16 @@ class TunedChoice:
         draft = data.get("draft_model")
         return cls(ids, n, float(speedup), margin if math.isfinite(margin) else 0.0,
                    draft if isinstance(draft, str) else None, str(data.get("measured_at", "")),
-                   [r for r in table if isinstance(r, dict)] if isinstance(table, list) else [],
+                   _rows(table),
                    str(data.get("note", "")))
+
+
+def _rows(table: Any) -> list[MeasuredRow]:
+    """The stored table's rows that are rows (an old or edited file may hold others: they are left out)."""
+    out = []
+    for r in table if isinstance(table, list) else []:
+        try:
+            out.append(MeasuredRow.from_dict(r))
+        except ValueError:
+            continue
+    return out

@@ -10,32 +10,30 @@ read this table; adding a method means a row here, its decision rule in the plan
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from llama_launcher.core.state.declared import Setting
+
 Need = Literal["nothing", "mtp-layers", "draft-model", "head"]
 
 
-@dataclass(frozen=True)
-class Knob:
-    """An integer setting of one or more methods; ``key`` is its attribute in ``ModelSettings``."""
-
-    key: str
-    label: str
-    default: int
-    lo: int
-    hi: int
-    tip: str
-
-
-KNOBS: dict[str, Knob] = {k.key: k for k in (
-    Knob("draft_n_max", "Draft length", 3, 1, 16,
-         "How many tokens a draft model, an MTP head or a speculator head proposes per step. Longer drafts pay "
-         "off only when most of them are accepted; 2 is best on GPUs in published tests, 3 is llama.cpp's default."),
-    Knob("ngram_n_match", "ngram-mod n-match", 24, 1, 1024, "ngram-mod lookup length (llama.cpp's default 24)"),
-    Knob("ngram_n_min", "ngram-mod n-min", 48, 0, 1024, "fewest tokens ngram-mod drafts (llama.cpp's default 48)"),
-    Knob("ngram_n_max", "ngram-mod n-max", 64, 1, 1024, "most tokens ngram-mod drafts (llama.cpp's default 64)"),
+# The methods' knobs, each an attribute of ``ModelSettings`` declared once (core/state/declared.py).
+# ``draft_n_max`` is unset by default: the planner's length (2 on a GPU, 3 elsewhere) or the measured best.
+DRAFT_N_DEFAULT = 3  # llama.cpp's own --spec-draft-n-max default
+KNOBS: dict[str, Setting] = {k.key: k for k in (
+    Setting("draft_n_max", "Draft length",
+            "How many tokens a draft model, an MTP head or a speculator head proposes per step. Longer drafts pay "
+            "off only when most of them are accepted; 2 is best on GPUs in published tests, 3 is llama.cpp's default.",
+            lo=1, hi=16, unset="the planner's length", cli="--draft-n-max"),
+    Setting("ngram_n_match", "ngram-mod n-match", "ngram-mod lookup length (llama.cpp's default 24)",
+            default=24, lo=1, hi=1024, cli="--ngram-n-match"),
+    Setting("ngram_n_min", "ngram-mod n-min", "fewest tokens ngram-mod drafts (llama.cpp's default 48)",
+            default=48, lo=0, hi=1024, cli="--ngram-n-min"),
+    Setting("ngram_n_max", "ngram-mod n-max", "most tokens ngram-mod drafts (llama.cpp's default 64)",
+            default=64, lo=1, hi=1024, cli="--ngram-n-max"),
 )}
 
 
@@ -101,7 +99,37 @@ METHODS: tuple[Method, ...] = (
 )
 BY_ID: dict[str, Method] = {m.id: m for m in METHODS}
 BY_TOKEN: dict[str, Method] = {t: m for m in METHODS for t in m.tokens}  # --spec-type token -> its method
-MODES = ("auto", "on", "off")
+
+
+class SpecMode(str, enum.Enum):
+    """A method's switch: Auto (the planner decides, and says why), On, Off. A ``str``, so it is stored
+    and printed as its value."""
+
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+
+MODES = tuple(SpecMode)
+
+
+class SpecSource(str, enum.Enum):
+    """Where the speculative setting of a plan came from (``plan --json``'s ``speculative.source``)."""
+
+    RULES = "table"  # the decision table (docs/planner.md)
+    MEASURED = "measured"  # tune's result for this model, build and machine
+    USER = "user extra args"  # the user's own --spec-type
+    UNAVAILABLE = "unavailable"  # the binary has no speculative decoding
+
+    def __str__(self) -> str:
+        return self.value
 # Older spellings of a tuned or requested setting, still read from stored results and the CLI.
 ALIASES = {"ngram": "ngram-mod", "draft-model": "draft", "draft-simple": "draft"}
 

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llama_launcher.core.state import paths, state_files
+from llama_launcher.core.state.errors import UserFacing
 
 MIN_KEY_LENGTH = 24
 MAX_KEY_FILE_BYTES = 4096  # only this much of the key file is read
 _KEY_RE = re.compile(r"^[A-Za-z0-9._~+/=-]+$")
 
 
-class ApiKeyError(Exception):
+class ApiKeyError(UserFacing):
     """One line: why the key cannot be used safely."""
 
 
@@ -71,35 +72,49 @@ def _save(key: str) -> ApiKey:
         state_files.write_bytes(f, (key + "\n").encode("ascii"), private=True)
         return ApiKey(key, f)
     except OSError as exc:
-        state_files.notice(f"the API key could not be saved to {f} ({exc.strerror or exc}); it is used for this "
-                           "session only", key=f"write:{f}")
+        state_files.notice(f"the API key could not be saved to {f} ({state_files.reason(exc)}); it is used for "
+                           "this session only", key=f"write:{f}")
         return ApiKey(key, None)
 
 
 def load_or_create() -> ApiKey:
-    """The stored key (checked and tightened), or a new strong one. Raises :class:`ApiKeyError`."""
+    """The stored key (checked and tightened), or a new strong one. Raises :class:`ApiKeyError`.
+
+    A key file that is there but cannot be read is refused, never replaced: the key in it is the
+    one other devices hold, and a new one would lock them out without a word."""
     f = key_file()
     try:
-        if f.is_file() and not f.is_symlink():
-            _tighten(f)
-            with open(f, "rb") as fh:
-                raw = fh.read(MAX_KEY_FILE_BYTES)  # a key is one short line: never read a huge file whole
-            try:
-                text = raw.decode("ascii")
-            except UnicodeDecodeError:
-                state_files.notice(f"the API key file {f} did not hold a readable key; a new key was generated")
-                return _save(new_api_key())
-            lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-            key = lines[0] if lines else ""
-            why = weakness(key) if key else "it is empty"
-            if why is None:
-                return ApiKey(key, f)
-            state_files.notice(f"the API key in {f} was not safe ({why}); a new key was generated")
-        elif f.exists() or f.is_symlink():
-            raise ApiKeyError(f"{f} is not a regular file; remove it so that the launcher can keep the API key there")
+        st = os.lstat(f)
+    except (FileNotFoundError, NotADirectoryError):  # none yet (or no config folder can exist): a new one
+        return _save(new_api_key())
     except OSError as exc:
-        state_files.notice(f"the API key file {f} could not be read ({exc.strerror or exc}); a new key was generated")
+        raise _unreadable(f, exc) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise ApiKeyError(f"{f} is not a regular file; remove it so that the launcher can keep the API key there")
+    try:
+        _tighten(f)
+        with open(f, "rb") as fh:
+            raw = fh.read(MAX_KEY_FILE_BYTES)  # a key is one short line: never read a huge file whole
+    except OSError as exc:
+        raise _unreadable(f, exc) from exc
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        state_files.notice(f"the API key file {f} did not hold a readable key; a new key was generated")
+        return _save(new_api_key())
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    key = lines[0] if lines else ""
+    why = weakness(key) if key else "it is empty"
+    if why is None:
+        return ApiKey(key, f)
+    state_files.notice(f"the API key in {f} was not safe ({why}); a new key was generated")
     return _save(new_api_key())
+
+
+def _unreadable(f: Path, exc: OSError) -> ApiKeyError:
+    return ApiKeyError(f"the API key file {f} cannot be read ({exc.strerror or exc}); it is not replaced, because "
+                       "other devices may use the key in it: make it readable by you only (chmod 600) or delete "
+                       "it to get a new key")
 
 
 def regenerate() -> ApiKey:

@@ -8,7 +8,11 @@ corrupt, huge, a folder, or on a read-only or full disk. The rules, in one place
   new one, never half of either;
 - a read is bounded in size and nesting; a file that cannot be parsed or fails its validator is
   moved aside (``NAME.corrupt-<time>``) *before* anything new is written over it, and a one-line
-  notice says where it went;
+  notice says where it went; only the newest few set-aside copies of a file are kept, so a file
+  that keeps coming back bad cannot fill the folder;
+- a file that exists but cannot be *read* (mode 000, a file of another user) is not corrupt: what
+  it holds comes back once its permissions are fixed. Defaults are used for this run, and no
+  write ever replaces it (``write_bytes`` checks that the old file can be opened first);
 - a failure to write is reported once per file as a notice, and the caller carries on with what
   it has in memory.
 
@@ -19,12 +23,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+
+from llama_launcher.core.state.errors import UserFacing
 
 T = TypeVar("T")
 MAX_STATE_BYTES = 32 * 1024 * 1024  # the biggest legitimate state file (header cache of 10k models) is ~20 MB
@@ -58,8 +66,34 @@ def reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+class UnreadableFile(OSError):
+    """The file at a state path exists but cannot be read: replacing it would lose what it holds."""
+
+
+def check_replaceable(path: Path) -> None:
+    """Raise :class:`UnreadableFile` when a file is at ``path`` but cannot be opened for reading.
+
+    Nothing there (or a folder that cannot be searched, or a folder where the file belongs) is left
+    to the write itself, which fails with its own reason if it must."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):  # Windows cannot open a folder: it would read as unreadable
+            return
+    except OSError:
+        return
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)  # a FIFO must not block
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:  # a symlink to nothing, or gone since: nothing to lose
+        return
+    except OSError as exc:
+        raise UnreadableFile(exc.errno, exc.strerror or type(exc).__name__, str(path)) from exc
+    os.close(fd)
+
+
 def write_bytes(path: Path, data: bytes, private: bool = False) -> None:
-    """Atomically replace ``path`` with ``data``. Raises ``OSError``; never leaves a temporary file."""
+    """Atomically replace ``path`` with ``data``. Raises ``OSError`` (:class:`UnreadableFile` when
+    the old file cannot be read); never leaves a temporary file."""
+    check_replaceable(path)
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
@@ -90,28 +124,60 @@ def save_json(path: Path, data: Any, what: str, private: bool = False, indent: i
     try:
         write_json(path, data, private=private, indent=indent)
         return True
+    except UnreadableFile as exc:
+        notice(f"{what} was not saved: {path} cannot be read ({reason(exc)}) and saving would replace what it "
+               "holds; it is kept for this session only (make the file readable again, or move it away)",
+               key=f"write:{path}")
+        return False
     except (OSError, ValueError, TypeError) as exc:
         notice(f"{what} could not be saved to {path} ({reason(exc)}); it is kept for this session only",
                key=f"write:{path}")
         return False
 
 
+KEEP_SET_ASIDE = 3  # set-aside copies kept per state file: enough to recover from, never a folder full
+
+
 def set_aside(path: Path) -> Path | None:
-    """Move a corrupt file out of the way (``NAME.corrupt-<time>``); None if it could not be moved."""
+    """Move a corrupt file out of the way (``NAME.corrupt-<time>``); None if it could not be moved.
+
+    Only the newest :data:`KEEP_SET_ASIDE` copies of one file are kept: a file that comes back bad
+    at every start (a bug, a broken disk) must not add a copy each time, without end."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(100):
+    copies = _set_aside_copies(path)
+    first = max((order[1] + 1 for order, _ in copies if order[0] == stamp), default=0)  # after any this second
+    for n in range(first, first + 100):
         aside = path.with_name(f"{path.name}.corrupt-{stamp}" + (f"-{n}" if n else ""))
-        if aside.exists():
+        if os.path.lexists(aside):
             continue
         try:
             os.replace(path, aside)
-            return aside
         except OSError:
             return None
+        for _, old in sorted(copies)[:max(len(copies) + 1 - KEEP_SET_ASIDE, 0)]:
+            try:
+                os.unlink(old)
+            except OSError:
+                pass
+        return aside
     return None
 
 
-class StateFileError(ValueError):
+def _set_aside_copies(path: Path) -> list[tuple[tuple[str, int], str]]:
+    """The set-aside copies of ``path`` that are files, each with its (time, number) order."""
+    pattern = re.compile(re.escape(path.name) + r"\.corrupt-(\d{8}-\d{6})(?:-(\d+))?")
+    copies = []
+    try:
+        for entry in os.scandir(path.parent):
+            m = pattern.fullmatch(entry.name)
+            if m and entry.is_file(follow_symlinks=False):  # a folder set aside is yours to look at: kept
+                copies.append(((m.group(1), int(m.group(2) or 0)), entry.path))
+    except OSError:
+        pass
+    return copies
+
+
+class StateFileError(UserFacing, ValueError):
     """Raised by a validator: the file's content is not what the launcher writes."""
 
 
@@ -136,8 +202,9 @@ def read_json(path: Path, what: str, validate: Callable[[Any], T], max_bytes: in
     except StateFileError as exc:
         _corrupt(path, what, str(exc))
         return None
-    except OSError as exc:
-        notice(f"{what} could not be read from {path} ({reason(exc)}); using defaults", key=f"read:{path}")
+    except OSError as exc:  # it is there but unreadable: not corrupt, so it is kept as it is (see write_bytes)
+        notice(f"{what} could not be read from {path} ({reason(exc)}); using defaults, and the file is not "
+               "overwritten (make it readable again, or move it away)", key=f"read:{path}")
         return None
     try:
         data = json.loads(raw.decode("utf-8"))

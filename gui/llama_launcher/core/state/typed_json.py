@@ -9,6 +9,8 @@ user's settings use :func:`check_value` field by field (a bad field falls back t
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import functools
 import math
 import types
@@ -66,6 +68,22 @@ def check_value(name: str, annotation: Any, value: Any) -> Any:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise ValueError(f"{name} must be an object")
         return {k: check_value(name, args[1], v) for k, v in value.items()}
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        try:
+            return annotation(value)
+        except ValueError:
+            known = ", ".join(str(m.value) for m in annotation)
+            raise ValueError(f"{name} must be one of {known}") from None
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ValueError(f"{name} must be an object")
+        hints = type_hints(annotation)
+        given = {f.name: check_value(f"{name}.{f.name}", hints[f.name], value[f.name])
+                 for f in fields(annotation) if f.name in value}
+        try:
+            return annotation(**given)
+        except TypeError as exc:  # a required field is missing
+            raise ValueError(f"{name} is incomplete ({exc})") from None
     raise TypeError(f"no check for {annotation!r}")  # a new field type needs a rule here
 
 

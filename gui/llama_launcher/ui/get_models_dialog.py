@@ -1,19 +1,20 @@
 """The "Get models…" dialog: search the Hugging Face Hub, see which quant fits this machine, download it
 with its parts, MTP head and projector, cancel and resume.
 
-Self-contained: one worker object (``HubWorker``) moved to its own QThread runs core.hub (search, the
-remote header reads and verdicts, the download); the dialog only shows what it reports and forwards
-clicks. Cancel sets the worker's threading.Event straight from the GUI thread (a queued call would
-wait behind the download it is meant to stop). The window hears ``model_ready`` with the path to select.
+Self-contained: one :class:`~llama_launcher.ui.jobs.JobRunner` (a worker object on its own QThread)
+runs core.hub (search, the remote header reads and verdicts, the download); the dialog only shows what
+it reports and forwards clicks. Cancel sets the job's CancelToken straight from the GUI thread (a queued
+call would wait behind the download it is meant to stop). The window hears ``model_ready`` with the
+path to select.
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -34,10 +35,8 @@ from PySide6.QtWidgets import (
 )
 
 from llama_launcher.core.host.hardware import Hardware
-from llama_launcher.core.hub.client import HubClient, HubError, token_source
+from llama_launcher.core.hub.client import HubClient, RepoHit, token_source
 from llama_launcher.core.hub.download import (
-    DownloadCancelled,
-    DownloadError,
     Progress,
     Transfer,
     plan_items,
@@ -46,64 +45,10 @@ from llama_launcher.core.hub.download import (
 from llama_launcher.core.hub.fit import PLACE_WORDS
 from llama_launcher.core.hub.repo_report import RepoReport, files_for, judge_repo
 from llama_launcher.core.llama_server.probe import Capabilities
-from llama_launcher.ui.workers import start_in_thread, stop_thread
+from llama_launcher.ui.jobs import JobContext, JobRunner
 
 CACHE_CHOICE = "Hugging Face cache (shared with other tools)"
 CHOOSE = "\0choose"  # the destination item that asks for a folder
-
-
-class HubWorker(QObject):
-    """Runs core.hub off the GUI thread; every answer is a signal."""
-
-    searched = Signal(object, str)  # list[RepoHit], error
-    judged = Signal(object, str)  # RepoReport or None, error
-    progress = Signal(object)  # Progress
-    note = Signal(str)
-    finished = Signal(object, str, bool)  # placed paths, error, cancelled
-
-    def __init__(self, client: HubClient) -> None:
-        super().__init__()
-        self.client = client
-        self._cancel = threading.Event()
-
-    def arm(self) -> None:
-        """Called from the GUI thread just before a download is queued: a cancel after this counts."""
-        self._cancel.clear()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @Slot(str)
-    def search(self, query: str) -> None:
-        try:
-            self.searched.emit(self.client.search(query), "")
-        except HubError as exc:
-            self.searched.emit([], str(exc))
-
-    @Slot(str, object, object, object)
-    def judge(self, repo_id: str, hw: Hardware, caps: Capabilities | None, ctx: int | None) -> None:
-        try:
-            self.judged.emit(judge_repo(self.client, repo_id, hw, caps, ctx), "")
-        except HubError as exc:
-            self.judged.emit(None, str(exc))
-        except Exception as exc:  # noqa: BLE001 - one line in the dialog, never a dead worker
-            self.judged.emit(None, f"{repo_id} could not be judged: {exc}")
-
-    @Slot(object, str, bool, bool, str)
-    def download(self, report: RepoReport, quant: str, mtp_head: bool, projector: bool, folder: str) -> None:
-        try:
-            files = files_for(report, quant, mtp_head, projector)
-            items = plan_items(report.listing.repo_id, files, None if folder else self.client.cache_dir,
-                               Path(folder) if folder else None)
-            t = Transfer(self.client, report.listing.repo_id, report.listing.commit, items,
-                         self.progress.emit, self._cancel, note=self.note.emit)
-            self.finished.emit([str(p) for p in t.run()], "", False)
-        except DownloadCancelled as exc:
-            self.finished.emit([], str(exc), True)
-        except (DownloadError, HubError) as exc:
-            self.finished.emit([], str(exc), False)
-        except Exception as exc:  # noqa: BLE001
-            self.finished.emit([], f"the download failed: {exc}", False)
 
 
 def _item(text: str, data: Any = None, align_right: bool = False) -> QTableWidgetItem:
@@ -131,9 +76,6 @@ def _table(headers: list[str], stretch: int = 0) -> QTableWidget:
 
 
 class GetModelsDialog(QDialog):
-    request_search = Signal(str)
-    request_judge = Signal(str, object, object, object)
-    request_download = Signal(object, str, bool, bool, str)
     model_ready = Signal(str, str)  # the path to select, the models folder it went into ("" for the cache)
 
     def __init__(self, hw: Hardware, caps: Capabilities | None, folders: list[str], parent: QWidget | None = None,
@@ -141,21 +83,32 @@ class GetModelsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Get models from Hugging Face")
         self.hw, self.caps = hw, caps
-        self.report: RepoReport | None = None
-        self._judged_ctx = 0
-        self.busy = False
         # a request that hangs gives up (10 s without a byte) before quitting stops waiting for the thread (15 s)
-        self.worker = HubWorker(client or HubClient(timeout=10.0))
-        self._thread: QThread = start_in_thread(self.worker, "hub-worker")
+        self.client = client or HubClient(timeout=10.0)
+        self.report: RepoReport | None = None
+        self.busy = False
+        self._judged_ctx = 0
+        self._wanted_repo = ""
+        self._download_run: int | None = None
+        self._last: Progress | None = None
+        self.jobs = JobRunner("hub-worker", "the Hugging Face request", self)
+        self._runs: dict[int, tuple[Callable[[Any], None], Callable[[str], None]]] = {}  # run -> done, failed
         self._build(folders)
-        self.request_search.connect(self.worker.search)
-        self.request_judge.connect(self.worker.judge)
-        self.request_download.connect(self.worker.download)
-        self.worker.searched.connect(self._searched)
-        self.worker.judged.connect(self._judged)
-        self.worker.progress.connect(self._progress)
-        self.worker.note.connect(self.status.setText)
-        self.worker.finished.connect(self._finished)
+        self.jobs.progress.connect(self._progress)
+        self.jobs.finished.connect(lambda run, result: self._end(run, 0, result))
+        self.jobs.failed.connect(lambda run, why: self._end(run, 1, why))
+        self.jobs.cancelled.connect(self._cancelled)
+
+    def _submit(self, work: Callable[[JobContext], Any], done: Callable[[Any], None],
+                failed: Callable[[str], None]) -> int:
+        run = self.jobs.submit(work)
+        self._runs[run] = (done, failed)
+        return run
+
+    def _end(self, run: int, which: int, value: Any) -> None:
+        calls = self._runs.pop(run, None)
+        if calls is not None:
+            calls[which](value)
 
     def _build(self, folders: list[str]) -> None:
         self.query = QLineEdit()
@@ -235,7 +188,8 @@ class GetModelsDialog(QDialog):
             return
         self.status.setText(f"searching for {text!r}…")
         self.search_btn.setEnabled(False)
-        self.request_search.emit(text)
+        client = self.client
+        self._submit(lambda _ctx: client.search(text), self._searched, self._search_failed)
 
     def _repo_chosen(self) -> None:
         rows = self.results.selectionModel().selectedRows()
@@ -250,8 +204,9 @@ class GetModelsDialog(QDialog):
         self.why.setText("")
         self.status.setText(f"reading the headers of {repo_id}'s quants (a few MB, never whole files)…")
         self.download_btn.setEnabled(False)
-        self._judged_ctx = self.ctx.value()
-        self.request_judge.emit(repo_id, self.hw, self.caps, self._judged_ctx or None)
+        self._judged_ctx, self._wanted_repo = self.ctx.value(), repo_id
+        client, hw, caps, ctx = self.client, self.hw, self.caps, self._judged_ctx or None
+        self._submit(lambda _ctx: judge_repo(client, repo_id, hw, caps, ctx), self._judged, self._judge_failed)
 
     def _ctx_changed(self) -> None:
         if self.ctx.value() != self._judged_ctx:  # editingFinished also fires when the box loses focus
@@ -284,9 +239,18 @@ class GetModelsDialog(QDialog):
         self.cancel_btn.setEnabled(True)
         self.bar.setValue(0)
         self.status.setText(f"downloading {quant}…")
-        self.worker.arm()
-        self.request_download.emit(self.report, quant, self.mtp_box.isChecked() and self.mtp_box.isEnabled(),
-                                   self.mmproj_box.isChecked() and self.mmproj_box.isEnabled(), self._folder())
+        report, client, folder = self.report, self.client, self._folder()
+        mtp = self.mtp_box.isChecked() and self.mtp_box.isEnabled()
+        proj = self.mmproj_box.isChecked() and self.mmproj_box.isEnabled()
+
+        def work(ctx: JobContext) -> list[str]:
+            items = plan_items(report.listing.repo_id, files_for(report, quant, mtp, proj),
+                               None if folder else client.cache_dir, Path(folder) if folder else None)
+            t = Transfer(client, report.listing.repo_id, report.listing.commit, items, ctx.report, ctx.cancel,
+                         note=ctx.report)
+            return [str(p) for p in t.run()]
+
+        self._download_run = self._submit(work, self._downloaded, self._download_failed)
 
     def _folder(self) -> str:
         """The models folder chosen, or "" for the Hugging Face cache."""
@@ -294,17 +258,19 @@ class GetModelsDialog(QDialog):
         return "" if data == CHOOSE else data
 
     def cancel(self) -> None:
-        self.worker.cancel()  # a threading.Event: the download loop sees it within one chunk
+        if self._download_run is not None:
+            self.jobs.cancel(self._download_run)  # its CancelToken: the download loop sees it within 2 s
         self.cancel_btn.setEnabled(False)
         self.status.setText("cancelling…")
 
     # --- what the worker says ------------------------------------------------------------------
-    def _searched(self, hits: list, error: str) -> None:
+    def _search_failed(self, why: str) -> None:
+        self.search_btn.setEnabled(True)
+        self.status.setText(why)
+
+    def _searched(self, hits: list[RepoHit]) -> None:
         self.search_btn.setEnabled(True)
         self.results.setRowCount(0)
-        if error:
-            self.status.setText(error)
-            return
         self.status.setText(f"{len(hits)} GGUF repositories; choose one to see which quant fits this machine"
                             if hits else "no GGUF repositories match")
         for h in hits:
@@ -316,10 +282,12 @@ class GetModelsDialog(QDialog):
             self.results.setItem(r, 3, _item(h.updated or "-"))
             self.results.setItem(r, 4, _item(f"gated ({h.gated}): log in first" if h.gated else "open"))
 
-    def _judged(self, report: RepoReport | None, error: str) -> None:
-        if report is None:
-            self.status.setText(error)
-            return
+    def _judge_failed(self, why: str) -> None:
+        self.status.setText(why)
+
+    def _judged(self, report: RepoReport) -> None:
+        if report.listing.repo_id != self._wanted_repo:
+            return  # an answer for a repository chosen before this one
         self.report = report
         self.quants.setRowCount(0)
         for q in report.quants:
@@ -352,21 +320,42 @@ class GetModelsDialog(QDialog):
         if report.recommended in names:
             self.quants.selectRow(names.index(report.recommended))
 
-    def _progress(self, p: Progress) -> None:
-        self.bar.setValue(int(p.fraction * 1000))
-        self.status.setText(p.text())
-
-    def _finished(self, paths: list, error: str, cancelled: bool) -> None:
-        self.busy = False
-        self._idle()
-        if paths:
-            self.bar.setValue(1000)
-            self.status.setText(f"ready: {paths[0]} — selected in the window")
-            self.model_ready.emit(paths[0], self._folder())
+    def _progress(self, run: int, event: Any) -> None:
+        if run != self._download_run:
             return
-        self.status.setText(error)
-        if cancelled:
+        if isinstance(event, Progress):
+            self._last = event
+            self.bar.setValue(int(event.fraction * 1000))
+            self.status.setText(event.text())
+        else:
+            self.status.setText(str(event))  # a note (an older version's part dropped)
+
+    def _downloaded(self, paths: list[str]) -> None:
+        self._ended()
+        self.bar.setValue(1000)
+        self.status.setText(f"ready: {paths[0]} — selected in the window")
+        self.model_ready.emit(paths[0], self._folder())
+
+    def _download_failed(self, why: str) -> None:
+        self._ended()
+        self.status.setText(why)
+        if self._last is not None and self._last.done:
             self.download_btn.setText("Resume")
+
+    def _cancelled(self, run: int) -> None:
+        self._runs.pop(run, None)
+        if run != self._download_run:
+            return
+        self._ended()
+        p = self._last
+        kept = f"{size_text(p.done)} of {size_text(p.total)} kept" if p is not None else "what arrived is kept"
+        self.status.setText(f"cancelled: {kept}; Resume continues where it stopped")
+        self.download_btn.setText("Resume")
+
+    def _ended(self) -> None:
+        self.busy = False
+        self._download_run = None
+        self._idle()
 
     def _idle(self) -> None:
         self.cancel_btn.setEnabled(False)
@@ -375,10 +364,9 @@ class GetModelsDialog(QDialog):
             self.download_btn.setText("Download")
 
     # --- closing -------------------------------------------------------------------------------
-    def shutdown(self) -> None:
-        """Cancel a download (what arrived is kept for a resume) and end the worker's thread."""
-        self.worker.cancel()
-        stop_thread(self._thread, self.worker)
+    def shutdown(self) -> bool:
+        """Cancel a download (what arrived is kept for a resume) and end the worker's thread; whether it ended."""
+        return self.jobs.shutdown()
 
     def closeEvent(self, event) -> None:
         if not self.busy:

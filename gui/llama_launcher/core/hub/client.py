@@ -30,6 +30,7 @@ from huggingface_hub.hf_api import HfApi, RepoFile
 from huggingface_hub.hf_api import ModelInfo as HubModelInfo
 from huggingface_hub.utils import build_hf_headers, get_session, get_token, hf_raise_for_status
 
+from llama_launcher.core.state.errors import UserFacing
 from llama_launcher.core.state.safe_text import safe_text
 
 TIMEOUT_S = 20.0
@@ -37,7 +38,7 @@ SEARCH_LIMIT = 30
 MAX_REPO_FILES = 20_000  # a listing longer than this is not a model repository anyone downloads from here
 
 
-class HubError(Exception):
+class HubError(UserFacing):
     """A Hub request that failed; the message is one line for the user (never the token)."""
 
 

@@ -39,6 +39,8 @@ from huggingface_hub.utils import get_session, hf_raise_for_status
 
 from llama_launcher.core.hub.client import HubClient, RemoteFile, explain
 from llama_launcher.core.models.catalog import PARTIAL_SUFFIX
+from llama_launcher.core.state.cancel import CancelToken
+from llama_launcher.core.state.errors import UserFacing
 
 CHUNK = 1 << 20
 STALL_S = 30.0
@@ -47,7 +49,7 @@ IDLE_S = 2.0  # the longest a read blocks: a cancel (the window's, or quitting) 
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
-class DownloadError(Exception):
+class DownloadError(UserFacing):
     """The download stopped; the message is one line (what happened, what is kept, what to do)."""
 
 
@@ -196,11 +198,11 @@ def stale_partials(item: Item) -> list[Path]:
 
 
 class Transfer:
-    """One download run; ``cancel`` (a threading.Event) may be set from any thread and stops it within
-    one chunk, keeping what arrived."""
+    """One download run; ``cancel`` (a threading.Event or a CancelToken) may be set from any thread and
+    stops it within one chunk, or IDLE_S while nothing arrives, keeping what arrived."""
 
     def __init__(self, client: HubClient, repo_id: str, commit: str, items: list[Item],
-                 progress: Callable[[Progress], None] | None = None, cancel: threading.Event | None = None,
+                 progress: Callable[[Progress], None] | None = None, cancel: threading.Event | CancelToken | None = None,
                  stall_s: float = STALL_S, note: Callable[[str], None] | None = None) -> None:
         self.client, self.repo_id, self.commit, self.items = client, repo_id, commit, items
         self.progress_cb, self.cancel = progress, cancel or threading.Event()

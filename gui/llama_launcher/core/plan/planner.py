@@ -86,7 +86,7 @@ class Plan:
         }
 
 
-def _budget(hw: Hardware, gpu: bool, mtp: bool) -> tuple[int, str]:
+def memory_budget(hw: Hardware, gpu: bool, mtp: bool) -> tuple[int, str]:
     frac = BUDGET_MTP if mtp else BUDGET_DEFAULT
     pct = int(frac * 100)
     if gpu:
@@ -170,7 +170,7 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
 
     # context and memory
     mtp_on = spec.mtp_engaged
-    budget, budget_src = _budget(hw, gpu, mtp_on or spec.draft is not None)
+    budget, budget_src = memory_budget(hw, gpu, mtp_on or spec.draft is not None)
     cache_type = extra.value(*CACHE_K_ALIASES) or settings.cache_type or "f16"
     draft_model = spec.draft.model if spec.draft is not None else None
     launch = memory_launch(model, hw, gpu, spec.types, spec.draft_n_max, settings.ngram_n_max, cache_type, extra.argv)

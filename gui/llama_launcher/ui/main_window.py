@@ -327,6 +327,7 @@ class MainWindow(QMainWindow):
         server.checked.connect(self._server_checked)
         server.ended.connect(lambda launch, log: self.planner.learn(launch.model, launch.build, launch.plan, log))
         server.metrics.speed.connect(self._metrics_speed)
+        server.log_speed.connect(self._metrics_speed)  # a server without /metrics: its log says each request's speed
         server.metrics.unavailable.connect(self.live.show_metrics_unavailable)
         self.live.send_prompt.connect(self._send_prompt)
         self.live.cancel_prompt.connect(self.chat.stop)  # direct: closes the reply's connection at once

@@ -43,9 +43,6 @@ class ModelTableModel(QAbstractTableModel):
             return COLUMNS[section]
         return None
 
-    def model_at(self, row: int) -> ModelInfo | None:
-        return self.models[row] if 0 <= row < len(self.models) else None
-
     def row_of(self, path: str) -> int:
         for i, m in enumerate(self.models):
             if m.path == path:

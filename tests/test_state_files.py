@@ -214,6 +214,8 @@ def test_a_tuning_result_that_cannot_be_saved_says_so_instead_of_naming_a_file()
     from llama_launcher.core.tuning import store as tuning_store
 
     drain_notices()
-    tuning_store.store_file().mkdir(parents=True)  # a folder where the file should be: every write fails
+    folder = tuning_store.store_file().parent
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("a file where the data folder should be")  # nothing can be written under it
     assert tuning_store.save("/models/m.gguf", 11434, TunedChoice(("ngram-mod",), None, 1.2)) is None
     assert any("could not be saved" in n for n in drain_notices())

@@ -46,6 +46,12 @@ def cli(*args: str, timeout: float = 60, env: dict | None = None) -> subprocess.
                           timeout=timeout, env=env)
 
 
+# A hang-catcher, not a speed goal (a test must pass on a machine twice as slow, or busy): what is
+# bounded exactly is the memory (peak); the speed figures are in benchmarks/bench_hostile_folder.py
+# and benchmarks/bench_catalog.py.
+HANG_S = 60.0
+
+
 def measured(fn, trace: bool = True):
     """(result or exception, seconds, peak traced bytes) of one call (tracing slows Python ~10x)."""
     if trace:
@@ -77,7 +83,7 @@ def test_sparse_bombs_are_refused_at_once(tmp_path: Path, make, message: str) ->
     assert f.stat().st_size == SPARSE_SIZE
     err, seconds, peak = measured(lambda: read_header(f))
     assert isinstance(err, GGUFError) and message in str(err) and "\n" not in str(err)
-    assert seconds < 1.0 and peak < 8 * 1024 * 1024
+    assert seconds < HANG_S and peak < 8 * 1024 * 1024
     info = read_model_info(f)
     assert not info.launchable and info.error == str(err)
 
@@ -89,7 +95,7 @@ def test_a_legal_array_of_empty_strings_in_a_hole_is_skipped_without_reading_it(
     header, seconds, peak = measured(lambda: read_header(f))
     assert not isinstance(header, Exception), header
     assert header.metadata["tokenizer.ggml.tokens"].count == 2**25 - 64
-    assert seconds < 1.0 and peak < 8 * 1024 * 1024
+    assert seconds < HANG_S and peak < 8 * 1024 * 1024
 
 
 def _tensor_infos(n: int) -> bytes:
@@ -103,7 +109,7 @@ def test_the_tensor_cap_is_exact(tmp_path: Path) -> None:
     ok.write_bytes(gguf_prefix(cap, 0, _tensor_infos(cap)))
     header, seconds, _ = measured(lambda: read_header(ok), trace=False)
     assert not isinstance(header, Exception) and header.tensors.count == cap and header.tensors.parameters == 4 * cap
-    assert seconds < 3.0
+    assert seconds < HANG_S
     over = tmp_path / "over-cap.gguf"
     over.write_bytes(gguf_prefix(cap + 1, 0, _tensor_infos(cap + 1)))
     with pytest.raises(GGUFError, match=f"{cap + 1} tensors is more than any real model has"):
@@ -191,7 +197,7 @@ def test_fuzz_counts_toward_and_past_the_bounds(tmp_path: Path, seed_file: bytes
     if isinstance(result, Exception):
         assert isinstance(result, GGUFError), repr(result)
         assert "\n" not in str(result) and len(str(result)) <= 300
-    assert seconds < 3.0, f"{seconds:.2f} s"
+    assert seconds < HANG_S, f"{seconds:.2f} s"
     assert peak < 48 * 1024 * 1024, f"{peak / 2**20:.0f} MiB"
 
 
@@ -202,7 +208,7 @@ def test_empty_split_stubs_cost_one_small_entry_each(tmp_path: Path) -> None:
     (res, seconds, peak) = measured(lambda: scan([tmp_path / "s"], include_defaults=False,
                                                  cache=HeaderCache(tmp_path / "c.json")))
     assert not isinstance(res, Exception), res
-    assert len(res.models) == 200 and seconds < 10 and peak < 64 * 1024 * 1024
+    assert len(res.models) == 200 and seconds < HANG_S and peak < 64 * 1024 * 1024
     m = res.models[0]
     assert m.missing_count == 99998 and len(m.missing_parts) == 8 and m.split_parts == [m.path]
     assert m.missing_parts[0].endswith("-00002-of-99999.gguf") and not m.launchable
@@ -285,7 +291,7 @@ def test_models_on_the_worst_hostile_folder(tmp_path: Path) -> None:
     run = cli("models", "--json", str(tmp_path / "h"), timeout=120)
     elapsed = time.monotonic() - t
     assert run.returncode == 0, run.stderr
-    assert elapsed < 30, elapsed  # a child process on a shared 2-core machine; the benchmark has the real figure
+    assert elapsed < HANG_S, elapsed
     out = json.loads(run.stdout)
     assert len(run.stdout) < 2_000_000
     by = {m["file_name"]: m for m in out["models"]}
@@ -306,7 +312,7 @@ def test_plan_on_a_fifo_says_so_at_once(tmp_path: Path, llama_server: str, which
     made = odd_entries(tmp_path)
     t = time.monotonic()
     run = cli("plan", str(made[which]), "--binary", llama_server, timeout=60)
-    assert time.monotonic() - t < 30
+    assert time.monotonic() - t < HANG_S
     assert run.returncode == 2
     assert run.stderr.strip() == f"error: {made[which]} is not a model file: it is a named pipe (FIFO)"
 

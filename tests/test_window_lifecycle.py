@@ -24,7 +24,7 @@ from llama_launcher.core.server.process import ServerState
 from llama_launcher.core.settings import store as settings_store
 from llama_launcher.ui.main_window import MainWindow
 
-from conftest import SERVER_CACHE, wait_for
+from conftest import SERVER_CACHE, build_processes, wait_for
 from fake_server import make_fake_server
 from gguf_factory import write_model
 from window_helpers import WAIT, open_window
@@ -105,18 +105,6 @@ def test_other_clients_speed_comes_from_the_log_when_the_server_has_no_metrics(q
     qtbot.waitUntil(lambda: w.server.state is ServerState.STOPPED, timeout=WAIT)
 
 
-def _builders() -> list[psutil.Process]:
-    names = ("cmake", "make", "gmake", "ninja", "cc1plus", "cc1", "c++", "g++", "gcc", "clang")
-    out = []
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if any(p.name().startswith(n) for n in names) and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.Error:
-            continue
-    return out
-
-
 @pytest.mark.integration
 def test_closing_during_a_source_build_asks_stops_it_and_the_next_start_offers_to_remove_it(
         qtbot, models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,13 +119,13 @@ def test_closing_during_a_source_build_asks_stops_it_and_the_next_start_offers_t
     w = open_window(qtbot, exe, models)
     w.server_panel.build_btn.click()
     assert w.server_panel.cancel_btn.isVisibleTo(w.server_panel) and w.server_panel.cancel_btn.text() == "Cancel build"
-    qtbot.waitUntil(lambda: "Building" in w.server_panel.build_log.toPlainText() and bool(_builders()), timeout=600_000)
+    qtbot.waitUntil(lambda: "Building" in w.server_panel.build_log.toPlainText() and bool(build_processes()), timeout=600_000)
     answer_next_box(accept=False)
     assert not w.close()  # it asked, and staying was chosen: the build goes on
-    assert "being built" in w.running_jobs()[0] and _builders()
+    assert "being built" in w.running_jobs()[0] and build_processes()
     answer_next_box(accept=True)
     assert w.close()
-    assert wait_for(lambda: not _builders(), 30), [p.name() for p in _builders()]
+    assert wait_for(lambda: not build_processes(), 30), [p.name() for p in build_processes()]
     assert not provisioning.installed_binary().exists()
     found = provisioning.interrupted_build()
     assert found is not None and found.size_bytes > 0

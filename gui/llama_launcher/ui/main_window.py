@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
         self.llama_tab = LlamaServerTab(self.llama, self.server_panel, self.hardware_panel, self.notices, self)
         self.llama_tab.wants_attention.connect(lambda: self.tabs.setCurrentIndex(TAB_SERVER))
         self.llama_tab.changed.connect(self._update_gates)
+        self.tabs.currentChanged.connect(lambda i: self.llama_tab.shown() if i == TAB_SERVER else self.llama_tab.hidden())
         self._connect_models()
         self._connect_plan()
         self._connect_server()

@@ -12,8 +12,9 @@ from llama_launcher.core.host.network import free_port
 from llama_launcher.core.llama_server.devices import ask_binary_devices, detect_with_binary
 from llama_launcher.core.llama_server.discovery import find_server
 from llama_launcher.core.llama_server.probe import ProbeError, probe
-from llama_launcher.core.models.catalog import HeaderCache, group_models, read_files, scan
+from llama_launcher.core.models.catalog import HeaderCache, group_models, read_files, scan, split_heads
 from llama_launcher.core.models.gguf_header import file_kind
+from llama_launcher.core.models.sidecar import refusal
 from llama_launcher.core.plan.flags import PlanError
 from llama_launcher.core.plan.with_evidence import plan_with_evidence
 from llama_launcher.core.settings.launch import (
@@ -56,14 +57,17 @@ def load_model(path_text: str):
     siblings = sorted({*(p for p in path.parent.glob("*.gguf") if p.is_file()), path})
     infos = read_files(siblings, HeaderCache())
     models, projectors = group_models(infos)
+    models, heads = split_heads(models)
     resolved = os.path.normcase(os.path.abspath(path))
-    for m in models + projectors:
+    for m in models + projectors + heads:
         parts = [os.path.normcase(os.path.abspath(p)) for p in (m.split_parts or [m.path])]
         if resolved in parts:
             if m.is_projector:
                 raise UsageError(f"{path.name} is a vision projector (mmproj), not a model")
             if m.error:
                 raise UsageError(f"{path.name}: {m.error}")
+            if m in heads:
+                raise UsageError(refusal(m, [t for t in models if m.path in t.heads]))
             return m
     raise UsageError(f"{path.name} could not be read as a model")
 
@@ -107,7 +111,7 @@ def draft_candidates(model, explicit: str | None):
     """The catalog's drafters for ``model``: the model's own folder and the usual places (and ``explicit``)."""
     folders = [Path(model.folder)] + ([Path(explicit).parent] if explicit else [])
     result = scan(folders, include_defaults=True)
-    return draft_options(model, result.models)
+    return draft_options(model, result.drafters())
 
 
 def resolve_inputs(args: argparse.Namespace):

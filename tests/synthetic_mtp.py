@@ -59,7 +59,9 @@ def write_mimo2_model(path: Path, with_mtp: bool = True, seed: int = 7, hidden: 
     """Write the model. ``hidden``/``n_trunk``/``ff`` change its size but not what it predicts: the
     next-token permutation comes from its own seed, so a smaller model with the same vocabulary is a
     draft model whose drafts the bigger one accepts. ``mtp_head="wrong"`` makes the MTP head draft a
-    token the trunk never picks (every draft is rejected: speculation that only costs)."""
+    token the trunk never picks (every draft is rejected: speculation that only costs); ``"noisy"`` makes
+    its drafts less often right the further out they are (b11434 accepted 67%, 38%, 25%, 13% of
+    positions 1-4 here)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     perm_rng = np.random.default_rng(1000 + seed)
@@ -151,6 +153,8 @@ def _tensors(rng, perm_rng, n_vocab: int, n_trunk: int, n_blocks: int, mtp_head:
                 eh[:, 0] = 8.0
             else:
                 eh[:, :hidden] = np.eye(hidden, dtype=np.float32)  # pass the token embedding half through
+            if mtp_head == "noisy":  # noise on the hidden-state half: drafts go wrong more often the further out
+                eh[:, hidden:] += (np.random.default_rng(5).standard_normal((hidden, hidden)) * 0.3).astype(np.float32)
             out.append((p + "nextn.eh_proj.weight", eh))
             out.append((p + "nextn.enorm.weight", np.ones(hidden, dtype=np.float32)))
             out.append((p + "nextn.hnorm.weight", np.ones(hidden, dtype=np.float32)))
@@ -162,13 +166,17 @@ SHARED = ("token_embd.weight", "output_norm.weight", "output.weight")  # what th
 
 
 def write_mimo2_split(folder: Path, stem: str = "tiny-mimo2", seed: int = 7, n_trunk: int = 2,
-                      name: str = "tiny mimo2", mtp_head: str = "passes") -> tuple[Path, Path]:
+                      name: str = "tiny mimo2", mtp_head: str = "passes", head_lacks: tuple[str, ...] = (),
+                      target_keeps_key: bool = False) -> tuple[Path, Path]:
     """The same model as ``write_mimo2_model(with_mtp=True)``, published the way llama.cpp's converter
     does it since ``--mtp``/``--no-mtp`` (``convert_hf_to_gguf.py``, ``conversion/mimo.py``): the target
     ``<stem>.gguf`` converted ``--no-mtp`` (block_count = the trunk's layers, no ``nextn_predict_layers``,
     no NextN tensors) and the head ``mtp-<stem>.gguf`` converted ``--mtp`` (block_count = trunk + 1,
     ``nextn_predict_layers = 1``, only ``token_embd``/``output_norm``/``output`` and the last block).
-    The tensors are the very same arrays in both layouts. Returns (target, head)."""
+    The tensors are the very same arrays in both layouts. ``head_lacks`` leaves tensors out of the head
+    (an incomplete head: b11434 cannot load it); ``target_keeps_key`` writes the target the other way
+    llama.cpp's loaders accept ("trunk_only": block_count and ``nextn_predict_layers`` as in the full
+    model, no NextN tensors). Returns (target, head)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     perm_rng = np.random.default_rng(1000 + seed)
@@ -177,9 +185,12 @@ def write_mimo2_split(folder: Path, stem: str = "tiny-mimo2", seed: int = 7, n_t
     tensors = _tensors(rng, perm_rng, len(tokens), n_trunk, n_blocks, mtp_head, HIDDEN, FF)
     head_prefix = f"blk.{n_trunk}."
     trunk = [t for t in tensors if not t[0].startswith(head_prefix)]
-    head = [t for t in tensors if t[0].startswith(head_prefix) or t[0] in SHARED]
+    head = [t for t in tensors if (t[0].startswith(head_prefix) or t[0] in SHARED) and t[0] not in head_lacks]
     target_path, head_path = folder / f"{stem}.gguf", folder / f"mtp-{stem}.gguf"
-    _write_file(target_path, name, HIDDEN, FF, n_trunk, 0, tokens, scores, types, trunk)
+    if target_keeps_key:
+        _write_file(target_path, name, HIDDEN, FF, n_blocks, 1, tokens, scores, types, trunk)
+    else:
+        _write_file(target_path, name, HIDDEN, FF, n_trunk, 0, tokens, scores, types, trunk)
     _write_file(head_path, name, HIDDEN, FF, n_blocks, 1, tokens, scores, types, head)
     return target_path, head_path
 

@@ -134,7 +134,8 @@ def _serve_once(args: argparse.Namespace, out: _Out, plan: Plan, settings, done:
 
     runner = ServerRunner(plan.argv, RunnerEvents(on_state, on_line), ready_timeout=args.ready_timeout, env=plan.env)
     line = shown_command_line(plan.redacted_argv())
-    out.event("starting", (f"starting: {line}", f"endpoint: {plan.endpoint}"), command=line, argv=plan.redacted_argv(),
+    out.event("starting", (f"starting: {line}", f"endpoint: {plan.endpoint}",
+                           f"speculative: {plan.speculative.summary}"), command=line, argv=plan.redacted_argv(),
               endpoint=plan.endpoint, speculative=plan.speculative.summary)
     run = _Run(runner)
     runner.start()

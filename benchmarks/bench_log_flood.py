@@ -40,7 +40,7 @@ def main() -> None:
     w = MainWindow()
     w.show()
     end = time.monotonic() + 60
-    while w.plan is None and time.monotonic() < end:
+    while w.planner.plan is None and time.monotonic() < end:
         app.processEvents()
         time.sleep(0.01)
     delays: list[float] = []

@@ -68,7 +68,7 @@ def main() -> int:
     pump(lambda: win.plan is not None, 60, "a plan")
     launch_tab, live_tab, logs_tab = 0, 1, 2
     win.tabs.setCurrentIndex(launch_tab)
-    win.launch_panel.adv_toggle.setChecked(False)
+    win.launch_panel.advanced.toggle.setChecked(False)
     shot("launch-setup")
     win.launch()
     pump(lambda: win.state in (ServerState.READY, ServerState.FAILED), 240, "the server")

@@ -103,12 +103,12 @@ def test_the_window_preview_and_copy_name_the_real_file(qtbot, tmp_path: Path, l
     folder = tmp_path / "models"
     model = write_model(folder / "evil\x1b[2J\x1b[31mname.gguf", name="Evil")
     w = open_window(qtbot, llama_server, folder)
-    assert w.plan is not None and w.plan.argv[w.plan.argv.index("-m") + 1] == str(model)
+    assert w.planner.plan is not None and w.planner.plan.argv[w.planner.plan.argv.index("-m") + 1] == str(model)
     p = w.launch_panel
-    rows = [p.preview.topLevelItem(i) for i in range(p.preview.topLevelItemCount())]
+    rows = [p.preview.tree.topLevelItem(i) for i in range(p.preview.tree.topLevelItemCount())]
     shown = [r.text(0) for r in rows if r is not None and r.data(0, Qt.ItemDataRole.UserRole)[:1] == ["-m"]]
     assert shown == [f"-m $'{folder}/evil\\x1b[2J\\x1b[31mname.gguf'"]  # the file that exists, codes visible
-    p.copy_cmd.click()
+    p.preview.copy_cmd.click()
     copied = QApplication.clipboard().text()
-    assert copied == p.command_text() and copied.isprintable()
-    assert bash_argv(copied) == [os.fsencode(a) for a in w.plan.redacted_argv()]  # pasted, it runs this argv
+    assert copied == p.preview.command_text() and copied.isprintable()
+    assert bash_argv(copied) == [os.fsencode(a) for a in w.planner.plan.redacted_argv()]  # pasted, it runs this argv

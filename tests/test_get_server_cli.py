@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from llama_launcher.core.host.backends import Backend
 from llama_launcher.core.host.gpus import GpuInventory
 from llama_launcher.core.llama_server.build_backend import find_build_tools
 from llama_launcher.core.llama_server.discovery import EXE
@@ -68,7 +69,7 @@ def test_download_installs_the_real_server_then_knows_it_is_installed(github: Re
     again = get_server("--download", "--backend", "cpu", "--json", env=env)
     assert again.returncode == 0 and json.loads(again.stdout)["action"] == "already installed"
     human = get_server("--download", "--backend", "cpu", "--force", env=env)
-    assert human.returncode == 0 and human.stdout.strip().endswith(f"llama-server ready: {target} ({plan['backend']})")
+    assert human.returncode == 0 and human.stdout.strip().endswith(f"llama-server ready: {target} ({Backend(plan['backend']).label})")
 
 
 def test_download_failures_exit_with_one_line(github: ReleaseServer, env: dict[str, str]) -> None:
@@ -112,7 +113,7 @@ def test_build_with_backend_cpu_reuses_the_cached_build_and_records_its_backend(
     result = json.loads(out.stdout)
     assert result == {**result, "action": "built", "backend": "cpu", "build": 11434,
                       "path": str(cache / cached.parent.name / EXE)}
-    assert "backend: cpu (you asked for a CPU-only build)" in out.stderr and "is already built" in out.stderr
+    assert "backend: CPU (you asked for a CPU-only build)" in out.stderr and "is already built" in out.stderr
     assert json.loads(info_file.read_text())["backend"] == "cpu"
 
 
@@ -124,7 +125,7 @@ def test_build_dry_run_says_which_backend_and_why(tmp_path: Path) -> None:
     if tools.nvcc and no_gpu_here():  # this dev machine: nvcc installed, no NVIDIA GPU
         assert plan["backend"] == "cpu" and "no NVIDIA GPU was found" in plan["reason"]
         assert "-DGGML_CUDA=OFF" in plan["cmake_flags"]
-    assert out.stderr.startswith(f"backend: {plan['backend']} (")
+    assert out.stderr.startswith(f"backend: {Backend(plan['backend']).label} (")
     no_sdk = {"LLAMA_LAUNCHER_SERVER_CACHE": str(tmp_path), "PATH": str(tmp_path), "VULKAN_SDK": ""}
     vulkan = subprocess.run([sys.executable, "-m", "llama_launcher", "get-server", "--build", "--backend", "vulkan"],
                             capture_output=True, text=True, timeout=120, env={**os.environ, **no_sdk})

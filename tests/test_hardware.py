@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from llama_launcher.core.host.backends import Backend
 from llama_launcher.core.host.hardware import Hardware, detect, parse_list_devices
 from llama_launcher.core.llama_server.devices import detect_with_binary
 
@@ -23,9 +24,9 @@ LIST = """Available devices:
 def test_parse_list_devices() -> None:
     devs = parse_list_devices(LIST)
     assert [(d.backend, d.name, d.memory_total_mib, d.memory_free_mib) for d in devs] == [
-        ("CUDA", "NVIDIA GeForce RTX 4090", 24080, 23500),
-        ("Vulkan", "AMD Radeon RX 7900 XTX", 24560, 24000),
-        ("Metal", "Apple M2 Max", 49152, 49000),
+        (Backend.CUDA, "NVIDIA GeForce RTX 4090", 24080, 23500),
+        (Backend.VULKAN, "AMD Radeon RX 7900 XTX", 24560, 24000),
+        (Backend.METAL, "Apple M2 Max", 49152, 49000),
     ]
     assert parse_list_devices("Available devices:\n  (none)\n") == []
 
@@ -98,8 +99,8 @@ def test_nvidia_gpus_through_pynvml(monkeypatch: pytest.MonkeyPatch) -> None:
     notes: list[str] = []
     gpus = hardware.nvidia_gpus(notes)
     assert [(g.name, g.memory_total_mib, g.memory_free_mib, g.driver, g.backend) for g in gpus] == [
-        ("NVIDIA H100 80GB HBM3", 81559, 80000, "550.54.15", "CUDA"),
-        ("NVIDIA GeForce RTX 4090", 24564, 23000, "550.54.15", "CUDA")]
+        ("NVIDIA H100 80GB HBM3", 81559, 80000, "550.54.15", Backend.CUDA),
+        ("NVIDIA GeForce RTX 4090", 24564, 23000, "550.54.15", Backend.CUDA)]
     assert notes == []
 
 

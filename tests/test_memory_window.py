@@ -8,7 +8,7 @@ from llama_launcher.core.memory.estimate import MemoryEvidence
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.plan.planner import plan_launch
 from llama_launcher.core.settings.launch import PlanSettings
-from llama_launcher.ui.launch_panel import LaunchPanel
+from llama_launcher.ui.launch.panel import LaunchPanel
 from test_launch_planner import CURRENT
 
 CPU_HW = Hardware("x86", 65536, 60000, False, [])
@@ -28,9 +28,9 @@ def test_memory_line_and_tooltip_after_a_launch_was_learned(qtbot) -> None:
     first = plan_launch("/bin/llama-server", _model(), CPU_HW, CURRENT, settings)
     panel.show_plan(first)
     assert first.memory is not None
-    assert panel.memory.text().endswith("; launcher estimate")
-    assert panel.memory.text().startswith(f"at 8,192 tokens — fits: ~{first.memory.total_mib:,} MiB needed (weights ")
-    tip = panel.memory.toolTip()
+    assert panel.memory.badge.text().endswith("; launcher estimate")
+    assert panel.memory.badge.text().startswith(f"at 8,192 tokens — fits: ~{first.memory.total_mib:,} MiB needed (weights ")
+    tip = panel.memory.badge.toolTip()
     assert "Compute buffers:" in tip and "FlashAttention on" in tip and "Decided by: launcher estimate" in tip
     learned = MemoryMeasurement(context=8192, weights_mib=310.0, kv_mib=100.0, compute_mib=90.0,
                                 flash_attn_used=True, estimated_mib=first.memory.launcher_mib,
@@ -38,8 +38,8 @@ def test_memory_line_and_tooltip_after_a_launch_was_learned(qtbot) -> None:
     again = plan_launch("/bin/llama-server", _model(), CPU_HW, CURRENT, settings,
                         memory_evidence=MemoryEvidence(measurements=[learned]))
     panel.show_plan(again)
-    text = panel.memory.text()
+    text = panel.memory.badge.text()
     assert text.startswith("at 8,192 tokens — fits: ~500 MiB needed (weights 310 + KV 100 + compute 90)")
     assert text.endswith(f"learned from your last launch (it used 500 MiB at 8,192 tokens, estimated then "
                          f"{first.memory.launcher_mib:,})")
-    assert f"Launcher estimate: {first.memory.launcher_mib:,} MiB" in panel.memory.toolTip()
+    assert f"Launcher estimate: {first.memory.launcher_mib:,} MiB" in panel.memory.badge.toolTip()

@@ -36,3 +36,7 @@ def test_frozen_app_smoke_test_with_bundled_server(tmp_path: Path, llama_server:
     assert str(bundled) in out.stdout  # the app prefers the llama-server shipped inside it
     assert "build 11434" in out.stdout
     assert (tmp_path / "dist" / "llama-launcher" / "_internal" / "resources" / "icons" / "app.svg").is_file()
+    # the CLI imports each command when it runs: the frozen app must carry every command's module
+    frozen = tmp_path / "dist" / "llama-launcher" / ("llama-launcher.exe" if sys.platform == "win32" else "llama-launcher")
+    listed = subprocess.run([str(frozen), "probe", "--json"], capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and '"build_number": 11434' in listed.stdout, listed.stderr[-2000:]

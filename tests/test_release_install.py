@@ -246,14 +246,14 @@ def test_the_window_lists_installed_builds_and_use_this_build_switches_back(
     w.show()
     box = w.server_panel.installed_builds
     newest, previous = cache / "b11434" / EXE, cache / "b11433" / EXE
-    qtbot.waitUntil(lambda: w.caps is not None and "b11433" in box.buttons, timeout=60_000)
-    assert w.binary.path == str(newest) and box.isVisibleTo(w.server_panel)
+    qtbot.waitUntil(lambda: w.llama.caps is not None and "b11433" in box.buttons, timeout=60_000)
+    assert w.llama.binary.path == str(newest) and box.isVisibleTo(w.server_panel)
     assert box.buttons["b11434"].text() == "In use" and not box.buttons["b11434"].isEnabled()
     assert box.labels["b11433"].text().startswith("b9093 — llama.cpp release b11433 (cpu), downloaded by the launcher")
     assert "no MTP, ngram-mod" not in box.labels["b11433"].text() and "ngram-mod" in box.labels["b11433"].text()
     qtbot.mouseClick(box.buttons["b11433"], Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.binary is not None and w.binary.path == str(previous) and w.caps is not None
-                    and w.caps.build_number == 9093 and box.buttons.get("b11433") is not None
+    qtbot.waitUntil(lambda: w.llama.binary is not None and w.llama.binary.path == str(previous) and w.llama.caps is not None
+                    and w.llama.caps.build_number == 9093 and box.buttons.get("b11433") is not None
                     and box.buttons["b11433"].text() == "In use", timeout=60_000)
     assert w.server_panel.path.text() == str(previous)
     assert box.buttons["b11434"].text() == "Use this build" and box.buttons["b11434"].isEnabled()

@@ -82,7 +82,7 @@ def test_first_run_offers_in_order_and_the_download_button_installs_the_server(
     github.serve(asset, server_archive(Path(llama_server), asset))
     w = open_window(qtbot, models)
     p = w.server_panel
-    assert w.tabs.currentIndex() == 4 and w.binary is None
+    assert w.tabs.currentIndex() == 4 and w.llama.binary is None
     qtbot.waitUntil(lambda: p.download_btn.isEnabled(), timeout=WAIT)
     # 1 detected ones (none), 2 the download with its exact asset, 3 the package manager, 4 build from source
     assert p.detected_box.findChildren(type(p.problem))[0].text() == "No llama-server was found on this computer."
@@ -98,14 +98,14 @@ def test_first_run_offers_in_order_and_the_download_button_installs_the_server(
 
     qtbot.mouseClick(p.download_btn, Qt.MouseButton.LeftButton)
     target = no_server_here / "b11434" / EXE
-    qtbot.waitUntil(lambda: w.caps is not None and w.binary is not None, timeout=WAIT)
-    assert w.binary.path == str(target) and w.settings.binary == str(target) and target.is_file()
-    assert w.caps.build_number == 11434 and w.caps.mtp_token == "draft-mtp"
+    qtbot.waitUntil(lambda: w.llama.caps is not None and w.llama.binary is not None, timeout=WAIT)
+    assert w.llama.binary.path == str(target) and w.settings_ctl.settings.binary == str(target) and target.is_file()
+    assert w.llama.caps.build_number == 11434 and w.llama.caps.mtp_token == "draft-mtp"
     assert p.path.text() == str(target) and p.source.text() == f"setting: llama.cpp release b11434 ({backend}), downloaded by the launcher" and p.problem.text() == ""
     assert "installed llama.cpp b11434" in p.build_log.toPlainText()
     assert not p.advice.isVisibleTo(p)  # a current build is in use: nothing more to offer
-    qtbot.waitUntil(lambda: w.plan is not None, timeout=WAIT)
-    assert w.plan.argv[0] == str(target) and w.launch_action.isEnabled()
+    qtbot.waitUntil(lambda: w.planner.plan is not None, timeout=WAIT)
+    assert w.planner.plan.argv[0] == str(target) and w.launch_action.isEnabled()
     # no staging folder left; the new build is recorded as the one in use
     assert sorted(x.name for x in no_server_here.iterdir()) == ["b11434", "in-use.json"]
 
@@ -125,7 +125,7 @@ def test_cancel_in_the_window_stops_the_download_and_installs_nothing(
     qtbot.waitUntil(lambda: not p.cancel_btn.isVisible(), timeout=10_000)
     assert time.monotonic() - started < 5
     assert p.problem.text() == "download cancelled; nothing was installed"
-    assert p.download_btn.isEnabled() and w.binary is None
+    assert p.download_btn.isEnabled() and w.llama.binary is None
     assert list(no_server_here.iterdir()) == []
 
 
@@ -139,7 +139,7 @@ def test_a_failed_download_says_why_in_one_line(qtbot, no_server_here: Path, mod
     qtbot.mouseClick(p.download_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "SHA-256" in p.problem.text(), timeout=WAIT)
     assert p.problem.text().startswith(f"{asset} does not match the SHA-256 digest the release lists")
-    assert "\n" not in p.problem.text() and w.binary is None and list(no_server_here.iterdir()) == []
+    assert "\n" not in p.problem.text() and w.llama.binary is None and list(no_server_here.iterdir()) == []
 
 
 def test_an_old_build_in_use_is_offered_the_newer_release(qtbot, no_server_here: Path, models: Path,
@@ -147,7 +147,7 @@ def test_an_old_build_in_use_is_offered_the_newer_release(qtbot, no_server_here:
     old = make_fake_server(tmp_path / "old", "b9093-post-rename")
     w = open_window(qtbot, models, old)
     p = w.server_panel
-    qtbot.waitUntil(lambda: w.caps is not None and p.update_label.isVisibleTo(p), timeout=WAIT)
+    qtbot.waitUntil(lambda: w.llama.caps is not None and p.update_label.isVisibleTo(p), timeout=WAIT)
     assert p.update_label.text() == "A newer llama.cpp is available: b11434. It adds draft-mtp (your b9093 lacks it)."
     assert p.download_btn.isVisibleTo(p) and p.download_btn.text().startswith("Download llama.cpp b11434 for ")
     assert not p.build_btn.isVisibleTo(p) and not p.pm_command.isVisibleTo(p)
@@ -161,13 +161,13 @@ def test_an_idle_gpu_is_named_on_the_hardware_tab_in_the_plan_and_with_an_offer(
         nvidia=[NvidiaGpu(rtx.name, (8, 9), 24564)], cuda_driver=(12, 8), driver_version="572.16", vulkan_loader=True))
     cpu_only = make_fake_server(tmp_path / "cpu", "b11434-current")  # --list-devices: (none)
     w = open_window(qtbot, models, cpu_only)
-    qtbot.waitUntil(lambda: w.plan is not None, timeout=WAIT)
+    qtbot.waitUntil(lambda: w.planner.plan is not None, timeout=WAIT)
     hw_panel, p = w.hardware_panel, w.server_panel
     notice = hw_panel.idle_gpu.text()
     assert notice.startswith("Your NVIDIA GeForce RTX 4090 is not used: this llama-server has no CUDA or Vulkan "
                              "backend; download ") and "on the llama-server tab" in notice
     assert hw_panel.idle_gpu.isVisibleTo(hw_panel) and hw_panel.branch.text().startswith("the CPU")
-    assert notice in w.launch_panel.warnings.text() and notice in w.plan.warnings
+    assert notice in w.launch_panel.preview.warnings.text() and notice in w.planner.plan.warnings
     qtbot.waitUntil(lambda: p.update_label.isVisibleTo(p), timeout=WAIT)
     target = {"windows": "NVIDIA GeForce RTX 4090 (CUDA 12.4)", "linux": "NVIDIA GeForce RTX 4090 (CUDA 12.8)"}
     plat = Platform.current().os
@@ -194,5 +194,5 @@ def test_other_llama_servers_found_come_first_and_one_click_uses_one(
     tops = [wd.mapTo(p, QPoint(0, 0)).y() for wd in p.offer_widgets()]
     assert tops == sorted(tops)
     qtbot.mouseClick(rows[0], Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.caps is not None, timeout=WAIT)
-    assert w.binary is not None and w.binary.path == str(other) and w.caps.build_number == 11434
+    qtbot.waitUntil(lambda: w.llama.caps is not None, timeout=WAIT)
+    assert w.llama.binary is not None and w.llama.binary.path == str(other) and w.llama.caps.build_number == 11434

@@ -30,8 +30,8 @@ from window_helpers import WAIT, flat, open_window
 
 
 def select(qtbot, w: MainWindow, path: Path) -> None:
-    w.select_model(str(path))
-    qtbot.waitUntil(lambda: w.model is not None and w.model.path == str(path) and w.plan is not None, timeout=WAIT)
+    w.models_pane.select(str(path))
+    qtbot.waitUntil(lambda: w.planner.model is not None and w.planner.model.path == str(path) and w.planner.plan is not None, timeout=WAIT)
 
 
 @pytest.fixture
@@ -65,32 +65,32 @@ def test_scrolling_the_setup_changes_no_setting_until_a_control_is_clicked(qtbot
     w = open_window(qtbot, fake, models)
     w.resize(1024, 640)
     p = w.launch_panel
-    p.adv_toggle.setChecked(True)
+    p.advanced.toggle.setChecked(True)
     scroll = p.findChild(QScrollArea)
     qtbot.waitUntil(lambda: scroll.verticalScrollBar().maximum() > 0, timeout=5000)
-    before = (p.ctx.value(), p.ngram.currentIndex(), p.threads.value(), p.draft.value(), flat(w))
-    for control in (p.ctx, p.ngram, p.threads, p.draft):
+    before = (p.memory.ctx.value(), p.speculative.mode["ngram-mod"].currentIndex(), p.advanced.threads.value(), p.speculative.draft.value(), flat(w))
+    for control in (p.memory.ctx, p.speculative.mode["ngram-mod"], p.advanced.threads, p.speculative.draft):
         wheel(control)
-    assert (p.ctx.value(), p.ngram.currentIndex(), p.threads.value(), p.draft.value(), flat(w)) == before
+    assert (p.memory.ctx.value(), p.speculative.mode["ngram-mod"].currentIndex(), p.advanced.threads.value(), p.speculative.draft.value(), flat(w)) == before
     assert scroll.verticalScrollBar().value() > 0  # the wheel scrolled the form instead
-    p.threads.setFocus()  # clicked or tabbed into: now the wheel is the user's intent
-    qtbot.waitUntil(p.threads.hasFocus, timeout=5000)
-    wheel(p.threads, 120)
-    assert p.threads.value() != before[2]
+    p.advanced.threads.setFocus()  # clicked or tabbed into: now the wheel is the user's intent
+    qtbot.waitUntil(p.advanced.threads.hasFocus, timeout=5000)
+    wheel(p.advanced.threads, 120)
+    assert p.advanced.threads.value() != before[2]
 
 
 def test_a_search_never_switches_the_model_being_set_up(qtbot, models: Path, fake: Path) -> None:
     w = open_window(qtbot, fake, models)
     select(qtbot, w, models / "beta.gguf")
-    w.search.setText("alpha")  # Beta is hidden; Qt would move the selection to Alpha
+    w.models_pane.search.setText("alpha")  # Beta is hidden; Qt would move the selection to Alpha
     qtbot.wait(100)
-    assert w.model.name == "Beta" and "Beta" in w.model_title.text()
+    assert w.planner.model.name == "Beta" and "Beta" in w.model_title.text()
     assert "Beta stays selected" in w.statusBar().currentMessage()
-    w.search.setText("")  # visible again, and shown selected
-    assert w.models_pane.current().name == "Beta" and w.model.name == "Beta"
-    w.search.setText("alp")
-    w.search.returnPressed.emit()  # Enter: the first match becomes the selection
-    qtbot.waitUntil(lambda: w.model is not None and w.model.name == "Alpha", timeout=WAIT)
+    w.models_pane.search.setText("")  # visible again, and shown selected
+    assert w.models_pane.current().name == "Beta" and w.planner.model.name == "Beta"
+    w.models_pane.search.setText("alp")
+    w.models_pane.search.returnPressed.emit()  # Enter: the first match becomes the selection
+    qtbot.waitUntil(lambda: w.planner.model is not None and w.planner.model.name == "Alpha", timeout=WAIT)
 
 
 def test_each_auto_item_says_what_auto_does_now(qtbot, models: Path, fake: Path) -> None:
@@ -98,24 +98,24 @@ def test_each_auto_item_says_what_auto_does_now(qtbot, models: Path, fake: Path)
     select(qtbot, w, models / "tiny-mtp.gguf")
     p = w.launch_panel
     # a tiny MTP model on the CPU: Auto keeps MTP off (below 3B) and runs ngram-mod
-    assert p.mtp.itemText(0).startswith("Auto (off: the model is below 3B (")
-    assert p.ngram.itemText(0) == "Auto (on)" and "ngram-mod" in w.plan.speculative.methods
-    assert p.draft_model.itemText(0) == "Auto (none suitable)"
-    p.ngram.setCurrentIndex(p.ngram.findData("off"))
-    qtbot.waitUntil(lambda: "ngram-mod" not in w.plan.speculative.methods, timeout=5000)
-    p.mtp.setCurrentIndex(p.mtp.findData("on"))
-    qtbot.waitUntil(lambda: "mtp" in w.plan.speculative.methods, timeout=5000)
-    assert p.mtp.currentText() == "On"
+    assert p.speculative.mode["mtp"].itemText(0).startswith("Auto (off: the model is below 3B (")
+    assert p.speculative.mode["ngram-mod"].itemText(0) == "Auto (on)" and "ngram-mod" in w.planner.plan.speculative.methods
+    assert p.speculative.draft_model.itemText(0) == "Auto (none suitable)"
+    p.speculative.mode["ngram-mod"].setCurrentIndex(p.speculative.mode["ngram-mod"].findData("off"))
+    qtbot.waitUntil(lambda: "ngram-mod" not in w.planner.plan.speculative.methods, timeout=5000)
+    p.speculative.mode["mtp"].setCurrentIndex(p.speculative.mode["mtp"].findData("on"))
+    qtbot.waitUntil(lambda: "mtp" in w.planner.plan.speculative.methods, timeout=5000)
+    assert p.speculative.mode["mtp"].currentText() == "On"
 
 
 def test_a_running_server_keeps_the_key_it_was_started_with(qtbot, models: Path, http_fake: Path) -> None:
     w = open_window(qtbot, http_fake, models, lan=True)
     select(qtbot, w, models / "alpha.gguf")
-    assert w.api_key is not None and "--host" in flat(w) and "0.0.0.0" in flat(w)
+    assert w.planner.api_key is not None and "--host" in flat(w) and "0.0.0.0" in flat(w)
     w.launch()
-    qtbot.waitUntil(lambda: w.state in (ServerState.READY, ServerState.FAILED), timeout=WAIT)
-    assert w.state is ServerState.READY, w.banner.text()
-    shown = w.endpoint.text()
+    qtbot.waitUntil(lambda: w.server.state in (ServerState.READY, ServerState.FAILED), timeout=WAIT)
+    assert w.server.state is ServerState.READY, w.banner.text()
+    shown = w.toolbar.endpoint.text()
 
     def ask(text: str) -> str:
         w.live.prompt.setPlainText(text)
@@ -124,15 +124,15 @@ def test_a_running_server_keeps_the_key_it_was_started_with(qtbot, models: Path,
         return w.live.reply.toPlainText() or w.live.reply_status.text()
 
     assert ask("first") == "echo: first"
-    w.launch_panel.lan.setChecked(False)  # LAN off while running: applies at the next launch
+    w.launch_panel.network.lan.setChecked(False)  # LAN off while running: applies at the next launch
     assert "applies at the next launch" in w.statusBar().currentMessage()
     assert ask("second") == "echo: second"  # still sent with the key the server was started with
-    w.launch_panel.lan.setChecked(True)
-    w.launch_panel.new_key.click()  # a new key while running: the old one stays in use until a relaunch
+    w.launch_panel.network.lan.setChecked(True)
+    w.launch_panel.network.new_key.click()  # a new key while running: the old one stays in use until a relaunch
     assert ask("third") == "echo: third"
-    assert w.endpoint.text() == shown
+    assert w.toolbar.endpoint.text() == shown
     w.stop_server()
-    qtbot.waitUntil(lambda: w.state is ServerState.STOPPED, timeout=WAIT)
+    qtbot.waitUntil(lambda: w.server.state is ServerState.STOPPED, timeout=WAIT)
 
 
 def test_another_model_does_not_show_the_last_ones_reply(qtbot, models: Path, fake: Path) -> None:
@@ -170,11 +170,11 @@ def test_the_models_table_is_not_clipped_at_the_smallest_window(qtbot, models: P
 def test_the_port_reason_says_fixed_or_auto(qtbot, models: Path, fake: Path) -> None:
     port = free_port()
     w = open_window(qtbot, fake, models, port=port)
-    reasons = {tuple(f.args): f.reason for f in w.plan.flags}
+    reasons = {tuple(f.args): f.reason for f in w.planner.plan.flags}
     assert reasons[("--port", str(port))] == "the port you chose, the same at every launch"
-    w.launch_panel.port_auto.setChecked(True)
-    qtbot.waitUntil(lambda: w.settings.port == AUTO_PORT, timeout=5000)
-    reasons = {f.args[0]: f.reason for f in w.plan.flags if f.args}
+    w.launch_panel.network.port_auto.setChecked(True)
+    qtbot.waitUntil(lambda: w.settings_ctl.settings.port == AUTO_PORT, timeout=5000)
+    reasons = {f.args[0]: f.reason for f in w.planner.plan.flags if f.args}
     assert reasons["--port"] == "Port is Auto: a port that is free right now"
 
 
@@ -185,10 +185,10 @@ def test_vision_is_offered_only_with_a_projector(qtbot, tmp_path: Path, fake: Pa
     write_model(folder / "blind" / "blind.gguf", arch="llama", name="Blind")
     w = open_window(qtbot, fake, folder)
     select(qtbot, w, folder / "blind" / "blind.gguf")
-    assert not w.launch_panel.vision.isEnabled() and "no mmproj" in w.launch_panel.vision.text()
+    assert not w.launch_panel.advanced.vision.isEnabled() and "no mmproj" in w.launch_panel.advanced.vision.text()
     select(qtbot, w, folder / "seeing" / "seeing.gguf")
-    assert w.model.mmproj, "the catalog pairs mmproj-seeing.gguf with seeing.gguf"
-    assert w.launch_panel.vision.isEnabled() and "mmproj-seeing.gguf" in w.launch_panel.vision.text()
+    assert w.planner.model.mmproj, "the catalog pairs mmproj-seeing.gguf with seeing.gguf"
+    assert w.launch_panel.advanced.vision.isEnabled() and "mmproj-seeing.gguf" in w.launch_panel.advanced.vision.text()
 
 
 # --- small pure helpers behind what the window shows ---------------------------------------------

@@ -14,7 +14,7 @@ WAIT = 60_000
 
 def flat(w: MainWindow) -> list[str]:
     """The command preview as one argv."""
-    return [a for args in w.launch_panel.preview_args() for a in args]
+    return [a for args in w.launch_panel.preview.preview_args() for a in args]
 
 
 def value_after(argv: list[str], flag: str) -> str | None:
@@ -32,20 +32,20 @@ def open_window(qtbot, binary: Path | str, folder: Path, port: int = AUTO_PORT, 
     w = MainWindow()
     qtbot.addWidget(w, before_close_func=lambda w: w.shutdown())  # a failed test must not leave a dialog up
     w.show()
-    qtbot.waitUntil(lambda: w.plan is not None or (w.model is not None and w.plan_error != ""), timeout=WAIT)
+    qtbot.waitUntil(lambda: w.planner.plan is not None or (w.planner.model is not None and w.planner.plan_error != ""), timeout=WAIT)
     return w
 
 
 def wait_ready(qtbot, w: MainWindow, timeout: int = WAIT) -> None:
-    qtbot.waitUntil(lambda: w.state in (ServerState.READY, ServerState.FAILED), timeout=timeout)
-    assert w.state is ServerState.READY, w.banner.text()
+    qtbot.waitUntil(lambda: w.server.state in (ServerState.READY, ServerState.FAILED), timeout=timeout)
+    assert w.server.state is ServerState.READY, w.banner.text()
 
 
 def send_prompt(qtbot, w: MainWindow, text: str, max_tokens: int | None = None, timeout: int = 120_000):
-    """Try it, as a user types and sends: the finished reply (`w.last_chat`) once the stream ended."""
+    """Try it, as a user types and sends: the finished reply (`w.chat.last`) once the stream ended."""
     if max_tokens is not None:
         w.live.max_tokens.setValue(max_tokens)
     w.live.prompt.setPlainText(text)
     w.live.send_btn.click()
-    qtbot.waitUntil(lambda: w.last_chat is not None and not w.live.stop_btn.isEnabled(), timeout=timeout)
-    return w.last_chat
+    qtbot.waitUntil(lambda: w.chat.last is not None and not w.live.stop_btn.isEnabled(), timeout=timeout)
+    return w.chat.last

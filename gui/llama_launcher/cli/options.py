@@ -66,7 +66,7 @@ def add_get_server_options(p: argparse.ArgumentParser) -> None:
                      help="list the builds in the launcher's cache: source, what each can do, which is in use")
     how.add_argument("--use", metavar="bNNNN", help="use this installed build (the one used before stays installed)")
     how.add_argument("--remove", metavar="bNNNN", help="delete this installed build (never the one in use)")
-    p.add_argument("--backend", choices=DOWNLOAD_BACKENDS,
+    p.add_argument("--backend", choices=[b.value for b in DOWNLOAD_BACKENDS],
                    help="GPU backend (default: the one this machine can use)")
     p.add_argument("--release", metavar="bNNNN", help="with --download: this llama.cpp build instead of the newest")
     p.add_argument("--dry-run", action="store_true", help="say what would be downloaded or built, and stop")

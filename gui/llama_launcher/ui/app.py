@@ -82,7 +82,7 @@ def run_app(smoke_test: bool = False) -> int:
     ended = orphan_guard.sweep()
     window = MainWindow()
     if ended:
-        window.show_notice(f"ended {len(ended)} llama-server process(es) left running by an earlier session")
+        window.notices.show("sweep", f"ended {len(ended)} llama-server process(es) left running by an earlier session")
     app.aboutToQuit.connect(window.shutdown)
     if smoke_test:
         return _smoke(app, window)
@@ -121,22 +121,21 @@ def _smoke(app, window) -> int:
     timer.start()
     while timer.elapsed() < 60_000:
         app.processEvents()
-        probed = window.binary is None or window.caps is not None or window.server_panel.problem.text() not in ("", "probing…")
-        if probed and window.catalog is not None:  # the scan too: what it could not save is said
+        llama = window.llama
+        probed = llama.binary is None or llama.caps is not None or bool(llama.probe_error)
+        if probed and window.catalog.result is not None:  # the scan too: what it could not save is said
             break
         app.thread().msleep(20)
-    from llama_launcher.ui.notices import show_state_notices
-
-    show_state_notices(window)
-    if window.banner.isVisible():  # what the window says first (a read-only home, a corrupt file)
+    window.notices.poll_files()
+    if window.banner.text():  # what the window says first (a read-only home, a corrupt file)
         for line in window.banner.text().splitlines():
             print(f"smoke test: banner: {safe_text(line)}")
-    if window.binary is None:
+    if llama.binary is None:
         print("smoke test: main window built; no llama-server found")
-    elif window.caps is not None:
-        print(f"smoke test: main window built; llama-server {window.binary.path} ({window.caps.summary()})")
+    elif llama.caps is not None:
+        print(f"smoke test: main window built; llama-server {llama.binary.path} ({llama.caps.summary()})")
     else:
-        print(f"smoke test: main window built; llama-server probe failed: {window.server_panel.problem.text()}")
+        print(f"smoke test: main window built; llama-server probe failed: {llama.probe_error}")
     window.shutdown()
     window.close()
     return 0

@@ -127,7 +127,13 @@ class LivePanel(QWidget):
         self.completion_mode = False  # a base model: Try it sends plain text to /completion
         self._streamed = 0
         self._ready = False
+        lay = QVBoxLayout(self)
+        lay.addWidget(self._speed_card(), 2)
+        self._try_it(lay)
+        self.setMinimumWidth(380)
 
+    def _speed_card(self) -> QFrame:
+        """The big decode t/s, the other numbers, the 'speculation is losing' line and the chart."""
         self.big = QLabel("–")
         self.big.setObjectName("bigNumber")
         self.big.setAccessibleName("Decode tokens per second")
@@ -178,8 +184,10 @@ class LivePanel(QWidget):
         card_lay.addLayout(head)
         card_lay.addWidget(self.verdict_box)
         card_lay.addWidget(self.chart, 1)
+        self.verdict_tune.clicked.connect(self.tune_requested)
+        return card
 
-        # Try it
+    def _try_it(self, lay: QVBoxLayout) -> None:
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("Try it: type a message for the model, then press Send (Ctrl+Enter)")
         self.prompt.setMaximumHeight(70)
@@ -209,8 +217,6 @@ class LivePanel(QWidget):
         btns.addWidget(self.max_tokens)
         try_row.addLayout(btns)
 
-        lay = QVBoxLayout(self)
-        lay.addWidget(card, 2)
         self.try_title = QLabel("Try it")
         self.try_title.setObjectName("sectionTitle")
         self.try_title.setWordWrap(True)
@@ -220,8 +226,6 @@ class LivePanel(QWidget):
         lay.addWidget(self.reply_status)
         self.send_btn.clicked.connect(self._send)
         self.stop_btn.clicked.connect(self._stop)
-        self.verdict_tune.clicked.connect(self.tune_requested)
-        self.setMinimumWidth(380)
 
     def keyPressEvent(self, event) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
@@ -267,6 +271,13 @@ class LivePanel(QWidget):
         self.verdict.setText(f"⚠ {verdict.message}")
         self.verdict_tune.setVisible(True)
         self.verdict_box.setVisible(True)
+
+    def show_metrics_unavailable(self, why: str) -> None:
+        """Other clients' speed cannot be shown: say so where it would be."""
+        self.clients_stat.set("–")
+        self.clients_stat.setToolTip(f"Other clients' speed is not available: {why}")
+        if self.source.text() == "waiting for the first reply":
+            self.source.setText(f"waiting for the first reply (other clients' speed is not available: {why})")
 
     def set_server_ready(self, ready: bool) -> None:
         self._ready = ready

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llama_launcher.core.host.backends import Backend
 from llama_launcher.core.host.process_env import child_env, no_window_flags
 
 PCI_VENDORS = {"0x10de": "NVIDIA", "0x1002": "AMD", "0x8086": "Intel"}
@@ -83,22 +84,52 @@ def cuda_version_from_int(value: int) -> tuple[int, int] | None:
     return value // 1000, (value % 1000) // 10
 
 
-def _nvml(inv: GpuInventory) -> bool:
+def vendor_of(name: str, backend: Backend | None = None) -> str:
+    """The GPU maker from a card's name (or the backend that drives it): NVIDIA, AMD, Intel, Apple or
+    other. The one rule for the OS's adapter list, the hardware view and the idle-GPU notice."""
+    low = name.lower()
+    if backend is Backend.METAL or low.startswith("apple"):
+        return "Apple"
+    if any(w in low for w in ("nvidia", "geforce", "quadro", "tesla")) or backend is Backend.CUDA:
+        return "NVIDIA"
+    if "amd" in low or "radeon" in low or backend is Backend.ROCM:
+        return "AMD"
+    if "intel" in low or backend is Backend.SYCL:
+        return "Intel"
+    return "other"
+
+
+@dataclass
+class NvmlReport:
+    """What NVIDIA's driver (NVML, through nvidia-ml-py) says: the one place it is asked."""
+
+    gpus: list[NvidiaGpu] = field(default_factory=list)
+    free_mib: list[int] = field(default_factory=list)  # per GPU, same order
+    driver_version: str | None = None
+    cuda_driver: tuple[int, int] | None = None
+    absent: str = ""  # why there is no answer at all ("pynvml is not installed", "no NVIDIA driver (...)")
+    error: str = ""  # a query that broke part-way
+
+
+def query_nvml() -> NvmlReport:
+    report = NvmlReport()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore")  # the 'pynvml' shim warns; the module comes from nvidia-ml-py
             import pynvml
     except ImportError:
-        return False
+        report.absent = "pynvml is not installed: NVIDIA GPUs are not queried"
+        return report
     try:
         pynvml.nvmlInit()
-    except Exception:  # no NVIDIA driver: the normal case on most machines
-        return False
+    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...: no NVIDIA here (the normal case)
+        report.absent = f"no NVIDIA driver ({type(exc).__name__})"
+        return report
     try:
         driver = pynvml.nvmlSystemGetDriverVersion()
-        inv.driver_version = driver.decode() if isinstance(driver, bytes) else str(driver)
+        report.driver_version = driver.decode() if isinstance(driver, bytes) else str(driver)
         try:
-            inv.cuda_driver = cuda_version_from_int(int(pynvml.nvmlSystemGetCudaDriverVersion()))
+            report.cuda_driver = cuda_version_from_int(int(pynvml.nvmlSystemGetCudaDriverVersion()))
         except Exception:
             pass
         for i in range(pynvml.nvmlDeviceGetCount()):
@@ -111,18 +142,27 @@ def _nvml(inv: GpuInventory) -> bool:
                 cc = (int(major), int(minor))
             except Exception:
                 cc = None
-            try:
-                mem = int(pynvml.nvmlDeviceGetMemoryInfo(h).total) // (1024 * 1024)
-            except Exception:
-                mem = 0
-            inv.nvidia.append(NvidiaGpu(name, cc, mem))
+            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+            report.gpus.append(NvidiaGpu(name, cc, int(mem.total) // (1024 * 1024)))
+            report.free_mib.append(int(mem.free) // (1024 * 1024))
     except Exception as exc:
-        inv.notes.append(f"NVIDIA query failed: {exc}")
+        report.error = f"NVIDIA query failed: {exc}"
     finally:
         try:
             pynvml.nvmlShutdown()
         except Exception:
             pass
+    return report
+
+
+def _nvml(inv: GpuInventory) -> bool:
+    report = query_nvml()
+    if report.absent:
+        return False
+    inv.driver_version, inv.cuda_driver = report.driver_version, report.cuda_driver
+    inv.nvidia.extend(report.gpus)
+    if report.error:
+        inv.notes.append(report.error)
     return True
 
 
@@ -193,8 +233,7 @@ def linux_adapters(root: Path = Path("/sys/class/drm")) -> list[Adapter]:
 def windows_adapter(name: str, memory_bytes: int | None) -> Adapter:
     """One display adapter from the registry's display class (DriverDesc, qwMemorySize)."""
     low = name.lower()
-    vendor = "NVIDIA" if "nvidia" in low else "AMD" if ("amd" in low or "radeon" in low) else \
-        "Intel" if "intel" in low else "other"
+    vendor = vendor_of(name)
     mem = memory_bytes // (1024 * 1024) if memory_bytes and memory_bytes > 0 else 0
     # integrated parts call themselves "... Graphics" (Intel UHD Graphics, AMD Radeon(TM) Graphics)
     discrete = vendor == "NVIDIA" or (vendor == "AMD" and not low.endswith("graphics")) or \

@@ -13,30 +13,33 @@ import platform
 import re
 import subprocess
 import sys
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from llama_launcher.core.host.backends import DISCRETE, Backend
+from llama_launcher.core.host.gpus import os_adapters, query_nvml
+
 MIB = 1024 * 1024
 _DEVICE_RE = re.compile(
     r"^\s*(?P<id>[A-Za-z]+)(?P<index>\d*)\s*:\s*(?P<name>.*?)\s*\((?P<total>\d+)\s*MiB,\s*(?P<free>\d+)\s*MiB free\)\s*$"
 )
-_BACKEND_NAMES = {"CUDA": "CUDA", "ROCM": "ROCm", "HIP": "ROCm", "VULKAN": "Vulkan", "MTL": "Metal",
-                  "METAL": "Metal", "SYCL": "SYCL", "CANN": "CANN", "OPENCL": "OpenCL", "BLAS": "BLAS", "CPU": "CPU"}
-DISCRETE_BACKENDS = {"CUDA", "ROCm", "Vulkan", "SYCL", "CANN"}
+DISCRETE_BACKENDS = DISCRETE
 
 
 @dataclass
 class GPU:
     name: str
-    backend: str
+    backend: Backend
     memory_total_mib: int
     memory_free_mib: int
     driver: str | None = None
     source: str = "pynvml"  # "pynvml", "llama-server --list-devices", "Apple", "file"
+
+    def __post_init__(self) -> None:
+        self.backend = Backend(self.backend)  # "CUDA", "cuda" and llama.cpp's "MTL" all read as one
 
 
 @dataclass
@@ -195,12 +198,19 @@ def _gpu_from(g: Any, default_source: str) -> GPU:
     total = _amount(g["memory_total_mib"], "memory_total_mib")
     return GPU(
         name=_text(g["name"], "name"),
-        backend=_text(g.get("backend", "CUDA"), "backend"),
+        backend=_backend(g.get("backend", "cuda")),
         memory_total_mib=total,
         memory_free_mib=_amount(g.get("memory_free_mib", total), "memory_free_mib"),
         driver=_text(g["driver"], "driver") if g.get("driver") is not None else None,
         source=_text(g.get("source", default_source), "source"),
     )
+
+
+def _backend(value: Any) -> Backend:
+    try:
+        return Backend(_text(value, "backend"))
+    except ValueError:
+        raise _bad("backend", value, f"one of {', '.join(b.label for b in Backend)}") from None
 
 
 def parse_list_devices(text: str) -> list[GPU]:
@@ -213,7 +223,10 @@ def parse_list_devices(text: str) -> list[GPU]:
         total, free = int(m.group("total")), int(m.group("free"))
         if total == 0:
             continue
-        backend = _BACKEND_NAMES.get(m.group("id").upper(), m.group("id"))
+        try:
+            backend = Backend(m.group("id"))
+        except ValueError:
+            backend = Backend.OTHER
         devices.append(GPU(m.group("name"), backend, total, free, source="llama-server --list-devices"))
     return devices
 
@@ -242,43 +255,19 @@ def is_apple_silicon() -> bool:
 
 
 def nvidia_gpus(notes: list[str]) -> list[GPU]:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the 'pynvml' shim warns; the module comes from nvidia-ml-py
-            import pynvml
-    except ImportError:
-        notes.append("pynvml is not installed: NVIDIA GPUs are not queried")
-        return []
-    try:
-        pynvml.nvmlInit()
-    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...: no NVIDIA here
-        notes.append(f"no NVIDIA driver ({type(exc).__name__})")
-        return []
-    gpus = []
-    try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        driver = driver.decode() if isinstance(driver, bytes) else str(driver)
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(h)
-            name = name.decode() if isinstance(name, bytes) else str(name)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            gpus.append(GPU(name, "CUDA", int(mem.total) // MIB, int(mem.free) // MIB, driver, "pynvml"))
-    except Exception as exc:
-        notes.append(f"NVIDIA query failed: {exc}")
-    finally:
-        try:
-            pynvml.nvmlShutdown()
-        except Exception:
-            pass
-    return gpus
+    """The NVIDIA GPUs NVML reports (host/gpus.py asks it), with their free memory now."""
+    report = query_nvml()
+    if report.absent:
+        notes.append(report.absent)
+    if report.error:
+        notes.append(report.error)
+    return [GPU(g.name, Backend.CUDA, g.memory_mib, free, report.driver_version, "pynvml")
+            for g, free in zip(report.gpus, report.free_mib, strict=True)]
 
 
 def _os_gpus() -> list[GPU]:
-    from llama_launcher.core.host.gpus import os_adapters
-
-    backend = {"NVIDIA": "CUDA", "AMD": "Vulkan", "Intel": "Vulkan"}
-    return [GPU(a.name, backend.get(a.vendor, "Vulkan"), a.memory_mib, a.memory_mib, source="OS")
+    backend = {"NVIDIA": Backend.CUDA, "AMD": Backend.VULKAN, "Intel": Backend.VULKAN}
+    return [GPU(a.name, backend.get(a.vendor, Backend.VULKAN), a.memory_mib, a.memory_mib, source="OS")
             for a in os_adapters() if a.discrete]
 
 
@@ -290,7 +279,7 @@ def detect() -> Hardware:
     cpu = cpu_name()
     gpus = nvidia_gpus(notes)
     if apple:
-        gpus.append(GPU(f"{cpu} GPU (Metal, unified memory)", "Metal", vm.total // MIB, vm.available // MIB,
+        gpus.append(GPU(f"{cpu} GPU (Metal, unified memory)", Backend.METAL, vm.total // MIB, vm.available // MIB,
                         source="Apple"))
     hw = Hardware(
         cpu=cpu,

@@ -106,3 +106,20 @@ def lan_addresses() -> list[str]:
 
 def lan_urls(port: int) -> list[str]:
     return [f"http://{ip}:{port}/v1" for ip in lan_addresses()]
+
+
+@dataclass(frozen=True)
+class PortCheck:
+    """Whether a launch can use ``port``; when not, who holds it and the next free neighbour."""
+
+    port: int
+    free: bool
+    message: str = ""  # "port 8080 is already in use by python3 (pid 123)"
+    next_free: int | None = None
+
+
+def check_port(port: int) -> PortCheck:
+    """Check a port just before a launch (asking the OS who holds it can be slow: not on the GUI thread)."""
+    if port_is_free(port):
+        return PortCheck(port, True)
+    return PortCheck(port, False, port_in_use_message(port), next_free_port(port))

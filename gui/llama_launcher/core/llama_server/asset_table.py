@@ -32,6 +32,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from llama_launcher.core.host.backends import Backend
+
 
 @dataclass(frozen=True)
 class CudaLine:
@@ -59,7 +61,7 @@ class AssetKind:
 
     os: str  # "windows", "macos", "linux"
     arches: tuple[str, ...]
-    backend: str  # "cuda", "rocm", "vulkan", "metal", "cpu"
+    backend: Backend
     server: str  # {tag}, {arch}; (?P<ver>...) captures the CUDA or ROCm version
     runtime: str | None  # the archive that must come with it ({tag}, {arch}, {ver}), literal
     serves: str  # the machine, in words
@@ -80,29 +82,29 @@ _V = r"(?P<ver>\d+\.\d+)"
 _ARCHIVE = r"\.(?:tar\.gz|zip)"
 
 ASSET_TABLE: tuple[AssetKind, ...] = (
-    AssetKind("windows", ("x64", "arm64"), "cuda", rf"llama-{{tag}}-bin-win-cuda-{_V}-{{arch}}\.zip",
+    AssetKind("windows", ("x64", "arm64"), Backend.CUDA, rf"llama-{{tag}}-bin-win-cuda-{_V}-{{arch}}\.zip",
               "cudart-llama-bin-win-cuda-{ver}-{arch}.zip", "an NVIDIA GPU (CUDA)"),
-    AssetKind("windows", ("x64",), "rocm", rf"llama-{{tag}}-bin-win-rocm-{_V}-{{arch}}\.zip", None,
+    AssetKind("windows", ("x64",), Backend.ROCM, rf"llama-{{tag}}-bin-win-rocm-{_V}-{{arch}}\.zip", None,
               "an AMD Radeon RX 5000 to 9000 series GPU (ROCm; the HIP runtime comes in the zip)"),
-    AssetKind("windows", ("x64", "arm64"), "vulkan", r"llama-{tag}-bin-win-vulkan-{arch}\.zip", None,
+    AssetKind("windows", ("x64", "arm64"), Backend.VULKAN, r"llama-{tag}-bin-win-vulkan-{arch}\.zip", None,
               "any GPU with a Vulkan driver (NVIDIA, AMD, Intel, Qualcomm)"),
-    AssetKind("windows", ("x64", "arm64"), "cpu", rf"llama-{{tag}}-bin-win-cpu-{{arch}}{_ARCHIVE}", None, "the CPU"),
-    AssetKind("macos", ("arm64",), "metal", rf"llama-{{tag}}-bin-macos-{{arch}}{_ARCHIVE}", None,
+    AssetKind("windows", ("x64", "arm64"), Backend.CPU, rf"llama-{{tag}}-bin-win-cpu-{{arch}}{_ARCHIVE}", None, "the CPU"),
+    AssetKind("macos", ("arm64",), Backend.METAL, rf"llama-{{tag}}-bin-macos-{{arch}}{_ARCHIVE}", None,
               "Apple Silicon (Metal is built in)"),
-    AssetKind("macos", ("x64",), "cpu", rf"llama-{{tag}}-bin-macos-{{arch}}{_ARCHIVE}", None,
+    AssetKind("macos", ("x64",), Backend.CPU, rf"llama-{{tag}}-bin-macos-{{arch}}{_ARCHIVE}", None,
               "an Intel Mac (built with Metal off: runs on the CPU)"),
-    AssetKind("linux", ("x64", "arm64"), "cuda", rf"llama-{{tag}}-bin-ubuntu-cuda-{_V}-{{arch}}\.tar\.gz",
+    AssetKind("linux", ("x64", "arm64"), Backend.CUDA, rf"llama-{{tag}}-bin-ubuntu-cuda-{_V}-{{arch}}\.tar\.gz",
               "cudart-llama-{tag}-bin-ubuntu-cuda-{ver}-{arch}.tar.gz", "an NVIDIA GPU (CUDA)"),
-    AssetKind("linux", ("x64",), "rocm", rf"llama-{{tag}}-bin-ubuntu-rocm-{_V}-{{arch}}\.tar\.gz", None,
+    AssetKind("linux", ("x64",), Backend.ROCM, rf"llama-{{tag}}-bin-ubuntu-rocm-{_V}-{{arch}}\.tar\.gz", None,
               "an AMD GPU with ROCm installed"),
-    AssetKind("linux", ("x64", "arm64"), "vulkan", rf"llama-{{tag}}-bin-ubuntu-vulkan-{{arch}}{_ARCHIVE}", None,
+    AssetKind("linux", ("x64", "arm64"), Backend.VULKAN, rf"llama-{{tag}}-bin-ubuntu-vulkan-{{arch}}{_ARCHIVE}", None,
               "any GPU with a Vulkan driver and the Vulkan loader (libvulkan1)"),
-    AssetKind("linux", ("x64", "arm64"), "cpu", rf"llama-{{tag}}-bin-ubuntu-{{arch}}{_ARCHIVE}", None, "the CPU"),
+    AssetKind("linux", ("x64", "arm64"), Backend.CPU, rf"llama-{{tag}}-bin-ubuntu-{{arch}}{_ARCHIVE}", None, "the CPU"),
 )
 
 # what the choice prefers when nothing is asked for (ROCm only on request: Vulkan drives every Radeon
 # without guessing its gfx target from a name, and the ROCm builds cover only some)
-PREFERENCE = ("cuda", "metal", "vulkan", "cpu")
+PREFERENCE = (Backend.CUDA, Backend.METAL, Backend.VULKAN, Backend.CPU)
 
 
 def rows(os_name: str, arch: str, backend: str) -> list[AssetKind]:

@@ -16,10 +16,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llama_launcher.core.host.backends import Backend
 from llama_launcher.core.host.gpus import NvidiaGpu, vulkan_loader_present
+from llama_launcher.core.state.errors import UserFacing
 
-BACKENDS = ("cpu", "cuda", "vulkan", "metal")  # what get-server builds from source (and downloads)
-DOWNLOAD_BACKENDS = BACKENDS + ("rocm",)  # llama.cpp publishes ROCm builds; a source build with it is not offered
+BACKENDS = (Backend.CPU, Backend.CUDA, Backend.VULKAN, Backend.METAL)  # what get-server builds from source (and downloads)
+DOWNLOAD_BACKENDS = BACKENDS + (Backend.ROCM,)  # llama.cpp publishes ROCm builds; a source build with it is not offered
 # compiled when no GPU tells us its architecture (an explicit --backend cuda on a build machine):
 # PTX for Turing (JIT-compiled on anything newer) plus native code for the common desktop and
 # data-centre cards; CUDA 13 no longer compiles for anything older than Turing.
@@ -27,7 +29,7 @@ PORTABLE_CUDA_ARCHS = "75-virtual;80-real;86-real;89-real;90-real"
 _OFF = ["-DGGML_CUDA=OFF", "-DGGML_VULKAN=OFF"]
 
 
-class BackendError(ValueError):
+class BackendError(UserFacing, ValueError):
     """The backend asked for cannot be built here; one line saying what to install."""
 
 
@@ -40,12 +42,12 @@ class BuildTools:
 
 @dataclass(frozen=True)
 class BackendChoice:
-    backend: str
+    backend: Backend
     cmake_flags: list[str] = field(default_factory=list)
     reason: str = ""
 
 
-CPU_ONLY = BackendChoice("cpu", list(_OFF), "CPU only")  # a build when no backend was chosen
+CPU_ONLY = BackendChoice(Backend.CPU, list(_OFF), "CPU only")  # a build when no backend was chosen
 
 
 def _nvcc(env: dict[str, str]) -> str | None:
@@ -110,36 +112,36 @@ def choose_build_backend(os_name: str, tools: BuildTools, nvidia: list[NvidiaGpu
     if requested == "metal" or (requested is None and os_name == "macos"):
         if os_name != "macos":
             raise BackendError("Metal exists only on macOS")
-        return BackendChoice("metal", ["-DGGML_METAL=ON"],
+        return BackendChoice(Backend.METAL, ["-DGGML_METAL=ON"],
                              "macOS: Metal is llama.cpp's default there" if requested is None else "you asked for Metal")
     off_metal = ["-DGGML_METAL=OFF"] if os_name == "macos" else []
     if requested == "cpu":
-        return BackendChoice("cpu", _OFF + off_metal, "you asked for a CPU-only build")
+        return BackendChoice(Backend.CPU, _OFF + off_metal, "you asked for a CPU-only build")
     if requested == "cuda":
         if not tools.nvcc:
             raise BackendError("a CUDA build needs the CUDA toolkit's nvcc, which was not found (install the CUDA "
                                "toolkit, or set CUDA_PATH)")
         flags, what = cuda_flags(tools.nvcc, nvidia)
-        return BackendChoice("cuda", flags + off_metal, f"you asked for CUDA: nvcc at {tools.nvcc}, built for {what}")
+        return BackendChoice(Backend.CUDA, flags + off_metal, f"you asked for CUDA: nvcc at {tools.nvcc}, built for {what}")
     if requested == "vulkan":
         if not tools.glslc:
             raise BackendError("a Vulkan build needs the Vulkan SDK's glslc, which was not found (install the "
                                "Vulkan SDK, or your distribution's glslc and libvulkan-dev)")
-        return BackendChoice("vulkan", ["-DGGML_VULKAN=ON", "-DGGML_CUDA=OFF"] + off_metal,
+        return BackendChoice(Backend.VULKAN, ["-DGGML_VULKAN=ON", "-DGGML_CUDA=OFF"] + off_metal,
                              f"you asked for Vulkan: glslc at {tools.glslc}")
     # automatic
     if tools.nvcc and nvidia:
         flags, what = cuda_flags(tools.nvcc, nvidia)
-        return BackendChoice("cuda", flags, f"CUDA: nvcc at {tools.nvcc} and {names}; built for {what}")
+        return BackendChoice(Backend.CUDA, flags, f"CUDA: nvcc at {tools.nvcc} and {names}; built for {what}")
     skipped = []
     if tools.nvcc:
         skipped.append(f"nvcc is installed ({tools.nvcc}) but no NVIDIA GPU was found, so a CUDA build could not run here")
     elif nvidia:
         skipped.append(f"{names} found, but not the CUDA toolkit (nvcc) needed to build for it")
     if tools.glslc and tools.vulkan_loader:
-        return BackendChoice("vulkan", ["-DGGML_VULKAN=ON", "-DGGML_CUDA=OFF"],
+        return BackendChoice(Backend.VULKAN, ["-DGGML_VULKAN=ON", "-DGGML_CUDA=OFF"],
                              "; ".join([f"Vulkan: glslc at {tools.glslc} and a Vulkan loader", *skipped]))
     if tools.glslc:
         skipped.append("glslc is installed but no Vulkan loader (libvulkan) was found")
-    return BackendChoice("cpu", list(_OFF), "; ".join(["CPU only", *skipped]) if skipped else
+    return BackendChoice(Backend.CPU, list(_OFF), "; ".join(["CPU only", *skipped]) if skipped else
                          "CPU only: no CUDA toolkit with an NVIDIA GPU, and no Vulkan SDK, was found")

@@ -13,27 +13,24 @@ left by a run that was killed (no live owner) is removed by the next download, w
 Builds live side by side, one folder per build number, so a newer one never replaces the one in
 use and going back is a switch (``installed.py``). A ``bN`` that holds the launcher's own source
 build is never replaced by a download: the release goes beside it, to ``bN-release``.
-Cancelling is a ``threading.Event`` checked between chunks, so any thread may cancel at once.
+Cancelling is a flag (a ``CancelToken`` or ``threading.Event``) checked between chunks, so any thread may cancel at once.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from llama_launcher.core.host import quarantine
+from llama_launcher.core.host.owner_mark import mark_owner, owner_alive
 from llama_launcher.core.llama_server import build_record
 from llama_launcher.core.llama_server.archive import add_runtime, server_in_archive, unpack
 from llama_launcher.core.llama_server.discovery import EXE, RELEASE_SUFFIX
@@ -50,14 +47,13 @@ from llama_launcher.core.llama_server.fetch import (
 from llama_launcher.core.llama_server.probe import Capabilities, ProbeError, probe
 from llama_launcher.core.llama_server.releases import DownloadChoice
 from llama_launcher.core.state import paths
+from llama_launcher.core.state.cancel import Cancellable
 
 __all__ = ["DownloadCancelled", "DownloadError", "InstallResult", "clean_stale", "install", "make_staging",
            "place_build", "release_dir"]
 
 SPACE_FACTOR = 3  # the archive plus what it unpacks to (CUDA's DLLs compress about 2:1)
 SPACE_MARGIN = 64 * 1024 * 1024
-OWNER_FILE = ".owner.json"
-OWNERLESS_STALE_S = 3600  # a staging folder without an owner record (older launchers): stale after an hour
 
 
 @dataclass
@@ -90,28 +86,8 @@ def check_space(root: Path, choice: DownloadChoice) -> None:
 def make_staging(root: Path, prefix: str) -> Path:
     """A new ``.staging-<prefix>-*`` folder in ``root`` that records this process as its owner."""
     folder = Path(tempfile.mkdtemp(prefix=f".staging-{prefix}-", dir=root))
-    me = psutil.Process()
-    (folder / OWNER_FILE).write_text(json.dumps({"pid": me.pid, "create_time": me.create_time()}), encoding="utf-8")
+    mark_owner(folder)
     return folder
-
-
-def _owner_alive(folder: Path) -> bool:
-    try:
-        owner = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
-        pid, created = owner["pid"], owner["create_time"]
-        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not isinstance(created, (int, float)):
-            return False
-    except FileNotFoundError:
-        try:
-            return time.time() - folder.stat().st_mtime < OWNERLESS_STALE_S
-        except OSError:
-            return False
-    except (OSError, ValueError, KeyError, TypeError):
-        return False  # unreadable: not a folder any live launcher wrote
-    try:
-        return abs(psutil.Process(pid).create_time() - float(created)) < 1.0
-    except (psutil.Error, OSError):
-        return False
 
 
 def _size(folder: Path) -> int:
@@ -136,7 +112,7 @@ def clean_stale(root: Path) -> list[str]:
     for p in entries:
         if p.is_symlink() or not p.is_dir():
             continue
-        if p.name.startswith(".staging-") and not _owner_alive(p):
+        if p.name.startswith(".staging-") and not owner_alive(p):
             size = _size(p)
             shutil.rmtree(p, ignore_errors=True)
             if not p.exists():
@@ -202,7 +178,7 @@ def _unpack_all(choice: DownloadChoice, archives: list[Path], staging: Path, pro
     return server
 
 
-def install(choice: DownloadChoice, progress: Progress | None = None, cancel: threading.Event | None = None,
+def install(choice: DownloadChoice, progress: Progress | None = None, cancel: Cancellable | None = None,
             root: Path | None = None) -> InstallResult:
     """Download ``choice``'s assets and install them as ``<server cache>/bN`` (or ``bN-release``, see
     :func:`release_dir`); see the module docstring."""

@@ -17,7 +17,6 @@ import ipaddress
 import json
 import os
 import socket
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -28,6 +27,8 @@ from typing import IO, Any
 
 from llama_launcher import __version__
 from llama_launcher.core.llama_server.releases import RELEASES_API, CatalogError, Release, parse_release_list
+from llama_launcher.core.state.cancel import Cancellable
+from llama_launcher.core.state.errors import UserFacing
 from llama_launcher.core.state.safe_text import safe_text
 
 Progress = Callable[[str, "float | None"], None]  # (message, fraction 0..1 or None), as provisioning's
@@ -39,7 +40,7 @@ MAX_REDIRECTS = 5
 RELEASES_URL_ENV = "LLAMA_LAUNCHER_RELEASES_URL"  # another API answer (a mirror, a test server); "off": none
 
 
-class DownloadError(Exception):
+class DownloadError(UserFacing):
     """The download or install failed; one line for the user. Nothing was installed."""
 
 
@@ -235,7 +236,7 @@ def check_digest_listed(asset: Any) -> None:
                             f"({asset.digest_problem}); refusing to install it unverified (nothing was downloaded)")
 
 
-def download_asset(asset: Any, dest: Path, meter: Meter, cancel: threading.Event | None) -> str:
+def download_asset(asset: Any, dest: Path, meter: Meter, cancel: Cancellable | None) -> str:
     """Stream ``asset`` to ``dest``; the size must match exactly, and the digest when one is listed.
     Returns the SHA-256 computed (recorded whether or not the release listed one)."""
     check_digest_listed(asset)

@@ -10,22 +10,15 @@ from __future__ import annotations
 
 import sys
 
+from llama_launcher.core.host.backends import Backend
+from llama_launcher.core.host.gpus import vendor_of
 from llama_launcher.core.host.hardware import DISCRETE_BACKENDS, GPU, Hardware
 
 _MISSING = {"NVIDIA": "CUDA or Vulkan", "AMD": "ROCm or Vulkan", "Intel": "Vulkan or SYCL", "Apple": "Metal"}
 
 
 def _vendor(g: GPU) -> str:
-    low = g.name.lower()
-    if g.backend == "Metal" or low.startswith("apple"):
-        return "Apple"
-    if "nvidia" in low or "geforce" in low or "quadro" in low or "tesla" in low or g.backend == "CUDA":
-        return "NVIDIA"
-    if "amd" in low or "radeon" in low or g.backend == "ROCm":
-        return "AMD"
-    if "intel" in low or g.backend == "SYCL":
-        return "Intel"
-    return "other"
+    return vendor_of(g.name, g.backend)
 
 
 def idle_gpus(hw: Hardware) -> list[GPU]:
@@ -34,9 +27,9 @@ def idle_gpus(hw: Hardware) -> list[GPU]:
     if devices is None:
         return []  # the binary was not asked: nothing to compare with
     if hw.apple_silicon:
-        if any(d.backend == "Metal" for d in devices):
+        if any(d.backend is Backend.METAL for d in devices):
             return []
-        return [g for g in hw.gpus if g.backend == "Metal"][:1]
+        return [g for g in hw.gpus if g.backend is Backend.METAL][:1]
     if hw.discrete_devices():
         return []
     seen: list[GPU] = []

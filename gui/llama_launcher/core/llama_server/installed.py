@@ -32,9 +32,10 @@ from llama_launcher.core.llama_server.discovery import (
 )
 from llama_launcher.core.llama_server.probe import ProbeError, list_devices_text, probe
 from llama_launcher.core.state import paths
+from llama_launcher.core.state.errors import UserFacing
 
 
-class BuildChoiceError(ValueError):
+class BuildChoiceError(UserFacing, ValueError):
     """The build asked for cannot be used or removed; one line."""
 
 

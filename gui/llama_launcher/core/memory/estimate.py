@@ -32,6 +32,7 @@ import enum
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from llama_launcher.core.host.backends import Backend
 from llama_launcher.core.memory.launch import CACHE_TYPE_BYTES, LaunchMemory
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.models.shape import ModelShape, check_context, model_shape
@@ -48,7 +49,8 @@ BUDGET_DEFAULT = 0.90
 # Memory a backend takes for itself, outside any llama.cpp buffer (CUDA: context, cuBLAS workspace,
 # memory pool). Not measurable on this project's CPU-only machines: the CUDA run put it at
 # several hundred MiB. A launch on the GPU replaces it with what that GPU really lost.
-BACKEND_CONTEXT_MIB = {"CUDA": 450, "ROCm": 450, "SYCL": 450, "Vulkan": 250, "Metal": 0, "CPU": 0}
+BACKEND_CONTEXT_MIB = {Backend.CUDA: 450, Backend.ROCM: 450, Backend.SYCL: 450, Backend.VULKAN: 250, Backend.METAL: 0,
+                       Backend.CPU: 0}
 DECIDED_LAUNCHER, DECIDED_LLAMA_CPP, DECIDED_LEARNED = (
     "launcher estimate", "llama.cpp projection", "learned from your last launch")
 

@@ -27,6 +27,7 @@ from llama_launcher.core.host.process_env import child_env, no_window_flags
 from llama_launcher.core.llama_server.discovery import FIT_TOOL
 from llama_launcher.core.memory.breakdown import parse_server_memory
 from llama_launcher.core.memory.launch import LaunchMemory
+from llama_launcher.core.state.errors import UserFacing
 
 TOOL = FIT_TOOL
 TIMEOUT_S = 60.0  # a no-alloc load reads only the header; seconds even for big models
@@ -35,7 +36,7 @@ _ROW = re.compile(r"^(?P<name>[A-Za-z][\w.\-]*)\s+(?P<model>\d+)\s+(?P<context>\
 FA_VERBOSITY = 5  # what FlashAttention 'auto' resolved to is a debug line while the tool measures
 
 
-class FitProjectionError(Exception):
+class FitProjectionError(UserFacing):
     """llama-fit-params could not project this model; one line."""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from llama_launcher.core.host.backends import Backend
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.speculative.methods import BY_ID, BY_TOKEN, DRAFT_N_DEFAULT, KNOBS
 
@@ -25,7 +26,7 @@ BATCH = 2048
 CACHE_TYPE_BYTES = {"f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q5_1": 24 / 32, "q5_0": 22 / 32, "q4_1": 20 / 32,
                     "q4_0": 18 / 32, "iq4_nl": 18 / 32, "f32": 4.0}
 # Backends whose FlashAttention 'auto' always resolves to on in b11434 (all ops supported).
-FA_AUTO_ON = {"CPU", "Metal"}
+FA_AUTO_ON = {Backend.CPU, Backend.METAL}
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class LaunchMemory:
     n_draft: int = 0  # the longest speculative draft (ngram-mod n-max, MTP draft length): logits rows per slot
     mtp: bool = False
     swa_full: bool = False
-    backend: str = "CPU"
+    backend: Backend = Backend.CPU
     draft_cache_type_k: str = "f16"  # the drafter's own context (MTP draft, head, draft model): -ctkd/-ctvd
     draft_cache_type_v: str = "f16"
 
@@ -149,11 +150,11 @@ def user_spec_memory(argv: list[str], base: LaunchMemory) -> LaunchMemory:
     return replace(base, mtp=mtp, n_draft=max(n_max or defaults or [base.n_draft]))
 
 
-def memory_backend(gpu: bool, apple_silicon: bool, gpu_backends: list[str]) -> str:
+def memory_backend(gpu: bool, apple_silicon: bool, gpu_backends: list[Backend]) -> Backend:
     """The backend the server's buffers land on: the first discrete GPU's, Metal on Apple Silicon, else CPU."""
     if gpu and gpu_backends:
         return gpu_backends[0]
-    return "Metal" if apple_silicon else "CPU"
+    return Backend.METAL if apple_silicon else Backend.CPU
 
 
 _VERBOSITY_FLAGS = ("-lv", "--verbosity", "--log-verbosity")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from llama_launcher.core.models.gguf_enums import GGMLQuantizationType, GGUFValueType
+from llama_launcher.core.state.errors import UserFacing
 from llama_launcher.core.state.safe_text import safe_text
 
 GGUF_MAGIC = b"GGUF"
@@ -67,7 +68,7 @@ _SCALAR_FORMATS: dict[int, str] = {
 MAX_ERROR_CHARS = 300
 
 
-class GGUFError(Exception):
+class GGUFError(UserFacing):
     """The file is not a readable GGUF; the message is one line meant for the user."""
 
     def __init__(self, message: str) -> None:

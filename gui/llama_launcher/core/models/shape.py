@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llama_launcher.core.models.model_info import ModelInfo
+from llama_launcher.core.state.errors import UserFacing
 from llama_launcher.core.state.safe_text import short_repr
 
 MAX_LAYERS = 4096  # the deepest published models have ~130 layers
@@ -29,7 +30,7 @@ DEFAULT_VOCAB = 32000  # when a file carries no tokenizer: a typical vocabulary,
 DEFAULT_SWA_PATTERN = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4, "gemma-embedding": 6}
 
 
-class ShapeError(ValueError):
+class ShapeError(UserFacing, ValueError):
     """Metadata that no llama-server would load, or that no file of this size can hold; one line."""
 
 

@@ -16,17 +16,16 @@ import re
 import shlex
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from llama_launcher.core.llama_server.probe import Capabilities
+from llama_launcher.core.llama_server.probe import FIXED_DENIED, LAN_RISKY_OPTIONS, Capabilities
+from llama_launcher.core.state.errors import UserFacing
 
 _NUMBER = re.compile(r"^-\d|^-\.\d")
 _NUMERIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-class ExtraArgsError(ValueError):
+class ExtraArgsError(UserFacing, ValueError):
     """One line for the user, in plain words."""
 
 
@@ -126,8 +125,6 @@ def did_you_mean(flag: str, known: list[str]) -> str:
 def parse_extra_args(text: str, caps: Capabilities | None = None, lan: bool = False,
                      windows: bool | None = None) -> ParsedExtraArgs:
     """Split and check the user's flags against this binary. Raises :class:`ExtraArgsError`."""
-    from llama_launcher.core.llama_server.probe import FIXED_DENIED, LAN_RISKY_OPTIONS
-
     argv = split_args(text or "", windows)
     result = ParsedExtraArgs(argv=argv)
     denied = caps.denied if caps is not None and caps.denied else FIXED_DENIED

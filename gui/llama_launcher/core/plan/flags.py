@@ -6,6 +6,8 @@ import enum
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from llama_launcher.core.state.errors import UserFacing
+
 
 class FlagGroup(str, enum.Enum):
     """What a flag is for (the preview groups and colours by it; ``plan --json`` prints the value)."""
@@ -22,7 +24,7 @@ class FlagGroup(str, enum.Enum):
         return self.value
 
 
-class PlanError(ValueError):
+class PlanError(UserFacing, ValueError):
     """Input that cannot be planned (bad extra args, bad values); one line."""
 
 

@@ -49,3 +49,18 @@ def template_flags(model: ModelInfo, caps: Capabilities, extra: ParsedExtraArgs)
         how = "; --no-jinja because this llama-server reads built-in template names only with its Jinja engine off"
     return [FlagReason(args, f"the model file has no chat template; {model.architecture} models use llama-server's "
                              f"built-in '{fallback}' template{how}", FlagGroup.MODEL)]
+
+
+def base_model_note(model: ModelInfo | None, flags: list[FlagReason] | None, caps: Capabilities | None) -> str:
+    """The window's line for a model without a chat template ('' for every other model): what it most
+    likely is, what Try it does with it, and which template chat clients get from this launch."""
+    if model is None or model.error or model.has_chat_template:
+        return ""
+    if flags is not None:
+        given = chat_template_given(flags)
+    elif caps is not None and (fallback := fallback_template(model, caps)):
+        given = f"the launcher passes llama-server's built-in '{fallback}' template for chat clients"
+    else:
+        given = "chat clients get llama-server's generic template"
+    return ("Base model: the file has no chat template, so it was most likely not trained to chat; "
+            f"Try it sends your text as a plain completion. {given[0].upper() + given[1:]}.")

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llama_launcher.core.server.speed_stats import Speed, backfill_usage, speed_from_timings
+from llama_launcher.core.state.errors import UserFacing
 
 
-class ChatError(Exception):
+class ChatError(UserFacing):
     """One line for the user."""
 
 

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llama_launcher.core.state import paths, state_files
+from llama_launcher.core.state.errors import UserFacing
 
 MIN_KEY_LENGTH = 24
 MAX_KEY_FILE_BYTES = 4096  # only this much of the key file is read
 _KEY_RE = re.compile(r"^[A-Za-z0-9._~+/=-]+$")
 
 
-class ApiKeyError(Exception):
+class ApiKeyError(UserFacing):
     """One line: why the key cannot be used safely."""
 
 

@@ -11,13 +11,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
+
+
+class Cancellable(Protocol):
+    """What polling code needs of a cancel: a ``threading.Event`` or a :class:`CancelToken`."""
+
+    def is_set(self) -> bool: ...
 
 
 class CancelToken:
     def __init__(self) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
-        self._stoppers: list[Callable[[], None]] = []
+        self._stoppers: list[Callable[[], object]] = []
 
     def cancel(self) -> None:
         """Set the flag and stop what is registered, without waiting for it (this returns at once)."""
@@ -39,7 +46,7 @@ class CancelToken:
     def wait(self, timeout: float) -> bool:
         return self._event.wait(timeout)
 
-    def register(self, stop: Callable[[], None]) -> Callable[[], None]:
+    def register(self, stop: Callable[[], object]) -> Callable[[], None]:
         """A cancel from now on also calls ``stop`` (at once if it was cancelled already); returns the
         call that takes it back (harmless twice)."""
         with self._lock:
@@ -56,7 +63,7 @@ class CancelToken:
         return unregister
 
     @contextmanager
-    def stopping(self, stop: Callable[[], None]) -> Iterator[None]:
+    def stopping(self, stop: Callable[[], object]) -> Iterator[None]:
         """While the block runs, a cancel also calls ``stop``."""
         unregister = self.register(stop)
         try:

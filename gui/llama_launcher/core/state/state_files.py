@@ -32,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from llama_launcher.core.state.errors import UserFacing
+
 T = TypeVar("T")
 MAX_STATE_BYTES = 32 * 1024 * 1024  # the biggest legitimate state file (header cache of 10k models) is ~20 MB
 
@@ -175,7 +177,7 @@ def _set_aside_copies(path: Path) -> list[tuple[tuple[str, int], str]]:
     return copies
 
 
-class StateFileError(ValueError):
+class StateFileError(UserFacing, ValueError):
     """Raised by a validator: the file's content is not what the launcher writes."""
 
 

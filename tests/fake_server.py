@@ -99,6 +99,8 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
                 def do_GET(self):
                     if self.path == "/health":
                         self._send(200, '{{"status":"ok"}}')
+                    elif self.path == "/metrics" and os.environ.get("FAKE_METRICS"):  # a recorded answer
+                        self._send(200, open(os.environ["FAKE_METRICS"]).read(), "text/plain; version=0.0.4")
                     elif self.path == "/" and webui:
                         self._send(200, "<!doctype html><html><body>llama.cpp</body></html>", "text/html")
                     else:

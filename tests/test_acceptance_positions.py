@@ -45,6 +45,7 @@ def test_advice_for_several_positions_and_for_none_at_all() -> None:
     hopeless = DraftPositions((10, 2, 0), 100)
     assert "even the first drafted token is accepted in only 10% of steps" in (hopeless.advice(3) or "")
     assert DraftPositions((1, 0, 0), 5).advice(3) is None  # too few steps to tell
+    assert two_bad.advice(None) is None  # no model drafter: ngram-mod's drafts are cut by its own knobs
 
 
 def test_readings_between_two_answers() -> None:
@@ -64,7 +65,7 @@ def test_no_per_position_series_and_hostile_answers() -> None:
                'llamacpp:spec_decode_num_accepted_tokens_per_pos_total{position="1"} NaN\n'
                'llamacpp:spec_decode_num_accepted_tokens_per_pos_total{position="0", other="a\\"b"} 3\n')
     p = positions_from_metrics(hostile)
-    assert p is not None and p.accepted == (3,) and p.steps == 0 and p.rates == [0.0] and p.advice() is None
+    assert p is not None and p.accepted == (3,) and p.steps == 0 and p.rates == [0.0] and p.advice(3) is None
     flood = "\n".join(f'llamacpp:spec_decode_num_accepted_tokens_per_pos_total{{position="{i}"}} 1'
                       for i in range(200_000))
     p = positions_from_metrics(flood)

@@ -25,15 +25,15 @@ from llama_launcher.core.plan.planner import plan_launch
 from llama_launcher.core.settings.launch import PlanSettings
 from llama_launcher.core.speculative.methods import SpecMode
 from llama_launcher.core.speculative.pairing import draft_options
+
+from fake_server import HELP_DIR
+from gguf_factory import write_model
 from published_pairs import (
     write_gemma4_assistant,
     write_gemma4_target,
     write_qwen35_head,
     write_qwen35_target,
 )
-
-from fake_server import HELP_DIR
-from gguf_factory import write_model
 
 REAL = capabilities_from_help("/bin/llama-server", (HELP_DIR / "b11434-recorded.help.txt").read_text(),
                               (HELP_DIR / "b11434-recorded.version.txt").read_text())

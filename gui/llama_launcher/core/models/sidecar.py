@@ -184,8 +184,9 @@ def block_clamp(head: Any) -> int | None:
 
 def head_line(head: Any) -> str:
     """How a head is shown under its model: 'MTP head: mtp-Qwen3.6-8B-Q8_0.gguf, 0.9 GiB'."""
-    size = head.file_size / (1 << 30) if isinstance(head.file_size, int) else 0.0
-    shown = f"{size:.1f} GiB" if size >= 0.1 else f"{head.file_size / (1 << 20):.0f} MiB"
+    n = head.file_size if isinstance(head.file_size, int) else 0
+    shown = f"{n / (1 << 30):.1f} GiB" if n >= (1 << 30) // 10 else f"{n / (1 << 20):.0f} MiB" if n >= 1 << 20 \
+        else f"{n / 1024:.0f} KiB"
     return f"{head_label(kind_of(head))}: {head.file_name}, {shown}"
 
 

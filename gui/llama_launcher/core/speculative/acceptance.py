@@ -58,8 +58,13 @@ class DraftPositions:
             k -= 1
         return k + 1 if k < len(rates) else None
 
-    def advice(self, draft_n_max: int | None = None) -> str | None:
-        """'positions 3–4 are rarely accepted: a draft length of 2 may be faster', or None."""
+    def advice(self, draft_n_max: int | None) -> str | None:
+        """'positions 3–4 are rarely accepted: a draft length of 2 may be faster', or None.
+
+        Only for a model drafter's draft length (``draft_n_max``; None: no advice): ngram-mod's long
+        drafts are cut by its own n-min/n-max, not by a draft length."""
+        if not draft_n_max:
+            return None
         first = self.rarely_accepted_from(draft_n_max)
         if first is None:
             return None

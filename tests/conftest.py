@@ -159,3 +159,25 @@ def no_server_left_behind() -> Iterator[None]:
             break
         __import__("time").sleep(0.2)
     assert not left, f"llama-server processes left running: {[p.pid for p in left]}"
+
+
+@pytest.fixture
+def fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator:
+    """The fake Hub (tests/fake_hub.py) with a tiny and a big GGUF repository; HF_ENDPOINT points at it,
+    the Hugging Face cache and home are this test's own, and no token is set."""
+    from fake_hub import FakeHub, big_repo, tiny_repo
+
+    hub = FakeHub()
+    hub.repos = {"tiny/Tiny-GGUF": tiny_repo(), "big/Big-14B-GGUF": big_repo()}
+    hub.start()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    hub.cache_dir = str(tmp_path / "hf-cache")
+    try:
+        yield hub
+    finally:
+        hub.stop()

@@ -99,7 +99,9 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
                 def do_GET(self):
                     if self.path == "/health":
                         self._send(200, '{{"status":"ok"}}')
-                    elif self.path == "/metrics" and os.environ.get("FAKE_METRICS"):  # a recorded answer
+                    elif self.path == "/metrics" and os.environ.get("FAKE_METRICS") == "off":  # as without --metrics
+                        self._send(501, '{{"error":{{"code":501,"message":"This server does not support metrics endpoint. Start it with `--metrics`"}}}}')
+                    elif self.path == "/metrics" and os.environ.get("FAKE_METRICS"):  # a recorded answer (a file)
                         self._send(200, open(os.environ["FAKE_METRICS"]).read(), "text/plain; version=0.0.4")
                     elif self.path == "/" and webui:
                         self._send(200, "<!doctype html><html><body>llama.cpp</body></html>", "text/html")
@@ -113,6 +115,11 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
                     elif self.path == "/v1/chat/completions":  # one streamed chunk echoing the last message
                         said = body["messages"][-1]["content"]
                         chunk = json.dumps({{"choices": [{{"delta": {{"content": "echo: " + said}}}}]}})
+                        # the timing lines b11434 prints after each request (slot print_timing)
+                        print("slot print_timing: id  0 | task 7 | prompt eval time =      50.00 ms /    17 tokens "
+                              "(    2.94 ms per token,   340.00 tokens per second)", flush=True)
+                        print("slot print_timing: id  0 | task 7 |        eval time =     400.00 ms /    25 tokens "
+                              "(   16.00 ms per token,    62.50 tokens per second)", flush=True)
                         self._send(200, f"data: {{chunk}}\\n\\ndata: [DONE]\\n\\n", "text/event-stream")
                     elif self.path == "/apply-template":
                         text = "gemma" if drop else "".join(m["content"] for m in body.get("messages", []))

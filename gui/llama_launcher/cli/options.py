@@ -73,3 +73,24 @@ def add_get_server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="download or build again even if a matching build is installed")
     p.add_argument("--jobs", type=int, default=None, help="with --build: parallel compile jobs")
     p.add_argument("--json", action="store_true", help="print the result as JSON (progress goes to stderr)")
+
+
+def add_search_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("query", nargs="+", help="words to look for in repository names (e.g. qwen3 8b)")
+    p.add_argument("--limit", type=int, default=30, metavar="N", help="at most N repositories (default 30)")
+    p.add_argument("--json", action="store_true")
+
+
+def add_download_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="REPO[:QUANT]",
+                   help="a Hugging Face repository (OWNER/NAME); :QUANT picks a quant instead of the recommended one")
+    p.add_argument("--no-mtp-head", action="store_true", help="do not bring the repository's MTP head (mtp-*.gguf)")
+    p.add_argument("--no-mmproj", action="store_true", help="do not bring the vision projector (mmproj*.gguf)")
+    p.add_argument("--to", metavar="FOLDER", help="into this models folder instead of the Hugging Face cache")
+    p.add_argument("--ctx", type=int, metavar="N", help="judge the fit at N tokens (default: what Auto would plan)")
+    p.add_argument("--hardware", metavar="FILE", help="judge for the machine described in FILE (from 'hardware --json')")
+    p.add_argument("--binary", help="llama-server whose abilities the plan assumes (default: discovered)")
+    p.add_argument("--dry-run", action="store_true", help="show the verdicts and the files, download nothing")
+    p.add_argument("--stall", type=seconds, default=30.0, metavar="S",
+                   help="stop a transfer that sends nothing for S seconds (default 30); what arrived is kept")
+    p.add_argument("--json", action="store_true", help="one JSON object per line: repo, plan, progress, done")

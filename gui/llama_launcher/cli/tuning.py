@@ -59,7 +59,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     stored = tuning_store.save(model.path, caps.build_number, choice)
     if args.json:
         print_json({"best": choice.to_dict(), "description": choice.describe(), "note": choice.note,
-                     "servers": outcome.servers, "wall_s": round(outcome.wall_s, 2), "stored_in": str(stored)})
+                     "servers": outcome.servers, "wall_s": round(outcome.wall_s, 2), "stored_in": str(stored) if stored else None})
         return 0
     rows = []
     for r in outcome.rows:
@@ -72,6 +72,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print()
         say(choice.note)
     print()
-    say(f"{choice.describe()} ({outcome.servers} server loads, {outcome.wall_s:.0f} s); stored for this model, "
-          f"llama-server build and machine ({stored})")
+    where = (f"stored for this model, llama-server build and machine ({stored})" if stored else
+             "not stored: the tuning results file could not be written (see the note)")
+    say(f"{choice.describe()} ({outcome.servers} server loads, {outcome.wall_s:.0f} s); {where}")
     return 0

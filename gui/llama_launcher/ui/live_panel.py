@@ -351,7 +351,8 @@ class LivePanel(QWidget):
             return False  # the counters moved because of this app's own request, already shown from its timings
         if speed.decode_tps is not None:
             self.big.setText(f"{speed.decode_tps:.1f}")
-            self.source.setText("all clients · from /metrics")
+            self.source.setText("all clients · from the server's log" if speed.source == "log" else
+                                "all clients · from /metrics")
             self.chart.add(speed.decode_tps)
         self._details(speed)
         return True

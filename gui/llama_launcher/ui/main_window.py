@@ -12,6 +12,7 @@ import base64
 import functools
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from llama_launcher import __version__
+from llama_launcher.core.host import hardware as host_hardware
 from llama_launcher.core.host import network
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.plan.gating import Situation, launch_gate, tune_gate
@@ -57,6 +59,9 @@ from llama_launcher.ui.models_pane import ModelsPane
 from llama_launcher.ui.resources import icon
 from llama_launcher.ui.server_panel import ServerPanel
 from llama_launcher.ui.server_toolbar import ServerToolbar
+
+if TYPE_CHECKING:  # the dialog (and huggingface_hub) load when it is first opened
+    from llama_launcher.ui.get_models_dialog import GetModelsDialog
 
 # the smallest window still shows the whole models table (its minimum, see models_pane) beside the setup
 SETUP_MIN_WIDTH = 410
@@ -94,6 +99,7 @@ class MainWindow(QMainWindow):
                                      lambda text: self.statusBar().showMessage(text), self)
         self.watch: SpeculationWatch | None = None  # is speculation paying, for the running launch
         self._tune_after_stop = False
+        self._get_models: GetModelsDialog | None = None  # made when first opened
         self._quitting = False
         self._build_ui()
         self.llama_tab = LlamaServerTab(self.llama, self.server_panel, self.hardware_panel, self.notices, self)
@@ -176,6 +182,7 @@ class MainWindow(QMainWindow):
         pane.add_folder.connect(self._add_folder)
         pane.remove_folder.connect(self._remove_folder)
         pane.rescan.connect(lambda: self.catalog.rescan())
+        pane.get_models.connect(self.open_get_models)
         pane.message.connect(self.statusBar().showMessage)
         self.catalog.scanning.connect(pane.scanning)
         self.catalog.progress.connect(pane.scan_progress)
@@ -214,6 +221,24 @@ class MainWindow(QMainWindow):
             menu.exec(anchor.mapToGlobal(anchor.rect().bottomLeft()))
         else:
             menu.exec(self.mapToGlobal(self.rect().center()))
+
+    def open_get_models(self) -> None:
+        """The "Get models…" dialog; a finished download is scanned and selected, ready to launch."""
+        if self._get_models is None:
+            from llama_launcher.ui.get_models_dialog import (
+                GetModelsDialog,  # huggingface_hub loads when first used
+            )
+
+            self._get_models = GetModelsDialog(self.llama.hw or host_hardware.detect(), self.llama.caps,
+                                               self.catalog.folders, self)
+            self._get_models.model_ready.connect(self._model_downloaded)
+        self._get_models.show()
+
+    def _model_downloaded(self, path: str, folder: str) -> None:
+        if folder and folder not in self.catalog.folders:
+            self.catalog.add_paths([path])  # adds its folder, rescans, selects it
+        else:
+            self.catalog.rescan(select=path)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls()
@@ -309,6 +334,7 @@ class MainWindow(QMainWindow):
         server.metrics.positions.connect(
             lambda p: self.live.show_positions(p, self.server.launch_info.plan.speculative if self.server.launch_info
                                                else None))
+        server.log_speed.connect(self._metrics_speed)  # a server without /metrics: its log says each request's speed
         server.metrics.unavailable.connect(self.live.show_metrics_unavailable)
         self.live.send_prompt.connect(self._send_prompt)
         self.live.cancel_prompt.connect(self.chat.stop)  # direct: closes the reply's connection at once
@@ -525,6 +551,8 @@ class MainWindow(QMainWindow):
         self.tuner.cancel()
         self.chat.stop()
         self.llama.cancel()
+        if self._get_models is not None:
+            self._get_models.shutdown()  # a download in progress stops; what arrived is kept for a resume
         self.server.stop_now()
         s = self.settings_ctl.settings
         s.window_geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()

@@ -68,9 +68,6 @@ class ModelTableModel(QAbstractTableModel):
             return COLUMNS[section]
         return None
 
-    def model_at(self, row: int) -> ModelInfo | None:
-        return self.models[row] if 0 <= row < len(self.models) and not self.is_head(row) else None
-
     def row_of(self, path: str) -> int:
         for i, m in enumerate(self.models):
             if m.path == path and not self.is_head(i):

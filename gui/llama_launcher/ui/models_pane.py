@@ -46,6 +46,7 @@ class ModelsPane(QWidget):
     add_folder = Signal()
     remove_folder = Signal(object)  # the button, to place the menu under it
     rescan = Signal()
+    get_models = Signal()  # the "Get models…" dialog (ui/get_models_dialog.py)
     message = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -86,6 +87,8 @@ class ModelsPane(QWidget):
         self.rescan_btn = QPushButton(icon("refresh"), "Rescan")
         self.reveal_btn = QPushButton(icon("folder"), "Reveal")
         self.reveal_btn.setToolTip("Show the selected model in Finder / Explorer")
+        self.get_btn = QPushButton(icon("add"), "Get models…")
+        self.get_btn.setToolTip("Search Hugging Face and download the quant that fits this machine")
         self.progress = QProgressBar()
         self.progress.setMaximumHeight(6)
         self.progress.setTextVisible(False)
@@ -102,7 +105,7 @@ class ModelsPane(QWidget):
         lay.addWidget(self.progress)
         lay.addWidget(self.table, 1)
         row = QHBoxLayout()
-        for b in (self.add_btn, self.remove_btn, self.rescan_btn, self.reveal_btn):
+        for b in (self.get_btn, self.add_btn, self.remove_btn, self.rescan_btn, self.reveal_btn):
             row.addWidget(b)
         row.addStretch(1)
         lay.addLayout(row)
@@ -118,6 +121,7 @@ class ModelsPane(QWidget):
         self.remove_btn.clicked.connect(lambda: self.remove_folder.emit(self.remove_btn))
         self.rescan_btn.clicked.connect(self.rescan)
         self.reveal_btn.clicked.connect(self.reveal_selected)
+        self.get_btn.clicked.connect(self.get_models)
         self.proxy.modelReset.connect(self._fit_name_column)
         self.proxy.layoutChanged.connect(self._fit_name_column)
 

@@ -34,6 +34,8 @@ MAX_DEPTH = 8
 MAX_ENTRIES = 200_000
 CACHE_VERSION = 4  # 2: vocabulary hash, speculator heads; 3: block_parameters, vocab_size in arch_meta; 4: sidecar heads
 DEMO_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+# An unfinished download (core.hub.download): never a model, whatever it is called before the suffix.
+PARTIAL_SUFFIX = ".llpartial"
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,10 @@ def find_gguf_files(
                             stack.append((Path(entry.path), depth + 1, below))
                         else:
                             skipped.add("too deep", f"skipped {entry.path}: deeper than {max_depth} folders below {root}")
+                        continue
+                    if name.endswith(PARTIAL_SUFFIX):
+                        skipped.add("unfinished download", f"skipped {entry.path}: an unfinished download "
+                                    "(Get models… or `llama-launcher download` resumes it)")
                         continue
                     gguf = name.lower().endswith(".gguf")
                     if gguf and entry.is_file():
@@ -400,7 +406,7 @@ def group_models(infos: list[ModelInfo]) -> tuple[list[ModelInfo], list[ModelInf
     for pj in projectors:
         by_folder.setdefault(pj.folder, []).append(pj.path)
     for info in singles:
-        info.mmproj = sorted(by_folder.get(info.folder, []))
+        info.mmproj = sorted(by_folder.get(info.folder, []) or by_folder.get(_snapshot_root(info.folder), []))
     singles.sort(key=lambda i: (i.name.lower(), i.path))
     return singles, projectors
 
@@ -412,6 +418,13 @@ def split_heads(entries: list[ModelInfo]) -> tuple[list[ModelInfo], list[ModelIn
     for m in models:
         m.heads = [h.path for h in heads if not m.error and head_fits(m, h)[0]] if heads else []
     return models, heads
+
+
+def _snapshot_root(folder: str) -> str:
+    """A sub-folder of a Hugging Face cache snapshot (``snapshots/<commit>/Q6_K``: split quants often sit in a
+    folder named after the quant) pairs with the projector at the repository's root; elsewhere, no folder."""
+    p = Path(folder)
+    return str(p.parent) if p.parent.parent.name == "snapshots" else ""
 
 
 def scan(

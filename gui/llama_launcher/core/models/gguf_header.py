@@ -22,7 +22,7 @@ import os
 import stat
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, BinaryIO
 
 from llama_launcher.core.models.gguf_enums import GGMLQuantizationType, GGUFValueType
@@ -76,6 +76,10 @@ class GGUFError(UserFacing):
         super().__init__(safe_text(message, max_len=MAX_ERROR_CHARS))
 
 
+class _PrefixEnd(Exception):
+    """The next bytes lie past the prefix the caller allowed (not an error of the file)."""
+
+
 @dataclass(frozen=True)
 class SkippedArray:
     """A large array that was skipped rather than decoded (e.g. the tokenizer's tokens)."""
@@ -100,21 +104,23 @@ class TensorSummary:
 
 @dataclass
 class GGUFHeader:
-    path: Path
+    path: PurePath  # a file on disk, or a repository path for a header read over HTTP
     version: int
     byte_order: str  # "<" or ">"
     metadata: dict[str, Any]
     tensors: TensorSummary
     header_bytes: int
+    complete: bool = True  # False: read from a prefix that ended first (metadata up to there, no tensors)
 
 
 class _Stream:
     """Buffered sequential reads with explicit bounds; the file is never mapped."""
 
-    def __init__(self, fh: BinaryIO, size: int, byte_order: str = "<") -> None:
+    def __init__(self, fh: BinaryIO, size: int, byte_order: str = "<", prefix: int | None = None) -> None:
         self.fh = fh
         self.file_size = size
         self.size = min(size, MAX_HEADER_BYTES)  # nothing past the cap is ever read
+        self.prefix = prefix if prefix is not None and prefix < self.size else None  # nor past the caller's prefix
         self.kept = 0  # bytes of values kept in memory so far (MAX_KEPT_BYTES)
         self.order = byte_order
         self.buf = b""
@@ -138,7 +144,12 @@ class _Stream:
         self.base += self.off
         self.off = 0
         want = max(n - len(keep), CHUNK)
-        more = self.fh.read(min(want, max(self.size - self.base - len(keep), 0)))
+        end = self.size
+        if self.prefix is not None:
+            if self.base + n > self.prefix and self.base + n <= self.size:
+                raise _PrefixEnd()
+            end = self.prefix
+        more = self.fh.read(min(want, max(end - self.base - len(keep), 0)))
         self.buf = keep + more
         if len(self.buf) < n:
             self.short(n)
@@ -466,20 +477,34 @@ def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
     p = Path(path)
     before = p.stat()
     with _open_regular(p) as fh:
-        size = os.fstat(fh.fileno()).st_size
-        head = fh.read(8)
-        order, version = _detect_order(head)
-        s = _Stream(fh, size, order)
-        s.base = 8
-        n_tensors = s.u64()
-        n_kv = s.u64()
-        _check_count(s, n_kv, MIN_KV_BYTES, "metadata entries")
-        _check_count(s, n_tensors, MIN_TENSOR_BYTES, "tensors", n_kv * MIN_KV_BYTES)
-        if n_kv > MAX_KV:
-            raise GGUFError(f"corrupt GGUF: {n_kv} metadata entries is more than any real model has (at most {MAX_KV})")
-        if n_tensors > MAX_TENSORS:
-            raise GGUFError(f"corrupt GGUF: {n_tensors} tensors is more than any real model has (at most {MAX_TENSORS})")
-        metadata: dict[str, Any] = {}
+        header = read_header_from(fh, os.fstat(fh.fileno()).st_size, p)
+    after = p.stat()
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+        raise GGUFError("the file changed while it was being read; rescan when it is complete")
+    return header
+
+
+def read_header_from(fh: BinaryIO, size: int, path: PurePath, prefix: int | None = None) -> GGUFHeader:
+    """Read a GGUF header from an open binary stream of ``size`` bytes (a file, or a remote file read
+    in HTTP ranges: ``core.hub.remote_header``); ``path`` only names it. Every count is checked against
+    ``size``, and only the header's bytes are read (large arrays are skipped by seeking).
+
+    With ``prefix``, nothing past that many bytes is read: a header longer than that comes back with
+    ``complete=False``, the metadata read until then and no tensor summary."""
+    head = fh.read(8)
+    order, version = _detect_order(head)
+    s = _Stream(fh, size, order, prefix)
+    s.base = 8
+    n_tensors = s.u64()
+    n_kv = s.u64()
+    _check_count(s, n_kv, MIN_KV_BYTES, "metadata entries")
+    _check_count(s, n_tensors, MIN_TENSOR_BYTES, "tensors", n_kv * MIN_KV_BYTES)
+    if n_kv > MAX_KV:
+        raise GGUFError(f"corrupt GGUF: {n_kv} metadata entries is more than any real model has (at most {MAX_KV})")
+    if n_tensors > MAX_TENSORS:
+        raise GGUFError(f"corrupt GGUF: {n_tensors} tensors is more than any real model has (at most {MAX_TENSORS})")
+    metadata: dict[str, Any] = {}
+    try:
         for _ in range(n_kv):
             key = s.string("a metadata key", keep_limit=MAX_KEY_LENGTH)
             if key is None:
@@ -489,8 +514,6 @@ def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
             vtype = s.u32()
             metadata[key] = _read_value(s, vtype, key)
         summary = _read_tensors(s, n_tensors)
-        header_bytes = s.pos
-    after = p.stat()
-    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
-        raise GGUFError("the file changed while it was being read; rescan when it is complete")
-    return GGUFHeader(p, version, order, metadata, summary, header_bytes)
+    except _PrefixEnd:
+        return GGUFHeader(path, version, order, metadata, TensorSummary(), s.pos, complete=False)
+    return GGUFHeader(path, version, order, metadata, summary, s.pos)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from llama_launcher.core.models.gguf_enums import LlamaFileType
@@ -254,7 +254,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
     return info_from_header(header, size)
 
 
-def error_info(path: Path, message: str) -> ModelInfo:
+def error_info(path: PurePath, message: str) -> ModelInfo:
     return ModelInfo(
         path=str(path),
         name=path.stem,

@@ -88,7 +88,7 @@ class Plan:
         }
 
 
-def _budget(hw: Hardware, gpu: bool, mtp: bool) -> tuple[int, str]:
+def memory_budget(hw: Hardware, gpu: bool, mtp: bool) -> tuple[int, str]:
     frac = BUDGET_MTP if mtp else BUDGET_DEFAULT
     pct = int(frac * 100)
     if gpu:
@@ -176,7 +176,7 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
 
     # context and memory
     mtp_on = spec.mtp_engaged
-    budget, budget_src = _budget(hw, gpu, mtp_on or spec.draft is not None)
+    budget, budget_src = memory_budget(hw, gpu, mtp_on or spec.draft is not None)
     cache_type = extra.value(*CACHE_K_ALIASES) or settings.cache_type or "f16"
     head = spec.head  # an MTP head counts by its own tensors and context, never as a second model
     draft_model = spec.draft.model if spec.draft is not None and head is None else None

@@ -53,7 +53,17 @@ def _judge_head(target: ModelInfo, head: ModelInfo, method: str) -> DraftOption:
     return DraftOption(head, method, ok, reason)
 
 
+def is_mtp_head_file(m: ModelInfo) -> bool:
+    """An MTP head in its own file (llama.cpp's converter with ``--mtp``: ``mtp-<name>.gguf``, the target's
+    architecture and vocabulary, only the MTP block): it runs as ``--spec-type draft-mtp``, never as a
+    draft model (``draft-simple`` would load it as a whole model)."""
+    return m.file_name.lower().startswith("mtp-") and m.nextn_predict_layers > 0
+
+
 def _judge_draft(target: ModelInfo, cand: ModelInfo) -> DraftOption:
+    if is_mtp_head_file(cand):
+        return DraftOption(cand, "draft", False, "an MTP head (its own file): llama-server runs it as -md with "
+                                                 "--spec-type draft-mtp, which the launcher does not plan yet")
     if not cand.vocab_hash or not target.vocab_hash:
         missing = "this model" if not target.vocab_hash else "that file"
         return DraftOption(cand, "draft", False, f"{missing} has no token list to compare")

@@ -25,6 +25,7 @@ from llama_launcher.core.server import checks as server_checks
 from llama_launcher.core.server.checks import ServerChecks
 from llama_launcher.core.server.log_batches import LogBatch, LogBatcher
 from llama_launcher.core.server.process import RunnerEvents, ServerEvent, ServerRunner, ServerState
+from llama_launcher.core.server.speed_stats import LogSpeedParser
 from llama_launcher.ui.jobs import JobRunner, new_run
 from llama_launcher.ui.metrics_poller import MetricsPoller
 
@@ -50,6 +51,7 @@ class ServerController(QObject):
     port_taken = Signal(object)  # PortCheck: the launch did not start
     checked = Signal(object)  # ServerChecks of the ready server
     ended = Signal(object, str)  # the Launch that ended, its log file ('' when it never had one)
+    log_speed = Signal(object)  # Speed of a request, read from the server's log (a server without /metrics)
     _event = Signal(object)  # from the runner's threads
     _batch = Signal(object)  # from the batcher (timer or runner thread), always queued: one order
 
@@ -72,6 +74,8 @@ class ServerController(QObject):
         self._timer.timeout.connect(self._lines.flush)
         self._timer.start()
         self.metrics = MetricsPoller(self)
+        self._log_speeds: LogSpeedParser | None = None  # reads speeds from the log once /metrics is unavailable
+        self.metrics.unavailable.connect(lambda _why: setattr(self, "_log_speeds", LogSpeedParser()))
 
     @property
     def running(self) -> bool:
@@ -81,7 +85,8 @@ class ServerController(QObject):
         """Start ``launch`` (after the previous server, if any, is gone); returns its run id."""
         self.run = new_run()
         run = self.run
-        self.launch_info, self.log_path, self.checks, self.ready_seen = launch, "", None, False
+        self.launch_info, self.log_path, self.checks, self._log_speeds = launch, "", None, None
+        self.ready_seen = False
         self.base_url = f"http://127.0.0.1:{launch.port}"  # the server binds all addresses or loopback: both answer here
         self._set(ServerEvent(run, ServerState.STARTING))
         self._lines.start_run(run)
@@ -161,8 +166,14 @@ class ServerController(QObject):
             self.checked.emit(checks)
 
     def _on_batch(self, batch: LogBatch) -> None:
-        if batch.run == self.run:
-            self.log_batch.emit(batch)
+        if batch.run != self.run:
+            return
+        self.log_batch.emit(batch)
+        if self._log_speeds is not None:
+            for line in batch.lines:
+                speed = self._log_speeds.feed(line)
+                if speed is not None:
+                    self.log_speed.emit(speed)
 
     def fallback(self, launch: Launch, event: ServerEvent) -> Fallback | None:
         """Whether this failed start is one that speculation crashed (core/plan/fallback.py's rule)."""

@@ -245,3 +245,11 @@ def test_d01_d02_ngram_mod_left_out_of_the_chain_is_said(case: str, hw: Hardware
     assert len(lost) == 1 and "MTP runs without it" in lost[0] and "update llama.cpp" in lost[0]
     assert not [w for w in plan(model(9e9), GPU_HW, NO_MOD_KNOBS).warnings if "ngram-mod is left out" in w]
     assert not [w for w in plan(model(9e9), hw).warnings if "ngram-mod is left out" in w]
+
+
+def test_the_drafters_kv_type_is_what_the_binary_can_set() -> None:
+    fork = capabilities_from_help("/bin/llama-server", (HELP_DIR / "fork-mtp-token.help.txt").read_text())
+    p = plan(model(9e9), GPU_HW, caps=fork, cache_type="q8_0")
+    assert "--spec-draft-type-k" not in p.argv
+    assert p.speculative.draft_cache_type is None and p.memory is not None
+    assert p.memory.launch.draft_cache_type_k == "f16"  # the estimate counts what the server will use

@@ -229,6 +229,8 @@ def decide_speculative(model: ModelInfo, caps: Capabilities, settings: PlanSetti
     # ngram types first, as llama.cpp tries them (and as Unsloth Studio spells the chain)
     d.types = [caps.method_tokens[mid] for mid in sorted(d.methods, key=lambda mid: BY_ID[mid].kind != "ngram")]
     _draft_and_length(d, model, settings, drafts, gpu, measured, tuned, warnings)
+    if not {"--spec-draft-type-k", "--spec-draft-type-v"} <= set(caps.real_options):
+        d.draft_cache_type = None  # this binary cannot set it: the drafter's cache stays at llama-server's f16
     d.summary = combo_label(d.methods, d.draft_n_max)
     if d.draft is not None:
         d.summary += f" ({d.draft.name})" if d.head is None else f" (head {d.draft.model.file_name})"

@@ -52,11 +52,12 @@ def test_the_head_is_listed_under_each_target_and_cannot_be_selected(qtbot, tmp_
     w = open_window(qtbot, make_fake_server(tmp_path / "bin", "b11434-recorded"), published)
     head_text = "└ MTP head: mtp-Qwen3.6-8B-Q8_0.gguf, 1.5 GiB"
     assert rows(w) == ["Qwen3.6 8B", head_text, "Qwen3.6 8B", head_text]
+    proxy = w.models_pane.proxy
+    assert [proxy.index(r, 6).data() for r in range(4)] == ["MTP", "head", "MTP", "head"]  # MTP from the head
     table = w.models_pane.table
     table.sortByColumn(4, Qt.SortOrder.DescendingOrder)  # by size, the other way round: still under its model
     assert rows(w)[1] == head_text and rows(w)[3] == head_text
     assert "1 speculator head" in w.models_pane.status.text()
-    proxy = w.models_pane.proxy
     head_index = proxy.index(1, 0)
     assert not proxy.flags(head_index) & Qt.ItemFlag.ItemIsSelectable
     assert "not a model and cannot be launched on its own" in head_index.data(Qt.ItemDataRole.ToolTipRole)

@@ -35,11 +35,12 @@ class ModelTableModel(QAbstractTableModel):
         super().__init__()
         self.models: list[ModelInfo] = []  # every row: a model, or the head shown under the model above it
         self.target_row: dict[int, int] = {}  # a head row -> the row of the model it drafts for
+        self.mtp_from_head: set[int] = set()  # rows of models whose MTP comes from a head file
 
     def set_models(self, models: list[ModelInfo], heads: list[ModelInfo] | None = None) -> None:
         by_path = {h.path: h for h in heads or []}
         self.beginResetModel()
-        self.models, self.target_row = [], {}
+        self.models, self.target_row, self.mtp_from_head = [], {}, set()
         for m in models:
             row = len(self.models)
             self.models.append(m)
@@ -47,6 +48,8 @@ class ModelTableModel(QAbstractTableModel):
                 if path in by_path:
                     self.target_row[len(self.models)] = row
                     self.models.append(by_path[path])
+                    if kind_of(by_path[path]) in ("mtp", "gemma4-assistant"):
+                        self.mtp_from_head.add(row)
         self.endResetModel()
 
     def is_head(self, row: int) -> bool:
@@ -86,19 +89,23 @@ class ModelTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             if m.error and col == 1:
                 return "unreadable"
+            mtp = m.is_mtp or index.row() in self.mtp_from_head
             return [
                 m.name, m.architecture or "–", format_params(m.parameters), m.quantization or "–", fmt_size(m.file_size),
-                f"{m.context_length:,}" if m.context_length else "–", "MTP" if m.is_mtp else "", m.folder,
+                f"{m.context_length:,}" if m.context_length else "–", "MTP" if mtp else "", m.folder,
             ][col]
         if role == SORT_ROLE:
+            mtp = m.is_mtp or index.row() in self.mtp_from_head
             return [m.name.lower(), m.architecture or "", m.parameters or 0, m.quantization or "", m.file_size,
-                    m.context_length or 0, 1 if m.is_mtp else 0, m.folder.lower()][col]
+                    m.context_length or 0, 1 if mtp else 0, m.folder.lower()][col]
         if role == Qt.ItemDataRole.ToolTipRole:
             if m.error:
                 return f"{m.file_name}: {m.error}"
             tip = [m.path]
             if m.is_mtp:
                 tip.append(f"MTP: {m.mtp_evidence}")
+            if index.row() in self.mtp_from_head:
+                tip.append("MTP: from its MTP head in its own file (listed under it)")
             if m.trunk_parameters and m.mtp_parameters:
                 tip.append(f"trunk {format_params(m.trunk_parameters)} + MTP head {format_params(m.mtp_parameters)}")
             if m.split_count > 1:
@@ -110,7 +117,7 @@ class ModelTableModel(QAbstractTableModel):
             return "\n".join(tip)
         if role == Qt.ItemDataRole.ForegroundRole and m.error:
             return QBrush(QColor("#dc2626"))
-        if role == Qt.ItemDataRole.ForegroundRole and col == 6 and m.is_mtp:
+        if role == Qt.ItemDataRole.ForegroundRole and col == 6 and (m.is_mtp or index.row() in self.mtp_from_head):
             return QBrush(QColor("#7c3aed"))
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (2, 4, 5):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -64,6 +64,16 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
                 print("llama_model_load: error: failed to allocate CPU buffer of size 9999 MiB", flush=True)
                 sys.exit(1)
             time.sleep(3600)
+        if behaviour == "spec-abort" and "--port" in args:
+            # dies while loading when any speculative flag is passed, as b11434 does on a target converted
+            # --no-mtp that kept its nextn key (tests/fixtures/failures/b11434-mtp-on-trunk-only-target.log);
+            # without one it serves like "http"
+            if any(a.startswith("--spec-") for a in args):
+                print("0.00.003.768 I srv    load_model: loading model '" + args[args.index("-m") + 1] + "'", flush=True)
+                print('src/models/mimo2.cpp:282: GGML_ASSERT(layer.nextn.eh_proj && "MIMO2 MTP block missing '
+                      'nextn.eh_proj") failed', flush=True)
+                os.abort()
+            behaviour = "http"
         if behaviour == "http":  # answers like a ready llama-server on --port (web UI and template per env)
             import json
             from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -91,6 +101,8 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
                         self._send(200, '{{"status":"ok"}}')
                     elif self.path == "/metrics" and os.environ.get("FAKE_METRICS") == "off":  # as without --metrics
                         self._send(501, '{{"error":{{"code":501,"message":"This server does not support metrics endpoint. Start it with `--metrics`"}}}}')
+                    elif self.path == "/metrics" and os.environ.get("FAKE_METRICS"):  # a recorded answer (a file)
+                        self._send(200, open(os.environ["FAKE_METRICS"]).read(), "text/plain; version=0.0.4")
                     elif self.path == "/" and webui:
                         self._send(200, "<!doctype html><html><body>llama.cpp</body></html>", "text/html")
                     else:

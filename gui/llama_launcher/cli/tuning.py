@@ -8,6 +8,7 @@ import sys
 from llama_launcher.cli.inputs import resolve_inputs
 from llama_launcher.cli.output import RunError, UsageError, print_json, say, table
 from llama_launcher.core.plan.flags import PlanError
+from llama_launcher.core.speculative import fallback_store
 from llama_launcher.core.tuning import store as tuning_store
 from llama_launcher.core.tuning.bench import bench
 from llama_launcher.core.tuning.measure import BenchError
@@ -22,7 +23,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     log = (lambda s: None) if args.json else (lambda s: say(s, file=sys.stderr, flush=True))
     try:
         result = bench(binary, model, hw, caps, settings, args.spec, args.prompt, args.tokens, args.runs,
-                       log, tuned, drafts)  # --draft-n-max is in settings
+                       log, tuned, drafts, fallback_store.avoided(model.path, binary))  # --draft-n-max is in settings
     except PlanError as exc:
         raise UsageError(str(exc)) from exc
     except BenchError as exc:

@@ -34,6 +34,7 @@ from llama_launcher.core.host import hardware as host_hardware
 from llama_launcher.core.host import network
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.plan.gating import Situation, launch_gate, tune_gate
+from llama_launcher.core.plan.planner import Plan
 from llama_launcher.core.server.failure_reasons import PORT_WAY_OUT
 from llama_launcher.core.server.process import ServerEvent, ServerState
 from llama_launcher.core.settings.launch import AUTO_PORT
@@ -42,6 +43,7 @@ from llama_launcher.core.speculative.methods import combo_label
 from llama_launcher.ui.banner import Banner
 from llama_launcher.ui.controllers.catalog import CatalogController
 from llama_launcher.ui.controllers.chat import ChatController
+from llama_launcher.ui.controllers.fallback import FallbackFlow
 from llama_launcher.ui.controllers.llama_server import LlamaServerController
 from llama_launcher.ui.controllers.notices import NoticeCenter
 from llama_launcher.ui.controllers.plan import PlanController
@@ -93,6 +95,8 @@ class MainWindow(QMainWindow):
         self.server = ServerController(self)
         self.chat = ChatController(self)
         self.tuner = TuneController(self)
+        self.fallback = FallbackFlow(self.server, self.planner, self.notices, self._launch_plan,
+                                     lambda text: self.statusBar().showMessage(text), self)
         self.watch: SpeculationWatch | None = None  # is speculation paying, for the running launch
         self._tune_after_stop = False
         self._get_models: GetModelsDialog | None = None  # made when first opened
@@ -328,6 +332,9 @@ class MainWindow(QMainWindow):
         server.checked.connect(self._server_checked)
         server.ended.connect(lambda launch, log: self.planner.learn(launch.model, launch.build, launch.plan, log))
         server.metrics.speed.connect(self._metrics_speed)
+        server.metrics.positions.connect(
+            lambda p: self.live.show_positions(p, self.server.launch_info.plan.speculative if self.server.launch_info
+                                               else None))
         server.log_speed.connect(self._metrics_speed)  # a server without /metrics: its log says each request's speed
         server.metrics.unavailable.connect(self.live.show_metrics_unavailable)
         self.live.send_prompt.connect(self._send_prompt)
@@ -343,15 +350,19 @@ class MainWindow(QMainWindow):
         if not launch_gate(s).ok or p.plan is None or p.model is None:
             return
         self.settings_ctl.save_now()  # what is launched is what the next start shows, whatever happens to this process
-        self.live.reset()
         self.notices.clear("server", "port")
-        spec = p.plan.speculative
+        self.fallback.new_launch()
+        self._launch_plan(p.plan, p.model)
+
+    def _launch_plan(self, plan: Plan, model: ModelInfo) -> None:
+        p, llama = self.planner, self.llama
+        self.live.reset()
+        spec = plan.speculative
         tuned = p.tuned
         self.watch = SpeculationWatch(combo_label(spec.methods), tuned.off_tps if tuned else None) \
             if spec.methods else None
         key = p.api_key.key if p.lan and p.api_key else ""
-        self.server.launch(Launch(p.plan, p.model, llama.caps.build_number if llama.caps else None, p.port,
-                                  p.lan, key))
+        self.server.launch(Launch(plan, model, llama.caps.build_number if llama.caps else None, p.port, p.lan, key))
 
     def _launch_on_free_port(self) -> None:
         """The banner's way out after a taken port: one click moves to a free port and launches."""
@@ -384,6 +395,7 @@ class MainWindow(QMainWindow):
         state = event.state
         if state is ServerState.STARTING and event.run != self.logs.run:
             self.logs.begin_run(event.run)
+            self.logs.append_own(self.fallback.take_log_lines())
         if self.server.log_path:
             self.logs.set_log_path(event.run, self.server.log_path)
         self.toolbar.show_state(state, self.server.base_url, self._display_url())
@@ -401,6 +413,8 @@ class MainWindow(QMainWindow):
         self._update_gates()
 
     def _server_failed(self, event: ServerEvent) -> None:
+        if self.fallback.failed(event):  # speculation crashed the start: retried once without it, and said
+            return
         reason = event.reason
         text = reason.message if reason else "llama-server failed"
         if reason is not None and reason.evidence:

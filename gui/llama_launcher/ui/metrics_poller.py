@@ -1,7 +1,8 @@
 """Poll ``/metrics`` without blocking: QNetworkAccessManager + QTimer on the GUI thread's loop.
 
-Counter deltas between two polls give every client's decode t/s (an editor's traffic included);
-the parsing lives in core (speed_stats) so it is tested without Qt.
+Counter deltas between two polls give every client's decode t/s (an editor's traffic included), and
+the labelled per-position counters the acceptance of each draft position; the parsing lives in core
+(speed_stats, speculative/acceptance) so it is tested without Qt.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtNetwork import QNetworkAccessManager, QNetworkReply, QNetworkRequest
 
 from llama_launcher.core.server.speed_stats import parse_metrics, speed_from_metrics
+from llama_launcher.core.speculative.acceptance import positions_from_metrics
 
 POLL_MS = 1000
+MAX_BODY = 1 << 20  # a /metrics answer is a few KB; a hostile one is read this far
 
 
 class MetricsPoller(QObject):
     speed = Signal(object)  # Speed from counter deltas
+    positions = Signal(object)  # DraftPositions: acceptance per draft position since the server started
     unavailable = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -63,8 +67,11 @@ class MetricsPoller(QObject):
                 self.unavailable.emit("this server has no /metrics (started without --metrics)")
                 self.timer.stop()
             return
-        body = bytes(reply.readAll().data()).decode("utf-8", "replace")
+        body = bytes(reply.read(MAX_BODY).data()).decode("utf-8", "replace")
         now = parse_metrics(body)
+        positions = positions_from_metrics(body)
+        if positions is not None and positions.steps:
+            self.positions.emit(positions)
         if self.previous is not None:
             s = speed_from_metrics(self.previous, now)
             if s is not None:

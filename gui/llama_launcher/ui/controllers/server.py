@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from llama_launcher.core.host.network import PortCheck, check_port
 from llama_launcher.core.models.model_info import ModelInfo
+from llama_launcher.core.plan.fallback import Fallback, fallback_for
 from llama_launcher.core.plan.planner import Plan
 from llama_launcher.core.server import checks as server_checks
 from llama_launcher.core.server.checks import ServerChecks
@@ -63,6 +64,7 @@ class ServerController(QObject):
         self.log_path = ""
         self.checks: ServerChecks | None = None
         self.runner: ServerRunner | None = None
+        self.ready_seen = False  # this run answered /health (a failure after it is not a failed start)
         self._jobs = JobRunner("server-worker", "starting llama-server", self)
         self._lines = LogBatcher(self._batch.emit)
         self._event.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
@@ -84,6 +86,7 @@ class ServerController(QObject):
         self.run = new_run()
         run = self.run
         self.launch_info, self.log_path, self.checks, self._log_speeds = launch, "", None, None
+        self.ready_seen = False
         self.base_url = f"http://127.0.0.1:{launch.port}"  # the server binds all addresses or loopback: both answer here
         self._set(ServerEvent(run, ServerState.STARTING))
         self._lines.start_run(run)
@@ -142,6 +145,7 @@ class ServerController(QObject):
             return  # a late event of an earlier launch
         self._set(event)
         if event.state is ServerState.READY:
+            self.ready_seen = True
             launch = self.launch_info
             self.metrics.start(self.base_url, launch.key if launch else "")
             base, key, run = self.base_url, launch.key if launch else "", event.run
@@ -170,6 +174,14 @@ class ServerController(QObject):
                 speed = self._log_speeds.feed(line)
                 if speed is not None:
                     self.log_speed.emit(speed)
+
+    def fallback(self, launch: Launch, event: ServerEvent) -> Fallback | None:
+        """Whether this failed start is one that speculation crashed (core/plan/fallback.py's rule)."""
+        runner = self.runner
+        if runner is None or runner.run != event.run:
+            return None
+        code = runner.proc.returncode if runner.proc is not None else None
+        return fallback_for(launch.plan, self.ready_seen, event.reason, list(runner.history), code, runner.log_path)
 
     def describe_busy(self) -> str:
         return "llama-server is still running" if self.running else ""

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llama_launcher.core.models import gguf_header
+from llama_launcher.core.models import gguf_header, gguf_stream
 from llama_launcher.core.models.catalog import HeaderCache, find_gguf_files, scan
 from llama_launcher.core.models.gguf_header import GGUFError, read_header
 from llama_launcher.core.models.model_info import read_model_info
@@ -123,7 +123,7 @@ def test_the_metadata_cap_and_the_memory_budget(tmp_path: Path) -> None:
     with pytest.raises(GGUFError, match=f"{cap + 1} metadata entries is more than"):
         read_header(over)
     # 40 strings of 1 MiB each would all be kept (each is under the 1 MiB per-string limit): 40 MiB
-    big = b"x" * (gguf_header.MAX_KEPT_STRING - 100)
+    big = b"x" * (gguf_stream.MAX_KEPT_STRING - 100)
     body = b"".join(struct.pack("<Q", 4) + f"k{i:03d}".encode() + struct.pack("<IQ", 8, len(big)) + big
                     for i in range(40))
     f = tmp_path / "strings.gguf"
@@ -186,7 +186,7 @@ def test_fuzz_counts_toward_and_past_the_bounds(tmp_path: Path, seed_file: bytes
         room = (size - off - 8) // each
         caps = {"n_tensors": gguf_header.MAX_TENSORS, "n_kv": gguf_header.MAX_KV}.get(kind, room)
         value = data.draw(st.sampled_from([room - 1, room, room + 1, caps - 1, caps, caps + 1,
-                                           gguf_header.MAX_HEADER_BYTES // each, 2**32, 2**63, 2**64 - 1]))
+                                           gguf_stream.MAX_HEADER_BYTES // each, 2**32, 2**63, 2**64 - 1]))
         buf[off:off + 8] = struct.pack("<Q", max(0, min(value, 2**64 - 1)))
     f = tmp_path / "fuzz.gguf"
     if huge:

@@ -139,3 +139,60 @@ def test_closing_during_a_source_build_asks_stops_it_and_the_next_start_offers_t
     panel.remove_btn.click()
     qtbot.waitUntil(lambda: not panel.remove_btn.isVisibleTo(panel), timeout=WAIT)
     assert provisioning.interrupted_build() is None and not found.folder.exists()
+
+
+@pytest.mark.integration
+def test_a_port_taken_between_the_check_and_the_bind_names_its_holder_and_offers_another(
+        qtbot, llama_server: str, mtp_models: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real server fails to bind: who holds the port is asked in the server's thread, not the GUI's."""
+    import os
+    import socket
+
+    from llama_launcher.core.host import network
+    from llama_launcher.core.settings.launch import ModelSettings
+    from llama_launcher.ui.controllers import server as server_controller
+
+    port = network.free_port()
+    checks: list[int] = []
+
+    def first_says_free(p: int) -> network.PortCheck:  # the race: free when checked, taken when bound
+        checks.append(p)
+        return network.PortCheck(p, True) if len(checks) == 1 else network.check_port(p)
+
+    monkeypatch.setattr(server_controller, "check_port", first_says_free)
+    folder = mtp_models["plain"].parent
+    w = open_window(qtbot, llama_server, folder, port=port,
+                    models={str(mtp_models["plain"]): ModelSettings(threads=1),
+                            str(mtp_models["mtp"]): ModelSettings(threads=1)})
+    w.models_pane.select(str(mtp_models["plain"]))
+    qtbot.waitUntil(lambda: w.planner.plan is not None and str(mtp_models["plain"]) in w.planner.plan.argv,
+                    timeout=WAIT)
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", port))
+        holder.listen(1)
+        w.launch()
+        qtbot.waitUntil(lambda: "already in use" in w.banner.text(), timeout=120_000)
+        assert w.server.state is ServerState.FAILED and len(checks) == 2  # asked again after the failure
+        assert f"pid {os.getpid()}" in w.banner.text()  # the holder, named
+        assert w.banner.button.isVisibleTo(w) and "Launch on port" in w.banner.button.text()
+
+
+def test_a_start_that_fails_before_its_process_exists_learns_from_no_log(qtbot, models: Path, tmp_path: Path) -> None:
+    """Memory is learned from this run's log only: a start whose binary is gone has none (it used to
+    read the previous run's; issue 19, item 2)."""
+    exe = make_fake_server(tmp_path / "http", "b11434-current", behaviour="http")
+    w = open_window(qtbot, exe, models)
+    ended: list[tuple[int, str]] = []
+    w.server.ended.connect(lambda launch, log: ended.append((w.server.run, log)))
+    w.launch()
+    qtbot.waitUntil(lambda: w.server.state is ServerState.READY, timeout=WAIT)
+    w.stop_server()
+    qtbot.waitUntil(lambda: len(ended) == 1, timeout=WAIT)
+    first_log = ended[0][1]
+    assert first_log and Path(first_log).is_file()
+    exe.rename(exe.with_name("gone"))  # the binary disappears before the next start
+    w.launch()
+    qtbot.waitUntil(lambda: len(ended) == 2, timeout=WAIT)
+    assert w.server.state is ServerState.FAILED and "not found" in w.banner.text()
+    assert ended[1][1] == ""  # no log of its own: nothing of the first run's is read

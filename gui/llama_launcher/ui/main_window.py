@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
 
 from llama_launcher import __version__
 from llama_launcher.core.host import hardware as host_hardware
-from llama_launcher.core.host import network
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.plan.gating import Situation, launch_gate, tune_gate
 from llama_launcher.core.plan.planner import Plan
@@ -375,6 +374,10 @@ class MainWindow(QMainWindow):
             self.server.stop()
 
     def _port_taken(self, check) -> None:
+        if check.free:  # taken when llama-server bound it, free again now
+            self.notices.show("port", f"port {check.port} was taken when llama-server started; it is free now",
+                              error=True, action=("Launch again", self.launch))
+            return
         if self.planner.port_setting == AUTO_PORT:  # Auto: just take another one
             self.planner.use_free_port()
             self.launch()
@@ -419,12 +422,9 @@ class MainWindow(QMainWindow):
         text = reason.message if reason else "llama-server failed"
         if reason is not None and reason.evidence:
             text += "\n" + "\n".join(f"  │ {e}" for e in reason.evidence[:3])
-        action = None
-        if reason is not None and reason.code == "port_in_use":  # the port it was started on
-            port = self.server.launch_info.port if self.server.launch_info else self.planner.port
-            text = f"{network.port_in_use_message(port)}; {PORT_WAY_OUT}"
-            action = (f"Launch on port {network.next_free_port(port)} instead", self._launch_on_free_port)
-        self.notices.show("server", text, error=True, action=action)
+        if reason is not None and reason.code == "port_in_use":
+            return  # the server's controller asks who holds the port, then _port_taken offers the way out
+        self.notices.show("server", text, error=True)
         self.statusBar().showMessage(f"llama-server failed: {reason.message if reason else ''}")
 
     def _server_checked(self, checks) -> None:

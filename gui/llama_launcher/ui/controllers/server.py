@@ -154,6 +154,9 @@ class ServerController(QObject):
         elif event.state.ended:
             self.metrics.stop()
             launched, self.launch_info = self.launch_info, None
+            if event.reason is not None and event.reason.code == "port_in_use" and launched is not None:
+                port = launched.port  # taken between the check and the bind: who holds it, asked off this thread
+                self._jobs.submit(lambda ctx: check_port(port), self.port_taken.emit)
             runner = self.runner
             if runner is not None and runner.run == event.run:
                 self.log_path = str(runner.log_path or "")

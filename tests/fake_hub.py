@@ -110,6 +110,8 @@ class FakeHub:
         self.release = threading.Event()  # lets a paused transfer go on
         self.paused = threading.Event()  # set when a transfer reached its pause point
         self.lock = threading.Lock()
+        self.idle = threading.Condition(self.lock)  # notified when a CDN body ends (sent, or its client hung up)
+        self.sending = 0  # CDN bodies still being written
         self.served: dict[str, int] = {}  # sha -> content bytes sent by the CDN
         self.ranges: list[tuple[str, int]] = []  # (sha, first byte) of every CDN request
         self.transfers: list[list] = []  # [sha, first byte, bytes sent] of every CDN request, as it goes
@@ -136,7 +138,11 @@ class FakeHub:
             return sum(self.served.values())
 
     def reset_counts(self) -> None:
+        """Forget what was served so far. A body whose client already hung up (a header read that
+        closed early) may still be writing a chunk into the socket's buffer; it is waited for, so
+        its bytes are not counted against what comes next."""
         with self.lock:
+            self.idle.wait_for(lambda: self.sending == 0, timeout=30)
             self.served.clear()
             self.ranges.clear()
             self.transfers.clear()
@@ -280,6 +286,15 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             with hub.lock:
                 hub.ranges.append((sha, start))
                 hub.transfers.append(record)
+                hub.sending += 1
+            try:
+                self._answer_blob(sha, f, start, end, status, record)
+            finally:
+                with hub.lock:
+                    hub.sending -= 1
+                    hub.idle.notify_all()
+
+        def _answer_blob(self, sha: str, f: FakeFile, start: int, end: int, status: int, record: list) -> None:
             total = hub.behaviour.lie_total.get(sha, f.size)
             headers = {"ETag": f'"{sha}"', "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
                        "Content-Length": str(end - start)}

@@ -37,7 +37,8 @@ def test_models_json_and_table(tmp_path: Path) -> None:
     assert by["good.gguf"]["is_mtp"] is False
     assert "not a GGUF" in by["bad.gguf"]["error"]
     table = cli("models", str(tmp_path))
-    assert "Good One" in table.stdout and "error: not a GGUF" in table.stdout
+    assert "Good One" in table.stdout and "error: This is not a GGUF model file" in table.stdout  # words first
+    assert "(not a GGUF file (invalid magic))" in table.stdout  # the reader's detail after them
     missing = cli("models", str(tmp_path / "nope"))
     assert missing.returncode == 2 and missing.stderr.startswith("error: folder not found")
 

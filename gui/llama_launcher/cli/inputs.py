@@ -13,6 +13,7 @@ from llama_launcher.core.llama_server.devices import ask_binary_devices, detect_
 from llama_launcher.core.llama_server.discovery import find_server
 from llama_launcher.core.llama_server.probe import ProbeError, probe
 from llama_launcher.core.models.catalog import HeaderCache, group_models, read_files, scan
+from llama_launcher.core.models.file_problem import explain_text
 from llama_launcher.core.models.gguf_header import file_kind
 from llama_launcher.core.plan.flags import PlanError
 from llama_launcher.core.plan.with_evidence import plan_with_evidence
@@ -63,7 +64,7 @@ def load_model(path_text: str):
             if m.is_projector:
                 raise UsageError(f"{path.name} is a vision projector (mmproj), not a model")
             if m.error:
-                raise UsageError(f"{path.name}: {m.error}")
+                raise UsageError(f"{path.name}: {explain_text(m.error)}")
             return m
     raise UsageError(f"{path.name} could not be read as a model")
 

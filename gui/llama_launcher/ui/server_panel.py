@@ -201,9 +201,7 @@ class ServerPanel(QWidget):
         self.source.setText(f"{source}: {label}" if source and label and label not in source else source or "–")
         if caps is not None:
             self.version.setText(caps.version_line or "unknown")
-            c = [caps.summary(), f"draft length flag: {caps.draft_n_max_flag or 'none'}",
-                 f"--fit: {'yes' if caps.has_fit else 'no'}, --metrics: {'yes' if caps.has_metrics else 'no'}"]
-            self.caps.setText("\n".join(c))
+            self.caps.setText("\n".join(caps.in_words()))
         else:
             self.version.setText("–")
             self.caps.setText("–")

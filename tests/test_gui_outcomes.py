@@ -271,7 +271,7 @@ def test_a_template_that_drops_messages_is_shown_in_the_window(qtbot, models: Pa
     w.launch()
     wait_ready(qtbot, w)
     qtbot.waitUntil(lambda: w.server.checks is not None, timeout=WAIT)
-    assert "the chat template drops your messages" in w.banner.text()
+    assert "The chat template drops your messages" in w.banner.text()  # the banner speaks in sentences
     assert w.live.verdict_box.isVisibleTo(w.live) and "drops your messages" in w.live.verdict.text()
     w.stop_server()
     qtbot.waitUntil(lambda: w.server.state is ServerState.STOPPED, timeout=WAIT)

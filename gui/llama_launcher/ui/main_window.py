@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from llama_launcher import __version__
 from llama_launcher.core.host import hardware as host_hardware
 from llama_launcher.core.host import network
+from llama_launcher.core.models.file_problem import explain_text
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.plan.gating import Situation, launch_gate, tune_gate
 from llama_launcher.core.server.failure_reasons import PORT_WAY_OUT
@@ -51,7 +52,7 @@ from llama_launcher.ui.controllers.tune import TuneController, TuneRequest
 from llama_launcher.ui.hardware_panel import HardwarePanel
 from llama_launcher.ui.launch.panel import LaunchPanel
 from llama_launcher.ui.live_panel import LivePanel
-from llama_launcher.ui.llama_server_tab import LlamaServerTab
+from llama_launcher.ui.llama_server_tab import SERVER_TAB, LlamaServerTab
 from llama_launcher.ui.log_view import LogView
 from llama_launcher.ui.models_pane import ModelsPane
 from llama_launcher.ui.resources import icon
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # the dialog (and huggingface_hub) load when it is first open
 SETUP_MIN_WIDTH = 410
 WINDOW_MIN_WIDTH = 960
 TAB_SETUP, TAB_LIVE, TAB_LOGS, TAB_HARDWARE, TAB_SERVER = range(5)
+TAB_NAMES = ("setup", "live", "logs", "hardware", SERVER_TAB)
 STATUS_TEXT = {ServerState.STARTING: "starting llama-server…", ServerState.LOADING: "llama-server is loading the model…",
                ServerState.STOPPING: "stopping llama-server…", ServerState.STOPPED: "llama-server stopped",
                ServerState.IDLE: "llama-server is not running"}
@@ -100,6 +102,8 @@ class MainWindow(QMainWindow):
         self._build_ui()
         self.llama_tab = LlamaServerTab(self.llama, self.server_panel, self.hardware_panel, self.notices, self)
         self.llama_tab.wants_attention.connect(lambda: self.tabs.setCurrentIndex(TAB_SERVER))
+        self.tabs.currentChanged.connect(lambda i: self.banner.set_current_tab(TAB_NAMES[i]))
+        self.banner.set_current_tab(TAB_NAMES[self.tabs.currentIndex()])
         self.llama_tab.changed.connect(self._update_gates)
         self._connect_models()
         self._connect_plan()
@@ -154,8 +158,8 @@ class MainWindow(QMainWindow):
         central = QWidget()
         cl = QVBoxLayout(central)
         cl.setContentsMargins(0, 0, 0, 0)
-        cl.addWidget(self.banner)
         cl.addWidget(splitter, 1)
+        cl.addWidget(self.banner)  # below the panes: appearing or going, it moves nothing the user reads
         self.setCentralWidget(central)
         self.statusBar().showMessage(f"Llama Launcher {__version__}")
         self.setMinimumSize(WINDOW_MIN_WIDTH, 560)
@@ -265,7 +269,7 @@ class MainWindow(QMainWindow):
     def _model_changed(self) -> None:
         m, panel = self.planner.model, self.launch_panel
         if m is not None and m.error:
-            self.model_title.setText(f"{m.file_name} — cannot be launched: {m.error}")
+            self.model_title.setText(f"{m.file_name} cannot be launched")  # why: the note under it
         elif m is not None:
             badge = "  ·  MTP" if m.is_mtp else ""
             self.model_title.setText(f"{m.name}  ·  {m.architecture or '?'}  ·  {m.quantization or '?'}{badge}")
@@ -278,8 +282,9 @@ class MainWindow(QMainWindow):
         if p.available:
             self.launch_panel.set_availability(p.available)
         self.launch_panel.show_plan(p.plan, p.plan_error)
-        self.model_note.setText(p.note)
-        self.model_note.setVisible(bool(p.note))
+        note = explain_text(p.model.error) if p.model is not None and p.model.error else p.note
+        self.model_note.setText(note)
+        self.model_note.setVisible(bool(note))
         self.live.set_completion_mode(bool(p.note))
         self._update_gates()
 
@@ -287,6 +292,12 @@ class MainWindow(QMainWindow):
         p = self.planner
         key = p.api_key.key if p.api_key is not None else ""
         self.launch_panel.network.show_network(p.port_setting, p.port, p.lan, key, p.lan_urls)
+        note = p.auto.note() if p.port_setting == AUTO_PORT else ""
+        self.launch_panel.network.show_auto_note(note)
+        if note:
+            self.notices.show("auto-port", note, tab=TAB_NAMES[TAB_SETUP])  # the Launch setup tab says it itself
+        else:
+            self.notices.clear("auto-port")
 
     def _applies_next_launch(self, what: str) -> None:
         if self.server.running:

@@ -181,3 +181,31 @@ def test_a_truncated_file_leads_with_an_unfinished_download(qtbot, tmp_path: Pat
     assert w.model_note.isVisible() and w.model_note.text().startswith(INCOMPLETE)
     assert "(truncated" in w.model_note.text() and fits(w.model_note)
     assert w.toolbar.launch_action.toolTip().startswith("Cannot launch: this file cannot be launched. " + INCOMPLETE)
+
+
+def test_the_idle_line_folds_in_the_view_and_stays_whole_in_the_file(qtbot, tmp_path: Path) -> None:
+    """Point 2: a server that prints llama-server's idle line 200 times (-lv 4 with a /metrics poll a second):
+    the view shows it once with its count, still counts every line, and the run's log file keeps all 200."""
+    folder = tmp_path / "models"
+    write_model(folder / "alpha.gguf", arch="llama", name="Alpha")
+    idle = make_fake_server(tmp_path / "idle", "b11434-current", behaviour="idle")
+    w = open_window(qtbot, idle, folder)
+    w.launch()
+    qtbot.waitUntil(lambda: w.logs.total_lines >= 201, timeout=WAIT)
+    blocks = w.logs.view.toPlainText().splitlines()
+    idle_blocks = [b for b in blocks if "all slots are idle" in b]
+    assert len(idle_blocks) == 1 and idle_blocks[0].endswith("all slots are idle  … 200 times in a row")
+    assert idle_blocks[0].startswith("0.00.000.000 I srv  update_slots")  # the first, as it was printed
+    assert blocks[-1].endswith("srv  log_server_r: done")  # the line after the run is its own line
+    assert w.logs.total_lines == 201  # every line accounted for: the folded ones count in their line
+    status = w.logs.status.text()
+    assert status.startswith("201 lines from llama-server · 199 repeats folded into the line before them")
+    w.logs.filter.setCurrentIndex(0)
+    w.logs.search.setText("idle")  # a search shows the folded line, with its count
+    qtbot.waitUntil(lambda: "1 of " in w.logs.status.text(), timeout=WAIT)
+    assert w.logs.view.toPlainText().endswith("… 200 times in a row")
+    log_path = Path(w.server.log_path)
+    w.stop_server()
+    qtbot.waitUntil(lambda: not w.server.running, timeout=WAIT)
+    written = log_path.read_text(encoding="utf-8").splitlines()
+    assert sum("all slots are idle" in ln for ln in written) == 200  # the file keeps every one

@@ -45,3 +45,48 @@ def test_only_the_timestamp_is_ignored() -> None:
     assert line_key("0.27.343.759 I srv  update_slots: all slots are idle") == "I srv  update_slots: all slots are idle"
     assert line_key("line 7 srv update_slots") == "line 7 srv update_slots"  # no timestamp: the line itself
     assert line_key("0.27.343.759 W srv  x") != line_key("0.27.343.759 I srv  x")  # the level counts
+
+
+def _metrics(prompt_n: float, prompt_s: float, predicted_n: float, predicted_s: float,
+             drafted: float = 0, accepted: float = 0) -> dict[str, float]:
+    """A /metrics snapshot with the counters llama-server b11434 exports (names from tools/server/server-task.cpp;
+    a real one is read in test_window_acts.py)."""
+    return {"llamacpp:prompt_tokens_total": prompt_n, "llamacpp:prompt_seconds_total": prompt_s,
+            "llamacpp:tokens_predicted_total": predicted_n, "llamacpp:tokens_predicted_seconds_total": predicted_s,
+            "llamacpp:spec_decode_num_draft_tokens_total": drafted,
+            "llamacpp:spec_decode_num_accepted_tokens_total": accepted,
+            "llamacpp:requests_processing": 1, "llamacpp:predicted_tokens_seconds": 60.0}
+
+
+def test_an_outside_requests_prompt_is_joined_to_its_reply() -> None:
+    """Point 4: llama-server counts the prompt when it is processed and the reply when the request ends, so
+    they move in different polls; the reply shown carries the prompt's speed."""
+    from llama_launcher.core.server.activity import OtherClients
+
+    traffic = OtherClients()
+    assert traffic.update(_metrics(0, 0, 0, 0)) is None  # the first poll only sets the baseline
+    assert traffic.update(_metrics(26, 0.1511, 0, 0)) is None  # the prompt: no reply yet
+    assert traffic.update(_metrics(26, 0.1511, 0, 0)) is None  # still generating
+    got = traffic.update(_metrics(26, 0.1511, 64, 1.0, drafted=10, accepted=8))
+    assert got is not None and got.prompt_tps == 26 / 0.1511 and got.prompt_n == 26
+    assert got.decode_tps == 64.0 and got.predicted_n == 64 and got.acceptance == 0.8
+    nxt = traffic.update(_metrics(52, 0.3511, 96, 1.5, drafted=10, accepted=8))  # a short one: both in one poll
+    assert nxt is not None and nxt.prompt_tps == 26 / 0.2 and nxt.decode_tps == 64.0 and nxt.acceptance is None
+    assert traffic.update(_metrics(0, 0, 0, 0)) is None  # counters went back (a restarted server): no reply
+
+
+def test_the_charts_caption_says_what_it_shows() -> None:
+    """Point 5: one reply is '1 reply, just now', not 'last 0 s'; several say how many and over what time."""
+    from llama_launcher.core.server.activity import OTHERS, TRY_IT, Activity
+    from llama_launcher.core.server.speed_stats import Speed
+
+    a = Activity()
+    assert a.caption() == "no replies yet"
+    a.add(OTHERS, Speed(decode_tps=60.0, predicted_n=64), at=1000.0)
+    assert a.caption(now=1001.0) == "1 reply, just now" and a.bars() == [(OTHERS, 60.0)]
+    for i in range(5):  # an 8-second streamed reply: one bar that grows, not 5 points
+        a.add(TRY_IT, Speed(decode_tps=50.0 + i, predicted_n=100 * i), at=1010.0 + 2 * i, streaming=True)
+    assert a.bars() == [(OTHERS, 60.0), (TRY_IT, 54.0)] and a.caption(now=1018.0).startswith("the last 2 replies")
+    a.add(TRY_IT, Speed(decode_tps=55.0, predicted_n=480), at=1018.0)
+    assert a.caption(now=1020.0) == "the last 2 replies, over 18 s (the latest just now)"
+    assert [r[1] for r in a.rows()] == [TRY_IT, OTHERS]  # newest first

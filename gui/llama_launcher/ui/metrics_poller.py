@@ -1,7 +1,8 @@
 """Poll ``/metrics`` without blocking: QNetworkAccessManager + QTimer on the GUI thread's loop.
 
-Counter deltas between two polls give every client's decode t/s (an editor's traffic included);
-the parsing lives in core (speed_stats) so it is tested without Qt.
+Counter deltas between two polls give every client's decode and prompt t/s (an editor's traffic
+included); the parsing and the joining of a prompt's counters with its reply's live in core
+(speed_stats, activity.OtherClients) so they are tested without Qt.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtNetwork import QNetworkAccessManager, QNetworkReply, QNetworkRequest
 
-from llama_launcher.core.server.speed_stats import parse_metrics, speed_from_metrics
+from llama_launcher.core.server.activity import OtherClients
+from llama_launcher.core.server.speed_stats import parse_metrics
 
 POLL_MS = 1000
 
@@ -26,12 +28,12 @@ class MetricsPoller(QObject):
         self.timer.timeout.connect(self.poll)
         self.base_url = ""
         self.api_key = ""
-        self.previous: dict[str, float] | None = None
+        self.traffic = OtherClients()
         self._inflight: QNetworkReply | None = None
 
     def start(self, base_url: str, api_key: str = "") -> None:
         self.base_url, self.api_key = base_url, api_key
-        self.previous = None
+        self.traffic.reset()
         self.timer.start()
         self.poll()
 
@@ -64,9 +66,6 @@ class MetricsPoller(QObject):
                 self.timer.stop()
             return
         body = bytes(reply.readAll().data()).decode("utf-8", "replace")
-        now = parse_metrics(body)
-        if self.previous is not None:
-            s = speed_from_metrics(self.previous, now)
-            if s is not None:
-                self.speed.emit(s)
-        self.previous = now
+        s = self.traffic.update(parse_metrics(body))
+        if s is not None:
+            self.speed.emit(s)

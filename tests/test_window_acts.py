@@ -78,3 +78,89 @@ def test_an_outside_clients_reply_shows_its_prompt_speed_and_one_bar(qtbot, llam
 
 def _unused(w: MainWindow) -> None:  # keeps the import used while the file grows
     del w
+
+
+def models_folder(tmp_path: Path) -> Path:
+    from gguf_factory import write_model
+
+    folder = tmp_path / "models"
+    write_model(folder / "alpha.gguf", arch="llama", name="Alpha")
+    write_model(folder / "big-mtp.gguf", arch="qwen35", name="Big MTP", blocks=3, nextn=1)
+    (folder / "broken.gguf").write_bytes(b"this is not a model, just text that ends with .gguf")
+    return folder
+
+
+def select(qtbot, w: MainWindow, path: Path) -> None:
+    w.models_pane.select(str(path))
+    qtbot.waitUntil(lambda: w.planner.model is not None and w.planner.model.path == str(path), timeout=WAIT)
+
+
+def test_controls_that_do_not_apply_are_greyed_with_why(qtbot, tmp_path: Path, monkeypatch) -> None:
+    """Point 8: ngram-mod Off greys its n-match/n-min/n-max; GPU layers is greyed on a machine without a GPU;
+    a broken file shows no speculative controls at all."""
+    from fake_server import make_fake_server
+
+    folder = models_folder(tmp_path)
+    w = open_window(qtbot, make_fake_server(tmp_path / "bin", "b11434-current"), folder)
+    select(qtbot, w, folder / "alpha.gguf")
+    adv, spec = w.launch_panel.advanced, w.launch_panel.speculative
+    adv.toggle.click()  # open Advanced, as a user does
+    assert all(s.isEnabled() for s in adv.knobs.values()) and not adv.knobs_why.isVisible()
+    combo = spec.mode["ngram-mod"]
+    combo.setCurrentIndex(combo.findData("off"))
+    qtbot.waitUntil(lambda: not adv.knobs["ngram_n_max"].isEnabled(), timeout=WAIT)
+    assert all(not s.isEnabled() for s in adv.knobs.values())
+    assert adv.knobs_why.isVisible() and adv.knobs_why.text() == "ngram-mod is Off: set it to Auto or On to use these"
+    combo.setCurrentIndex(combo.findData("auto"))
+    qtbot.waitUntil(lambda: adv.knobs["ngram_n_max"].isEnabled(), timeout=WAIT)
+    # this machine, as the fake llama-server reports it: no GPU devices
+    assert not adv.gpu_layers.isEnabled() and adv.gpu_why.isVisible()
+    assert adv.gpu_why.text().startswith("every layer runs on the CPU: llama-server reports no GPU")
+    # a file that is not a model: no controls offered as if it were one
+    select(qtbot, w, folder / "broken.gguf")
+    panel = w.launch_panel
+    qtbot.waitUntil(lambda: panel.unusable.isVisible(), timeout=WAIT)
+    assert not spec.isVisible() and not adv.isVisible() and not panel.preview.isVisible()
+    assert panel.unusable.text().startswith("There is nothing to set up for broken.gguf")
+    assert w.model_note.text().startswith("This is not a GGUF model file")  # the reason, said once
+    select(qtbot, w, folder / "alpha.gguf")
+    qtbot.waitUntil(lambda: spec.isVisible() and not panel.unusable.isVisible(), timeout=WAIT)
+
+
+def test_gpu_layers_apply_where_llama_server_sees_a_gpu(qtbot, tmp_path: Path, monkeypatch) -> None:
+    from fake_server import make_fake_server
+
+    monkeypatch.setenv("FAKE_DEVICES", "  CUDA0: NVIDIA GeForce RTX 4090 (24080 MiB, 23500 MiB free)")
+    folder = models_folder(tmp_path)
+    w = open_window(qtbot, make_fake_server(tmp_path / "bin", "b11434-current"), folder)
+    select(qtbot, w, folder / "alpha.gguf")
+    qtbot.waitUntil(lambda: w.llama.hw is not None and w.llama.hw.gpu_branch()[0], timeout=WAIT)
+    w.launch_panel.advanced.toggle.click()
+    assert w.launch_panel.advanced.gpu_layers.isEnabled() and not w.launch_panel.advanced.gpu_why.isVisible()
+
+
+def test_the_draft_length_row_agrees_with_the_row_above_and_shows_its_number(qtbot, tmp_path: Path) -> None:
+    """Point 7: with ngram-mod in effect the row says why the draft length does not apply (ngram-mod drafts by its
+    own n-min/n-max) instead of "n/a (no drafter)"; with MTP on it says the length in effect, and the slider
+    shows its number."""
+    from fake_server import make_fake_server
+
+    folder = models_folder(tmp_path)
+    w = open_window(qtbot, make_fake_server(tmp_path / "bin", "b11434-current"), folder)
+    select(qtbot, w, folder / "alpha.gguf")
+    spec = w.launch_panel.speculative
+    qtbot.waitUntil(lambda: spec.summary.text().startswith("ngram-mod"), timeout=WAIT)
+    assert spec.draft_value.text().startswith("ngram-mod sets its own length (n-min to n-max, in Advanced)")
+    assert "n/a" not in spec.draft_value.text() and not spec.draft.isEnabled()
+    assert spec.draft_number.isVisible() and spec.draft_number.text() == str(spec.draft.value())
+    select(qtbot, w, folder / "big-mtp.gguf")
+    mtp = spec.mode["mtp"]
+    mtp.setCurrentIndex(mtp.findData("on"))  # a small test model: Auto leaves MTP off, so the user turns it on
+    qtbot.waitUntil(lambda: spec.draft.isEnabled(), timeout=WAIT)
+    assert spec.draft_value.text() == "MTP proposes 3 tokens a step" and spec.draft_number.text() == "3"
+    spec.draft.setValue(5)  # the user's own length: the number, the row and the preview follow
+    qtbot.waitUntil(lambda: spec.draft_value.text() == "MTP proposes 5 tokens a step", timeout=WAIT)
+    assert spec.draft_number.text() == "5" and not spec.draft_default.isChecked()
+    from window_helpers import flat, value_after
+
+    assert value_after(flat(w), "--spec-draft-n-max") == "5"

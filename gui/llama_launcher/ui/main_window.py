@@ -34,6 +34,7 @@ from llama_launcher.core.host import hardware as host_hardware
 from llama_launcher.core.host import network
 from llama_launcher.core.models.file_problem import explain_text
 from llama_launcher.core.models.model_info import ModelInfo
+from llama_launcher.core.plan.controls import launch_controls
 from llama_launcher.core.plan.gating import Situation, launch_gate, tune_gate
 from llama_launcher.core.server.failure_reasons import PORT_WAY_OUT
 from llama_launcher.core.server.process import ServerEvent, ServerState
@@ -286,6 +287,8 @@ class MainWindow(QMainWindow):
         self.model_note.setText(note)
         self.model_note.setVisible(bool(note))
         self.live.set_completion_mode(bool(p.note))
+        spec = p.plan.speculative if p.plan is not None else None
+        self.launch_panel.set_controls(launch_controls(p.model, spec, p.model_settings, p.available, self.llama.hw))
         self._update_gates()
 
     def _network_shown(self) -> None:

@@ -54,7 +54,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
     ("unknown_argument", re.compile(r"error: invalid argument: (?P<arg>\S+)", re.I),
      "this llama-server does not know the argument {arg}; remove it or update llama.cpp"),
     ("no_mtp_layers", re.compile(r"doesn't contain MTP layers", re.I),
-     "model has no MTP layers: turn MTP off for this model (MTP needs a model exported with its MTP head)"),
+     "the model has no MTP layers: turn MTP off for this model (MTP needs a model exported with its MTP head)"),
     ("not_gguf", re.compile(r"invalid magic characters|not a GGUF|failed to read magic", re.I),
      "the model file is not a GGUF file or is corrupt"),
     ("model_missing", re.compile(r"failed to open GGUF file|No such file or directory", re.I),

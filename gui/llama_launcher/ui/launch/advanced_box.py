@@ -18,9 +18,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llama_launcher.core.plan.controls import Applies
 from llama_launcher.core.settings.launch import CACHE_TYPES, MODEL_SETTINGS
 from llama_launcher.core.speculative.methods import BY_ID, KNOBS
 from llama_launcher.core.state.declared import Setting
+from llama_launcher.ui.launch.common import why_label
 
 
 def _spin(s: Setting, unset_value: int | None = None) -> QSpinBox:
@@ -53,6 +55,8 @@ class AdvancedBox(QWidget):
         for key in BY_ID["ngram-mod"].knobs:
             self.knobs[key] = _spin(KNOBS[key])
             form.addRow(KNOBS[key].label, self.knobs[key])
+        self.knobs_why = why_label()  # why the knobs do not apply now (core/plan/controls.py)
+        form.addRow(self.knobs_why)
         self.cache_type = QComboBox()
         self.cache_type.addItem(MODEL_SETTINGS["cache_type"].unset, None)
         for t in CACHE_TYPES:
@@ -65,6 +69,8 @@ class AdvancedBox(QWidget):
         form.addRow(MODEL_SETTINGS["cache_type"].label, self.cache_type)
         form.addRow(MODEL_SETTINGS["threads"].label, self.threads)
         form.addRow(MODEL_SETTINGS["gpu_layers"].label, self.gpu_layers)
+        self.gpu_why = why_label()
+        form.addRow(self.gpu_why)
         form.addRow(self.vision)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -83,6 +89,16 @@ class AdvancedBox(QWidget):
     def set_knobs_enabled(self, ok: bool) -> None:
         for w in self.knobs.values():
             w.setEnabled(ok)
+
+    def set_applies(self, knobs: Applies, gpu_layers: Applies) -> None:
+        """Grey what does not apply to this model, binary and machine, with the reason under it."""
+        for w in self.knobs.values():
+            w.setEnabled(knobs.ok)
+        self.knobs_why.setText(knobs.why)
+        self.knobs_why.setVisible(not knobs.ok and bool(knobs.why))
+        self.gpu_layers.setEnabled(gpu_layers.ok)
+        self.gpu_why.setText(gpu_layers.why)
+        self.gpu_why.setVisible(not gpu_layers.ok and bool(gpu_layers.why))
 
     def set_projector(self, mmproj: list[str]) -> None:
         """Vision needs the model's mmproj file: without one next to the model the box is off and says why."""

@@ -20,7 +20,7 @@ from llama_launcher.ui.main_window import TAB_SERVER, MainWindow
 
 from fake_server import make_fake_server
 from gguf_factory import write_model
-from window_helpers import WAIT, flat, open_window, send_prompt, value_after
+from window_helpers import WAIT, flat, open_window, send_prompt, start_tune, value_after
 
 
 @pytest.fixture
@@ -281,10 +281,11 @@ def test_tune_button_measures_and_auto_uses_the_result(qtbot, llama_server: str,
     w = open_window(qtbot, llama_server, folder, models={str(mtp_models["mtp"]): ModelSettings(threads=1)})
     select(qtbot, w, "tiny mimo2 MTP")
     assert "not measured" in w.launch_panel.tune.label.text()
-    w.launch_panel.tune.button.click()
+    said = start_tune(w)
+    assert said and said[0].startswith("Tune measures off, ngram-mod, MTP") and "about " in said[0]
     assert w.launch_panel.tune.bar.isVisibleTo(w.launch_panel)
-    qtbot.waitUntil(lambda: w.launch_panel.tune.button.isEnabled() and "measured:" in w.launch_panel.tune.label.text(),
-                    timeout=600_000)
+    qtbot.waitUntil(lambda: w.launch_panel.tune.button.isEnabled()
+                    and "Fastest on this machine" in w.launch_panel.tune.label.text(), timeout=600_000)
     rows = [w.launch_panel.tune.table.topLevelItem(i).text(0) for i in range(w.launch_panel.tune.table.topLevelItemCount())]
     assert rows[0].startswith("off") and any(r.startswith("MTP") for r in rows)
     assert w.planner.plan is not None and w.planner.plan.speculative.source == "measured"

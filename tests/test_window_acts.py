@@ -17,9 +17,14 @@ import pytest
 
 from llama_launcher.core.server.activity import OTHERS, TRY_IT
 from llama_launcher.core.settings.launch import ModelSettings
+from llama_launcher.core.speculative.methods import SpecMode
+from llama_launcher.core.tuning import store as tuning_store
 from llama_launcher.ui.main_window import MainWindow
+from test_words_decisions import tuned_ngram_mod
 
-from window_helpers import WAIT, open_window, send_prompt, wait_ready
+from fake_server import make_fake_server
+from gguf_factory import write_model
+from window_helpers import WAIT, answer_next_dialog, flat, open_window, send_prompt, value_after, wait_ready
 
 
 def outside_request(base_url: str, text: str, max_tokens: int) -> dict:
@@ -76,12 +81,7 @@ def test_an_outside_clients_reply_shows_its_prompt_speed_and_one_bar(qtbot, llam
     qtbot.waitUntil(lambda: not w.server.running, timeout=WAIT)
 
 
-def _unused(w: MainWindow) -> None:  # keeps the import used while the file grows
-    del w
-
-
 def models_folder(tmp_path: Path) -> Path:
-    from gguf_factory import write_model
 
     folder = tmp_path / "models"
     write_model(folder / "alpha.gguf", arch="llama", name="Alpha")
@@ -98,7 +98,6 @@ def select(qtbot, w: MainWindow, path: Path) -> None:
 def test_controls_that_do_not_apply_are_greyed_with_why(qtbot, tmp_path: Path, monkeypatch) -> None:
     """Point 8: ngram-mod Off greys its n-match/n-min/n-max; GPU layers is greyed on a machine without a GPU;
     a broken file shows no speculative controls at all."""
-    from fake_server import make_fake_server
 
     folder = models_folder(tmp_path)
     w = open_window(qtbot, make_fake_server(tmp_path / "bin", "b11434-current"), folder)
@@ -128,7 +127,6 @@ def test_controls_that_do_not_apply_are_greyed_with_why(qtbot, tmp_path: Path, m
 
 
 def test_gpu_layers_apply_where_llama_server_sees_a_gpu(qtbot, tmp_path: Path, monkeypatch) -> None:
-    from fake_server import make_fake_server
 
     monkeypatch.setenv("FAKE_DEVICES", "  CUDA0: NVIDIA GeForce RTX 4090 (24080 MiB, 23500 MiB free)")
     folder = models_folder(tmp_path)
@@ -143,7 +141,6 @@ def test_the_draft_length_row_agrees_with_the_row_above_and_shows_its_number(qtb
     """Point 7: with ngram-mod in effect the row says why the draft length does not apply (ngram-mod drafts by its
     own n-min/n-max) instead of "n/a (no drafter)"; with MTP on it says the length in effect, and the slider
     shows its number."""
-    from fake_server import make_fake_server
 
     folder = models_folder(tmp_path)
     w = open_window(qtbot, make_fake_server(tmp_path / "bin", "b11434-current"), folder)
@@ -161,6 +158,50 @@ def test_the_draft_length_row_agrees_with_the_row_above_and_shows_its_number(qtb
     spec.draft.setValue(5)  # the user's own length: the number, the row and the preview follow
     qtbot.waitUntil(lambda: spec.draft_value.text() == "MTP proposes 5 tokens a step", timeout=WAIT)
     assert spec.draft_number.text() == "5" and not spec.draft_default.isChecked()
-    from window_helpers import flat, value_after
 
     assert value_after(flat(w), "--spec-draft-n-max") == "5"
+
+
+def test_tunes_result_says_each_workload_and_use_this_puts_it_in_effect(qtbot, tmp_path: Path) -> None:
+    """Point 6: a stored result (ngram-mod: code 5×, prose the same) with ngram-mod set Off by hand: the box names
+    each workload's ratio and what stands in the way; "Use this" sets the modes, and "In effect" follows."""
+    folder = models_folder(tmp_path)
+    alpha = folder / "alpha.gguf"
+    tuning_store.save(str(alpha), 11434, tuned_ngram_mod())
+    w = open_window(qtbot, make_fake_server(tmp_path / "bin", "b11434-current"), folder,
+                    models={str(alpha): ModelSettings(modes={"ngram-mod": SpecMode.OFF})})
+    select(qtbot, w, alpha)
+    box, spec = w.launch_panel.tune, w.launch_panel.speculative
+    qtbot.waitUntil(lambda: "Fastest on this machine: ngram-mod" in box.label.text(), timeout=WAIT)
+    assert spec.summary.text() == "off"  # the hand-set Off wins: the measurement is not in effect ...
+    assert box.label.text().splitlines()[1:] == ["Code: 26.9 t/s against 5.3 off — 5.08× as fast",
+                                                 "Prose: 5.4 t/s against 5.2 off — 1.04× as fast"]
+    assert box.adopt_label.text().startswith("Not in effect: your own settings win over it (ngram-mod: Off → Auto)")
+    assert box.use_btn.isVisible()  # ... and the box says so, with the way to use it
+    first = box.table.topLevelItem(0)
+    assert first.text(0) == "off" and "read from the ngram-mod run's steps" in first.toolTip(0)
+    fm = box.table.fontMetrics()
+    for i in range(box.table.topLevelItemCount()):  # no cell is cut ("off (from the …")
+        for col in range(box.table.columnCount()):
+            assert fm.horizontalAdvance(box.table.topLevelItem(i).text(col)) <= box.table.columnWidth(col)
+    box.use_btn.click()
+    qtbot.waitUntil(lambda: spec.summary.text().startswith("ngram-mod"), timeout=WAIT)
+    assert "measured" in spec.summary.text() and spec.mode["ngram-mod"].currentData() == "auto"
+    assert not box.use_btn.isVisible() and box.adopt_label.text().startswith("In effect")
+
+    assert value_after(flat(w), "--spec-type") == "ngram-mod"
+    assert w.settings_ctl.settings.model(str(alpha)).modes == {}  # kept for this model
+
+
+def test_tune_asks_first_and_says_about_how_long(qtbot, tmp_path: Path) -> None:
+    """Point 6: Tune does not start on a click alone: it says what it measures and about how long, and Cancel
+    leaves everything as it was."""
+
+    folder = models_folder(tmp_path)
+    w = open_window(qtbot, make_fake_server(tmp_path / "bin", "b11434-current"), folder)
+    select(qtbot, w, folder / "alpha.gguf")
+    said = answer_next_dialog("Cancel")
+    w.launch_panel.tune.button.click()
+    assert said and said[0].startswith("Tune measures off, ngram-mod on a code and a prose prompt")
+    assert " about " in said[0] and "a guess from the model's size" in said[0]
+    assert not w.tuner.running and not w.launch_panel.tune.bar.isVisible()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from llama_launcher.core.host import network
 from llama_launcher.core.server.log_repeats import RepeatFolder, line_key
 
@@ -90,3 +92,78 @@ def test_the_charts_caption_says_what_it_shows() -> None:
     a.add(TRY_IT, Speed(decode_tps=55.0, predicted_n=480), at=1018.0)
     assert a.caption(now=1020.0) == "the last 2 replies, over 18 s (the latest just now)"
     assert [r[1] for r in a.rows()] == [TRY_IT, OTHERS]  # newest first
+
+
+def tuned_ngram_mod():
+    """A tune result as tune() makes it (its own rows and _finish): ngram-mod fast on code, no faster on prose,
+    off read from the ngram-mod run's steps that drafted nothing."""
+    from llama_launcher.core.tuning.tune import Candidate, TuneRow, _finish
+
+    ngram = TuneRow(Candidate(("ngram-mod",)), {"code": 26.9, "prose": 5.4}, drafted=900, accepted=850, tokens=192)
+    off = TuneRow(Candidate(()), {"code": 5.3, "prose": 5.2}, 0, 0, 180, noise=0.01, derived_from="ngram-mod")
+    off.tokens = 192
+    return _finish([off, ngram], 0.01, 1, 0.0).choice
+
+
+def test_tunes_result_names_each_workloads_ratio() -> None:
+    """Point 6: not "+199% ± 196% vs off" (an average over code and prose), but each workload against off."""
+    choice = tuned_ngram_mod()
+    assert choice.methods == ("ngram-mod",)
+    assert choice.result_lines() == ["Fastest on this machine: ngram-mod",
+                                     "Code: 26.9 t/s against 5.3 off — 5.08× as fast",
+                                     "Prose: 5.4 t/s against 5.2 off — 1.04× as fast"]
+    assert choice.describe() == "measured: ngram-mod (code 5.08×, prose 1.04× vs off)"
+    off_row = choice.off_row()
+    assert off_row is not None and off_row.short_label() == "off"
+    assert off_row.how_measured() == "read from the ngram-mod run's steps that drafted nothing"
+
+
+def test_ratio_words_say_the_same_within_the_noise() -> None:
+    from llama_launcher.core.speculative.measured import ratio_words
+
+    assert ratio_words(1.01) == "the same within the noise" and ratio_words(0.5) == "2.00× slower"
+
+
+def test_use_this_names_what_it_changes() -> None:
+    """Point 6: ngram-mod set Off by hand keeps the measurement out; accepting it sets the modes back to Auto."""
+    from llama_launcher.core.plan.adopt import adopt_tuned
+    from llama_launcher.core.settings.launch import ModelSettings
+    from llama_launcher.core.speculative.methods import SpecMode
+
+    choice = tuned_ngram_mod()
+    blocked = adopt_tuned(ModelSettings(modes={"ngram-mod": SpecMode.OFF}, threads=2), choice)
+    assert blocked.changes == ["ngram-mod: Off → Auto"] and not blocked.in_effect
+    assert blocked.settings.modes == {} and blocked.settings.threads == 2
+    assert blocked.words().startswith("Not in effect: your own settings win over it (ngram-mod: Off → Auto)")
+    assert adopt_tuned(ModelSettings(), choice).in_effect
+    mtp = TunedChoice_mtp()
+    n = adopt_tuned(ModelSettings(draft_n_max=5), mtp)
+    assert n.changes == ["draft length: 5 → the measured 2"] and n.settings.draft_n_max is None
+
+
+def TunedChoice_mtp():  # noqa: N802 - a made result for one test
+    from llama_launcher.core.speculative.measured import TunedChoice
+
+    return TunedChoice(("mtp",), 2, 1.3)
+
+
+def test_the_tune_estimate_counts_servers_and_says_a_guess_is_a_guess(tmp_path) -> None:
+    from llama_launcher.core.host.hardware import Hardware
+    from llama_launcher.core.llama_server.probe import probe
+    from llama_launcher.core.models.model_info import read_model_info
+    from llama_launcher.core.settings.launch import PlanSettings
+    from llama_launcher.core.tuning.estimate import duration_words, estimate_tune
+
+    from fake_server import make_fake_server
+    from gguf_factory import write_model
+
+    caps = probe(str(make_fake_server(tmp_path / "bin", "b11434-current")))
+    model = read_model_info(write_model(tmp_path / "m.gguf", arch="qwen35", name="M", blocks=3, nextn=1))
+    hw = Hardware(cpu="test", ram_total_mib=8000, ram_available_mib=6000, apple_silicon=False, backend_devices=[])
+    guess = estimate_tune(model, caps, PlanSettings(), [], hw)
+    assert guess.settings[:2] == ["off", "ngram-mod"] and guess.servers == 3  # ngram-mod's run + MTP at 2 lengths
+    assert "(a guess from the model's size" in guess.words() and guess.words().startswith("Tune measures off, ngram-mod")
+    known = estimate_tune(model, caps, PlanSettings(), [], hw, decode_tps=10.0)
+    assert known.known_speed and "guess" not in known.words()
+    assert known.seconds == pytest.approx(3 * (3.0 + model.file_size / 1e9 + (8 + 2 * 192) / 10.0))
+    assert duration_words(25) == "30 seconds" and duration_words(61) == "1 minute" and duration_words(3700) == "1 h 02 min"

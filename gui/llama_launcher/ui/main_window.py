@@ -34,6 +34,7 @@ from llama_launcher.core.host import hardware as host_hardware
 from llama_launcher.core.host import network
 from llama_launcher.core.models.file_problem import explain_text
 from llama_launcher.core.models.model_info import ModelInfo
+from llama_launcher.core.plan.adopt import adopt_tuned
 from llama_launcher.core.plan.controls import launch_controls
 from llama_launcher.core.plan.gating import Situation, launch_gate, tune_gate
 from llama_launcher.core.server.failure_reasons import PORT_WAY_OUT
@@ -41,6 +42,7 @@ from llama_launcher.core.server.process import ServerEvent, ServerState
 from llama_launcher.core.settings.launch import AUTO_PORT
 from llama_launcher.core.speculative.health import SpeculationWatch
 from llama_launcher.core.speculative.methods import combo_label
+from llama_launcher.core.tuning.estimate import estimate_tune
 from llama_launcher.ui.banner import Banner
 from llama_launcher.ui.controllers.catalog import CatalogController
 from llama_launcher.ui.controllers.chat import ChatController
@@ -257,6 +259,7 @@ class MainWindow(QMainWindow):
         planner.model_changed.connect(self._model_changed)
         planner.planned.connect(self._planned)
         planner.tuned_changed.connect(lambda: panel.tune.show_tuned(planner.tuned))
+        panel.tune.use_this.connect(self._use_tuned)
         planner.network_changed.connect(self._network_shown)
         planner.learned.connect(lambda what: self.logs.append_own([f"[launcher] memory learned from this launch: {what}"]))
         planner.failed.connect(lambda why: self.notices.show("plan", why, error=True))
@@ -289,6 +292,7 @@ class MainWindow(QMainWindow):
         self.live.set_completion_mode(bool(p.note))
         spec = p.plan.speculative if p.plan is not None else None
         self.launch_panel.set_controls(launch_controls(p.model, spec, p.model_settings, p.available, self.llama.hw))
+        self.launch_panel.tune.show_adoption(adopt_tuned(p.model_settings, p.tuned) if p.tuned is not None else None)
         self._update_gates()
 
     def _network_shown(self) -> None:
@@ -301,6 +305,17 @@ class MainWindow(QMainWindow):
             self.notices.show("auto-port", note, tab=TAB_NAMES[TAB_SETUP])  # the Launch setup tab says it itself
         else:
             self.notices.clear("auto-port")
+
+    def _use_tuned(self) -> None:
+        """Tune's "Use this": the model's settings change so that Auto uses the measurement; "In effect" follows."""
+        p = self.planner
+        if p.tuned is None or p.model is None:
+            return
+        adoption = adopt_tuned(p.model_settings, p.tuned)
+        self.launch_panel.load(adoption.settings)
+        p.set_model_settings(adoption.settings)
+        self.statusBar().showMessage(f"Auto now uses the measured setting: {p.tuned.label()}")
+        self._applies_next_launch("the measured setting")
 
     def _applies_next_launch(self, what: str) -> None:
         if self.server.running:
@@ -473,22 +488,41 @@ class MainWindow(QMainWindow):
         p, llama = self.planner, self.llama
         s = Situation(p.model, llama.binary is not None, llama.caps is not None, llama.probe_error,
                       p.plan is not None, p.plan_error, self.server.state, self.tuner.running)
-        if not tune_gate(s).ok:
+        if not tune_gate(s).ok or not self._confirm_tune():
             return
         if self.server.running:
-            box = QMessageBox(QMessageBox.Icon.Question, "Stop llama-server and tune?",
-                              "Tune measures in servers of its own, so the running llama-server is stopped first.",
-                              parent=self)
-            go = box.addButton("Stop and tune", QMessageBox.ButtonRole.AcceptRole)
-            box.addButton(QMessageBox.StandardButton.Cancel)
-            box.setDefaultButton(go)
-            box.exec()
-            if box.clickedButton() is not go:
-                return
             self._tune_after_stop = True  # once the server has stopped (_server_state)
             self.stop_server()
             return
         self._start_tune()
+
+    def _known_decode_tps(self) -> float | None:
+        """This model's decode speed where one was measured: an earlier tune, or the replies of its running server."""
+        p = self.planner
+        if p.tuned is not None and p.tuned.off_tps:
+            return p.tuned.off_tps
+        launch = self.server.launch_info
+        bars = self.live.activity.bars()
+        if launch is not None and p.model is not None and launch.model.path == p.model.path and bars:
+            return bars[-1][1]
+        return None
+
+    def _confirm_tune(self) -> bool:
+        """Tune takes minutes and stops a running server: say what it measures and about how long, then ask."""
+        p, llama = self.planner, self.llama
+        if p.model is None or llama.caps is None or llama.hw is None:
+            return False
+        estimate = estimate_tune(p.model, llama.caps, p.plan_settings(), list(p.drafts), llama.hw,
+                                 decode_tps=self._known_decode_tps())
+        text = estimate.words()
+        if self.server.running:
+            text += "\n\nTune measures in servers of its own, so the running llama-server is stopped first."
+        box = QMessageBox(QMessageBox.Icon.Question, "Tune this model?", text, parent=self)
+        go = box.addButton("Stop and tune" if self.server.running else "Start tuning", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(go)
+        box.exec()
+        return box.clickedButton() is go
 
     def _start_tune(self) -> None:
         p, llama = self.planner, self.llama

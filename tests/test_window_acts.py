@@ -205,3 +205,61 @@ def test_tune_asks_first_and_says_about_how_long(qtbot, tmp_path: Path) -> None:
     assert said and said[0].startswith("Tune measures off, ngram-mod on a code and a prose prompt")
     assert " about " in said[0] and "a guess from the model's size" in said[0]
     assert not w.tuner.running and not w.launch_panel.tune.bar.isVisible()
+
+
+@pytest.mark.parametrize("size", [(1280, 820), (1024, 640)])
+def test_the_command_preview_is_in_view_and_shows_whole_flags(qtbot, tmp_path: Path, size: tuple[int, int]) -> None:
+    """Point 9: the preview is not at the end of a page to scroll; a long flag (the model's path) is shown whole,
+    wrapped, and its tooltip holds the flag and its reason."""
+    folder = tmp_path / "deeply" / "nested" / "folder" / "of" / "models"
+    model = write_model(folder / "gemma-3-270m-it-qat-q4_0-unquantized-with-a-long-name.gguf", arch="llama", name="L")
+    w = open_window(qtbot, make_fake_server(tmp_path / "bin", "b11434-current"), folder)
+    w.resize(*size)
+    qtbot.waitUntil(lambda: w.launch_panel.preview.tree.topLevelItemCount() > 0, timeout=WAIT)
+    preview = w.launch_panel.preview
+    qtbot.waitUntil(lambda: preview.tree.height() >= 90, timeout=WAIT)
+    scroll = w.launch_panel.findChild(type(w.launch_panel.split.widget(0)))
+    assert not scroll.isAncestorOf(preview)  # beside the scrolled settings, not inside them
+    top_left = preview.mapTo(w, preview.rect().topLeft())
+    bottom = preview.mapTo(w, preview.rect().bottomLeft())
+    assert 0 <= top_left.y() and bottom.y() <= w.height()  # all of it inside the window, no scrolling
+    tree = preview.tree
+    item = next(tree.topLevelItem(i) for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).text(0).startswith("-m "))
+    assert item.text(0) == f"-m {model}" and str(model) in item.toolTip(0) and "the model you selected" in item.toolTip(0)
+    tree.scrollToItem(item)
+    from PySide6.QtCore import QRect, Qt
+
+    needed = tree.fontMetrics().boundingRect(QRect(0, 0, tree.columnWidth(0) - 10, 1 << 20), Qt.TextFlag.TextWordWrap,
+                                             item.text(0)).height()
+    assert tree.visualItemRect(item).height() >= needed  # tall enough for every wrapped line: nothing elided
+
+
+def test_long_tooltips_wrap_within_the_window(qtbot, tmp_path: Path) -> None:
+    """Point 10: a long explanation shows as a paragraph of bounded width that starts inside the window, for a
+    widget's own tooltip and for an item's."""
+    from PySide6.QtCore import QEvent, QPoint
+    from PySide6.QtGui import QHelpEvent
+    from PySide6.QtWidgets import QApplication
+
+    from llama_launcher.ui.tooltips import MAX_WIDTH, tip_widget
+
+    folder = models_folder(tmp_path)
+    w = open_window(qtbot, make_fake_server(tmp_path / "bin", "b11434-current"), folder)
+    select(qtbot, w, folder / "alpha.gguf")
+    combo = w.launch_panel.speculative.mode["ngram-mod"]
+    assert combo.fontMetrics().horizontalAdvance(combo.toolTip()) > 2 * MAX_WIDTH  # a long one
+
+    def hover(widget, pos: QPoint) -> None:
+        QApplication.sendEvent(widget, QHelpEvent(QEvent.Type.ToolTip, pos, widget.mapToGlobal(pos)))
+        qtbot.waitUntil(lambda: tip_widget() is not None, timeout=WAIT)
+
+    hover(combo, QPoint(combo.width() - 5, 5))
+    tip = tip_widget()
+    assert tip is not None and tip.width() <= MAX_WIDTH + 40 and tip.height() > 2 * tip.fontMetrics().height()
+    frame = w.frameGeometry()
+    assert frame.left() <= tip.geometry().left() and tip.geometry().right() <= max(frame.right(), tip.width())
+    tree = w.launch_panel.preview.tree
+    item = tree.topLevelItem(0)
+    hover(tree.viewport(), tree.visualItemRect(item).center())
+    tip = tip_widget()
+    assert tip is not None and tip.width() <= MAX_WIDTH + 40

@@ -174,7 +174,7 @@ def test_the_port_reason_says_fixed_or_auto(qtbot, models: Path, fake: Path) -> 
     w.launch_panel.network.port_auto.setChecked(True)
     qtbot.waitUntil(lambda: w.settings_ctl.settings.port == AUTO_PORT, timeout=5000)
     reasons = {f.args[0]: f.reason for f in w.planner.plan.flags if f.args}
-    assert reasons["--port"] == "Port is Auto: a port that is free right now"
+    assert reasons["--port"] == "Port is Auto: free right now (the window keeps it at the next start while it stays free)"
 
 
 def test_vision_is_offered_only_with_a_projector(qtbot, tmp_path: Path, fake: Path) -> None:

@@ -43,6 +43,7 @@ from llama_launcher.core.settings.launch import AUTO_PORT
 from llama_launcher.core.speculative.health import SpeculationWatch
 from llama_launcher.core.speculative.methods import combo_label
 from llama_launcher.core.tuning.estimate import estimate_tune
+from llama_launcher.ui import tooltips
 from llama_launcher.ui.banner import Banner
 from llama_launcher.ui.controllers.catalog import CatalogController
 from llama_launcher.ui.controllers.chat import ChatController
@@ -90,6 +91,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Llama Launcher")
         self.setWindowIcon(icon("app"))
         self.setAcceptDrops(True)
+        tooltips.install()  # long explanations wrap at a readable width, inside the window
         self.settings_ctl = SettingsController(self)
         self.notices = NoticeCenter(self)
         self.llama = LlamaServerController(self.settings_ctl, self)

@@ -8,7 +8,7 @@ nothing outside reaches into a box's widgets except to read what a user would se
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
 from llama_launcher.core.plan.controls import LaunchControls
 from llama_launcher.core.plan.planner import Plan
@@ -47,15 +47,23 @@ class LaunchPanel(QWidget):
         lay.addWidget(self.unusable)
         for box in (self.speculative, self.memory, self.advanced, self.network):
             lay.addWidget(box)
-        lay.addWidget(self.preview, 1)
+        lay.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         scroll.setWidget(inner)
+        # the command preview is always in view under the settings, not at the end of a page to scroll
+        self.split = QSplitter(Qt.Orientation.Vertical)
+        self.split.setChildrenCollapsible(False)
+        self.split.addWidget(scroll)
+        self.split.addWidget(self.preview)
+        self.split.setStretchFactor(0, 3)
+        self.split.setStretchFactor(1, 2)
+        self.preview.setMinimumHeight(140)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        outer.addWidget(self.split)
         WheelGuard(scroll).guard(inner)
         for signal in (self.speculative.changed, self.memory.changed, self.advanced.changed,
                        self.network.extra_changed):

@@ -209,3 +209,53 @@ def test_the_idle_line_folds_in_the_view_and_stays_whole_in_the_file(qtbot, tmp_
     qtbot.waitUntil(lambda: not w.server.running, timeout=WAIT)
     written = log_path.read_text(encoding="utf-8").splitlines()
     assert sum("all slots are idle" in ln for ln in written) == 200  # the file keeps every one
+
+
+def test_an_empty_models_table_says_what_to_do_and_the_folder_buttons_apply(qtbot, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point 13: the empty table has words in it; Remove… and Reveal are off until they can do something."""
+    monkeypatch.setenv("LLAMA_LAUNCHER_DEMO_DIR", str(tmp_path / "no-demo"))  # a home with no model at all
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # and none of the usual places
+    w = MainWindow()
+    qtbot.addWidget(w, before_close_func=lambda w: w.shutdown())
+    w.show()
+    pane = w.models_pane
+    qtbot.waitUntil(lambda: w.catalog.result is not None, timeout=WAIT)
+    assert pane.table_model.rowCount() == 0
+    assert pane.empty.isVisible() and pane.empty.text().startswith("No models yet.") and fits(pane.empty)
+    assert not pane.remove_btn.isEnabled() and "You have not added a folder" in pane.remove_btn.toolTip()
+    assert not pane.reveal_btn.isEnabled()
+    folder = tmp_path / "models"
+    write_model(folder / "alpha.gguf", arch="llama", name="Alpha")
+    w.catalog.add_folder(str(folder))  # what Add folder… does once the dialog answers
+    qtbot.waitUntil(lambda: pane.table_model.rowCount() == 1, timeout=WAIT)
+    assert not pane.empty.isVisible() and pane.remove_btn.isEnabled()
+    qtbot.waitUntil(lambda: pane.reveal_btn.isEnabled(), timeout=WAIT)  # the model got selected
+    pane.search.setText("zzz")
+    assert pane.empty.isVisible() and pane.empty.text() == "No model matches “zzz”."
+
+
+def test_the_state_is_a_status_and_the_banner_moves_nothing(qtbot, tmp_path: Path) -> None:
+    """Point 13: the server's state reads as a status (a dot and words, no box like a button); a notice
+    appearing or going leaves the panes where they are; a message starts as a sentence."""
+    folder = tmp_path / "models"
+    write_model(folder / "alpha.gguf", arch="llama", name="Alpha")
+    port = network.free_port()
+    w = open_window(qtbot, make_fake_server(tmp_path / "bin", "b11434-current"), folder, port=port)
+    badge = w.toolbar.state_badge
+    assert badge.text() == "● Not running"
+    shot = w.toolbar.grab().toImage()
+    inside = badge.geometry().topLeft() + badge.rect().topLeft()
+    beside = w.toolbar.widgetForAction(w.toolbar.actions()[-1]).geometry().topRight()
+    assert shot.pixelColor(inside.x() + 1, inside.y() + 1) == shot.pixelColor(beside.x() + 2, beside.y() + 1)
+    tabs_at = w.tabs.mapTo(w, w.tabs.rect().topLeft())
+    assert not w.banner.isVisible()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen(1)
+        w.launch()  # the fixed port is taken: the banner says so, with the way out
+        qtbot.waitUntil(lambda: w.banner.isVisible(), timeout=WAIT)
+        assert w.banner.text().startswith(f"⚠ Cannot launch: port {port} is already in use")  # a sentence
+        assert w.tabs.mapTo(w, w.tabs.rect().topLeft()) == tabs_at  # nothing above the panes moved
+        w.banner.close_btn.click()
+        assert not w.banner.isVisible() and w.tabs.mapTo(w, w.tabs.rect().topLeft()) == tabs_at

@@ -42,6 +42,7 @@ from llama_launcher.core.server.process import ServerEvent, ServerState
 from llama_launcher.core.settings.launch import AUTO_PORT
 from llama_launcher.core.speculative.health import SpeculationWatch
 from llama_launcher.core.speculative.methods import combo_label
+from llama_launcher.core.state.words import sentence
 from llama_launcher.core.tuning.estimate import estimate_tune
 from llama_launcher.ui import tooltips
 from llama_launcher.ui.banner import Banner
@@ -166,9 +167,13 @@ class MainWindow(QMainWindow):
         cl.addWidget(splitter, 1)
         cl.addWidget(self.banner)  # below the panes: appearing or going, it moves nothing the user reads
         self.setCentralWidget(central)
-        self.statusBar().showMessage(f"Llama Launcher {__version__}")
+        self.say(f"Llama Launcher {__version__}")
         self.setMinimumSize(WINDOW_MIN_WIDTH, 560)
         self.resize(1280, 820)
+
+    def say(self, text: str) -> None:
+        """The status bar's line, as a sentence (core words messages to sit inside others)."""
+        self.statusBar().showMessage(sentence(text))
 
     def _restore_geometry(self) -> None:
         s = self.settings_ctl.settings
@@ -188,7 +193,7 @@ class MainWindow(QMainWindow):
         pane.remove_folder.connect(self._remove_folder)
         pane.rescan.connect(lambda: self.catalog.rescan())
         pane.get_models.connect(self.open_get_models)
-        pane.message.connect(self.statusBar().showMessage)
+        pane.message.connect(self.say)
         self.catalog.scanning.connect(pane.scanning)
         self.catalog.progress.connect(pane.scan_progress)
         self.catalog.scanned.connect(self._scanned)
@@ -199,6 +204,7 @@ class MainWindow(QMainWindow):
         keep = self.planner.model.path if self.planner.model else select
         self.planner.set_catalog(result)
         self.models_pane.show_catalog(result)
+        self.models_pane.set_folders(self.catalog.folders)
         if not result.models:
             self.model_title.setText("No models found: add a folder, or drop a .gguf file onto this window")
         self.models_pane.select(select or keep or None)
@@ -316,12 +322,12 @@ class MainWindow(QMainWindow):
         adoption = adopt_tuned(p.model_settings, p.tuned)
         self.launch_panel.load(adoption.settings)
         p.set_model_settings(adoption.settings)
-        self.statusBar().showMessage(f"Auto now uses the measured setting: {p.tuned.label()}")
+        self.say(f"Auto now uses the measured setting: {p.tuned.label()}")
         self._applies_next_launch("the measured setting")
 
     def _applies_next_launch(self, what: str) -> None:
         if self.server.running:
-            self.statusBar().showMessage(f"{what} applies at the next launch; the running server keeps its own")
+            self.say(f"{what} applies at the next launch; the running server keeps its own")
 
     def _port_changed(self, port: int) -> None:
         self.launch_panel.network.show_port_problem("")
@@ -418,12 +424,12 @@ class MainWindow(QMainWindow):
         self.toolbar.show_state(state, self.server.base_url, self._display_url())
         self.live.set_server_ready(state is ServerState.READY)
         if state is ServerState.READY:
-            self.statusBar().showMessage(f"llama-server is ready at {self._display_url()}")
+            self.say(f"llama-server is ready at {self._display_url()}")
             self.tabs.setCurrentIndex(TAB_LIVE)
         elif state is ServerState.FAILED:
             self._server_failed(event)
         else:
-            self.statusBar().showMessage(STATUS_TEXT.get(state, state.value))
+            self.say(STATUS_TEXT.get(state, state.value))
         if state.ended and self._tune_after_stop:
             self._tune_after_stop = False
             self._start_tune()
@@ -440,7 +446,7 @@ class MainWindow(QMainWindow):
             text = f"{network.port_in_use_message(port)}; {PORT_WAY_OUT}"
             action = (f"Launch on port {network.next_free_port(port)} instead", self._launch_on_free_port)
         self.notices.show("server", text, error=True, action=action)
-        self.statusBar().showMessage(f"llama-server failed: {reason.message if reason else ''}")
+        self.say(f"llama-server failed: {reason.message if reason else ''}")
 
     def _server_checked(self, checks) -> None:
         self.toolbar.set_web_ui(checks.web_ui, checks.web_ui_reason)
@@ -532,7 +538,7 @@ class MainWindow(QMainWindow):
             return
         self.tuner.start(TuneRequest(llama.binary.path, p.model, llama.hw, llama.caps, p.plan_settings(),
                                      list(p.drafts)))
-        self.statusBar().showMessage("tuning: measuring the speculative settings on this machine… "
+        self.say("tuning: measuring the speculative settings on this machine… "
                                      "(Cancel is in Launch setup)")
         self.launch_panel.tune.set_running(True)
         self.tabs.setCurrentIndex(TAB_SETUP)
@@ -545,11 +551,11 @@ class MainWindow(QMainWindow):
 
     def _tuned(self, outcome) -> None:
         self._tune_done()
-        self.statusBar().showMessage(f"tuning finished: {outcome.choice.describe()}")
+        self.say(f"tuning finished: {outcome.choice.describe()}")
 
     def _tune_cancelled(self) -> None:
         self._tune_done()
-        self.statusBar().showMessage("tuning cancelled: nothing was stored")
+        self.say("tuning cancelled: nothing was stored")
         self.launch_panel.tune.show_tuned(self.planner.tuned, "tuning cancelled")
 
     def _tune_failed(self, error: str) -> None:

@@ -86,10 +86,10 @@ def test_each_control_changes_the_planned_argv(qtbot, models: Path, fake_current
     assert value_after(flat(w), "-ngl") == "10"
     p.network.extra.setText("--jinja")
     assert flat(w)[-1:] == ["--jinja"]
-    # every row of the preview carries its reason as a tooltip
+    # every row of the preview carries the whole flag and its reason as a tooltip
     for i in range(p.preview.tree.topLevelItemCount()):
         item = p.preview.tree.topLevelItem(i)
-        assert item.toolTip(0) and item.toolTip(0) == item.text(1)
+        assert item.toolTip(0) and item.toolTip(0) == f"{item.text(0)}\n\n{item.text(1)}"
 
 
 def test_unavailable_controls_are_disabled_with_the_reason(qtbot, models: Path, fake_current: Path,

@@ -59,7 +59,10 @@ def test_an_outside_clients_reply_shows_its_prompt_speed_and_one_bar(qtbot, llam
     wait_ready(qtbot, w, timeout=240_000)
     live = w.live
     assert live.chart.caption() == "no replies yet" and live.prompt_stat.value.text() == "–"
-    job = in_background(outside_request, w.server.base_url, "Write a short poem about the sea.", 48)
+    job = in_background(outside_request, w.server.base_url, "Write a short poem about the sea.", 300)
+    qtbot.waitUntil(lambda: live.source.text().startswith("other clients: a reply on the way") or "answer" in job,
+                    timeout=120_000)
+    assert "answer" not in job, "the reply ended before a /metrics poll saw it on the way"  # 300 tokens take seconds
     qtbot.waitUntil(lambda: "answer" in job and any(r.source == OTHERS for r in live.activity.replies),
                     timeout=120_000)
     timings = job["answer"]["timings"]
@@ -69,8 +72,8 @@ def test_an_outside_clients_reply_shows_its_prompt_speed_and_one_bar(qtbot, llam
     assert live.chart.bars()[-1][0] == OTHERS and len(live.chart.bars()) == 1
     assert live.chart.caption().startswith("1 reply, ")
     row = [live.table.topLevelItem(0).text(c) for c in range(5)]
-    assert row[1] == OTHERS and row[2].startswith(f"{timings['prompt_n']:,} tokens · ")
-    assert row[3].startswith(f"{timings['predicted_n']:,} tokens · ")
+    assert row[1] == OTHERS and row[2].startswith(f"{timings['prompt_n']:,} · ") and row[2].endswith(" t/s")
+    assert row[3].startswith(f"{timings['predicted_n']:,} · ")
     # then Try it: a second bar (its own colour), and the caption counts two replies over the time between them
     send_prompt(qtbot, w, "The three primary colours are", max_tokens=32)
     assert [s for s, _ in live.chart.bars()] == [OTHERS, TRY_IT]

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llama_launcher.core.server.activity import OTHERS, TRY_IT, Activity
+from llama_launcher.core.server.activity import COLUMNS, OTHERS, TRY_IT, Activity
 from llama_launcher.core.server.speed_stats import Speed
 from llama_launcher.ui.resources import icon
 
@@ -73,16 +73,24 @@ class SpeedChart(QWidget):
             colour = pal.color(QPalette.ColorRole.Highlight) if source == TRY_IT else OTHERS_COLOUR
             p.fillRect(QRectF(rect.left() + i * slot + slot * 0.15, rect.bottom() - h, slot * 0.7, h), colour)
         p.setPen(QPen(pal.color(QPalette.ColorRole.Text)))
-        legend = "decode t/s per reply: ■ Try it" + ("  ■ other clients" if any(s == OTHERS for s, _ in bars) else "")
-        p.drawText(QRectF(rect.left(), rect.bottom() + 3, rect.width(), 15), Qt.AlignmentFlag.AlignLeft, legend)
-        p.drawText(QRectF(rect.left(), rect.bottom() + 3, rect.width(), 15), Qt.AlignmentFlag.AlignRight,
-                   self.caption())
+        x = rect.left()
+        fm = p.fontMetrics()
+        title = "decode t/s per reply:"
+        p.drawText(QRectF(x, rect.bottom() + 3, rect.width(), 15), Qt.AlignmentFlag.AlignLeft, title)
+        x += fm.horizontalAdvance(title) + 8
+        for source in (TRY_IT, OTHERS):  # the legend names only what is drawn, each in its bar's colour
+            if not any(s == source for s, _ in bars):
+                continue
+            colour = pal.color(QPalette.ColorRole.Highlight) if source == TRY_IT else OTHERS_COLOUR
+            p.fillRect(QRectF(x, rect.bottom() + 6, 9, 9), colour)
+            p.drawText(QRectF(x + 13, rect.bottom() + 3, rect.width(), 15), Qt.AlignmentFlag.AlignLeft, source)
+            x += 13 + fm.horizontalAdvance(source) + 12
 
 
 class ActivityTable(QTreeWidget):
     """The replies, newest first: when, which client, prompt and reply with their speeds, drafts accepted."""
 
-    COLUMNS = ["Time", "Client", "Prompt", "Reply", "Drafts accepted"]
+    COLUMNS = list(COLUMNS)
 
     def __init__(self, activity: Activity, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -90,8 +98,8 @@ class ActivityTable(QTreeWidget):
         self.setHeaderLabels(self.COLUMNS)
         self.setRootIsDecorated(False)
         self.setAlternatingRowColors(True)
-        self.setMinimumHeight(90)
-        self.setMaximumHeight(160)
+        self.setMinimumHeight(80)
+        self.setMaximumHeight(130)
         self.setAccessibleName("Replies")
 
     def refresh(self) -> None:
@@ -157,20 +165,23 @@ class LivePanel(QWidget):
         unit.setObjectName("bigUnit")
         self.source = QLabel("waiting for the first reply")
         self.source.setObjectName("muted")
+        self.source.setWordWrap(True)
         self.prompt_stat = Stat("prompt tokens/s", "Prompt processing speed (prefill), from the server's timings")
         self.accept_stat = Stat("draft acceptance", "Share of drafted tokens the model accepted (speculative decoding)")
         self.tokens_stat = Stat("tokens generated", "Tokens generated in the last reply")
         self.clients_stat = Stat("all clients (t/s)", "Decode speed of every client's traffic, from /metrics")
         self.chart = SpeedChart(self.activity)
+        self.caption = QLabel(self.activity.caption())  # what the chart shows, in words (core/server/activity.py)
+        self.caption.setObjectName("muted")
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.caption.setWordWrap(True)
         self.table = ActivityTable(self.activity)
 
         head = QHBoxLayout()
-        numbers = QVBoxLayout()
-        row = QHBoxLayout()
-        row.addWidget(self.big)
-        row.addWidget(unit, 0, Qt.AlignmentFlag.AlignBottom)
-        row.addStretch(1)
-        numbers.addLayout(row)
+        numbers = QVBoxLayout()  # the number, its unit under it, where it came from: narrow enough for 1024 px
+        numbers.setSpacing(0)
+        numbers.addWidget(self.big)
+        numbers.addWidget(unit)
         numbers.addWidget(self.source)
         head.addLayout(numbers, 1)
         grid = QGridLayout()
@@ -201,6 +212,7 @@ class LivePanel(QWidget):
         card_lay.addLayout(head)
         card_lay.addWidget(self.verdict_box)
         card_lay.addWidget(self.chart, 1)
+        card_lay.addWidget(self.caption)
         card_lay.addWidget(self.table)
         self.verdict_tune.clicked.connect(self.tune_requested)
         return card
@@ -344,8 +356,18 @@ class LivePanel(QWidget):
         self._details(speed)
         return True
 
+    def show_busy(self, words: str) -> None:  # words: core/server/activity.py OtherClients.in_progress
+        """Another program's reply is being written (the server's requests gauge): say so where the numbers go."""
+        if self._own_active or time.monotonic() - self._own_finished_at < OWN_TRAFFIC_GRACE_S:
+            return  # that is this app's own request
+        if words:
+            self.source.setText(words)
+        elif self.source.text().startswith("other clients: "):
+            self.source.setText("other clients · from /metrics" if self.activity.replies else "waiting for the first reply")
+
     def _activity_changed(self, latest_only: bool = False) -> None:
         self.chart.update()
+        self.caption.setText(self.activity.caption())
         if latest_only:
             self.table.refresh_latest()
         else:

@@ -106,6 +106,7 @@ class LogView(QWidget):
         self.folder_btn = QPushButton("Open log folder")
         self.status = QLabel("")
         self.status.setObjectName("muted")
+        self.status.setWordWrap(True)  # the log file's path is long: all of it stays readable
         bar = QHBoxLayout()
         bar.addWidget(self.filter)
         bar.addWidget(self.search, 1)

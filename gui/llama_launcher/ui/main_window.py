@@ -206,7 +206,7 @@ class MainWindow(QMainWindow):
         self.models_pane.show_catalog(result)
         self.models_pane.set_folders(self.catalog.folders)
         if not result.models:
-            self.model_title.setText("No models found: add a folder, or drop a .gguf file onto this window")
+            self.model_title.setText("No model selected")  # what to do is said once, in the empty table
         self.models_pane.select(select or keep or None)
 
     def _select_model(self, m: ModelInfo | None) -> None:
@@ -365,6 +365,7 @@ class MainWindow(QMainWindow):
         server.ended.connect(lambda launch, log: self.planner.learn(launch.model, launch.build, launch.plan, log))
         server.metrics.speed.connect(self._metrics_speed)
         server.metrics.unavailable.connect(self.live.show_metrics_unavailable)
+        server.metrics.busy.connect(self.live.show_busy)
         self.live.send_prompt.connect(self._send_prompt)
         self.live.cancel_prompt.connect(self.chat.stop)  # direct: closes the reply's connection at once
         self.chat.delta.connect(self._chat_delta)
@@ -551,7 +552,7 @@ class MainWindow(QMainWindow):
 
     def _tuned(self, outcome) -> None:
         self._tune_done()
-        self.say(f"tuning finished: {outcome.choice.describe()}")
+        self.say(f"Tune finished. {sentence(outcome.choice.describe())}")
 
     def _tune_cancelled(self) -> None:
         self._tune_done()

@@ -18,6 +18,7 @@ POLL_MS = 1000
 
 class MetricsPoller(QObject):
     speed = Signal(object)  # Speed from counter deltas
+    busy = Signal(str)  # other clients' replies on the way, in words ('' when none)
     unavailable = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -69,3 +70,4 @@ class MetricsPoller(QObject):
         s = self.traffic.update(parse_metrics(body))
         if s is not None:
             self.speed.emit(s)
+        self.busy.emit(self.traffic.in_progress())

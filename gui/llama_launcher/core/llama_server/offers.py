@@ -37,6 +37,13 @@ def package_manager_offer(platform: str | None = None) -> PackageOffer | None:
     return None
 
 
+def build_needs(platform: str | None = None) -> str:
+    """What a source build needs on this OS, in the words under its button."""
+    platform = sys.platform if platform is None else platform
+    tools = {"win32": "CMake and Visual Studio Build Tools (C++)", "darwin": "CMake and the Xcode command line tools"}
+    return f"needs {tools.get(platform, 'CMake and a C++ compiler (g++ or clang)')}; about 10 minutes on 2 cores"
+
+
 def release_status(error: str) -> str:
     """The line under the download button when no release can be offered ('' when one is)."""
     if not error:

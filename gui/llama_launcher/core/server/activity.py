@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from llama_launcher.core.server.speed_stats import Speed
 
 KEEP_REPLIES = 60
+COLUMNS = ("Time", "Client", "Prompt tokens", "Reply tokens", "Drafts accepted")
 TRY_IT, OTHERS = "Try it", "other clients"
 
 
@@ -40,6 +41,14 @@ class OtherClients:
         self.previous: dict[str, float] | None = None
         self._prompt_tokens = 0.0
         self._prompt_seconds = 0.0
+        self.busy = 0  # requests the server is processing now (its gauge): a reply on its way
+
+    def in_progress(self) -> str:
+        """The Live panel's line while other programs' replies are being written ('' when none is)."""
+        if self.busy <= 0:
+            return ""
+        what = "a reply" if self.busy == 1 else f"{self.busy} replies"
+        return f"other clients: {what} on the way; its speed shows when it ends"
 
     def reset(self) -> None:
         self.previous, self._prompt_tokens, self._prompt_seconds = None, 0.0, 0.0
@@ -47,6 +56,8 @@ class OtherClients:
     def update(self, now: dict[str, float]) -> Speed | None:
         """The traffic since the last snapshot, as one reply, once its decode has been counted (else None)."""
         before, self.previous = self.previous, now
+        busy = now.get("llamacpp:requests_processing", 0.0)
+        self.busy = int(busy) if busy == busy and busy > 0 else 0  # NaN or negative: none
         if before is None:
             return None
         if any(now[k] < before.get(k, 0.0) for k in now if k.endswith("_total")):  # counters went back: a new server
@@ -78,11 +89,11 @@ class Reply:
     streaming: bool = False
 
     def row(self) -> list[str]:
-        """Time, client, prompt, reply, drafts: the activity table's columns."""
+        """Time, client, prompt and reply (tokens · t/s), drafts: the activity table's columns (COLUMNS)."""
         s = self.speed
-        prompt = "–" if s.prompt_n is None else f"{s.prompt_n:,} tokens" + (
+        prompt = "–" if s.prompt_n is None else f"{s.prompt_n:,}" + (
             f" · {s.prompt_tps:,.1f} t/s" if s.prompt_tps is not None else "")
-        reply = "–" if s.predicted_n is None else f"{s.predicted_n:,} tokens" + (
+        reply = "–" if s.predicted_n is None else f"{s.predicted_n:,}" + (
             f" · {s.decode_tps:,.1f} t/s" if s.decode_tps is not None else "")
         if self.streaming:
             reply += " (streaming)"

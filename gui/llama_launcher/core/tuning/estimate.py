@@ -38,8 +38,9 @@ class TuneEstimate:
     def words(self) -> str:
         what = ", ".join(self.settings)
         guess = "" if self.known_speed else " (a guess from the model's size; the progress bar then shows the real time left)"
-        return (f"Tune measures {what} on a code and a prose prompt, loading the model in a llama-server of its own "
-                f"for each ({self.servers} loads): about {duration_words(self.seconds)} on this machine{guess}. "
+        loads = "once" if self.servers == 1 else f"{self.servers} times"
+        return (f"Tune measures {what} on a code and a prose prompt, in llama-servers of its own (the model loads "
+                f"{loads}): about {duration_words(self.seconds)} on this machine{guess}. "
                 "The fastest is stored for this model and used by Auto from then on.")
 
 

@@ -52,7 +52,6 @@ class TuneBox(QWidget):
         self.table.setHeaderLabels(["Setting", "Code t/s (× off)", "Prose t/s (× off)", "Drafts accepted"])
         self.table.setRootIsDecorated(False)
         self.table.setVisible(False)
-        self.table.setMaximumHeight(180)
         self.adopt_label = QLabel("")
         self.adopt_label.setWordWrap(True)
         self.use_btn = QPushButton("Use this")
@@ -105,6 +104,10 @@ class TuneBox(QWidget):
             self.table.addTopLevelItem(item)
         for col in range(self.table.columnCount()):
             self.table.resizeColumnToContents(col)
+        rows = self.table.topLevelItemCount()
+        row_h = self.table.sizeHintForRow(0) if rows else 0
+        self.table.setFixedHeight(min(self.table.header().sizeHint().height() + rows * row_h + 2 * self.table.frameWidth()
+                                      + 4, 180))  # as tall as its rows: no empty box under two rows
         self.table.setVisible(bool(tuned is not None and tuned.table))
 
     def show_adoption(self, adoption: Adoption | None) -> None:

@@ -91,9 +91,9 @@ def window(size: tuple[int, int]) -> MainWindow:
 def first_start(s: Shots) -> None:
     """An empty home, no llama-server anywhere: the window opens on the llama-server tab with its offers."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from release_server import ReleaseServer
-
     from llama_launcher.core.llama_server import discovery
+
+    from release_server import ReleaseServer
 
     saved = {k: os.environ.get(k) for k in ("LLAMA_LAUNCHER_HOME", "LLAMA_LAUNCHER_SERVER_CACHE", "PATH",
                                             "LLAMA_SERVER", "LLAMA_LAUNCHER_RELEASES_URL", "LLAMA_LAUNCHER_DEMO_DIR",

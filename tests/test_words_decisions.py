@@ -167,3 +167,20 @@ def test_the_tune_estimate_counts_servers_and_says_a_guess_is_a_guess(tmp_path) 
     assert known.known_speed and "guess" not in known.words()
     assert known.seconds == pytest.approx(3 * (3.0 + model.file_size / 1e9 + (8 + 2 * 192) / 10.0))
     assert duration_words(25) == "30 seconds" and duration_words(61) == "1 minute" and duration_words(3700) == "1 h 02 min"
+
+
+def test_the_stored_auto_port_is_checked_like_every_other_field() -> None:
+    """AppSettings.auto_port comes from a user-editable file: a wrong type or a number that is not a port
+    falls back (Auto picks a new one) with a notice, and a good one is kept."""
+    import json
+
+    from llama_launcher.core.settings import store
+    from llama_launcher.core.state.state_files import drain_notices
+
+    drain_notices()
+    for value, kept in ((41234, 41234), ("41234", 0), (70000, 0), (True, 0)):
+        store.settings_file().parent.mkdir(parents=True, exist_ok=True)
+        store.settings_file().write_text(json.dumps({"version": 2, "auto_port": value}), encoding="utf-8")
+        assert store.load().auto_port == kept, value
+        notes = drain_notices()
+        assert (notes == []) == (kept == value), (value, notes)

@@ -205,7 +205,7 @@ def test_tune_asks_first_and_says_about_how_long(qtbot, tmp_path: Path) -> None:
     select(qtbot, w, folder / "alpha.gguf")
     said = answer_next_dialog("Cancel")
     w.launch_panel.tune.button.click()
-    assert said and said[0].startswith("Tune measures off, ngram-mod on a code and a prose prompt")
+    assert said and said[0].startswith("Tune measures off and ngram-mod on a code and a prose prompt")
     assert " about " in said[0] and "a guess from the model's size" in said[0]
     assert not w.tuner.running and not w.launch_panel.tune.bar.isVisible()
 

@@ -162,7 +162,7 @@ def test_the_tune_estimate_counts_servers_and_says_a_guess_is_a_guess(tmp_path) 
     hw = Hardware(cpu="test", ram_total_mib=8000, ram_available_mib=6000, apple_silicon=False, backend_devices=[])
     guess = estimate_tune(model, caps, PlanSettings(), [], hw)
     assert guess.settings[:2] == ["off", "ngram-mod"] and guess.servers == 3  # ngram-mod's run + MTP at 2 lengths
-    assert "(a guess from the model's size" in guess.words() and guess.words().startswith("Tune measures off, ngram-mod")
+    assert "(a guess from the model's size" in guess.words() and guess.words().startswith("Tune measures off, ngram-mod and MTP at 2 or more draft lengths")
     known = estimate_tune(model, caps, PlanSettings(), [], hw, decode_tps=10.0)
     assert known.known_speed and "guess" not in known.words()
     assert known.seconds == pytest.approx(3 * (3.0 + model.file_size / 1e9 + (8 + 2 * 192) / 10.0))

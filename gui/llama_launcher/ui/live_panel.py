@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QFrame,
@@ -85,6 +85,17 @@ class SpeedChart(QWidget):
             p.fillRect(QRectF(x, rect.bottom() + 6, 9, 9), colour)
             p.drawText(QRectF(x + 13, rect.bottom() + 3, rect.width(), 15), Qt.AlignmentFlag.AlignLeft, source)
             x += 13 + fm.horizontalAdvance(source) + 12
+
+
+class ReplyView(QPlainTextEdit):
+    """Try it's reply: it asks for little height, so the speed line under it (LM Studio's tok/s under the
+    message) stays in view at 1280×820 and 1024×640; it grows with the window."""
+
+    def sizeHint(self) -> QSize:
+        return QSize(300, 80)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(200, 60)
 
 
 class ActivityTable(QTreeWidget):
@@ -233,7 +244,7 @@ class LivePanel(QWidget):
         self.send_btn.setEnabled(False)
         self.stop_btn = QPushButton("Stop reply")
         self.stop_btn.setEnabled(False)
-        self.reply = QPlainTextEdit()
+        self.reply = ReplyView()
         self.reply.setReadOnly(True)
         self.reply.setPlaceholderText("The reply streams here.")
         self.reply.setAccessibleName("Reply")

@@ -525,7 +525,7 @@ class MainWindow(QMainWindow):
                                  decode_tps=self._known_decode_tps())
         text = estimate.words()
         if self.server.running:
-            text += "\n\nTune measures in servers of its own, so the running llama-server is stopped first."
+            text += "\n\nThe running llama-server is stopped first (Tune's measurements must not share the machine)."
         box = QMessageBox(QMessageBox.Icon.Question, "Tune this model?", text, parent=self)
         go = box.addButton("Stop and tune" if self.server.running else "Start tuning", QMessageBox.ButtonRole.AcceptRole)
         box.addButton(QMessageBox.StandardButton.Cancel)

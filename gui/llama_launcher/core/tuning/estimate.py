@@ -36,7 +36,7 @@ class TuneEstimate:
     known_speed: bool  # the decode speed came from a measurement, not the file's size
 
     def words(self) -> str:
-        what = ", ".join(self.settings)
+        what = self.settings[0] if len(self.settings) == 1 else ", ".join(self.settings[:-1]) + " and " + self.settings[-1]
         guess = "" if self.known_speed else " (a guess from the model's size; the progress bar then shows the real time left)"
         loads = "once" if self.servers == 1 else f"{self.servers} times"
         return (f"Tune measures {what} on a code and a prose prompt, in llama-servers of its own (the model loads "

@@ -107,6 +107,21 @@ def wait_for(pred, timeout: float, interval: float = 0.05) -> bool:
     return False
 
 
+def build_processes() -> list:
+    """cmake, make/ninja and compilers started by this test process (a source build's tree)."""
+    import psutil
+
+    names = ("cmake", "make", "gmake", "ninja", "cc1plus", "cc1", "c++", "g++", "gcc", "clang")
+    out = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if any(p.name().startswith(n) for n in names) and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.Error:
+            continue
+    return out
+
+
 def stop_process(proc: subprocess.Popen) -> None:
     """terminate, wait, kill: every fixture that starts a process ends it this way."""
     if proc.poll() is None:

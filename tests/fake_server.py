@@ -69,6 +69,16 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
                 print(f"0.{{i // 60:02d}}.{{i % 60:03d}}.{{i * 7 % 1000:03d}} I srv  update_slots: all slots are idle", flush=True)
             print("0.59.000.000 I srv  log_server_r: done", flush=True)
             time.sleep(3600)
+        if behaviour == "spec-abort" and "--port" in args:
+            # dies while loading when any speculative flag is passed, as b11434 does on a target converted
+            # --no-mtp that kept its nextn key (tests/fixtures/failures/b11434-mtp-on-trunk-only-target.log);
+            # without one it serves like "http"
+            if any(a.startswith("--spec-") for a in args):
+                print("0.00.003.768 I srv    load_model: loading model '" + args[args.index("-m") + 1] + "'", flush=True)
+                print('src/models/mimo2.cpp:282: GGML_ASSERT(layer.nextn.eh_proj && "MIMO2 MTP block missing '
+                      'nextn.eh_proj") failed', flush=True)
+                os.abort()
+            behaviour = "http"
         if behaviour == "http":  # answers like a ready llama-server on --port (web UI and template per env)
             import json
             from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -94,6 +104,10 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
                 def do_GET(self):
                     if self.path == "/health":
                         self._send(200, '{{"status":"ok"}}')
+                    elif self.path == "/metrics" and os.environ.get("FAKE_METRICS") == "off":  # as without --metrics
+                        self._send(501, '{{"error":{{"code":501,"message":"This server does not support metrics endpoint. Start it with `--metrics`"}}}}')
+                    elif self.path == "/metrics" and os.environ.get("FAKE_METRICS"):  # a recorded answer (a file)
+                        self._send(200, open(os.environ["FAKE_METRICS"]).read(), "text/plain; version=0.0.4")
                     elif self.path == "/" and webui:
                         self._send(200, "<!doctype html><html><body>llama.cpp</body></html>", "text/html")
                     else:
@@ -106,6 +120,11 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
                     elif self.path == "/v1/chat/completions":  # one streamed chunk echoing the last message
                         said = body["messages"][-1]["content"]
                         chunk = json.dumps({{"choices": [{{"delta": {{"content": "echo: " + said}}}}]}})
+                        # the timing lines b11434 prints after each request (slot print_timing)
+                        print("slot print_timing: id  0 | task 7 | prompt eval time =      50.00 ms /    17 tokens "
+                              "(    2.94 ms per token,   340.00 tokens per second)", flush=True)
+                        print("slot print_timing: id  0 | task 7 |        eval time =     400.00 ms /    25 tokens "
+                              "(   16.00 ms per token,    62.50 tokens per second)", flush=True)
                         self._send(200, f"data: {{chunk}}\\n\\ndata: [DONE]\\n\\n", "text/event-stream")
                     elif self.path == "/apply-template":
                         text = "gemma" if drop else "".join(m["content"] for m in body.get("messages", []))

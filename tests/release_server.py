@@ -46,7 +46,8 @@ class ReleaseServer:
         self.raw_answer: bytes | None = None
         self.redirects: dict[str, str] = {}  # path -> Location
         self.scheme = "https" if tls else "http"
-        self.release_gate = threading.Event()  # "slow" bodies wait for it between chunks
+        self.release_gate = threading.Event()  # "slow" bodies wait for it between chunks, "held" ones until it is set
+        self.sent: dict[str, int] = {}  # bytes of each download path written so far
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -109,8 +110,11 @@ class ReleaseServer:
                         self.wfile.write(body[i:i + step])
                     except (BrokenPipeError, ConnectionResetError):
                         return  # the client gave up (a cancel): fine
+                    server.sent[self.path] = server.sent.get(self.path, 0) + len(body[i:i + step])
                     if how == "slow":
                         server.release_gate.wait(0.05)
+                    elif how == "held":  # the rest only once the test releases it: a cancel must not wait for it
+                        server.release_gate.wait(300)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

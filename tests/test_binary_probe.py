@@ -71,7 +71,9 @@ def test_current_era(tmp_path: Path) -> None:
     assert c.spec_chains and c.jinja_default is True and "gemma" in c.builtin_templates and c.has_api_key_file
     # every method of the table, with its token and its flags in this binary's dialect
     assert c.method_tokens == {"mtp": "draft-mtp", "eagle3": "draft-eagle3", "dflash": "draft-dflash",
-                               "dspark": "draft-dspark", "draft": "draft-simple", "ngram-mod": "ngram-mod"}
+                               "dspark": "draft-dspark", "draft": "draft-simple", "ngram-mod": "ngram-mod",
+                               "ngram-simple": "ngram-simple", "ngram-map-k": "ngram-map-k",
+                               "ngram-map-k4v": "ngram-map-k4v", "ngram-cache": "ngram-cache"}
     assert c.dialects["draft"] == {"model": "--spec-draft-model", "gpu_layers": "--spec-draft-ngl",
                                    "draft_n_max": "--spec-draft-n-max"}
 

@@ -11,28 +11,14 @@ import shutil
 import threading
 from pathlib import Path
 
-import psutil
 import pytest
 
 from llama_launcher.core.llama_server import provisioning
 from llama_launcher.core.state.cancel import CancelToken
 
-from conftest import SERVER_CACHE, wait_for
+from conftest import SERVER_CACHE, build_processes, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def _builders() -> list[psutil.Process]:
-    """cmake, make/ninja and compilers started by this test process."""
-    names = ("cmake", "make", "gmake", "ninja", "cc1plus", "cc1", "c++", "g++", "gcc", "clang")
-    out = []
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if any(p.name().startswith(n) for n in names) and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.Error:
-            continue
-    return out
 
 
 def test_cancelling_a_source_build_stops_cmake_and_keeps_the_work_for_later(tmp_path: Path,
@@ -62,13 +48,13 @@ def test_cancelling_a_source_build_stops_cmake_and_keeps_the_work_for_later(tmp_
     t = threading.Thread(target=build)
     t.start()
     assert compiling.wait(600), "the build never began compiling"
-    assert _builders(), "no cmake or compiler ran"
+    assert build_processes(), "no cmake or compiler ran"
     token.cancel()
     t.join(60)
     assert not t.is_alive(), "the build did not stop within a minute of Cancel"
     assert len(outcome) == 1 and isinstance(outcome[0], provisioning.BuildCancelled), outcome
     assert "building again resumes it" in str(outcome[0])
-    assert wait_for(lambda: not _builders(), 10), [p.name() for p in _builders()]
+    assert wait_for(lambda: not build_processes(), 10), [p.name() for p in build_processes()]
     assert not provisioning.installed_binary().exists()
     left = provisioning.interrupted_build()
     assert left is not None and left.size_bytes > 1_000_000, left

@@ -166,3 +166,40 @@ def test_a_downloaded_mtp_model_launches_with_the_real_server(fake_hub, llama_se
     assert r.state == ServerState.READY, (r.reason, list(r.history)[-5:])
     res = chat(r.base_url, [{"role": "user", "content": "hello world"}], max_tokens=64)
     assert res.timings is not None and res.timings.get("draft_n_accepted", 0) > 0
+
+
+@pytest.mark.integration
+def test_a_downloaded_target_and_its_mtp_head_launch_as_draft_mtp(fake_hub, llama_server, tmp_path, runners) -> None:
+    """A repository as llama.cpp's converter publishes one now: a --no-mtp target and an mtp- head.
+    The download brings the head along; the catalog pairs it with the target; the plan runs it as
+    -md <head> --spec-type draft-mtp, and the real server accepts drafts."""
+    from llama_launcher.core.models.catalog import scan
+    from llama_launcher.core.server.chat_client import chat
+    from llama_launcher.core.server.process import ServerState
+    from test_server_integration import start
+
+    from fake_hub import FakeRepo, real
+    from synthetic_mtp import write_mimo2_split
+
+    target, head = write_mimo2_split(tmp_path / "made")
+    fake_hub.repos["tiny/Mimo-split-GGUF"] = FakeRepo(
+        {"tiny-mimo2-Q8_0.gguf": real(target.read_bytes()), f"mtp-{target.name}": real(head.read_bytes())},
+        commit="6" * 40)
+    out = cli("download", "tiny/Mimo-split-GGUF", "--json", "--binary", llama_server)
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(x) for x in out.stdout.splitlines()]
+    placed = Path(events[-1]["path"])
+    assert (placed.parent / f"mtp-{target.name}").is_file()  # the head came along, beside the target
+    found = scan([], include_defaults=True)  # the Hugging Face cache is one of the usual places
+    model = next(m for m in found.models if m.path == str(placed))
+    assert any(Path(h).name == f"mtp-{target.name}" for h in model.heads)
+    assert not any(m.file_name == f"mtp-{target.name}" for m in found.models)  # a head is not a model
+    planned = cli("plan", str(placed), "--binary", llama_server, "--mtp", "on", "-t", "1", "--json")
+    assert planned.returncode == 0, planned.stderr
+    argv = json.loads(planned.stdout)["argv"]  # as `plan` (and the window) pair it: from the catalog
+    assert argv[argv.index("--spec-draft-model") + 1].endswith(f"mtp-{target.name}")
+    assert "draft-mtp" in argv[argv.index("--spec-type") + 1].split(",")
+    r = start(runners, argv)
+    assert r.state == ServerState.READY, (r.reason, list(r.history)[-5:])
+    res = chat(r.base_url, [{"role": "user", "content": "hello world"}], max_tokens=64)
+    assert res.timings is not None and res.timings.get("draft_n_accepted", 0) > 0, res.timings

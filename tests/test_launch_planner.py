@@ -385,7 +385,8 @@ def test_mtp_wins_over_a_draft_model_and_one_model_drafter_runs() -> None:
     p = plan_launch("/bin/llama-server", target, GPU_HW, CURRENT, settings(), None, opts)
     assert p.speculative.methods == ["mtp"]
     p = plan_launch("/bin/llama-server", target, GPU_HW, CURRENT, settings(mtp="on", draft="on"), None, opts)
-    assert p.speculative.methods == ["mtp"] and any("only one model-based drafter" in w for w in p.warnings)
+    assert p.speculative.methods == ["mtp"] and any("one model-based drafter at a time" in w for w in p.warnings)
+    assert "draft" in p.speculative.refused and "refused" in p.speculative.refused["draft"]
 
 
 def test_an_eagle3_head_trained_for_the_model_is_paired() -> None:

@@ -43,6 +43,15 @@ def test_cpu_log_with_mtp_draft_context() -> None:
     assert mem.total_mib() == pytest.approx(0.76 + 4.12 + 322.89 + 4.0 + 320.38)
 
 
+def test_an_mtp_head_in_its_own_file_is_the_draft_not_the_models_weights() -> None:
+    """b11434, -m target -md mtp-head --spec-type draft-mtp -c 2048 -lv 4 (synthetic_mtp.write_mimo2_split):
+    after "loading draft model" the head's model buffer is not this model's, its KV and compute are the draft's."""
+    mem = parse_server_memory(lines("b11434-cpu-mtp-head-pair.log"))
+    assert mem.model_buffers == pytest.approx(0.58)  # the target's own tensors only, not the head's 0.48
+    assert mem.main.kv == pytest.approx(0.25 + 0.12) and mem.main.compute == pytest.approx(3.90)
+    assert mem.draft is not None and mem.draft.kv == pytest.approx(0.25) and mem.draft.compute == pytest.approx(2.57)
+
+
 def test_cpu_log_with_ngram_mod_and_a_repacked_buffer() -> None:
     mem = parse_server_memory(lines("b11434-cpu-demo-4k-ngram.log"))
     assert [(r.name, r.self_mib) for r in mem.rows] == [("Host", 557), ("CPU_REPACK", 12)]

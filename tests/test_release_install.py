@@ -222,7 +222,7 @@ def test_the_window_lists_installed_builds_and_use_this_build_switches_back(
 
     from llama_launcher.core.llama_server import build_record
     from llama_launcher.core.settings import store as settings_store
-    from llama_launcher.ui.main_window import MainWindow
+    from llama_launcher.ui.main_window import TAB_SERVER, MainWindow
 
     from gguf_factory import write_model
 
@@ -244,6 +244,7 @@ def test_the_window_lists_installed_builds_and_use_this_build_switches_back(
     w = MainWindow()
     qtbot.addWidget(w, before_close_func=lambda w: w.shutdown())
     w.show()
+    w.tabs.setCurrentIndex(TAB_SERVER)  # the builds are listed (each run once) when the tab is opened
     box = w.server_panel.installed_builds
     newest, previous = cache / "b11434" / EXE, cache / "b11433" / EXE
     qtbot.waitUntil(lambda: w.llama.caps is not None and "b11433" in box.buttons, timeout=60_000)

@@ -205,3 +205,17 @@ def test_only_the_newest_few_set_aside_copies_are_kept(tmp_path: Path) -> None:
     assert (tmp_path / "other.json.corrupt-19990101-000000").read_text() == "another file's copy"
     said = notices()
     assert len(said) == 1  # said once per file and run (the key), however often it was set aside
+
+
+def test_a_tuning_result_that_cannot_be_saved_says_so_instead_of_naming_a_file() -> None:
+    """tuning_store.save named the file even when nothing was written there (issue 19, item 9)."""
+    from llama_launcher.core.speculative.measured import TunedChoice
+    from llama_launcher.core.state.state_files import drain_notices
+    from llama_launcher.core.tuning import store as tuning_store
+
+    drain_notices()
+    folder = tuning_store.store_file().parent
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("a file where the data folder should be")  # nothing can be written under it
+    assert tuning_store.save("/models/m.gguf", 11434, TunedChoice(("ngram-mod",), None, 1.2)) is None
+    assert any("could not be saved" in n for n in drain_notices())

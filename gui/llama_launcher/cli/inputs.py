@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from llama_launcher.cli.output import UsageError
@@ -11,11 +12,14 @@ from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.host.network import free_port
 from llama_launcher.core.llama_server.devices import ask_binary_devices, detect_with_binary
 from llama_launcher.core.llama_server.discovery import find_server
-from llama_launcher.core.llama_server.probe import ProbeError, probe
-from llama_launcher.core.models.catalog import HeaderCache, group_models, read_files, scan
+from llama_launcher.core.llama_server.probe import Capabilities, ProbeError, probe
+from llama_launcher.core.models.catalog import HeaderCache, group_models, read_files, scan, split_heads
 from llama_launcher.core.models.file_problem import explain_text
 from llama_launcher.core.models.gguf_header import file_kind
+from llama_launcher.core.models.model_info import ModelInfo
+from llama_launcher.core.models.sidecar import refusal
 from llama_launcher.core.plan.flags import PlanError
+from llama_launcher.core.plan.planner import Plan
 from llama_launcher.core.plan.with_evidence import plan_with_evidence
 from llama_launcher.core.settings.launch import (
     MODEL_SETTINGS,
@@ -23,8 +27,10 @@ from llama_launcher.core.settings.launch import (
     PlanSettings,
     check_model_settings,
 )
+from llama_launcher.core.speculative import fallback_store
+from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.speculative.methods import METHODS, SpecMode
-from llama_launcher.core.speculative.pairing import draft_options
+from llama_launcher.core.speculative.pairing import DraftOption, draft_options
 from llama_launcher.core.state.api_key_store import ApiKeyError, load_or_create
 from llama_launcher.core.tuning import store as tuning_store
 
@@ -57,14 +63,17 @@ def load_model(path_text: str):
     siblings = sorted({*(p for p in path.parent.glob("*.gguf") if p.is_file()), path})
     infos = read_files(siblings, HeaderCache())
     models, projectors = group_models(infos)
+    models, heads = split_heads(models)
     resolved = os.path.normcase(os.path.abspath(path))
-    for m in models + projectors:
+    for m in models + projectors + heads:
         parts = [os.path.normcase(os.path.abspath(p)) for p in (m.split_parts or [m.path])]
         if resolved in parts:
             if m.is_projector:
                 raise UsageError(f"{path.name} is a vision projector (mmproj), not a model")
             if m.error:
                 raise UsageError(f"{path.name}: {explain_text(m.error)}")
+            if m in heads:
+                raise UsageError(refusal(m, [t for t in models if m.path in t.heads]))
             return m
     raise UsageError(f"{path.name} could not be read as a model")
 
@@ -108,7 +117,7 @@ def draft_candidates(model, explicit: str | None):
     """The catalog's drafters for ``model``: the model's own folder and the usual places (and ``explicit``)."""
     folders = [Path(model.folder)] + ([Path(explicit).parent] if explicit else [])
     result = scan(folders, include_defaults=True)
-    return draft_options(model, result.models)
+    return draft_options(model, result.drafters())
 
 
 def resolve_inputs(args: argparse.Namespace):
@@ -129,13 +138,38 @@ def resolve_inputs(args: argparse.Namespace):
     return binary, caps, model, hw, settings, drafts
 
 
-def make_plan_with_inputs(args: argparse.Namespace, with_projection: bool = False):
-    """(binary, capabilities, model, plan settings, plan); the memory fit uses this model's past launches
-    and, ``with_projection``, llama.cpp's projection from llama-fit-params."""
-    binary, caps, model, hw, settings, drafts = resolve_inputs(args)
-    tuned = tuning_store.lookup(model.path, caps.build_number)
+@dataclass
+class Inputs:
+    """What a plan is made from; ``serve`` plans again from it when it falls back."""
+
+    binary: str
+    caps: Capabilities
+    model: ModelInfo
+    hw: Hardware
+    settings: PlanSettings
+    drafts: list[DraftOption]
+    tuned: TunedChoice | None
+
+
+def replan(inputs: Inputs, settings: PlanSettings, with_projection: bool = False) -> Plan:
+    """Plan ``settings``; Auto leaves off what stopped this model from loading with this binary."""
     try:
-        plan = plan_with_evidence(binary, model, hw, caps, settings, tuned, with_projection, drafts)
+        return plan_with_evidence(inputs.binary, inputs.model, inputs.hw, inputs.caps, settings, inputs.tuned,
+                                  with_projection, inputs.drafts, fallback_store.avoided(inputs.model.path,
+                                                                                         inputs.binary))
     except PlanError as exc:
         raise UsageError(str(exc)) from exc
-    return binary, caps, model, settings, plan
+
+
+def plan_inputs(args: argparse.Namespace, with_projection: bool = False) -> tuple[Inputs, Plan]:
+    """The inputs and their plan; the memory fit uses this model's past launches and, ``with_projection``,
+    llama.cpp's projection from llama-fit-params."""
+    binary, caps, model, hw, settings, drafts = resolve_inputs(args)
+    inputs = Inputs(binary, caps, model, hw, settings, drafts, tuning_store.lookup(model.path, caps.build_number))
+    return inputs, replan(inputs, settings, with_projection)
+
+
+def make_plan_with_inputs(args: argparse.Namespace, with_projection: bool = False):
+    """(binary, capabilities, model, plan settings, plan): ``plan_inputs`` for the commands that plan once."""
+    inputs, plan = plan_inputs(args, with_projection)
+    return inputs.binary, inputs.caps, inputs.model, inputs.settings, plan

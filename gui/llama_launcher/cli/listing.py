@@ -11,6 +11,7 @@ from llama_launcher.core.llama_server.discovery import candidates, find_server
 from llama_launcher.core.models.catalog import scan
 from llama_launcher.core.models.file_problem import explain_text
 from llama_launcher.core.models.model_info import format_params
+from llama_launcher.core.models.sidecar import head_label, head_line, kind_of
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -21,25 +22,45 @@ def cmd_models(args: argparse.Namespace) -> int:
     result = scan(folders, include_defaults=not args.dirs or args.defaults)
     if args.json:
         print_json({"models": [m.to_dict() for m in result.models],
+                     "heads": [_head_dict(h, result.models) for h in result.heads],
                      "projectors": [p.to_dict() for p in result.projectors],
                      "folders": [{"path": str(f.path), "source": f.source} for f in result.folders],
                      "notes": result.notes})
         return 0
     rows = []
+    heads = {h.path: h for h in result.heads}
     for m in result.models:
         if m.error:
             rows.append([m.file_name, "-", "-", "-", fmt_size(m.file_size) if m.file_size else "-", "-", "",
                          "error: " + explain_text(m.error)])
         else:
+            tag = "MTP" if m.is_mtp or any(kind_of(heads[h]) in ("mtp", "gemma4-assistant") for h in m.heads) else ""
             rows.append([m.name, m.architecture or "-", format_params(m.parameters), m.quantization or "-",
-                         fmt_size(m.file_size), str(m.context_length or "-"), "MTP" if m.is_mtp else "", m.folder])
+                         fmt_size(m.file_size), str(m.context_length or "-"), tag, m.folder])
+            # the heads that draft for it, under it: a head is not a model to launch
+            rows += [_head_row(heads[h]) for h in m.heads if h in heads]
     if rows:
         print(table(rows, ["name", "arch", "params", "quant", "size", "context", "", "folder / error"]))
     else:
         say("no models found")
+    for h in result.heads:
+        if not any(h.path in m.heads for m in result.models):
+            say(f"note: {head_line(h)} ({h.folder}) fits none of the models found; it is a head, not a model, and "
+                "cannot run on its own")
     for note in result.notes:
         say(f"note: {note}")
     return 0
+
+
+def _head_row(h) -> list[str]:
+    return ["  └ " + h.file_name, head_label(kind_of(h)), format_params(h.parameters), h.quantization or "-",
+            fmt_size(h.file_size), "-", "", "drafts for the model above (not launchable)"]
+
+
+def _head_dict(head, models) -> dict:
+    """A head in ``models --json``: its file, what it is, the models it drafts for (it is never launchable)."""
+    return {**head.to_dict(), "kind": head_label(kind_of(head)), "shown_as": head_line(head),
+            "drafts_for": [m.path for m in models if head.path in m.heads]}
 
 
 def cmd_hardware(args: argparse.Namespace) -> int:

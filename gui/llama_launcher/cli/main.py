@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="do not stream the server's log")
     p.add_argument("--ready-timeout", type=seconds, default=300.0, metavar="S",
                    help="give up if llama-server is not ready after S seconds (default 300)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per line on stdout: starting, ready, fallback, acceptance, stopped, failed")
     p.set_defaults(run="serve.cmd_serve")
 
     p = sub.add_parser("bench", help="measure decode speed with one speculative setting")

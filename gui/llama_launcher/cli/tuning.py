@@ -8,6 +8,7 @@ import sys
 from llama_launcher.cli.inputs import resolve_inputs
 from llama_launcher.cli.output import RunError, UsageError, print_json, say, table
 from llama_launcher.core.plan.flags import PlanError
+from llama_launcher.core.speculative import fallback_store
 from llama_launcher.core.tuning import store as tuning_store
 from llama_launcher.core.tuning.bench import bench
 from llama_launcher.core.tuning.measure import BenchError
@@ -22,7 +23,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     log = (lambda s: None) if args.json else (lambda s: say(s, file=sys.stderr, flush=True))
     try:
         result = bench(binary, model, hw, caps, settings, args.spec, args.prompt, args.tokens, args.runs,
-                       log, tuned, drafts)  # --draft-n-max is in settings
+                       log, tuned, drafts, fallback_store.avoided(model.path, binary))  # --draft-n-max is in settings
     except PlanError as exc:
         raise UsageError(str(exc)) from exc
     except BenchError as exc:
@@ -58,8 +59,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     stored = tuning_store.save(model.path, caps.build_number, choice)
     if args.json:
         print_json({"best": choice.to_dict(), "description": choice.describe(), "in_effect": choice.in_effect_words(),
-                    "note": choice.note,
-                     "servers": outcome.servers, "wall_s": round(outcome.wall_s, 2), "stored_in": str(stored)})
+                    "note": choice.note, "servers": outcome.servers, "wall_s": round(outcome.wall_s, 2),
+                    "stored_in": str(stored) if stored else None})
         return 0
     rows = []
     for r in outcome.rows:
@@ -72,6 +73,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print()
         say(choice.note)
     print()
-    say(f"{choice.describe()} ({outcome.servers} server loads, {outcome.wall_s:.0f} s); stored for this model, "
-          f"llama-server build and machine ({stored})")
+    where = (f"stored for this model, llama-server build and machine ({stored})" if stored else
+             "not stored: the tuning results file could not be written (see the note)")
+    say(f"{choice.describe()} ({outcome.servers} server loads, {outcome.wall_s:.0f} s); {where}")
     return 0

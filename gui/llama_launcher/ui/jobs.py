@@ -17,6 +17,7 @@ whatever the work raised on the way out.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -97,7 +98,8 @@ class JobRunner(QObject):
         self.finished.connect(self._call_done)
         self.failed.connect(self._call_failed)
         self.cancelled.connect(lambda run: self._callbacks.pop(run, None))
-        self._thread.start()
+        self._started = False  # the thread starts with the first job: a start-up that needs no job pays nothing
+        self._closed = False  # after shutdown nothing more runs (a late event must not start a thread)
 
     def submit(self, work: Callable[[JobContext], Any], done: Done | None = None, failed: Failed | None = None,
                run: int | None = None) -> int:
@@ -106,10 +108,15 @@ class JobRunner(QObject):
         ``done(result)`` or ``failed(line)`` is called on the GUI thread when this job ends that way
         (the runner's signals say it too, for listeners of every job)."""
         run = new_run() if run is None else run
+        if self._closed:
+            return run  # the window is closing: nothing new starts
         token = CancelToken()
         self._tokens[run] = token
         if done is not None or failed is not None:
             self._callbacks[run] = (done, failed)
+        if not self._started:
+            self._started = True
+            self._thread.start()
         self._queue.emit(run, work, token)
         return run
 
@@ -140,8 +147,14 @@ class JobRunner(QObject):
     def shutdown(self, wait_ms: int = 15_000, cancel: bool = True) -> bool:
         """Cancel what runs (unless ``cancel`` is off: a save finishes), end the thread; whether it
         ended within ``wait_ms``."""
+        self._closed = True
         if cancel:
             self.cancel()
+        if not self._started:
+            return True
+        deadline = time.monotonic() + wait_ms / 1000
+        while self._tokens and time.monotonic() < deadline:  # what was queued runs first (a last save)
+            time.sleep(0.01)
         self._thread.quit()
         ended = self._thread.wait(wait_ms)
         if not ended:

@@ -27,8 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llama_launcher.core.plan.speculative import SpeculativeDecision
 from llama_launcher.core.server.activity import COLUMNS, OTHERS, TRY_IT, Activity
 from llama_launcher.core.server.speed_stats import Speed
+from llama_launcher.core.speculative.acceptance import DraftPositions
+from llama_launcher.core.speculative.methods import BY_ID
 from llama_launcher.ui.resources import icon
 
 OWN_TRAFFIC_GRACE_S = 2.5  # a /metrics poll (1 s) may still count the tail of our own request
@@ -217,10 +220,25 @@ class LivePanel(QWidget):
         verdict_row.setContentsMargins(0, 0, 0, 0)
         self.verdict_box.setVisible(False)
 
+        # acceptance per draft position (/metrics), with the draft length it implies
+        self.positions = QLabel("")
+        self.positions.setObjectName("muted")
+        self.positions.setWordWrap(True)
+        self.positions.setAccessibleName("Acceptance by draft position")
+        self.positions.setToolTip("The share of verification steps in which each drafted position was accepted, "
+                                  "from llama-server's /metrics (every client's traffic since the server started)")
+        self.positions_advice = QLabel("")
+        self.positions_advice.setObjectName("warnings")
+        self.positions_advice.setWordWrap(True)
+        for lbl in (self.positions, self.positions_advice):
+            lbl.setVisible(False)
+
         card = QFrame()
         card.setObjectName("card")
         card_lay = QVBoxLayout(card)
         card_lay.addLayout(head)
+        card_lay.addWidget(self.positions)
+        card_lay.addWidget(self.positions_advice)
         card_lay.addWidget(self.verdict_box)
         card_lay.addWidget(self.chart, 1)
         card_lay.addWidget(self.caption)
@@ -320,6 +338,18 @@ class LivePanel(QWidget):
         if self.source.text() == "waiting for the first reply":
             self.source.setText(f"waiting for the first reply (other clients' speed is not available: {why})")
 
+    def show_positions(self, positions: DraftPositions, spec: SpeculativeDecision | None) -> None:
+        """'accepted by draft position: 1: 67%  2: 38%  3: 25%  4: 13%' and what it implies (for a model
+        drafter's draft length; ngram-mod's long drafts are cut by its own knobs)."""
+        drafter = spec is not None and any(BY_ID[m].kind == "model" for m in spec.methods)
+        draft_n_max = spec.draft_n_max if spec is not None and drafter else None
+        self.positions.setText(f"accepted by draft position: {positions.compact(draft_n_max)} "
+                               f"({positions.steps:,} steps)")
+        self.positions.setVisible(True)
+        advice = positions.advice(draft_n_max)
+        self.positions_advice.setText(f"⚠ {advice}" if advice else "")
+        self.positions_advice.setVisible(bool(advice))
+
     def set_server_ready(self, ready: bool) -> None:
         self._ready = ready
         self.send_btn.setEnabled(ready and not self._own_active)
@@ -329,6 +359,9 @@ class LivePanel(QWidget):
     def reset(self) -> None:
         """A new launch or another model: nothing of the last one's numbers or reply stays on screen."""
         self.verdict_box.setVisible(False)
+        for lbl in (self.positions, self.positions_advice):
+            lbl.setText("")
+            lbl.setVisible(False)
         self.reply.clear()
         self.reply_status.setText("")
         self.own_speed = None
@@ -361,7 +394,8 @@ class LivePanel(QWidget):
             return False  # the counters moved because of this app's own request, already shown from its timings
         if speed.decode_tps is not None:
             self.big.setText(f"{speed.decode_tps:.1f}")
-            self.source.setText("other clients · from /metrics")
+            self.source.setText("other clients · from the server's log" if speed.source == "log" else
+                                "other clients · from /metrics")
             self.activity.add(OTHERS, speed)
             self._activity_changed()
         self._details(speed)

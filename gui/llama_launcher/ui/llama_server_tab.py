@@ -28,6 +28,7 @@ class LlamaServerTab(QObject):
                  notices: NoticeCenter, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.llama, self.panel, self.hardware_panel, self.notices = llama, panel, hardware_panel, notices
+        self.visible = False
         self._connect()
 
     def _connect(self) -> None:
@@ -65,8 +66,18 @@ class LlamaServerTab(QObject):
             self.panel.show_binary(llama.binary.path, llama.binary.source, None, "probing…")
         self.changed.emit()
 
+    def shown(self) -> None:
+        """The tab became visible: list the installed builds now (each is run once to say what it can do)."""
+        self.visible = True
+        self.llama.list_builds()
+
+    def hidden(self) -> None:
+        self.visible = False
+
     def _probed(self) -> None:
         llama = self.llama
+        if self.visible:
+            llama.list_builds()
         self.hardware_panel.show_hardware(llama.hw)
         self.panel.show_hardware(llama.hw)
         self.panel.show_candidates(llama.others, one_in_use=llama.binary is not None)

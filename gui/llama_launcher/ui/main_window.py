@@ -31,12 +31,12 @@ from PySide6.QtWidgets import (
 
 from llama_launcher import __version__
 from llama_launcher.core.host import hardware as host_hardware
-from llama_launcher.core.host import network
 from llama_launcher.core.models.file_problem import explain_text
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.plan.adopt import adopt_tuned
 from llama_launcher.core.plan.controls import launch_controls
 from llama_launcher.core.plan.gating import Situation, launch_gate, tune_gate
+from llama_launcher.core.plan.planner import Plan
 from llama_launcher.core.server.failure_reasons import PORT_WAY_OUT
 from llama_launcher.core.server.process import ServerEvent, ServerState
 from llama_launcher.core.settings.launch import AUTO_PORT
@@ -48,6 +48,7 @@ from llama_launcher.ui import tooltips
 from llama_launcher.ui.banner import Banner
 from llama_launcher.ui.controllers.catalog import CatalogController
 from llama_launcher.ui.controllers.chat import ChatController
+from llama_launcher.ui.controllers.fallback import FallbackFlow
 from llama_launcher.ui.controllers.llama_server import LlamaServerController
 from llama_launcher.ui.controllers.notices import NoticeCenter
 from llama_launcher.ui.controllers.plan import PlanController
@@ -101,6 +102,8 @@ class MainWindow(QMainWindow):
         self.server = ServerController(self)
         self.chat = ChatController(self)
         self.tuner = TuneController(self)
+        self.fallback = FallbackFlow(self.server, self.planner, self.notices, self._launch_plan,
+                                     lambda text: self.say(text), self)
         self.watch: SpeculationWatch | None = None  # is speculation paying, for the running launch
         self._tune_after_stop = False
         self._get_models: GetModelsDialog | None = None  # made when first opened
@@ -111,6 +114,7 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(lambda i: self.banner.set_current_tab(TAB_NAMES[i]))
         self.banner.set_current_tab(TAB_NAMES[self.tabs.currentIndex()])
         self.llama_tab.changed.connect(self._update_gates)
+        self.tabs.currentChanged.connect(lambda i: self.llama_tab.shown() if i == TAB_SERVER else self.llama_tab.hidden())
         self._connect_models()
         self._connect_plan()
         self._connect_server()
@@ -364,6 +368,10 @@ class MainWindow(QMainWindow):
         server.checked.connect(self._server_checked)
         server.ended.connect(lambda launch, log: self.planner.learn(launch.model, launch.build, launch.plan, log))
         server.metrics.speed.connect(self._metrics_speed)
+        server.metrics.positions.connect(
+            lambda p: self.live.show_positions(p, self.server.launch_info.plan.speculative if self.server.launch_info
+                                               else None))
+        server.log_speed.connect(self._metrics_speed)  # a server without /metrics: its log says each request's speed
         server.metrics.unavailable.connect(self.live.show_metrics_unavailable)
         server.metrics.busy.connect(self.live.show_busy)
         self.live.send_prompt.connect(self._send_prompt)
@@ -379,15 +387,19 @@ class MainWindow(QMainWindow):
         if not launch_gate(s).ok or p.plan is None or p.model is None:
             return
         self.settings_ctl.save_now()  # what is launched is what the next start shows, whatever happens to this process
-        self.live.reset()
         self.notices.clear("server", "port")
-        spec = p.plan.speculative
+        self.fallback.new_launch()
+        self._launch_plan(p.plan, p.model)
+
+    def _launch_plan(self, plan: Plan, model: ModelInfo) -> None:
+        p, llama = self.planner, self.llama
+        self.live.reset()
+        spec = plan.speculative
         tuned = p.tuned
         self.watch = SpeculationWatch(combo_label(spec.methods), tuned.off_tps if tuned else None) \
             if spec.methods else None
         key = p.api_key.key if p.lan and p.api_key else ""
-        self.server.launch(Launch(p.plan, p.model, llama.caps.build_number if llama.caps else None, p.port,
-                                  p.lan, key))
+        self.server.launch(Launch(plan, model, llama.caps.build_number if llama.caps else None, p.port, p.lan, key))
 
     def _launch_on_free_port(self) -> None:
         """The banner's way out after a taken port: one click moves to a free port and launches."""
@@ -400,6 +412,10 @@ class MainWindow(QMainWindow):
             self.server.stop()
 
     def _port_taken(self, check) -> None:
+        if check.free:  # taken when llama-server bound it, free again now
+            self.notices.show("port", f"port {check.port} was taken when llama-server started; it is free now",
+                              error=True, action=("Launch again", self.launch))
+            return
         if self.planner.port_setting == AUTO_PORT:  # Auto: just take another one
             self.planner.use_free_port()
             self.launch()
@@ -420,6 +436,7 @@ class MainWindow(QMainWindow):
         state = event.state
         if state is ServerState.STARTING and event.run != self.logs.run:
             self.logs.begin_run(event.run)
+            self.logs.append_own(self.fallback.take_log_lines())
         if self.server.log_path:
             self.logs.set_log_path(event.run, self.server.log_path)
         self.toolbar.show_state(state, self.server.base_url, self._display_url())
@@ -437,16 +454,15 @@ class MainWindow(QMainWindow):
         self._update_gates()
 
     def _server_failed(self, event: ServerEvent) -> None:
+        if self.fallback.failed(event):  # speculation crashed the start: retried once without it, and said
+            return
         reason = event.reason
         text = reason.message if reason else "llama-server failed"
         if reason is not None and reason.evidence:
             text += "\n" + "\n".join(f"  │ {e}" for e in reason.evidence[:3])
-        action = None
-        if reason is not None and reason.code == "port_in_use":  # the port it was started on
-            port = self.server.launch_info.port if self.server.launch_info else self.planner.port
-            text = f"{network.port_in_use_message(port)}; {PORT_WAY_OUT}"
-            action = (f"Launch on port {network.next_free_port(port)} instead", self._launch_on_free_port)
-        self.notices.show("server", text, error=True, action=action)
+        if reason is not None and reason.code == "port_in_use":
+            return  # the server's controller asks who holds the port, then _port_taken offers the way out
+        self.notices.show("server", text, error=True)
         self.say(f"llama-server failed: {reason.message if reason else ''}")
 
     def _server_checked(self, checks) -> None:

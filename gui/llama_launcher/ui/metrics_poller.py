@@ -1,8 +1,9 @@
 """Poll ``/metrics`` without blocking: QNetworkAccessManager + QTimer on the GUI thread's loop.
 
 Counter deltas between two polls give every client's decode and prompt t/s (an editor's traffic
-included); the parsing and the joining of a prompt's counters with its reply's live in core
-(speed_stats, activity.OtherClients) so they are tested without Qt.
+included), and the labelled per-position counters the acceptance of each draft position; the parsing
+and the joining of a prompt's counters with its reply's live in core (speed_stats, activity.OtherClients,
+speculative/acceptance) so they are tested without Qt.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from PySide6.QtNetwork import QNetworkAccessManager, QNetworkReply, QNetworkRequ
 
 from llama_launcher.core.server.activity import OtherClients
 from llama_launcher.core.server.speed_stats import parse_metrics
+from llama_launcher.core.speculative.acceptance import positions_from_metrics
 
 POLL_MS = 1000
+MAX_BODY = 1 << 20  # a /metrics answer is a few KB; a hostile one is read this far
 
 
 class MetricsPoller(QObject):
     speed = Signal(object)  # Speed from counter deltas
     busy = Signal(str)  # other clients' replies on the way, in words ('' when none)
+    positions = Signal(object)  # DraftPositions: acceptance per draft position since the server started
     unavailable = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -66,7 +70,10 @@ class MetricsPoller(QObject):
                 self.unavailable.emit("this server has no /metrics (started without --metrics)")
                 self.timer.stop()
             return
-        body = bytes(reply.readAll().data()).decode("utf-8", "replace")
+        body = bytes(reply.read(MAX_BODY).data()).decode("utf-8", "replace")
+        positions = positions_from_metrics(body)
+        if positions is not None and positions.steps:
+            self.positions.emit(positions)
         s = self.traffic.update(parse_metrics(body))
         if s is not None:
             self.speed.emit(s)

@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
 
 from llama_launcher.core.models.catalog import CatalogResult, platform_reveal_command
 from llama_launcher.core.models.model_info import ModelInfo
-from llama_launcher.ui.model_table import COLUMNS, MODEL_ROLE, ModelFilterProxy, ModelTableModel
+from llama_launcher.core.models.sidecar import head_line, refusal
+from llama_launcher.ui.model_table import COLUMNS, HEAD_ROLE, MODEL_ROLE, ModelFilterProxy, ModelTableModel
 from llama_launcher.ui.resources import icon
 
 NAME_MIN_WIDTH = 220  # "gemma-3-270m-it-qat-Q4_K_M" and most names fit; longer ones elide in the middle
@@ -147,13 +148,16 @@ class ModelsPane(QWidget):
     def show_catalog(self, result: CatalogResult) -> None:
         self.progress.setVisible(False)
         self.rescan_btn.setEnabled(True)
-        self.table_model.set_models(result.models)
+        self.table_model.set_models(result.models, result.heads)
         ok = sum(1 for m in result.models if m.launchable)
         bad = sum(1 for m in result.models if m.error)
+        heads = f", {plural(len(result.heads), 'speculator head')}" if result.heads else ""
+        alone = [f"{head_line(h)} fits none of the models found (a head is not a model: it cannot run on its own)"
+                 for h in result.heads if not any(h.path in m.heads for m in result.models)]
         folders = ", ".join(f"{f.source}: {f.path}" for f in result.folders)
         scanned = f"scanned {folders}" if folders else "no folder to scan yet (none of the usual places exists here)"
-        self.status.setText(plural(ok, "model") + (f", {bad} unreadable" if bad else "") + f" · {scanned}"
-                            + "".join(f"\n{n}" for n in result.notes))
+        self.status.setText(plural(ok, "model") + heads + (f", {bad} unreadable" if bad else "") +
+                            f" · {scanned}" + "".join(f"\n{n}" for n in [*alone, *result.notes]))
 
     def set_folders(self, folders: list[str]) -> None:
         """The folders the user added: Remove… applies only when there is one."""
@@ -208,7 +212,16 @@ class ModelsPane(QWidget):
         idx = self.table.currentIndex()
         return self.proxy.data(idx, MODEL_ROLE) if idx.isValid() else None
 
-    def _row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+    def _row_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
+        head = self.proxy.data(current, HEAD_ROLE) if current.isValid() else None
+        if head is not None:  # the keys moved onto a head: say why it is not a model, stay on the model
+            source = self.proxy.mapToSource(current).row()
+            target = self.table_model.models[self.table_model.target_row[source]]
+            self.message.emit(refusal(head, [target]))
+            back = previous if previous.isValid() and self.proxy.data(previous, HEAD_ROLE) is None else \
+                self.proxy.mapFromSource(self.table_model.index(self.table_model.target_row[source], 0))
+            self.table.setCurrentIndex(back)
+            return
         m = self.proxy.data(current, MODEL_ROLE) if current.isValid() else None
         self._selected_path = m.path if m is not None else None
         self.reveal_btn.setEnabled(m is not None)
@@ -241,7 +254,7 @@ class ModelsPane(QWidget):
     def select_first_match(self) -> None:
         """Enter in the search field: the first model it shows becomes the selected one."""
         if self.proxy.rowCount() > 0:
-            self.table.setCurrentIndex(self.proxy.index(0, 0))
+            self.table.setCurrentIndex(self.proxy.index(0, 0))  # a model: a head sorts under its model
             self.table.setFocus()
 
     def _menu(self, pos) -> None:

@@ -8,6 +8,7 @@ create time, so a reused pid does not count); an owner that is gone means the fo
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -15,6 +16,18 @@ import psutil
 
 OWNER_FILE = ".owner.json"
 OWNERLESS_STALE_S = 3600  # a folder without a mark (older launchers): abandoned after an hour
+
+
+def folder_bytes(folder: Path) -> int:
+    """What an abandoned folder takes on disk (links are counted as links, never followed)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def mark_owner(folder: Path) -> None:

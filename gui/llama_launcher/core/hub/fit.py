@@ -31,7 +31,6 @@ from llama_launcher.core.models.shape import ShapeError, check_context
 from llama_launcher.core.plan.flags import PlanError
 from llama_launcher.core.plan.planner import memory_budget, plan_launch
 from llama_launcher.core.settings.launch import PlanSettings
-from llama_launcher.core.speculative.methods import KNOBS
 
 PLACES = ("gpu", "partial", "memory", "no", "unknown")
 PLACE_WORDS = {"gpu": "fits on the GPU", "partial": "partly on the GPU (slower)", "memory": "fits in memory",
@@ -72,7 +71,7 @@ def _plan_memory(info: ModelInfo, hw: Hardware, caps: Capabilities | None, ctx: 
         assert plan.memory is not None
         return plan.memory, plan.context, plan.speculative.summary, []
     budget, source = memory_budget(hw, gpu, False)
-    launch = memory_launch(info, hw, gpu, [], None, KNOBS["ngram_n_max"].default, "f16", [])
+    launch = memory_launch(info, hw, gpu, [], None, {}, "f16", [])
     native = check_context(info.context_length, "the model's context_length") if info.context_length else 4096
     context = check_context(ctx, "context size") if ctx else (
         fit_context(info, native, budget, launch) if budget > 0 else min(native, 4096))
@@ -122,8 +121,8 @@ def speculative_words(info: ModelInfo, repo: RepoModels | None, auto: str | None
     if info.nextn_predict_layers > 0:
         text = f"MTP: the file has {info.nextn_predict_layers} MTP layer(s)"
     elif head is not None:
-        text = (f"MTP head in the repository ({head.name}), downloaded with it: llama-server runs it as "
-                "-md <head> --spec-type draft-mtp (the launcher does not plan a separate MTP head yet)")
+        text = (f"MTP head in the repository ({head.name}), downloaded with it: MTP runs from it "
+                "(-md <head> --spec-type draft-mtp)")
     else:
         text = "no MTP layers and no MTP head: ngram-mod (drafts from the context, no extra file) at most"
     if auto is not None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_launcher.core.host import quarantine
-from llama_launcher.core.host.owner_mark import mark_owner, owner_alive
+from llama_launcher.core.host.owner_mark import folder_bytes, mark_owner, owner_alive
 from llama_launcher.core.llama_server import build_record
 from llama_launcher.core.llama_server.archive import add_runtime, server_in_archive, unpack
 from llama_launcher.core.llama_server.discovery import EXE, RELEASE_SUFFIX
@@ -90,17 +90,6 @@ def make_staging(root: Path, prefix: str) -> Path:
     return folder
 
 
-def _size(folder: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(folder):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
-    return total
-
-
 def clean_stale(root: Path) -> list[str]:
     """Remove staging folders no live process owns (a download or build that was killed) and finish a
     replacement that was cut off (``.old-bN-*``: put back when ``bN`` is missing). Returns what it did."""
@@ -113,7 +102,7 @@ def clean_stale(root: Path) -> list[str]:
         if p.is_symlink() or not p.is_dir():
             continue
         if p.name.startswith(".staging-") and not owner_alive(p):
-            size = _size(p)
+            size = folder_bytes(p)
             shutil.rmtree(p, ignore_errors=True)
             if not p.exists():
                 done.append(f"removed {p.name}, an unfinished download or build left by a run that was stopped "

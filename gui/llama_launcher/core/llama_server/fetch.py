@@ -243,6 +243,16 @@ def check_digest_listed(asset: Any) -> None:
                             f"({asset.digest_problem}); refusing to install it unverified (nothing was downloaded)")
 
 
+def _shut(resp: Any) -> None:
+    """Shut a response's socket from another thread: a read waiting for data returns at once."""
+    sock = getattr(getattr(getattr(resp, "fp", None), "raw", None), "_sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def download_asset(asset: Any, dest: Path, meter: Meter, cancel: Cancellable | None) -> str:
     """Stream ``asset`` to ``dest``; the size must match exactly, and the digest when one is listed.
     Returns the SHA-256 computed (recorded whether or not the release listed one)."""
@@ -250,6 +260,8 @@ def download_asset(asset: Any, dest: Path, meter: Meter, cancel: Cancellable | N
     digest = hashlib.sha256()
     got = 0
     with open_url(asset.url, "application/octet-stream") as resp:
+        register = getattr(cancel, "register", None)  # a CancelToken also ends a read that waits for data
+        unregister = register(lambda: _shut(resp)) if callable(register) else (lambda: None)
         try:
             with open(dest, "wb") as fh:
                 while True:
@@ -265,14 +277,20 @@ def download_asset(asset: Any, dest: Path, meter: Meter, cancel: Cancellable | N
                     write_chunk(fh, chunk)
                     digest.update(chunk)
                     meter.add(len(chunk), asset.name)
-        except (http.client.IncompleteRead, ConnectionError, TimeoutError) as exc:
-            raise DownloadError(f"the download of {asset.name} was interrupted after {got:,} of {asset.size:,} bytes "
-                                f"({type(exc).__name__}); try again") from exc
-        except OSError as exc:
+        except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as exc:
+            if cancel is not None and cancel.is_set():  # the socket was shut under the read: a cancel
+                raise DownloadCancelled("download cancelled; nothing was installed") from exc
+            if isinstance(exc, (http.client.IncompleteRead, ConnectionError, TimeoutError)):
+                raise DownloadError(f"the download of {asset.name} was interrupted after {got:,} of "
+                                    f"{asset.size:,} bytes ({type(exc).__name__}); try again") from exc
             disk = disk_error(exc, dest.parent)
             if disk is not None:
                 raise disk from exc
             raise DownloadError(f"{asset.name} could not be saved to {dest.parent}: {exc.strerror or exc}") from exc
+        finally:
+            unregister()
+    if cancel is not None and cancel.is_set():
+        raise DownloadCancelled("download cancelled; nothing was installed")
     if got != asset.size:
         raise DownloadError(f"the download of {asset.name} was cut short ({got:,} of {asset.size:,} bytes); try again")
     computed = digest.hexdigest()

@@ -26,7 +26,7 @@ from llama_launcher.core.state.state_files import expect, read_json, save_json
 from llama_launcher.core.state.typed_json import checked_fields, field_checks
 
 HELP_TIMEOUT_S = 20.0
-PROBE_CACHE_VERSION = 6  # 6: options that print and exit are denied
+PROBE_CACHE_VERSION = 7  # 6: options that print and exit are denied; 7: the newer ngram types
 REMOVED_PREFIX = "the argument has been removed"
 _DESC_COLUMN = 40
 _ALIAS_RE = re.compile(r"\s*(-{1,2}[A-Za-z0-9][A-Za-z0-9_.\-]*)(,)?")

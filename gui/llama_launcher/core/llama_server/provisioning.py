@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_launcher.core.host import child_process
-from llama_launcher.core.host.owner_mark import mark_owner, owner_alive, release, unmark
+from llama_launcher.core.host.owner_mark import folder_bytes, mark_owner, owner_alive, release, unmark
 from llama_launcher.core.host.process_env import child_env, no_window_flags
 from llama_launcher.core.llama_server import build_record
 from llama_launcher.core.llama_server.archive import unpack
@@ -97,14 +97,7 @@ def interrupted_build(build: int = BUILD_NUMBER) -> InterruptedBuild | None:
     folder = work_dir(build)
     if not folder.is_dir() or folder.is_symlink() or owner_alive(folder, ownerless_grace=0):
         return None
-    total = 0
-    for dirpath, _dirs, files in os.walk(folder):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return InterruptedBuild(folder, total)
+    return InterruptedBuild(folder, folder_bytes(folder))
 
 
 def remove_interrupted_build(build: int = BUILD_NUMBER) -> bool:

@@ -33,7 +33,8 @@ _OTHER_ROW = re.compile(r"\|\s+-\s+(?P<name>.+?)\s+\|\s*(?P<self>\d+)\s*=\s*(?P<
                         r"\s*(?P<compute>\d+)\s*\|")
 _PROJECTED = re.compile(r"projected to use (?P<used>\d+) MiB of (?P<kind>device|host) memory vs\. (?P<avail>\d+) MiB")
 _BUFFER = re.compile(r"(?P<buft>[\w.\-]+)\s+(?P<kind>model|KV|compute|RS) buffer size\s*=\s*(?P<mib>[\d.]+) MiB")
-_DRAFT_MARK = re.compile(r"creating (?:MTP )?draft context|creating MTP context|draft model buffer", re.IGNORECASE)
+_DRAFT_MARK = re.compile(r"creating (?:MTP )?draft context|creating MTP context|draft model buffer|loading draft model",
+                         re.IGNORECASE)
 _FLASH = re.compile(r"flash_attn\s*=\s*(?P<v>\w+)")
 _FA_FUSED = re.compile(r"resolve_fused_ops: Flash Attention (?P<v>enabled|not supported)")
 _LOADED = re.compile(r"load_tensors:|model loaded|server is listening|cleaning up before exit")

@@ -14,7 +14,10 @@ accounting and was checked against the server's breakdown (docs/benchmarks.md):
   logits rows the server reserves (slots x (1 + draft length)) x vocabulary f32 reuse the scores'
   memory, so the larger of the two counts;
 - the backend's own context (CUDA: hundreds of MiB) that no buffer accounts for;
-- the MTP draft context: its KV and its own compute buffers;
+- the MTP draft context: its KV (at the drafter's KV type, f16 unless ``-ctkd/-ctvd``) and its own
+  compute buffers;
+- an MTP head in its own file: its tensors and a draft context of its NextN layers (never a second
+  model's KV over every layer); a Gemma 4 assistant reads the target's cache and has none of its own;
 - a draft model (speculative decoding with a second GGUF): its weights, KV and compute buffers,
   estimated like the main model's at the same context.
 
@@ -84,6 +87,7 @@ class MemoryParts:
     draft_kv: int = 0
     draft_compute: int = 0
     draft_model: int = 0  # a separate draft GGUF: its weights, KV and compute together
+    head: int = 0  # an MTP head in its own file: its tensors (its draft context is draft_kv/draft_compute)
 
     @property
     def draft(self) -> int:
@@ -91,7 +95,7 @@ class MemoryParts:
 
     @property
     def total(self) -> int:
-        return self.weights + self.kv + self.compute + self.backend + self.draft + self.draft_model
+        return self.weights + self.kv + self.compute + self.backend + self.draft + self.draft_model + self.head
 
 
 @dataclass
@@ -115,6 +119,8 @@ class MemoryEstimate:
     launch: LaunchMemory = field(default_factory=LaunchMemory)  # what the estimate assumed (the learning key)
     gpu_free_mib: int | None = None  # free GPU memory when planned: what a launch on the GPU is measured against
     draft_model_mib: int = 0  # a draft model's weights, KV cache and compute, when one is used
+    head_mib: int = 0  # an MTP head file's own tensors, when MTP runs from one
+    head_file: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +129,8 @@ class MemoryEstimate:
         parts = [f"weights {self.weights_mib:,}", f"KV {self.kv_mib:,}", f"compute {self.compute_mib:,}"]
         if self.backend_mib:
             parts.append(f"backend {self.backend_mib:,}")
+        if self.head_mib:
+            parts.append(f"MTP head {self.head_mib:,}")
         if self.draft_mib:
             parts.append(f"MTP draft {self.draft_mib:,}")
         if self.draft_model_mib:
@@ -160,7 +168,11 @@ def memory_tooltip(mem: MemoryEstimate) -> str:
         f"Compute buffers: {mem.compute_mib:,} MiB (FlashAttention {'on' if mem.flash_attn else 'off'}, "
         f"ubatch {launch.n_ubatch}, {launch.n_outputs()} logits rows)",
         f"Backend ({launch.backend}): {mem.backend_mib:,} MiB",
-        f"MTP draft context: {mem.draft_mib:,} MiB" if launch.mtp else "MTP draft context: none",
+        *([f"MTP head: {mem.head_mib:,} MiB ({mem.head_file}: its own tensors, not a second model)"]
+          if mem.head_mib else []),
+        f"MTP draft context: {mem.draft_mib:,} MiB" + (f" (the drafter's KV cache: {launch.draft_cache_type_k})"
+                                                        if mem.draft_mib else "") if launch.mtp
+        else "MTP draft context: none",
         *([f"Draft model: {mem.draft_model_mib:,} MiB (its weights, KV cache and compute buffers)"]
           if mem.draft_model_mib else []),
         f"Budget: {mem.budget_mib:,} MiB ({mem.budget_source})",
@@ -208,7 +220,10 @@ def _kv_width_bytes(shape: ModelShape, layer: int, launch: LaunchMemory) -> floa
         rope = shape.k_len - shape.kv_lora_rank if shape.k_len > shape.kv_lora_rank else 64
         return (shape.kv_lora_rank + rope) * k_bytes
     heads = shape.n_head_kv[layer]
-    return heads * (shape.k_len * k_bytes + shape.v_len * v_bytes)
+    k_len, v_len = shape.k_len, shape.v_len
+    if shape.window and shape.swa[layer] and shape.k_len_swa:  # Gemma 4: narrower heads on sliding-window layers
+        k_len, v_len = shape.k_len_swa, shape.v_len_swa or shape.k_len_swa
+    return heads * (k_len * k_bytes + v_len * v_bytes)
 
 
 def _attention_layers(shape: ModelShape, layers: range) -> list[int]:
@@ -218,6 +233,8 @@ def _attention_layers(shape: ModelShape, layers: range) -> list[int]:
 def _kv_bytes(shape: ModelShape, layers: range, cells: _Cells, launch: LaunchMemory) -> int:
     total = 0.0
     for i in _attention_layers(shape, layers):
+        if not shape.has_kv(i):
+            continue  # Gemma 4's shared-KV layers read an earlier layer's cache
         n = cells.swa if shape.swa[i] and shape.window else cells.full
         total += cells.streams * n * _kv_width_bytes(shape, i, launch)
     return int(total)
@@ -268,9 +285,24 @@ def launcher_parts(model: ModelInfo, context: int, launch: LaunchMemory, shape: 
     )
     if launch.mtp and shape.n_nextn:
         draft = shape.layers(mtp=True)
-        parts.draft_kv = _kv_bytes(shape, draft, cells, launch)
+        parts.draft_kv = _kv_bytes(shape, draft, cells, launch.draft_context())
         parts.draft_compute = _compute_bytes(shape, draft, cells, launch, launch.n_parallel, fa)
     return parts
+
+
+def head_parts(head: ModelInfo, context: int, launch: LaunchMemory, flash_attn: bool | None = None) -> MemoryParts:
+    """An MTP head in its own file (or a Gemma 4 assistant), as llama.cpp loads it: its own tensors (the
+    file), and a draft context of its NextN layers only (``ctx_type`` MTP filters the cache to them), at
+    the target's context and the drafter's KV cache type, one output per slot. A Gemma 4 assistant
+    reads the target's KV cache (``ctx_other``): it has none of its own."""
+    shape = model_shape(head)
+    fa = launch.flash_attn_on() if flash_attn is None else flash_attn
+    cells = _cells(shape, context, launch)
+    layers = shape.layers(mtp=True)
+    shares_kv = head.architecture == "gemma4-assistant"
+    return MemoryParts(head=shape.file_size,
+                       draft_kv=0 if shares_kv else _kv_bytes(shape, layers, cells, launch.draft_context()),
+                       draft_compute=_compute_bytes(shape, layers, cells, launch, launch.n_parallel, fa))
 
 
 def kv_bytes(model: ModelInfo, context: int, cache_type: str = "f16", include_mtp: bool = False) -> int:
@@ -312,7 +344,8 @@ def _mib(n: float) -> int:
 
 def _total_mib(p: MemoryParts) -> int:
     """The sum of the parts as shown (each rounded), so that the shown figures add up."""
-    return _mib(p.weights) + _mib(p.kv) + _mib(p.compute) + _mib(p.backend) + _mib(p.draft) + _mib(p.draft_model)
+    return (_mib(p.weights) + _mib(p.kv) + _mib(p.compute) + _mib(p.backend) + _mib(p.draft) + _mib(p.draft_model)
+            + _mib(p.head))
 
 
 def _scaled(now: int, then: int, real_mib: float) -> int:
@@ -360,7 +393,7 @@ def estimate(model: ModelInfo, context: int, budget_mib: int, budget_source: str
              launch: LaunchMemory | None = None,
              projection: FitProjection | None = None, learned: MemoryMeasurement | None = None,
              shape: ModelShape | None = None, gpu_free_mib: int | None = None,
-             draft: ModelInfo | None = None) -> MemoryEstimate:
+             draft: ModelInfo | None = None, head: ModelInfo | None = None) -> MemoryEstimate:
     """Estimate one launch (``launch``: its memory settings; None: llama-server's defaults).
 
     Raises :class:`ShapeError` (one line) for unusable metadata or context."""
@@ -382,6 +415,11 @@ def estimate(model: ModelInfo, context: int, budget_mib: int, budget_source: str
         d = launcher_parts(draft, context, replace(launch, mtp=False))
         parts = replace(parts, draft_model=d.weights + d.kv + d.compute)
         ours = replace(ours, draft_model=parts.draft_model)
+    if head is not None:  # nor an MTP head's file; its draft context only where a past launch did not measure one
+        h = head_parts(head, context, launch, fa)
+        parts = replace(parts, head=h.head, draft_kv=parts.draft_kv or h.draft_kv,
+                        draft_compute=parts.draft_compute or h.draft_compute)
+        ours = replace(ours, head=h.head, draft_kv=h.draft_kv, draft_compute=h.draft_compute)
     weights, kv, compute = _mib(parts.weights), _mib(parts.kv), _mib(parts.compute)
     backend, mtp_draft = _mib(parts.backend), _mib(parts.draft)
     total = _total_mib(parts)
@@ -390,19 +428,20 @@ def estimate(model: ModelInfo, context: int, budget_mib: int, budget_source: str
         total_mib=total, budget_mib=budget_mib, budget_source=budget_source, status=_status(total, budget_mib),
         flash_attn=fa, launcher_mib=_total_mib(ours), llama_cpp_mib=_total_mib(llama_cpp) if llama_cpp else None,
         decided_by=decided, learned_note=note, launch=launch, gpu_free_mib=gpu_free_mib,
-        draft_model_mib=_mib(parts.draft_model))
+        draft_model_mib=_mib(parts.draft_model), head_mib=_mib(parts.head),
+        head_file=head.file_name if head is not None else None)
 
 
 def fit_context(model: ModelInfo, native: int, budget_mib: int, launch: LaunchMemory | None = None,
                 projection: FitProjection | None = None, learned: MemoryMeasurement | None = None,
-                draft: ModelInfo | None = None) -> int:
+                draft: ModelInfo | None = None, head: ModelInfo | None = None) -> int:
     """Largest context <= native (multiple of 256, not below min(4096, native)) that fits the budget."""
     native = check_context(native, "the model's native context")
     shape = model_shape(model)
 
     def fits(ctx: int) -> bool:
         return estimate(model, ctx, budget_mib, "", launch, projection, learned, shape,
-                        draft=draft).total_mib <= budget_mib
+                        draft=draft, head=head).total_mib <= budget_mib
 
     floor = min(4096, native)
     if fits(native):

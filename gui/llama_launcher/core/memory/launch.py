@@ -44,6 +44,8 @@ class LaunchMemory:
     mtp: bool = False
     swa_full: bool = False
     backend: Backend = Backend.CPU
+    draft_cache_type_k: str = "f16"  # the drafter's own context (MTP draft, head, draft model): -ctkd/-ctvd
+    draft_cache_type_v: str = "f16"
 
     def flash_attn_on(self) -> bool:
         """What 'auto' resolves to: on for CPU and Metal; on a discrete GPU the safe side (off) until measured."""
@@ -53,9 +55,16 @@ class LaunchMemory:
 
     def key(self) -> dict[str, Any]:
         """What a measurement must share to correct this launch's estimate."""
-        return {"cache_type_k": self.cache_type_k, "cache_type_v": self.cache_type_v, "flash_attn": self.flash_attn,
-                "n_parallel": self.n_parallel, "kv_unified": self.kv_unified, "n_ubatch": self.n_ubatch,
-                "n_outputs": self.n_outputs(), "mtp": self.mtp, "swa_full": self.swa_full}
+        key = {"cache_type_k": self.cache_type_k, "cache_type_v": self.cache_type_v, "flash_attn": self.flash_attn,
+               "n_parallel": self.n_parallel, "kv_unified": self.kv_unified, "n_ubatch": self.n_ubatch,
+               "n_outputs": self.n_outputs(), "mtp": self.mtp, "swa_full": self.swa_full}
+        if (self.draft_cache_type_k, self.draft_cache_type_v) != ("f16", "f16"):  # keys measured before stay valid
+            key["draft_cache_type"] = f"{self.draft_cache_type_k}/{self.draft_cache_type_v}"
+        return key
+
+    def draft_context(self) -> LaunchMemory:
+        """The settings of the drafter's own context: its KV cache type, one output per slot."""
+        return replace(self, cache_type_k=self.draft_cache_type_k, cache_type_v=self.draft_cache_type_v, n_draft=0)
 
     def n_outputs(self) -> int:
         return min(self.n_batch, self.n_parallel * (1 + max(self.n_draft, 0)))
@@ -65,8 +74,12 @@ _INT_FLAGS = {"-np": "n_parallel", "--parallel": "n_parallel", "-ub": "n_ubatch"
               "-b": "n_batch", "--batch-size": "n_batch"}
 CACHE_K_ALIASES = ("-ctk", "--cache-type-k")
 CACHE_V_ALIASES = ("-ctv", "--cache-type-v")
+DRAFT_CACHE_K_ALIASES = ("-ctkd", "--spec-draft-type-k", "--cache-type-k-draft")
+DRAFT_CACHE_V_ALIASES = ("-ctvd", "--spec-draft-type-v", "--cache-type-v-draft")
 _STR_FLAGS = {"-fa": "flash_attn", "--flash-attn": "flash_attn", **dict.fromkeys(CACHE_K_ALIASES, "cache_type_k"),
-              **dict.fromkeys(CACHE_V_ALIASES, "cache_type_v")}
+              **dict.fromkeys(CACHE_V_ALIASES, "cache_type_v"),
+              **dict.fromkeys(DRAFT_CACHE_K_ALIASES, "draft_cache_type_k"),
+              **dict.fromkeys(DRAFT_CACHE_V_ALIASES, "draft_cache_type_v")}
 _FA_WORDS = {"on": "on", "off": "off", "auto": "auto", "1": "on", "0": "off", "true": "on", "false": "off",
              "enabled": "on", "disabled": "off"}
 
@@ -158,14 +171,18 @@ def breakdown_verbosity_flag(caps: Capabilities, user_flags: list[str]) -> list[
 
 
 def memory_launch(model: ModelInfo, hw: Hardware, gpu: bool, spec_types: list[str], draft_n_max: int | None,
-                  ngram_n_max: int, cache_type: str, extra_argv: list[str]) -> LaunchMemory:
-    """The memory-relevant settings of a planned launch: the planner's choices, then the user's extra arguments."""
+                  ngram_lengths: dict[str, int], cache_type: str, extra_argv: list[str],
+                  draft_cache_type: str = "f16") -> LaunchMemory:
+    """The memory-relevant settings of a planned launch: the planner's choices, then the user's extra arguments.
+
+    ``ngram_lengths``: the longest draft of each engaged ngram type (method id -> tokens)."""
     backends = [d.backend for d in hw.discrete_devices()]
     mtp = any(t in BY_ID["mtp"].tokens for t in spec_types)
     # MTP, a draft model or a head: any method of the table's "model" kind
     model_drafter = any(t in BY_TOKEN and BY_TOKEN[t].kind == "model" for t in spec_types)
-    drafts = [ngram_n_max] if any(t in BY_ID["ngram-mod"].tokens for t in spec_types) else []
+    drafts = [n for mid, n in ngram_lengths.items() if any(t in BY_ID[mid].tokens for t in spec_types)]
     drafts += [draft_n_max or MTP_DRAFT_N_MAX] if model_drafter else []
     base = LaunchMemory(cache_type_k=cache_type, cache_type_v=cache_type, mtp=mtp, n_draft=max(drafts, default=0),
-                        backend=memory_backend(gpu, hw.apple_silicon, backends))
+                        backend=memory_backend(gpu, hw.apple_silicon, backends),
+                        draft_cache_type_k=draft_cache_type, draft_cache_type_v=draft_cache_type)
     return user_spec_memory(extra_argv, launch_memory_from_argv(extra_argv, base))

@@ -26,12 +26,13 @@ from llama_launcher.core.models.model_info import (
     merge_block_parameters,
     read_model_info,
 )
+from llama_launcher.core.models.sidecar import head_fits
 from llama_launcher.core.state import paths
 from llama_launcher.core.state.state_files import StateFileError, expect, read_json, save_json
 
 MAX_DEPTH = 8
 MAX_ENTRIES = 200_000
-CACHE_VERSION = 3  # 2: vocabulary hash, speculator heads; 3: block_parameters, vocab_size in arch_meta
+CACHE_VERSION = 4  # 2: vocabulary hash, speculator heads; 3: block_parameters, vocab_size in arch_meta; 4: sidecar heads
 DEMO_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
 # An unfinished download (core.hub.download): never a model, whatever it is called before the suffix.
 PARTIAL_SUFFIX = ".llpartial"
@@ -289,6 +290,11 @@ class CatalogResult:
     projectors: list[ModelInfo] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     folders: list[ModelFolder] = field(default_factory=list)
+    heads: list[ModelInfo] = field(default_factory=list)  # speculator heads: listed under the models they fit
+
+    def drafters(self) -> list[ModelInfo]:
+        """Every file that may draft for a model: the models (draft models) and the heads."""
+        return self.models + self.heads
 
 
 def read_files(
@@ -328,6 +334,8 @@ def _missing_numbers(present: list[int], count: int, limit: int) -> list[int]:
 
 def group_models(infos: list[ModelInfo]) -> tuple[list[ModelInfo], list[ModelInfo]]:
     """Group split parts into one entry (launchable from part 1) and pair projectors by folder.
+
+    Speculator heads stay in the first list here (``split_heads`` takes them out and pairs them).
 
     The bookkeeping follows the parts that exist: a file named ``x-00001-of-99999.gguf`` costs one
     entry with a count of missing parts and the first few of their names, never 99,999 paths.
@@ -403,6 +411,15 @@ def group_models(infos: list[ModelInfo]) -> tuple[list[ModelInfo], list[ModelInf
     return singles, projectors
 
 
+def split_heads(entries: list[ModelInfo]) -> tuple[list[ModelInfo], list[ModelInfo]]:
+    """(models, heads): each head leaves the model list and is named in ``heads`` of every model it fits."""
+    models = [m for m in entries if m.head is None or m.error]
+    heads = [m for m in entries if m.head is not None and not m.error]
+    for m in models:
+        m.heads = [h.path for h in heads if not m.error and head_fits(m, h)[0]] if heads else []
+    return models, heads
+
+
 def _snapshot_root(folder: str) -> str:
     """A sub-folder of a Hugging Face cache snapshot (``snapshots/<commit>/Q6_K``: split quants often sit in a
     folder named after the quant) pairs with the projector at the repository's root; elsewhere, no folder."""
@@ -428,6 +445,7 @@ def scan(
     result.notes.extend(notes)
     infos = read_files(files, cache, progress)
     models, projectors = group_models(infos)
+    models, heads = split_heads(models)
     if include_defaults and not any(m.launchable for m in models):
         demo = demo_model_path()
         if demo.is_file():
@@ -438,6 +456,7 @@ def scan(
         cache.save(keep={str(f) for f in files} | {str(demo_model_path())})
     result.models = models
     result.projectors = projectors
+    result.heads = heads
     return result
 
 

@@ -21,6 +21,7 @@ from llama_launcher.core.models.gguf_header import (
     SkippedArray,
     read_header,
 )
+from llama_launcher.core.models.sidecar import detect_head
 from llama_launcher.core.state.typed_json import checked_fields, field_checks
 
 MAX_NAME_CHARS = 256  # general.name is for display; a header may hold up to 1 MiB of it
@@ -51,6 +52,13 @@ _ARCH_KEYS = (
     "target_hidden_size",  # speculator heads (eagle3, dflash): the hidden size of the model they draft for
     "target_layers",
     "vocab_size",
+    "block_size",  # dflash/dspark heads: the trained block size that clamps the draft length
+    "sample_from_anchor",
+    "embedding_length_out",  # gemma4-assistant: the hidden size of the Gemma 4 model it drafts for
+    "embedding_length_per_layer_input",  # Gemma 4 (E2B/E4B): per-layer embeddings
+    "attention.shared_kv_layers",  # Gemma 4: the last N layers reuse earlier layers' KV (no cache of their own)
+    "attention.key_length_swa",  # Gemma 4: sliding-window layers' head width differs from the full layers'
+    "attention.value_length_swa",
 )
 
 
@@ -86,6 +94,8 @@ class ModelInfo:
     missing_parts: list[str] = field(default_factory=list)  # the first few missing parts
     missing_count: int = 0
     mmproj: list[str] = field(default_factory=list)
+    head: str | None = None  # a speculator head, not a model: "mtp", "gemma4-assistant", "eagle3", "dflash", "dspark"
+    heads: list[str] = field(default_factory=list)  # the heads in the catalog that fit this model (core/models/sidecar)
     launchable: bool = True
     error: str | None = None
     arch_meta: dict[str, Any] = field(default_factory=dict)
@@ -208,13 +218,18 @@ def info_from_header(header: GGUFHeader, file_size: int) -> ModelInfo:
     )
     info.vocab_size, info.vocab_hash = _vocabulary(md.get(TOKENS_KEY))
     info.markov_head = tensors.markov_head
-    if nextn > 0:
+    info.head = detect_head(arch, nextn, info.block_count, info.block_parameters, tensors.mtp_tensors,
+                            tensors.markov_head)
+    if nextn > 0 and info.head is None:
         info.is_mtp = True
         info.mtp_evidence = f"metadata: {prefix}nextn_predict_layers = {nextn}"
-    elif MTP_NAME_TAG.search(path.stem) or (isinstance(general_name, str) and MTP_NAME_TAG.search(general_name)):
+        if tensors.count and not tensors.mtp_tensors:  # converted without its head: that is an mtp- file beside it
+            info.mtp_evidence += " (but none of the MTP tensors are in this file)"
+    elif info.head is None and (MTP_NAME_TAG.search(path.stem) or
+                                (isinstance(general_name, str) and MTP_NAME_TAG.search(general_name))):
         info.is_mtp = True
         info.mtp_evidence = "name tag '-MTP' only (weaker: the metadata declares no MTP layers)"
-    if info.is_projector:
+    if info.is_projector or info.head is not None:
         info.launchable = False
     return info
 

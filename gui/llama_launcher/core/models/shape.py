@@ -91,6 +91,12 @@ class ModelShape:
     kv_lora_rank: int
     recurrent: list[bool]
     file_size: int
+    k_len_swa: int = 0  # Gemma 4: the sliding-window layers' head width (0: the same as k_len)
+    v_len_swa: int = 0
+    kv_layers: int = -1  # layers below this hold a KV cache; the rest reuse an earlier layer's (-1: all)
+
+    def has_kv(self, layer: int) -> bool:
+        return self.kv_layers < 0 or layer < self.kv_layers
 
     @property
     def n_layers(self) -> int:
@@ -147,10 +153,15 @@ def model_shape(model: ModelInfo) -> ModelShape:
     lora = _optional(meta, "attention.kv_lora_rank", width_cap, 0, width_why)
     interval = _optional(meta, "full_attention_interval", MAX_LAYERS, 0)
     vocab = model_vocab(model)
-    recurrent = [(interval > 1 and (i + 1) % interval != 0) or n_head_kv[i] == 0 for i in range(n)]
+    # the interval counts trunk layers only: MTP blocks are attention layers (llama.cpp's qwen35/minimax-01)
+    recurrent = [(interval > 1 and i < n - nextn and (i + 1) % interval != 0) or n_head_kv[i] == 0 for i in range(n)]
+    k_swa = _optional(meta, "attention.key_length_swa", width_cap, 0, width_why)
+    v_swa = _optional(meta, "attention.value_length_swa", width_cap, 0, width_why)
+    shared = _optional(meta, "attention.shared_kv_layers", n, 0, f"its block_count ({n})")
     return ModelShape(n_trunk=n - nextn, n_nextn=nextn, n_embd=n_embd, n_vocab=vocab, n_ff=n_ff[:n],
                       n_head=n_head[:n], n_head_kv=n_head_kv[:n], k_len=k_len, v_len=v_len, window=window,
-                      swa=_swa_flags(model, meta, n, window), kv_lora_rank=lora, recurrent=recurrent, file_size=size)
+                      swa=_swa_flags(model, meta, n, window), kv_lora_rank=lora, recurrent=recurrent, file_size=size,
+                      k_len_swa=k_swa, v_len_swa=v_swa, kv_layers=n - shared if shared else -1)
 
 
 def model_vocab(model: ModelInfo) -> int:

@@ -10,13 +10,13 @@ own n-min and n-max; the draft length is what MTP, a head or a draft model propo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.plan.speculative import Availability, SpeculativeDecision
 from llama_launcher.core.settings.launch import ModelSettings
-from llama_launcher.core.speculative.methods import BY_ID, SpecMode, SpecSource
+from llama_launcher.core.speculative.methods import BY_ID, METHODS, SpecMode, SpecSource, combo_label
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,10 @@ class DraftLength:
 @dataclass(frozen=True)
 class LaunchControls:
     setup: Applies  # the model can be set up at all
-    ngram_knobs: Applies
+    ngram_knobs: Applies  # ngram-mod's
     gpu_layers: Applies
     draft_length: DraftLength
+    method_knobs: dict[str, Applies] = field(default_factory=dict)  # every ngram-kind method with knobs
 
 
 def setup_applies(model: ModelInfo | None) -> Applies:
@@ -50,17 +51,19 @@ def setup_applies(model: ModelInfo | None) -> Applies:
 
 
 def ngram_knobs(spec: SpeculativeDecision | None, settings: ModelSettings,
-                available: dict[str, Availability]) -> Applies:
-    a = available.get("ngram-mod")
+                available: dict[str, Availability], mid: str = "ngram-mod") -> Applies:
+    """Whether an ngram method's knobs (ngram-mod's n-match/n-min/n-max, …) change this launch."""
+    a = available.get(mid)
+    label = BY_ID[mid].label
     if a is None:
         return Applies(False)
     if not a.ok:
-        return Applies(False, f"ngram-mod cannot run here: {a.reason}")
-    if settings.mode("ngram-mod") is SpecMode.OFF:
-        return Applies(False, "ngram-mod is Off: set it to Auto or On to use these")
-    if spec is not None and spec.source is not SpecSource.USER and "ngram-mod" not in spec.methods:
-        why = spec.auto_off.get("ngram-mod", "it is not in effect")
-        return Applies(False, f"ngram-mod does not run now: {why}")
+        return Applies(False, f"{label} cannot run here: {a.reason}")
+    if settings.mode(mid) is SpecMode.OFF:
+        return Applies(False, f"{label} is Off: set it to Auto or On to use these")
+    if spec is not None and spec.source is not SpecSource.USER and mid not in spec.methods:
+        why = spec.auto_off.get(mid, "it is not in effect")
+        return Applies(False, f"{label} does not run now: {why}")
     return Applies(True)
 
 
@@ -86,6 +89,10 @@ def draft_length(spec: SpeculativeDecision | None, available: dict[str, Availabi
     if "ngram-mod" in spec.methods:
         return DraftLength(False, "ngram-mod sets its own length (n-min to n-max, in Advanced); this one is for "
                                   "MTP, a head or a draft model")
+    ngram = [m for m in spec.methods if BY_ID[m].kind == "ngram"]
+    if ngram:
+        return DraftLength(False, f"{combo_label(ngram)} drafts as much as its own rule finds; this length is for "
+                                  "MTP, a head or a draft model")
     if any(a.ok for mid, a in available.items() if mid in BY_ID and BY_ID[mid].kind == "model"):
         return DraftLength(False, "applies when MTP, a head or a draft model runs; none does now")
     return DraftLength(False, "no MTP, head or draft model can run for this model here")
@@ -93,5 +100,6 @@ def draft_length(spec: SpeculativeDecision | None, available: dict[str, Availabi
 
 def launch_controls(model: ModelInfo | None, spec: SpeculativeDecision | None, settings: ModelSettings,
                     available: dict[str, Availability], hw: Hardware | None) -> LaunchControls:
-    return LaunchControls(setup_applies(model), ngram_knobs(spec, settings, available), gpu_layers(hw),
-                          draft_length(spec, available))
+    knobs = {m.id: ngram_knobs(spec, settings, available, m.id) for m in METHODS if m.kind == "ngram" and m.knobs}
+    return LaunchControls(setup_applies(model), knobs.get("ngram-mod", Applies(False)), gpu_layers(hw),
+                          draft_length(spec, available), knobs)

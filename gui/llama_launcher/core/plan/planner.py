@@ -26,9 +26,11 @@ from llama_launcher.core.memory.estimate import (
 from llama_launcher.core.memory.launch import CACHE_K_ALIASES, breakdown_verbosity_flag, memory_launch
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.models.shape import ShapeError, check_context
+from llama_launcher.core.models.sidecar import kind_of, refusal
 from llama_launcher.core.plan.extra_args import ExtraArgsError, ParsedExtraArgs, parse_extra_args
 from llama_launcher.core.plan.flags import FlagGroup, FlagReason, PlanError
-from llama_launcher.core.plan.speculative import SpeculativeDecision, decide_speculative, speculative_flags
+from llama_launcher.core.plan.spec_flags import speculative_flags
+from llama_launcher.core.plan.speculative import SpeculativeDecision, decide_speculative, draft_lengths
 from llama_launcher.core.plan.templates import template_flags
 from llama_launcher.core.settings.launch import PlanSettings
 from llama_launcher.core.speculative.measured import TunedChoice
@@ -111,16 +113,18 @@ def _user_context(extra: ParsedExtraArgs) -> int | None:
 
 def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, settings: PlanSettings,
                 tuned: TunedChoice | None = None, drafts: list[DraftOption] | None = None,
-                memory_evidence: MemoryEvidence | None = None) -> Plan:
+                memory_evidence: MemoryEvidence | None = None, avoid: dict[str, str] | None = None) -> Plan:
     """Plan one llama-server launch. Raises :class:`PlanError` for input that cannot be planned.
 
     The per-model settings are trusted to have passed ``settings.launch.check_model_settings`` (the
     settings file, the CLI and the window all run it); what is checked here is what only a plan can
     know: the extra arguments against this binary, LAN without a key, the port, the context.
 
-    ``drafts`` are the catalog's drafters for this model (draft_pairing); ``memory_evidence``
-    (llama.cpp's projection, this model's past launches) is gathered by the caller; with it, those
-    decide the memory fit instead of the launcher's own model.
+    ``drafts`` are the catalog's drafters for this model (draft models and heads, ``speculative.pairing``);
+    ``memory_evidence`` (llama.cpp's projection, this model's past launches) is gathered by the caller;
+    with it, those decide the memory fit instead of the launcher's own model. ``avoid`` holds the
+    methods Auto leaves off because they stopped this model from loading with this binary
+    (``plan.fallback``), each with the reason.
     """
     warnings: list[str] = []
     flags: list[FlagReason] = []
@@ -128,6 +132,8 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
         raise PlanError(f"{model.file_name} cannot be launched: {model.error}")
     if model.is_projector:
         raise PlanError(f"{model.file_name} is a vision projector (mmproj), not a model")
+    if kind_of(model) is not None:
+        raise PlanError(refusal(model))
     try:
         extra = parse_extra_args(settings.extra_args, caps, lan=settings.lan)
     except ExtraArgsError as exc:
@@ -166,15 +172,17 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
                             if settings.port_auto else
                             "the port you chose, the same at every launch", FlagGroup.NETWORK))
 
-    spec = decide_speculative(model, caps, settings, gpu, extra, tuned, warnings, drafts)
-    flags += speculative_flags(spec, caps, settings, gpu)
+    spec = decide_speculative(model, caps, settings, gpu, extra, tuned, warnings, drafts, avoid)
+    flags += speculative_flags(spec, caps, settings, gpu, warnings)
 
     # context and memory
     mtp_on = spec.mtp_engaged
     budget, budget_src = memory_budget(hw, gpu, mtp_on or spec.draft is not None)
     cache_type = extra.value(*CACHE_K_ALIASES) or settings.cache_type or "f16"
-    draft_model = spec.draft.model if spec.draft is not None else None
-    launch = memory_launch(model, hw, gpu, spec.types, spec.draft_n_max, settings.ngram_n_max, cache_type, extra.argv)
+    head = spec.head  # an MTP head counts by its own tensors and context, never as a second model
+    draft_model = spec.draft.model if spec.draft is not None and head is None else None
+    launch = memory_launch(model, hw, gpu, spec.types, spec.draft_n_max, draft_lengths(spec, settings), cache_type,
+                           extra.argv, spec.draft_cache_type or "f16")
     evidence = memory_evidence or MemoryEvidence()
     learned, projection = evidence.learned_for(launch), evidence.projection_for(launch)
     free = hw.gpu_free_mib() if gpu else None
@@ -194,7 +202,7 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
         if chosen_ctx is not None:
             ctx = check_context(chosen_ctx if chosen_ctx > 0 else native, "context size")
             mem = estimate(model, ctx, budget, budget_src, launch=launch, projection=projection, learned=learned,
-                           gpu_free_mib=free, draft=draft_model)
+                           gpu_free_mib=free, draft=draft_model, head=head)
             if mem.status is FitStatus.DOES_NOT_FIT:
                 context_warnings.append(f"context {ctx:,} probably does not fit: {mem.describe()}")
             elif mem.status is FitStatus.TIGHT:
@@ -205,9 +213,9 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
         else:
             assert native is not None
             ctx = fit_context(model, native, budget, launch=launch, projection=projection, learned=learned,
-                              draft=draft_model) if budget > 0 else min(native, 4096)
+                              draft=draft_model, head=head) if budget > 0 else min(native, 4096)
             mem = estimate(model, ctx, budget, budget_src, launch=launch, projection=projection, learned=learned,
-                           gpu_free_mib=free, draft=draft_model)
+                           gpu_free_mib=free, draft=draft_model, head=head)
             reason = (f"the model's native context {native:,}" if ctx == native else
                       f"largest context that fits {budget_src} (native {native:,}; {mem.decided_by})")
             if mem.status is FitStatus.DOES_NOT_FIT:

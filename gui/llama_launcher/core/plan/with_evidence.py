@@ -18,15 +18,15 @@ from llama_launcher.core.speculative.pairing import DraftOption
 
 def plan_with_evidence(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, settings: PlanSettings,
                        tuned: TunedChoice | None = None, with_projection: bool = True,
-                       drafts: list[DraftOption] | None = None) -> Plan:
+                       drafts: list[DraftOption] | None = None, avoid: dict[str, str] | None = None) -> Plan:
     """Plan, then plan again with this model's evidence for the settings the first plan chose.
 
     The first run of ``llama-fit-params`` for a model takes a second or two (then it is
     remembered): the window should call this from a worker thread. Raises ``PlanError``.
     """
     evidence = gather(model, caps.build_number)
-    plan = plan_launch(binary, model, hw, caps, settings, tuned, drafts, memory_evidence=evidence)
+    plan = plan_launch(binary, model, hw, caps, settings, tuned, drafts, memory_evidence=evidence, avoid=avoid)
     if with_projection and plan.memory is not None:
         evidence = add_projection(evidence, binary, model, plan.memory.launch, plan.memory.context)
-        plan = plan_launch(binary, model, hw, caps, settings, tuned, drafts, memory_evidence=evidence)
+        plan = plan_launch(binary, model, hw, caps, settings, tuned, drafts, memory_evidence=evidence, avoid=avoid)
     return plan

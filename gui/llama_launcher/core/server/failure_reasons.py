@@ -55,9 +55,13 @@ _PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
      "this llama-server does not know the argument {arg}; remove it or update llama.cpp"),
     ("no_mtp_layers", re.compile(r"doesn't contain MTP layers", re.I),
      "the model has no MTP layers: turn MTP off for this model (MTP needs a model exported with its MTP head)"),
+    ("draft_load_failed", re.compile(r"failed to load draft model,? '(?P<path>[^']+)'", re.I),
+     "the drafter {path} could not be loaded (see the log lines below)"),
+    ("internal_check", re.compile(r'GGML_ASSERT\((?P<what>.{1,200}?)\) failed', re.I),
+     "llama-server stopped on one of its internal checks: {what}"),
     ("not_gguf", re.compile(r"invalid magic characters|not a GGUF|failed to read magic", re.I),
      "the model file is not a GGUF file or is corrupt"),
-    ("model_missing", re.compile(r"failed to open GGUF file|No such file or directory", re.I),
+    ("model_missing", re.compile(r"failed to open GGUF file|(?:gguf|model).*No such file or directory", re.I),
      "the model file is missing or cannot be opened"),
     ("out_of_memory", re.compile(r"out of memory|insufficient memory|failed to allocate|cudaMalloc failed|failed to create_context|unable to allocate", re.I),
      "out of memory while loading: lower the context size, offload fewer layers, or choose a smaller quantization"),
@@ -124,3 +128,27 @@ def classify_exit(returncode: int | None, lines: Iterable[str], oom_evidence: li
     if tail:
         msg += f": {tail[:200]}"
     return FailureReason("exited", msg, lines[-3:])
+
+
+# --- did speculation stop the server? -----------------------------------------------------------------
+
+# words of llama.cpp's speculative code in a failing line: MTP and its NextN tensors, draft models and
+# heads, the speculative types and flags (b11434: "MIMO2 MTP block missing nextn.eh_proj", "failed to
+# load draft model", "failed to create MTP context", "tensor 'blk.2.nextn.enorm.weight' not found")
+_SPEC_WORDS = re.compile(r"\bMTP\b|nextn|\bdraft\b|draft model|speculat|--spec-|eagle3|dflash|dspark|eh_proj", re.I)
+# a line that reports a failure (llama.cpp's " E " level, errors, asserts, aborts)
+_FAILING = re.compile(r"(?:^|\s)E\s|error|failed|abort|assert|exception|terminate|exiting", re.I)
+_HEALTHY = re.compile(r"draft acceptance|statistics\s|adding speculative implementation", re.I)
+
+
+def speculation_evidence(lines: Iterable[str], crashed: bool = False) -> list[str]:
+    """The log lines that put a failed start down to speculative decoding (at most three).
+
+    A failing line that names MTP, its NextN tensors, a draft model or head, or a speculative
+    type/flag; when the process crashed (a signal) with no such line, the last lines before the end
+    that name them (the crash happened while that part was being set up)."""
+    lines = [ln for ln in lines if not _HEALTHY.search(ln)]
+    found = [ln for ln in lines if _FAILING.search(ln) and _SPEC_WORDS.search(ln)]
+    if not found and crashed:
+        found = [ln for ln in lines[-5:] if _SPEC_WORDS.search(ln)]
+    return found[:3]

@@ -77,6 +77,17 @@ def _model_bytes(argv: list[str]) -> int | None:
     return None
 
 
+def _new_log_path(folder: Path, stem: str) -> Path:
+    """A log file name no earlier run used: a retry in the same second on the same port (the fallback)
+    must not write over the log its message points at."""
+    path = folder / f"{stem}.log"
+    n = 2
+    while path.exists() and n < 1000:
+        path = folder / f"{stem}-{n}.log"
+        n += 1
+    return path
+
+
 def port_from_argv(argv: list[str]) -> int | None:
     for i, a in enumerate(argv):
         if a == "--port" and i + 1 < len(argv):
@@ -204,7 +215,8 @@ class ServerRunner:
             self._set_state(ServerState.FAILED, FailureReason("binary_not_executable", f"{binary} is not an executable file"))
             return
         folder = self.log_folder or paths.log_dir()
-        self._log = ServerLogFile.open(folder / f"server-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{self.port}.log")
+        self._log = ServerLogFile.open(_new_log_path(folder, f"server-{time.strftime('%Y%m%d-%H%M%S')}-"
+                                                             f"{os.getpid()}-{self.port}"))
         self.log_path = self._log.path if self._log is not None else None
         if self._log is not None:
             prune_logs(folder, keep_paths=self._log.paths())

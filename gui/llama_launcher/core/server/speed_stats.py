@@ -84,7 +84,9 @@ def backfill_usage(response: dict[str, Any]) -> dict[str, Any] | None:
 
 # --- /metrics ------------------------------------------------------------------------------
 
-_METRIC_LINE = re.compile(r"^(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)(?:\{[^}]*\})?\s+(?P<value>[-+0-9.eEinfNa]+)")
+_METRIC_LINE = re.compile(r"^(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>[-+0-9.eEinfNa]+)")
+_LABEL = re.compile(r'\s*(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*"(?P<value>(?:[^"\\]|\\.)*)"\s*,?')
+MAX_METRIC_LINES = 20_000  # a hostile or broken /metrics answer is read this far, no further
 
 
 def parse_metrics(text: str) -> dict[str, float]:
@@ -94,11 +96,30 @@ def parse_metrics(text: str) -> dict[str, float]:
         if not line or line.startswith("#"):
             continue
         m = _METRIC_LINE.match(line.strip())
-        if m:
+        if m and not m.group("labels"):  # a labelled series is not its name's total (parse_metric_series)
             try:
                 out[m.group("name")] = float(m.group("value"))
             except ValueError:
                 continue
+    return out
+
+
+def parse_metric_series(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Prometheus text -> {name: [(labels, value), ...]}: the labelled series kept apart, as llama-server
+    reports acceptance per draft position (``..._per_pos_total{position="0"}``)."""
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for line in text.splitlines()[:MAX_METRIC_LINES]:
+        if not line or line.startswith("#"):
+            continue
+        m = _METRIC_LINE.match(line.strip())
+        if not m:
+            continue
+        try:
+            value = float(m.group("value"))
+        except ValueError:
+            continue
+        labels = {lm.group("key"): lm.group("value") for lm in _LABEL.finditer(m.group("labels") or "")}
+        out.setdefault(m.group("name"), []).append((labels, value))
     return out
 
 

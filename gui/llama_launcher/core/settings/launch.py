@@ -32,6 +32,10 @@ MODEL_SETTINGS: dict[str, Setting] = {s.key: s for s in (
     Setting("cache_type", "KV cache type",
             "KV cache type (--cache-type-k/-v): q8_0 halves the cache's memory with little loss",
             kind=str, choices=CACHE_TYPES, unset="Default (f16)", cli="--cache-type"),
+    Setting("draft_cache_type", "Draft KV cache type",
+            "KV cache type of the drafter's own context (--spec-draft-type-k/-v): an MTP head's, a draft model's. "
+            "llama-server keeps it at f16 whatever the model's cache type is; q8_0 halves its memory.",
+            kind=str, choices=CACHE_TYPES, unset="Default (f16)", cli="--draft-cache-type"),
     Setting("threads", "Threads", "CPU threads for generation (-t)", lo=1, hi=512,
             unset="llama-server default", cli="--threads", cli_alias="-t"),
     Setting("gpu_layers", "GPU layers",
@@ -50,6 +54,19 @@ class ModelSettings:
     ngram_n_match: int = KNOBS["ngram_n_match"].default
     ngram_n_min: int = KNOBS["ngram_n_min"].default
     ngram_n_max: int = KNOBS["ngram_n_max"].default  # each knob's range: MODEL_SETTINGS
+    draft_n_min: int | None = None  # None: llama-server's own default, no flag
+    draft_p_min: float | None = None
+    draft_sampling: str | None = None
+    draft_cache_type: str | None = None
+    ngram_simple_size_n: int = KNOBS["ngram_simple_size_n"].default
+    ngram_simple_size_m: int = KNOBS["ngram_simple_size_m"].default
+    ngram_simple_min_hits: int = KNOBS["ngram_simple_min_hits"].default
+    ngram_map_k_size_n: int = KNOBS["ngram_map_k_size_n"].default
+    ngram_map_k_size_m: int = KNOBS["ngram_map_k_size_m"].default
+    ngram_map_k_min_hits: int = KNOBS["ngram_map_k_min_hits"].default
+    ngram_map_k4v_size_n: int = KNOBS["ngram_map_k4v_size_n"].default
+    ngram_map_k4v_size_m: int = KNOBS["ngram_map_k4v_size_m"].default
+    ngram_map_k4v_min_hits: int = KNOBS["ngram_map_k4v_min_hits"].default
     ctx: int | None = None  # None: the largest that fits
     cache_type: str | None = None
     threads: int | None = None
@@ -119,4 +136,8 @@ def check_model_settings(ms: ModelSettings, where: str = "") -> list[str]:
         why = f"ngram-mod n-min ({ms.ngram_n_min}) must not exceed n-max ({ms.ngram_n_max})"
         ms.ngram_n_min, ms.ngram_n_max = KNOBS["ngram_n_min"].default, KNOBS["ngram_n_max"].default
         problems.append(f"{where}: {why}; the defaults are used" if where else why)
+    if ms.draft_n_min is not None and ms.draft_n_max is not None and ms.draft_n_min > ms.draft_n_max:
+        why = f"the draft minimum ({ms.draft_n_min}) must not exceed the draft length ({ms.draft_n_max})"
+        ms.draft_n_min = None
+        problems.append(f"{where}: {why}; llama-server's default is used" if where else why)
     return problems

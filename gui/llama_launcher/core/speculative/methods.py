@@ -34,7 +34,35 @@ KNOBS: dict[str, Setting] = {k.key: k for k in (
             default=48, lo=0, hi=1024, cli="--ngram-n-min"),
     Setting("ngram_n_max", "ngram-mod n-max", "most tokens ngram-mod drafts (llama.cpp's default 64)",
             default=64, lo=1, hi=1024, cli="--ngram-n-max"),
+    # the model-based drafters' other knobs (--spec-draft-*): unset means llama-server's own default
+    Setting("draft_n_min", "Draft minimum", "The fewest tokens a drafter proposes per step "
+            "(--spec-draft-n-min; llama.cpp's default 0): a step whose draft is shorter drafts nothing.",
+            lo=0, hi=16, unset="llama-server's default (0)", cli="--draft-n-min"),
+    Setting("draft_p_min", "Draft confidence", "The least probability a drafted token must have to be kept "
+            "(--spec-draft-p-min, 0..1; llama.cpp's default 0.00): higher drafts less but wastes fewer steps.",
+            kind=float, lo=0.0, hi=1.0, unset="llama-server's default (0.00)", cli="--draft-p-min"),
+    Setting("draft_sampling", "Draft sampling", "How drafts are picked (--spec-draft-sampling): greedy takes the "
+            "drafter's best token; probabilistic samples it and the model verifies by rejection sampling.",
+            kind=str, choices=("greedy", "probabilistic"), unset="llama-server's default (greedy)",
+            cli="--draft-sampling"),
+    # the newer ngram types (llama.cpp's defaults: size-n 12, size-m 48, min-hits 1; each 1..1024)
+    *(Setting(f"{key}_{part}", f"{name} {word}", f"{name}: {tip} (llama.cpp's default {default})",
+              default=default, lo=1, hi=1024, cli=f"--{name}-{word}")
+      for key, name in (("ngram_simple", "ngram-simple"), ("ngram_map_k", "ngram-map-k"),
+                        ("ngram_map_k4v", "ngram-map-k4v"))
+      for part, word, default, tip in (("size_n", "size-n", 12, "length of the lookup n-gram"),
+                                       ("size_m", "size-m", 48, "length of the drafted m-gram"),
+                                       ("min_hits", "min-hits", 1, "how often an n-gram must have been seen"))),
 )}
+# Knobs of every model-based drafter whose flags a binary may have or not, one by one (b11434 has all):
+# knob -> the flags it sets. ``draft_cache_type`` (the draft's KV cache type) is declared with the other
+# cache type in core/settings/launch.py, which owns the list of KV cache types.
+DRAFT_KNOB_FLAGS: dict[str, tuple[str, ...]] = {
+    "draft_n_min": ("--spec-draft-n-min",),
+    "draft_p_min": ("--spec-draft-p-min",),
+    "draft_cache_type": ("--spec-draft-type-k", "--spec-draft-type-v"),
+    "draft_sampling": ("--spec-draft-sampling",),
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +86,8 @@ class Method:
     knobs_required: bool = False  # without its knob flags the method is not offered
     tune_lengths: tuple[int, ...] = ()  # draft lengths tune tries
     cli_flag: str = ""  # the CLI's mode option ("--mtp"); empty: no Auto/On/Off control of its own
+    auto_rule: bool = True  # the decision table may engage it on Auto; False: only a measurement does
+    advanced: bool = False  # the window keeps its controls in the Advanced section
 
 
 _DRAFT_N = Dialect("current", {"draft_n_max": "--spec-draft-n-max"})
@@ -96,6 +126,23 @@ METHODS: tuple[Method, ...] = (
                      Dialect("legacy", {"ngram_n_match": "--spec-ngram-size-n", "ngram_n_min": "--draft-min",
                                         "ngram_n_max": "--draft-max"})),
            knobs_required=True, cli_flag="--ngram-mod"),
+    *(Method(mid, mid, (mid,), "nothing", "ngram", tip,
+             knobs=tuple(f"{key}_{part}" for part in ("size_n", "size_m", "min_hits")),
+             dialects=(Dialect("current", {f"{key}_{part}": f"--spec-{mid}-{word}" for part, word in
+                                           (("size_n", "size-n"), ("size_m", "size-m"), ("min_hits", "min-hits"))}),),
+             cli_flag=f"--{mid}", auto_rule=False, advanced=True)
+      for mid, key, tip in (
+          ("ngram-simple", "ngram_simple", "ngram-simple: drafts the m tokens that followed the last n tokens the "
+           "previous time they appeared in the context. No extra model; Auto uses it only when Tune measured it "
+           "faster than ngram-mod."),
+          ("ngram-map-k", "ngram_map_k", "ngram-map-k: like ngram-simple, with a map of every n-gram seen in the "
+           "context, drafting the continuation seen often enough (min-hits). Auto uses it only when measured faster."),
+          ("ngram-map-k4v", "ngram_map_k4v", "ngram-map-k4v: ngram-map-k keeping up to four continuations per "
+           "n-gram. Auto uses it only when measured faster."))),
+    Method("ngram-cache", "ngram-cache", ("ngram-cache",), "nothing", "ngram",
+           "ngram-cache: drafts from a cache of n-grams built while generating (up to 8 tokens a step). "
+           "Auto uses it only when Tune measured it faster than ngram-mod.",
+           cli_flag="--ngram-cache", auto_rule=False, advanced=True),
 )
 BY_ID: dict[str, Method] = {m.id: m for m in METHODS}
 BY_TOKEN: dict[str, Method] = {t: m for m in METHODS for t in m.tokens}  # --spec-type token -> its method

@@ -2,8 +2,8 @@
 
 A draft model must share the main model's tokenizer (the same token list, compared by the hash
 the header reader takes while skipping ``tokenizer.ggml.tokens``) and be smaller. A speculator
-head (EAGLE3, DFlash, DSpark) is trained for one model: its ``target_hidden_size`` and
-``target_layers`` must fit the model. Every file that is not offered says why, so the window can
+head is trained for one model (core/models/sidecar.py says when one fits): an MTP head in its own
+file or a Gemma 4 assistant (run as MTP), an EAGLE3 or a DFlash/DSpark head. Every file that is not offered says why, so the window can
 explain the list instead of leaving users to guess (LM Studio only hides what does not fit).
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from llama_launcher.core.models import sidecar
 from llama_launcher.core.models.model_info import ModelInfo, format_params
-from llama_launcher.core.state.safe_text import short_repr
 
 # A draft pays off only when it is much cheaper than the model: Auto picks one at most this big.
 AUTO_DRAFT_MAX_RATIO = 0.25
@@ -22,7 +22,7 @@ AUTO_DRAFT_MAX_RATIO = 0.25
 @dataclass
 class DraftOption:
     model: ModelInfo
-    method: str  # spec_methods id: "draft", "eagle3", "dflash", "dspark"
+    method: str  # methods.py id: "draft", "mtp" (an MTP head or a Gemma 4 assistant), "eagle3", "dflash", "dspark"
     ok: bool
     reason: str
 
@@ -43,47 +43,14 @@ def _size(m: ModelInfo) -> int:
 
 
 def head_method(m: ModelInfo) -> str | None:
-    """The speculator method a head GGUF belongs to, or None for ordinary models.
-
-    The one place that maps a head's architecture to its method: DSpark heads are DFlash files
-    with a Markov head, so the architecture alone does not decide it."""
-    if m.architecture == "eagle3":
-        return "eagle3"
-    if m.architecture == "dflash":
-        return "dspark" if m.markov_head else "dflash"
-    return None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _layers(value: Any) -> list[int] | None:
-    """A head's ``target_layers`` as layer numbers, or None when the metadata holds anything else."""
-    if not isinstance(value, list):
-        return None
-    layers = [_int(x) for x in value]
-    return [x for x in layers if x is not None] if all(x is not None and x >= 0 for x in layers) else None
+    """The speculative method a head GGUF runs as (``mtp`` for MTP heads and Gemma 4 assistants), or
+    None for ordinary models. What a file is comes from its tensors (core/models/sidecar.py)."""
+    return sidecar.head_method(sidecar.kind_of(m))
 
 
 def _judge_head(target: ModelInfo, head: ModelInfo, method: str) -> DraftOption:
-    want = _int(head.arch_meta.get("target_hidden_size"))
-    have = _int(target.arch_meta.get("embedding_length"))
-    if want is not None and have is not None and want != have:
-        return DraftOption(head, method, False, f"trained for a model with hidden size {want}, this one has {have}")
-    raw = head.arch_meta.get("target_layers")
-    layers = _layers(raw)
-    if raw is not None and layers is None:
-        return DraftOption(head, method, False, f"the head's metadata target_layers is {short_repr(raw)}, "
-                                                "not a list of layer numbers")
-    blocks = target.block_count or 0
-    if layers and blocks and max(layers) >= blocks:
-        return DraftOption(head, method, False, f"reads layer {max(layers)}, this model has {blocks}")
-    if head.vocab_hash and target.vocab_hash and head.vocab_hash != target.vocab_hash:
-        return DraftOption(head, method, False, "a different tokenizer")
-    if want is None and not (head.vocab_hash and head.vocab_hash == target.vocab_hash):
-        return DraftOption(head, method, False, "the head does not say which model it was trained for")
-    return DraftOption(head, method, True, f"{method} head for this model")
+    ok, reason = sidecar.head_fits(target, head)
+    return DraftOption(head, method, ok, reason)
 
 
 def is_mtp_head_file(m: ModelInfo) -> bool:

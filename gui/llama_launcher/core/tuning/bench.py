@@ -64,10 +64,12 @@ class BenchResult:
 
 def bench(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: PlanSettings, spec: str,
           prompt: str = "code", tokens: int = 256, runs: int = 3, log: Log = lambda s: None,
-          tuned: TunedChoice | None = None, drafts: list[DraftOption] | None = None) -> BenchResult:
+          tuned: TunedChoice | None = None, drafts: list[DraftOption] | None = None,
+          avoid: dict[str, str] | None = None) -> BenchResult:
     """Measure one setting: ``auto`` (what a launch would use) or methods such as ``mtp+ngram-mod``.
 
-    The draft length is ``base.draft_n_max`` (None: the plan's default or the measured best)."""
+    The draft length is ``base.draft_n_max`` (None: the plan's default or the measured best); ``avoid``
+    is what Auto leaves off for this model and binary (it stopped a launch from loading)."""
     try:
         methods = None if spec == "auto" else parse_combo(spec)
     except ValueError as exc:
@@ -75,7 +77,7 @@ def bench(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base:
     settings = settings_for(methods, base)
     text = prompt_text(prompt)
     with planned_session(binary, model, hw, caps, settings, tuned=tuned if methods is None else None,
-                         drafts=drafts) as (plan, session):
+                         drafts=drafts, avoid=avoid if methods is None else None) as (plan, session):
         log(f"server ready in {session.time_to_ready:.1f} s: {shown_command_line(plan.redacted_argv()[1:])}")
         label = combo_key(plan.speculative.methods) if methods is None else combo_key(methods)
         result = BenchResult(label, plan.speculative.draft_n_max, prompt, plan.redacted_argv(),

@@ -194,9 +194,11 @@ def check_cancelled(token: CancelToken | None) -> None:
 def planned_session(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, settings: PlanSettings,
                     tuned: TunedChoice | None = None, drafts: list[DraftOption] | None = None,
                     on_line: Log | None = None, token: CancelToken | None = None,
-                    ready_timeout: float = 300.0) -> Iterator[tuple[Plan, ServerSession]]:
+                    ready_timeout: float = 300.0,
+                    avoid: dict[str, str] | None = None) -> Iterator[tuple[Plan, ServerSession]]:
     """Plan ``settings`` on a free port, run that server for the block, stop it whatever happens."""
-    plan = plan_launch(binary, model, hw, caps, dataclasses.replace(settings, port=free_port()), tuned, drafts)
+    plan = plan_launch(binary, model, hw, caps, dataclasses.replace(settings, port=free_port()), tuned, drafts,
+                       avoid=avoid)
     try:
         with ServerSession(plan.argv, plan.env, ready_timeout, on_line, token) as session:
             yield plan, session

@@ -44,10 +44,13 @@ def lookup(model_path: str, build: int | str | None, machine: str | None = None)
     return TunedChoice.from_dict(hit) if hit is not None else None
 
 
-def save(model_path: str, build: int | str | None, choice: TunedChoice, machine: str | None = None) -> Path:
-    """Store one result beside the others (a corrupt file is set aside first by ``_load``)."""
+def save(model_path: str, build: int | str | None, choice: TunedChoice, machine: str | None = None) -> Path | None:
+    """Store one result beside the others (a corrupt file is set aside first by ``_load``); the file
+    it is in, or None when it could not be saved (a notice says why)."""
     results = _load()
     results[store_key(model_path, build, machine)] = choice.to_dict()
     target = store_file()
-    state_files.save_json(target, {"version": STORE_VERSION, "results": results}, "the tuning result", indent=1)
+    if not state_files.save_json(target, {"version": STORE_VERSION, "results": results}, "the tuning result",
+                                 indent=1):
+        return None
     return target

@@ -16,7 +16,11 @@ many seconds, and still land on the fastest setting:
   model) is measured chained with it (the chain can only be as fast or faster), and where it did
   not, alone;
 - draft lengths climb a ladder from the default outwards and stop once a step does not pay more
-  than the noise.
+  than the noise (never past a DFlash/DSpark head's block size, where llama.cpp clamps the draft);
+- the newer ngram types (ngram-simple, -map-k, -map-k4v, -cache) are screened in one server, chained:
+  llama.cpp's own per-type statistics (its log at verbosity 4) say which of them drafted what was
+  accepted, and only when the chain beat ngram-mod is its leader measured alone; so they cost one or
+  two loads, not four.
 
 ``sweep`` measures every candidate at full length, each in its own server: the reference that
 ``benchmarks/bench_tune.py`` holds tune against (and what tune did before).
@@ -24,6 +28,7 @@ many seconds, and still land on the fastest setting:
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -32,11 +37,12 @@ from dataclasses import dataclass, field
 from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.llama_server.probe import Capabilities
 from llama_launcher.core.models.model_info import ModelInfo
+from llama_launcher.core.models.sidecar import block_clamp
 from llama_launcher.core.plan.speculative import availability, can_chain, default_draft_n
 from llama_launcher.core.settings.launch import PlanSettings
 from llama_launcher.core.speculative.measured import MeasuredRow, TunedChoice
-from llama_launcher.core.speculative.methods import BY_ID, METHODS, combo_key, combo_label
-from llama_launcher.core.speculative.pairing import DraftOption
+from llama_launcher.core.speculative.methods import BY_ID, BY_TOKEN, METHODS, combo_key, combo_label
+from llama_launcher.core.speculative.pairing import DraftOption, head_for
 from llama_launcher.core.state.cancel import CancelToken
 from llama_launcher.core.tuning.measure import (
     PROMPTS,
@@ -77,6 +83,7 @@ class TuneRow:
     noise: float | None = None  # the uncertainty of the row's speed, where it is known (the baseline)
     plain_ms: list[float] = field(default_factory=list)  # its steps that drafted nothing (streamed runs)
     derived_from: str = ""  # "off" read from another run's plain steps: which one
+    accepted_by: dict[str, int] = field(default_factory=dict)  # method id -> tokens its drafts got accepted
 
     @property
     def mean_tps(self) -> float:
@@ -181,12 +188,28 @@ class _CandidateRun:
                 accepted += stat.draft_accepted
                 generated.append(stat.predicted_n)
             n = plan.speculative.draft_n_max if any(BY_ID[m].kind == "model" for m in cand.methods) else None
+            by_type = accepted_by_type(list(session.runner.history))
         row = TuneRow(Candidate(cand.methods, n), tps, drafted, accepted, round(statistics.mean(generated)),
-                      plain_ms=plain)
+                      plain_ms=plain, accepted_by=by_type)
         acc = f", {row.acceptance * 100:.0f}% of drafts accepted" if row.acceptance is not None else ""
         self.log(f"[{self.step}/{max(self.planned, self.step)}] {row.label()}: code {tps['code']:.1f} t/s, "
                  f"prose {tps['prose']:.1f} t/s{acc}")
         return row
+
+
+# llama.cpp's per-type statistics after each request (common_speculative_print_stats, at verbosity 4):
+# "statistics     ngram-simple: #calls(b,g,a) = ... #acc tokens =   148, ..."; counters grow per server
+_STATS = re.compile(r"statistics\s+(?P<type>[a-z0-9-]+): .*?#acc tokens =\s*(?P<acc>\d+)")
+
+
+def accepted_by_type(lines: list[str]) -> dict[str, int]:
+    """Tokens accepted from each speculative type's drafts, from the server's last statistics lines."""
+    out: dict[str, int] = {}
+    for line in lines:
+        m = _STATS.search(line)
+        if m and m.group("type") in BY_TOKEN:
+            out[BY_TOKEN[m.group("type")].id] = int(m.group("acc"))
+    return out
 
 
 def tune_methods(model: ModelInfo, caps: Capabilities, base: PlanSettings,
@@ -200,14 +223,23 @@ def sweep_candidates(model: ModelInfo, caps: Capabilities, base: PlanSettings,
     """Every candidate at every draft length: what ``sweep`` measures."""
     avail = tune_methods(model, caps, base, drafts)
     cands = [Candidate(())]
-    if "ngram-mod" in avail:
-        cands.append(Candidate(("ngram-mod",)))
+    cands += [Candidate((mid,)) for mid in avail if BY_ID[mid].kind == "ngram"]
     for mid in avail:
         if BY_ID[mid].kind == "model":
-            cands += [Candidate((mid,), n) for n in BY_ID[mid].tune_lengths]
+            cands += [Candidate((mid,), n) for n in lengths_for(mid, drafts)]
             if "ngram-mod" in avail and can_chain(caps, mid, "ngram-mod"):
                 cands.append(Candidate((mid, "ngram-mod")))  # draft length: that method's best, set in the sweep
     return cands
+
+
+def lengths_for(mid: str, drafts: list[DraftOption] | None) -> tuple[int, ...]:
+    """The draft lengths tune tries for a method: its table's, none past a DFlash/DSpark head's block."""
+    lengths = BY_ID[mid].tune_lengths
+    head = head_for(mid, drafts or []) if BY_ID[mid].needs == "head" else None
+    clamp = block_clamp(head.model) if head is not None else None
+    if clamp is None:
+        return lengths
+    return tuple(n for n in lengths if n <= clamp) or (clamp,)
 
 
 def _finish(rows: list[TuneRow], noise: float, servers: int, t0: float,
@@ -302,9 +334,10 @@ def tune(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: 
     token = token or CancelToken()
     avail = tune_methods(model, caps, base, drafts)
     model_methods = [m for m in avail if BY_ID[m].kind == "model"]
+    newer = [m for m in avail if BY_ID[m].kind == "ngram" and m != "ngram-mod"]
     gpu = hw.gpu_branch()[0]
     runner = _CandidateRun(binary, model, hw, caps, base, drafts, log, progress, on_line, token,
-                     planned=1 + 3 * len(model_methods))
+                           planned=1 + (1 if newer else 0) + 3 * len(model_methods))
     ngram: TuneRow | None = None
     off: TuneRow | None = None
     if "ngram-mod" in avail:
@@ -317,15 +350,38 @@ def tune(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: 
         off = runner.run(Candidate(()), tokens, stream=True)
     rows = [off] + ([ngram] if ngram is not None else [])
     noise = _noise(off)
-    with_ngram = ngram is not None and ngram.mean_tps > off.mean_tps * (1 + noise)
+    rows += _screen_newer_ngram(runner, newer, tokens, max(rows, key=lambda r: r.mean_tps), noise, log)
+    best_ngram = max((r for r in rows if r.candidate.methods), key=lambda r: r.mean_tps, default=None)
+    helped = best_ngram is not None and best_ngram.mean_tps > off.mean_tps * (1 + noise)
     for i, mid in enumerate(model_methods):
-        chain = ("ngram-mod",) if with_ngram and can_chain(caps, mid, "ngram-mod") else ()
+        chain = best_ngram.candidate.methods if helped and best_ngram is not None and \
+            all(can_chain(caps, mid, g) for g in best_ngram.candidate.methods) else ()
 
         def at_length(n: int, mid: str = mid, chain: tuple[str, ...] = chain) -> TuneRow:
             return runner.run(Candidate((mid, *chain), n), tokens, stream=True)
 
-        rows += _climb(BY_ID[mid].tune_lengths, default_draft_n(gpu), at_length, noise)
+        rows += _climb(lengths_for(mid, drafts), default_draft_n(gpu), at_length, noise)
         runner.planned = runner.step + 3 * (len(model_methods) - i - 1)
     outcome = _finish(rows, noise, runner.step, t0)
     progress(TuneProgress(runner.step, runner.step, outcome.choice.label(), "done", 0.0))
     return outcome
+
+
+def _screen_newer_ngram(runner: _CandidateRun, newer: list[str], tokens: int, best: TuneRow, noise: float,
+                        log: Log) -> list[TuneRow]:
+    """The newer ngram types in one server, chained; their leader alone only when the chain beat ``best``."""
+    if not newer:
+        return []
+    chain = runner.run(Candidate(tuple(newer)), tokens, stream=True)
+    rows = [chain]
+    if chain.mean_tps <= best.mean_tps * (1 + noise):
+        log(f"the newer ngram types together ({chain.mean_tps:.1f} t/s) did not beat {best.label()} "
+            f"({best.mean_tps:.1f} t/s): not measured one by one")
+        return rows
+    scored = {m: n for m, n in chain.accepted_by.items() if m in newer and n > 0}
+    if len(newer) > 1 and scored:
+        leader = max(scored, key=lambda m: scored[m])
+        log(f"{BY_ID[leader].label} drafted most of what was accepted ({scored[leader]} tokens): measured alone")
+        runner.planned += 1
+        rows.append(runner.run(Candidate((leader,)), tokens, stream=True))
+    return rows

@@ -114,7 +114,6 @@ class LlamaServerController(QObject):
         in_use = self.binary.path if self.binary else None
         self.others = [c for c in candidates(explicit, "setting") if c.path != in_use and c.source != "setting"]
         self.probed.emit()
-        self.list_builds()
         if not self._checked:
             self.check_releases()
 
@@ -158,6 +157,8 @@ class LlamaServerController(QObject):
         self.release_changed.emit()
 
     def list_builds(self) -> None:
+        """List (and probe) the installed builds: asked for when the llama-server tab is shown, since
+        each build is run once to say what it can do."""
         in_use = self.binary.path if self.binary else None
         self._release.submit(lambda ctx: installed.list_builds(in_use, ask_devices=True), self._builds_listed,
                              lambda why: self.progress.emit(f"the installed builds could not be listed: {why}", -1.0))

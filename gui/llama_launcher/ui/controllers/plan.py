@@ -22,11 +22,13 @@ from llama_launcher.core.memory import evidence as memory_evidence
 from llama_launcher.core.memory.estimate import MemoryEvidence
 from llama_launcher.core.models.catalog import CatalogResult
 from llama_launcher.core.models.model_info import ModelInfo
+from llama_launcher.core.plan.fallback import Fallback, without
 from llama_launcher.core.plan.flags import PlanError
 from llama_launcher.core.plan.planner import Plan, plan_launch
 from llama_launcher.core.plan.speculative import Availability, availability
 from llama_launcher.core.plan.templates import base_model_note
 from llama_launcher.core.settings.launch import AUTO_PORT, ModelSettings, PlanSettings, check_model_settings
+from llama_launcher.core.speculative import fallback_store
 from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.speculative.methods import METHODS
 from llama_launcher.core.speculative.pairing import DraftOption, auto_draft, draft_options
@@ -59,6 +61,7 @@ class PlanController(QObject):
         self.auto_pick: DraftOption | None = None
         self.model_settings = ModelSettings()
         self.tuned: TunedChoice | None = None
+        self.avoid: dict[str, str] = {}  # what stopped this model from loading with this binary: Auto leaves it off
         self.evidence: MemoryEvidence | None = None
         self.plan: Plan | None = None
         self.plan_error = ""
@@ -122,7 +125,7 @@ class PlanController(QObject):
             self._settings.changed()
             ms = self._settings.settings.model(model.path)
         self.model_settings = ms
-        others = self.catalog.models if self.catalog else []
+        others = self.catalog.drafters() if self.catalog else []  # draft models and heads (an mtp- file, ...)
         self.drafts = draft_options(model, others) if model is not None and not model.error else []
         self.auto_pick = auto_draft(model, self.drafts) if model is not None else None
         self.model_changed.emit()
@@ -209,7 +212,7 @@ class PlanController(QObject):
             else:
                 try:
                     self.plan = plan_launch(binary.path, m, hw, caps, self.plan_settings(ms), self.tuned,
-                                            self.drafts, memory_evidence=self.evidence)
+                                            self.drafts, memory_evidence=self.evidence, avoid=self.avoid)
                 except PlanError as exc:
                     self.plan_error = str(exc)
             self.available = self.plan.speculative.available if self.plan is not None else \
@@ -228,14 +231,28 @@ class PlanController(QObject):
         m = self.model
         usable = m is not None and not m.error and self.caps is not None
         self.tuned = tuning_store.lookup(m.path, build) if usable and m is not None else None
+        binary = self._llama.binary
+        self.avoid = fallback_store.avoided(m.path, binary.path) if usable and m is not None and binary else {}
         self.evidence = memory_evidence.gather(m, build) if usable and m is not None else None
         self._projection_key = None
         self.tuned_changed.emit()
 
     def reload_tuned(self) -> None:
-        """After a tune: its result is what Auto uses now."""
+        """After a tune (its result is what Auto uses now) or a fallback (what Auto leaves off now)."""
         self._load_tuned()
         self.replan()
+
+    def retry_plan(self, model: ModelInfo, fallback: Fallback) -> Plan | None:
+        """The plan of a fallback's one retry: this model's settings with the launcher's speculation off (the
+        stored settings stay as they are). None when the selection moved on or it cannot be planned."""
+        caps, hw, binary = self._llama.caps, self._llama.hw, self._llama.binary
+        if self.model is None or self.model.path != model.path or caps is None or hw is None or binary is None:
+            return None
+        try:
+            return plan_launch(binary.path, model, hw, caps, without(self.plan_settings(), fallback), self.tuned,
+                               self.drafts, memory_evidence=self.evidence, avoid=self.avoid)
+        except PlanError:
+            return None
 
     def _projection_wanted(self) -> object:
         mem = self.plan.memory if self.plan is not None else None

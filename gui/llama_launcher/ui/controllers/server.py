@@ -19,11 +19,13 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from llama_launcher.core.host.network import PortCheck, check_port
 from llama_launcher.core.models.model_info import ModelInfo
+from llama_launcher.core.plan.fallback import Fallback, fallback_for
 from llama_launcher.core.plan.planner import Plan
 from llama_launcher.core.server import checks as server_checks
 from llama_launcher.core.server.checks import ServerChecks
 from llama_launcher.core.server.log_batches import LogBatch, LogBatcher
 from llama_launcher.core.server.process import RunnerEvents, ServerEvent, ServerRunner, ServerState
+from llama_launcher.core.server.speed_stats import LogSpeedParser
 from llama_launcher.ui.jobs import JobRunner, new_run
 from llama_launcher.ui.metrics_poller import MetricsPoller
 
@@ -49,6 +51,7 @@ class ServerController(QObject):
     port_taken = Signal(object)  # PortCheck: the launch did not start
     checked = Signal(object)  # ServerChecks of the ready server
     ended = Signal(object, str)  # the Launch that ended, its log file ('' when it never had one)
+    log_speed = Signal(object)  # Speed of a request, read from the server's log (a server without /metrics)
     _event = Signal(object)  # from the runner's threads
     _batch = Signal(object)  # from the batcher (timer or runner thread), always queued: one order
 
@@ -61,6 +64,7 @@ class ServerController(QObject):
         self.log_path = ""
         self.checks: ServerChecks | None = None
         self.runner: ServerRunner | None = None
+        self.ready_seen = False  # this run answered /health (a failure after it is not a failed start)
         self._jobs = JobRunner("server-worker", "starting llama-server", self)
         self._lines = LogBatcher(self._batch.emit)
         self._event.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
@@ -70,6 +74,8 @@ class ServerController(QObject):
         self._timer.timeout.connect(self._lines.flush)
         self._timer.start()
         self.metrics = MetricsPoller(self)
+        self._log_speeds: LogSpeedParser | None = None  # reads speeds from the log once /metrics is unavailable
+        self.metrics.unavailable.connect(lambda _why: setattr(self, "_log_speeds", LogSpeedParser()))
 
     @property
     def running(self) -> bool:
@@ -79,7 +85,8 @@ class ServerController(QObject):
         """Start ``launch`` (after the previous server, if any, is gone); returns its run id."""
         self.run = new_run()
         run = self.run
-        self.launch_info, self.log_path, self.checks = launch, "", None
+        self.launch_info, self.log_path, self.checks, self._log_speeds = launch, "", None, None
+        self.ready_seen = False
         self.base_url = f"http://127.0.0.1:{launch.port}"  # the server binds all addresses or loopback: both answer here
         self._set(ServerEvent(run, ServerState.STARTING))
         self._lines.start_run(run)
@@ -138,6 +145,7 @@ class ServerController(QObject):
             return  # a late event of an earlier launch
         self._set(event)
         if event.state is ServerState.READY:
+            self.ready_seen = True
             launch = self.launch_info
             self.metrics.start(self.base_url, launch.key if launch else "")
             base, key, run = self.base_url, launch.key if launch else "", event.run
@@ -146,6 +154,9 @@ class ServerController(QObject):
         elif event.state.ended:
             self.metrics.stop()
             launched, self.launch_info = self.launch_info, None
+            if event.reason is not None and event.reason.code == "port_in_use" and launched is not None:
+                port = launched.port  # taken between the check and the bind: who holds it, asked off this thread
+                self._jobs.submit(lambda ctx: check_port(port), self.port_taken.emit)
             runner = self.runner
             if runner is not None and runner.run == event.run:
                 self.log_path = str(runner.log_path or "")
@@ -158,8 +169,22 @@ class ServerController(QObject):
             self.checked.emit(checks)
 
     def _on_batch(self, batch: LogBatch) -> None:
-        if batch.run == self.run:
-            self.log_batch.emit(batch)
+        if batch.run != self.run:
+            return
+        self.log_batch.emit(batch)
+        if self._log_speeds is not None:
+            for line in batch.lines:
+                speed = self._log_speeds.feed(line)
+                if speed is not None:
+                    self.log_speed.emit(speed)
+
+    def fallback(self, launch: Launch, event: ServerEvent) -> Fallback | None:
+        """Whether this failed start is one that speculation crashed (core/plan/fallback.py's rule)."""
+        runner = self.runner
+        if runner is None or runner.run != event.run:
+            return None
+        code = runner.proc.returncode if runner.proc is not None else None
+        return fallback_for(launch.plan, self.ready_seen, event.reason, list(runner.history), code, runner.log_path)
 
     def describe_busy(self) -> str:
         return "llama-server is still running" if self.running else ""

@@ -1,17 +1,23 @@
-"""Advanced (collapsed): the methods' knobs, KV cache type, threads, GPU layers and vision.
+"""Advanced (collapsed): the methods' knobs, the newer ngram types, the drafters' knobs, KV cache, threads, GPU layers, vision.
 
 Every control takes its range, words and "not set" text from the settings' declarations
-(core/settings/launch.py), the same ones the settings file and the CLI are checked against.
+(core/settings/launch.py, the method table's KNOBS), the same ones the settings file and the CLI are
+checked against. The newer ngram types (ngram-simple, -map-k, -map-k4v, -cache) have their Auto/On/Off
+here with their knobs: Auto runs one only when Tune measured it faster than ngram-mod.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QFrame,
+    QLabel,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -19,10 +25,16 @@ from PySide6.QtWidgets import (
 )
 
 from llama_launcher.core.plan.controls import Applies
-from llama_launcher.core.settings.launch import CACHE_TYPES, MODEL_SETTINGS
-from llama_launcher.core.speculative.methods import BY_ID, KNOBS
+from llama_launcher.core.plan.speculative import Availability, SpeculativeDecision
+from llama_launcher.core.settings.launch import CACHE_TYPES, MODEL_SETTINGS, ModelSettings
+from llama_launcher.core.speculative.methods import BY_ID, KNOBS, METHODS, SpecMode
 from llama_launcher.core.state.declared import Setting
-from llama_launcher.ui.launch.common import why_label
+from llama_launcher.ui.launch.common import mode_combo, set_data, show_auto, tip_label, why_label
+
+ADVANCED_METHODS = [m for m in METHODS if m.cli_flag and m.advanced]
+NGRAM_KNOBS = [k for m in METHODS if m.kind == "ngram" for k in m.knobs]
+DRAFT_KNOBS = ("draft_n_min", "draft_p_min", "draft_sampling", "draft_cache_type")
+P_UNSET = -0.01  # the confidence spin box's "not set" value (its special text says llama-server's default)
 
 
 def _spin(s: Setting, unset_value: int | None = None) -> QSpinBox:
@@ -38,6 +50,17 @@ def _spin(s: Setting, unset_value: int | None = None) -> QSpinBox:
     return spin
 
 
+def _choices(s: Setting, values: tuple[str, ...]) -> QComboBox:
+    """A combo box for a declared choice: 'not set' (its words), then the choices."""
+    combo = QComboBox()
+    combo.addItem(s.unset, None)
+    for v in values:
+        combo.addItem(v, v)
+    combo.setToolTip(s.tip)
+    combo.setAccessibleName(s.label)
+    return combo
+
+
 class AdvancedBox(QWidget):
     changed = Signal()
 
@@ -50,13 +73,68 @@ class AdvancedBox(QWidget):
         self.toggle.setArrowType(Qt.ArrowType.RightArrow)
         self.body = QFrame()
         self.body.setVisible(False)
-        form = QFormLayout(self.body)
+        self.form = QFormLayout(self.body)
         self.knobs: dict[str, QSpinBox] = {}
+        self.mode: dict[str, QComboBox] = {}
+        self.why: dict[str, QLabel] = {}
         for key in BY_ID["ngram-mod"].knobs:
-            self.knobs[key] = _spin(KNOBS[key])
-            form.addRow(KNOBS[key].label, self.knobs[key])
-        self.knobs_why = why_label()  # why the knobs do not apply now (core/plan/controls.py)
-        form.addRow(self.knobs_why)
+            self._knob_row(key)
+        self.knobs_why = why_label()  # why ngram-mod's knobs do not apply now (core/plan/controls.py)
+        self.form.addRow(self.knobs_why)
+        for m in ADVANCED_METHODS:
+            self._method_rows(m.id)
+        self._drafter_rows()
+        self._other_rows()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.toggle)
+        lay.addWidget(self.body)
+        self.toggle.toggled.connect(self._toggled)
+
+    # --- rows ---------------------------------------------------------------------------------------
+    def _knob_row(self, key: str) -> None:
+        self.knobs[key] = _spin(KNOBS[key])
+        self.form.addRow(KNOBS[key].label, self.knobs[key])
+        self.knobs[key].valueChanged.connect(self.changed)
+
+    def _method_rows(self, mid: str) -> None:
+        m = BY_ID[mid]
+        combo, why = mode_combo(m.tip, m.label), why_label()
+        holder = QWidget()
+        col = QVBoxLayout(holder)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(2)
+        col.addWidget(combo)
+        col.addWidget(why)
+        self.form.addRow(tip_label(m.label, m.tip), holder)
+        self.mode[mid], self.why[mid] = combo, why
+        combo.currentIndexChanged.connect(self.changed)
+        for key in m.knobs:
+            self._knob_row(key)
+
+    def _drafter_rows(self) -> None:
+        """The model-based drafters' knobs (MTP, a head, a draft model): each 'not set' unless chosen."""
+        self.draft_n_min = _spin(MODEL_SETTINGS["draft_n_min"], unset_value=-1)
+        p = MODEL_SETTINGS["draft_p_min"]
+        self.draft_p_min = QDoubleSpinBox()
+        self.draft_p_min.setRange(P_UNSET, float(p.hi if p.hi is not None else 1.0))
+        self.draft_p_min.setSingleStep(0.05)
+        self.draft_p_min.setDecimals(2)
+        self.draft_p_min.setSpecialValueText(p.unset)
+        self.draft_p_min.setValue(P_UNSET)
+        self.draft_p_min.setToolTip(p.tip)
+        self.draft_p_min.setAccessibleName(p.label)
+        self.draft_sampling = _choices(MODEL_SETTINGS["draft_sampling"], MODEL_SETTINGS["draft_sampling"].choices)
+        self.draft_cache_type = _choices(MODEL_SETTINGS["draft_cache_type"], CACHE_TYPES)
+        for key, w in zip(DRAFT_KNOBS, (self.draft_n_min, self.draft_p_min, self.draft_sampling,
+                                        self.draft_cache_type), strict=True):
+            self.form.addRow(tip_label(MODEL_SETTINGS[key].label, MODEL_SETTINGS[key].tip), w)
+        self.draft_n_min.valueChanged.connect(self.changed)
+        self.draft_p_min.valueChanged.connect(self.changed)
+        self.draft_sampling.currentIndexChanged.connect(self.changed)
+        self.draft_cache_type.currentIndexChanged.connect(self.changed)
+
+    def _other_rows(self) -> None:
         self.cache_type = QComboBox()
         self.cache_type.addItem(MODEL_SETTINGS["cache_type"].unset, None)
         for t in CACHE_TYPES:
@@ -66,18 +144,13 @@ class AdvancedBox(QWidget):
         self.threads = _spin(MODEL_SETTINGS["threads"], unset_value=0)
         self.gpu_layers = _spin(MODEL_SETTINGS["gpu_layers"], unset_value=-1)
         self.vision = QCheckBox("Enable vision (pass the paired mmproj projector)")
-        form.addRow(MODEL_SETTINGS["cache_type"].label, self.cache_type)
-        form.addRow(MODEL_SETTINGS["threads"].label, self.threads)
-        form.addRow(MODEL_SETTINGS["gpu_layers"].label, self.gpu_layers)
+        self.form.addRow(MODEL_SETTINGS["cache_type"].label, self.cache_type)
+        self.form.addRow(MODEL_SETTINGS["threads"].label, self.threads)
+        self.form.addRow(MODEL_SETTINGS["gpu_layers"].label, self.gpu_layers)
         self.gpu_why = why_label()
-        form.addRow(self.gpu_why)
-        form.addRow(self.vision)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.toggle)
-        lay.addWidget(self.body)
-        self.toggle.toggled.connect(self._toggled)
-        for w in (*self.knobs.values(), self.threads, self.gpu_layers):
+        self.form.addRow(self.gpu_why)
+        self.form.addRow(self.vision)
+        for w in (self.threads, self.gpu_layers):
             w.valueChanged.connect(self.changed)
         self.cache_type.currentIndexChanged.connect(self.changed)
         self.vision.toggled.connect(self.changed)
@@ -86,15 +159,59 @@ class AdvancedBox(QWidget):
         self.body.setVisible(on)
         self.toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
 
-    def set_knobs_enabled(self, ok: bool) -> None:
-        for w in self.knobs.values():
-            w.setEnabled(ok)
+    # --- settings in and out -----------------------------------------------------------------------
+    def load_speculative(self, s: ModelSettings) -> None:
+        """The knobs, the newer types' modes and the drafters' knobs of a model's stored settings."""
+        for key, spin in self.knobs.items():
+            spin.setValue(getattr(s, key))
+        for mid, combo in self.mode.items():
+            set_data(combo, s.mode(mid).value)
+        self.draft_n_min.setValue(s.draft_n_min if s.draft_n_min is not None else -1)
+        self.draft_p_min.setValue(s.draft_p_min if s.draft_p_min is not None else P_UNSET)
+        set_data(self.draft_sampling, s.draft_sampling)
+        set_data(self.draft_cache_type, s.draft_cache_type)
 
-    def set_applies(self, knobs: Applies, gpu_layers: Applies) -> None:
-        """Grey what does not apply to this model, binary and machine, with the reason under it."""
-        for w in self.knobs.values():
-            w.setEnabled(knobs.ok)
-        self.knobs_why.setText(knobs.why)
+    def modes(self) -> dict[str, SpecMode]:
+        return {mid: SpecMode(c.currentData()) for mid, c in self.mode.items()
+                if SpecMode(c.currentData()) is not SpecMode.AUTO}
+
+    def speculative_values(self) -> dict[str, Any]:
+        """The ModelSettings fields these controls hold (knobs and drafters' knobs)."""
+        n_min = self.draft_n_min.value()
+        p_min = self.draft_p_min.value()
+        return {**{key: spin.value() for key, spin in self.knobs.items()},
+                "draft_n_min": None if n_min < 0 else n_min,
+                "draft_p_min": None if p_min < 0 else round(p_min, 2),
+                "draft_sampling": self.draft_sampling.currentData(),
+                "draft_cache_type": self.draft_cache_type.currentData()}
+
+    # --- the plan out -------------------------------------------------------------------------------
+    def set_availability(self, available: dict[str, Availability]) -> None:
+        """A method that cannot run here (or whose knobs this binary lacks) is disabled, with the reason."""
+        for m in METHODS:
+            ok, why = available.get(m.id, Availability(False, "unknown"))
+            for key in m.knobs:
+                if key in self.knobs:
+                    self.knobs[key].setEnabled(ok)
+            if m.id in self.mode:
+                self.mode[m.id].setEnabled(ok)
+                self.why[m.id].setText(f"Off: {why}")
+                self.why[m.id].setVisible(not ok)
+        drafter = any(a.ok for mid, a in available.items() if BY_ID[mid].kind == "model")
+        for w in (self.draft_n_min, self.draft_p_min, self.draft_sampling, self.draft_cache_type):
+            w.setEnabled(drafter)
+
+    def show_decision(self, spec: SpeculativeDecision) -> None:
+        show_auto(self.mode, spec)
+
+    def set_applies(self, knobs: Applies, gpu_layers: Applies, method_knobs: dict[str, Applies] | None = None) -> None:
+        """Grey what does not apply to this model, binary and machine, with the reason under it (each ngram
+        method's knobs; GPU layers). Called after set_availability, so it only ever greys more."""
+        for mid, applies in (method_knobs or {"ngram-mod": knobs}).items():
+            for key in BY_ID[mid].knobs:  # the newer types' combos above their knobs say their state
+                if key in self.knobs and not applies.ok:
+                    self.knobs[key].setEnabled(False)
+        self.knobs_why.setText(knobs.why)  # ngram-mod's switch is in the box above: say why here
         self.knobs_why.setVisible(not knobs.ok and bool(knobs.why))
         self.gpu_layers.setEnabled(gpu_layers.ok)
         self.gpu_why.setText(gpu_layers.why)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QComboBox, QLabel, QPushButton
 
+from llama_launcher.core.plan.speculative import SpeculativeDecision
 from llama_launcher.core.speculative.methods import SpecMode
 
 
@@ -48,3 +49,16 @@ def copy_with_feedback(button: QPushButton, text: str) -> None:
         return
     button.setText("Copied")
     QTimer.singleShot(1500, button, lambda: button.setText(old))
+
+
+def show_auto(combos: dict[str, QComboBox], spec: SpeculativeDecision) -> None:
+    """Each Auto item says what Auto does right now: on, or off and why (from the planner)."""
+    for mid, combo in combos.items():
+        if mid in spec.methods:
+            text = "Auto (on)"
+        elif mid in spec.auto_off:
+            text = f"Auto (off: {spec.auto_off[mid]})"
+        else:
+            text = "Auto"
+        combo.setItemText(0, text)
+        combo.setItemData(0, text, Qt.ItemDataRole.ToolTipRole)

@@ -79,8 +79,7 @@ class LaunchPanel(QWidget):
         try:
             self.speculative.load(s)
             adv = self.advanced
-            for key, spin in adv.knobs.items():
-                spin.setValue(getattr(s, key))
+            adv.load_speculative(s)
             set_data(adv.cache_type, s.cache_type)
             self.memory.ctx.setValue(s.ctx or 0)
             adv.threads.setValue(s.threads or 0)
@@ -94,16 +93,15 @@ class LaunchPanel(QWidget):
         modes, draft_model, draft_n_max = self.speculative.modes()
         adv = self.advanced
         return ModelSettings(
-            modes=modes, draft_model=draft_model, draft_n_max=draft_n_max,
-            ngram_n_match=adv.knobs["ngram_n_match"].value(), ngram_n_min=adv.knobs["ngram_n_min"].value(),
-            ngram_n_max=adv.knobs["ngram_n_max"].value(), ctx=self.memory.ctx.value() or None,
+            modes={**modes, **adv.modes()}, draft_model=draft_model, draft_n_max=draft_n_max,
+            **adv.speculative_values(), ctx=self.memory.ctx.value() or None,
             cache_type=adv.cache_type.currentData(), threads=adv.threads.value() or None,
             gpu_layers=None if adv.gpu_layers.value() < 0 else adv.gpu_layers.value(),
             extra_args=self.network.extra.text(), vision=adv.vision.isChecked())
 
     def set_availability(self, available: dict[str, Availability]) -> None:
         self.speculative.set_availability(available)
-        self.advanced.set_knobs_enabled(available.get("ngram-mod", Availability(False, "")).ok)
+        self.advanced.set_availability(available)
 
     def set_controls(self, controls: LaunchControls) -> None:
         """What applies to this model, binary and machine (core/plan/controls.py): the rest greyed, with why;
@@ -113,7 +111,7 @@ class LaunchPanel(QWidget):
         self.unusable.setVisible(not ok and bool(controls.setup.why))
         for box in (self.speculative, self.memory, self.advanced, self.network, self.preview):
             box.setVisible(ok)
-        self.advanced.set_applies(controls.ngram_knobs, controls.gpu_layers)
+        self.advanced.set_applies(controls.ngram_knobs, controls.gpu_layers, controls.method_knobs)
         self.speculative.show_draft_length(controls.draft_length)
 
     def show_plan(self, plan: Plan | None, error: str = "") -> None:
@@ -126,5 +124,6 @@ class LaunchPanel(QWidget):
         self.speculative.summary.setEnabled(not stale)
         if plan is not None:
             self.speculative.show_decision(plan.speculative)
+            self.advanced.show_decision(plan.speculative)
         elif not stale:
             self.speculative.show_decision(None)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llama_launcher.core.models.sidecar import head_line
 from llama_launcher.core.plan.controls import DraftLength
 from llama_launcher.core.plan.speculative import Availability, SpeculativeDecision
 from llama_launcher.core.settings.launch import ModelSettings
@@ -32,10 +33,11 @@ from llama_launcher.core.speculative.methods import (
     SpecSource,
 )
 from llama_launcher.core.speculative.pairing import DraftOption
-from llama_launcher.ui.launch.common import mode_combo, set_data, tip_label, why_label
+from llama_launcher.ui.launch.common import mode_combo, set_data, show_auto, tip_label, why_label
 
-# rows with an Auto/On/Off control: the table's methods that have a mode of their own
-MODE_METHODS = [m for m in METHODS if m.cli_flag]
+# rows with an Auto/On/Off control: the table's methods that have a mode of their own (the newer ngram
+# types have theirs in the Advanced box)
+MODE_METHODS = [m for m in METHODS if m.cli_flag and not m.advanced]
 HEAD_METHODS = {m.id for m in METHODS if m.needs == "head"}
 
 
@@ -54,7 +56,8 @@ class SpeculativeBox(QGroupBox):
         self._rows: dict[str, QWidget] = {}
         for m in MODE_METHODS:
             combo, why = mode_combo(m.tip, m.label), why_label()
-            self.form.addRow(tip_label(m.label, m.tip), self._stack(combo, why))
+            extra = [self._head_label()] if m.id == "mtp" else []
+            self.form.addRow(tip_label(m.label, m.tip), self._stack(combo, why, *extra))
             self.mode[m.id], self.why[m.id], self._rows[m.id] = combo, why, self._last_field()
             combo.currentIndexChanged.connect(self._emit)
         self._build_draft_model()
@@ -62,6 +65,15 @@ class SpeculativeBox(QGroupBox):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.form.addRow("In effect", self.summary)
+
+    def _head_label(self) -> QLabel:
+        """Under MTP: the MTP head in its own file (an mtp- file, a Gemma 4 assistant) that MTP runs from."""
+        self.mtp_head = QLabel("")
+        self.mtp_head.setObjectName("muted")
+        self.mtp_head.setWordWrap(True)
+        self.mtp_head.setAccessibleName("MTP head")
+        self.mtp_head.setVisible(False)
+        return self.mtp_head
 
     def _last_field(self) -> QWidget:
         item = self.form.itemAt(self.form.rowCount() - 1, QFormLayout.ItemRole.FieldRole)
@@ -203,6 +215,10 @@ class SpeculativeBox(QGroupBox):
         heads = {o.method for o in options if o.ok and o.method in HEAD_METHODS}
         for mid in HEAD_METHODS:  # a head row appears only when a head trained for this model exists
             self.form.setRowVisible(self._rows[mid], mid in heads)
+        mtp = next((o for o in options if o.ok and o.method == "mtp"), None)
+        self.mtp_head.setText(f"{head_line(mtp.model)} (in its own file; MTP runs from it with -md)" if mtp else "")
+        self.mtp_head.setToolTip(f"{mtp.path}: {mtp.reason}" if mtp else "")
+        self.mtp_head.setVisible(mtp is not None)
 
     def set_availability(self, available: dict[str, Availability]) -> None:
         """Disable what cannot work for this binary/model, and say why in words next to the control."""
@@ -229,15 +245,7 @@ class SpeculativeBox(QGroupBox):
 
     def _show_auto(self, spec: SpeculativeDecision) -> None:
         """Each Auto item says what Auto does right now: on, or off and why (from the planner)."""
-        for mid, combo in self.mode.items():
-            if mid in spec.methods:
-                text = "Auto (on)"
-            elif mid in spec.auto_off:
-                text = f"Auto (off: {spec.auto_off[mid]})"
-            else:
-                text = "Auto"
-            combo.setItemText(0, text)
-            combo.setItemData(0, text, Qt.ItemDataRole.ToolTipRole)
+        show_auto(self.mode, spec)
         i = self.draft_model.findData("auto")
         if i < 0:
             return

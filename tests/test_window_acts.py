@@ -17,7 +17,7 @@ import pytest
 
 from llama_launcher.core.server.activity import OTHERS, TRY_IT
 from llama_launcher.core.settings.launch import ModelSettings
-from llama_launcher.core.speculative.methods import SpecMode
+from llama_launcher.core.speculative.methods import BY_ID, SpecMode
 from llama_launcher.core.tuning import store as tuning_store
 from llama_launcher.ui.main_window import MainWindow
 from test_words_decisions import tuned_ngram_mod
@@ -107,11 +107,17 @@ def test_controls_that_do_not_apply_are_greyed_with_why(qtbot, tmp_path: Path, m
     select(qtbot, w, folder / "alpha.gguf")
     adv, spec = w.launch_panel.advanced, w.launch_panel.speculative
     adv.toggle.click()  # open Advanced, as a user does
-    assert all(s.isEnabled() for s in adv.knobs.values()) and not adv.knobs_why.isVisible()
+    ngram_mod = [adv.knobs[k] for k in BY_ID["ngram-mod"].knobs]
+    assert all(s.isEnabled() for s in ngram_mod) and not adv.knobs_why.isVisible()
+    simple = [adv.knobs[k] for k in BY_ID["ngram-simple"].knobs]  # a newer type: Auto waits for a measurement
+    assert not any(s.isEnabled() for s in simple)
+    adv.mode["ngram-simple"].setCurrentIndex(adv.mode["ngram-simple"].findData("on"))
+    qtbot.waitUntil(lambda: all(s.isEnabled() for s in simple), timeout=WAIT)  # on: its knobs apply
+    adv.mode["ngram-simple"].setCurrentIndex(adv.mode["ngram-simple"].findData("auto"))
     combo = spec.mode["ngram-mod"]
     combo.setCurrentIndex(combo.findData("off"))
     qtbot.waitUntil(lambda: not adv.knobs["ngram_n_max"].isEnabled(), timeout=WAIT)
-    assert all(not s.isEnabled() for s in adv.knobs.values())
+    assert all(not s.isEnabled() for s in ngram_mod)
     assert adv.knobs_why.isVisible() and adv.knobs_why.text() == "ngram-mod is Off: set it to Auto or On to use these"
     combo.setCurrentIndex(combo.findData("auto"))
     qtbot.waitUntil(lambda: adv.knobs["ngram_n_max"].isEnabled(), timeout=WAIT)

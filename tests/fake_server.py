@@ -64,6 +64,11 @@ def make_fake_server(folder: Path, era: str | None = None, behaviour: str = "hel
                 print("llama_model_load: error: failed to allocate CPU buffer of size 9999 MiB", flush=True)
                 sys.exit(1)
             time.sleep(3600)
+        if behaviour == "idle":  # the line llama-server -lv 4 prints after every request, as it prints it
+            for i in range(int(os.environ.get("FAKE_IDLE_LINES", "200"))):
+                print(f"0.{{i // 60:02d}}.{{i % 60:03d}}.{{i * 7 % 1000:03d}} I srv  update_slots: all slots are idle", flush=True)
+            print("0.59.000.000 I srv  log_server_r: done", flush=True)
+            time.sleep(3600)
         if behaviour == "spec-abort" and "--port" in args:
             # dies while loading when any speculative flag is passed, as b11434 does on a target converted
             # --no-mtp that kept its nextn key (tests/fixtures/failures/b11434-mtp-on-trunk-only-target.log);

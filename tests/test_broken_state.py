@@ -274,7 +274,7 @@ def test_smoke_test_with_a_home_it_cannot_write(tmp_path: Path, kind: str, llama
     assert "Traceback" not in err, (how, err)
     banner = [ln for ln in out.splitlines() if ln.startswith("smoke test: banner:")]
     assert len(banner) == len(set(banner)), banner
-    for what in ("the llama-server probe cache could not be saved", "the model header cache could not be saved"):
+    for what in ("The llama-server probe cache could not be saved", "The model header cache could not be saved"):
         assert sum(what in ln for ln in banner) == 1, (how, what, banner)
 
 
@@ -291,6 +291,6 @@ def test_the_window_shows_what_it_cannot_save(qtbot, tmp_path: Path, monkeypatch
     qtbot.waitUntil(lambda: w.catalog is not None and "model header cache could not be saved" in w.banner.text(),
                     timeout=60_000)
     text = w.banner.text()
-    assert w.banner.isVisible() and text.count("the model header cache could not be saved") == 1
+    assert w.banner.isVisible() and text.count("The model header cache could not be saved") == 1  # a sentence
     assert "Not a directory" in text
     w.shutdown()

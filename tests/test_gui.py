@@ -20,7 +20,7 @@ from llama_launcher.ui.main_window import TAB_SERVER, MainWindow
 
 from fake_server import make_fake_server
 from gguf_factory import write_model
-from window_helpers import WAIT, flat, open_window, send_prompt, value_after
+from window_helpers import WAIT, flat, open_window, send_prompt, start_tune, value_after
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_each_control_changes_the_planned_argv(qtbot, models: Path, fake_current
     assert value_after(argv, "--spec-type") == "draft-mtp" and "--spec-ngram-mod-n-max" not in argv
     p.speculative.draft.setValue(5)
     assert value_after(flat(w), "--spec-draft-n-max") == "5" and not p.speculative.draft_default.isChecked()
-    assert "in effect: 5" in p.speculative.draft_value.text()
+    assert p.speculative.draft_value.text() == "MTP proposes 5 tokens a step"
     p.speculative.mode["mtp"].setCurrentIndex(p.speculative.mode["mtp"].findData("off"))
     assert "--spec-type" not in flat(w)
     p.speculative.mode["ngram-mod"].setCurrentIndex(p.speculative.mode["ngram-mod"].findData("on"))
@@ -86,10 +86,10 @@ def test_each_control_changes_the_planned_argv(qtbot, models: Path, fake_current
     assert value_after(flat(w), "-ngl") == "10"
     p.network.extra.setText("--jinja")
     assert flat(w)[-1:] == ["--jinja"]
-    # every row of the preview carries its reason as a tooltip
+    # every row of the preview carries the whole flag and its reason as a tooltip
     for i in range(p.preview.tree.topLevelItemCount()):
         item = p.preview.tree.topLevelItem(i)
-        assert item.toolTip(0) and item.toolTip(0) == item.text(1)
+        assert item.toolTip(0) and item.toolTip(0) == f"{item.text(0)}\n\n{item.text(1)}"
 
 
 def test_unavailable_controls_are_disabled_with_the_reason(qtbot, models: Path, fake_current: Path,
@@ -172,7 +172,9 @@ def test_first_run_without_llama_server(qtbot, models: Path, tmp_path: Path, mon
     qtbot.addWidget(w, before_close_func=lambda w: w.shutdown())  # a failed test must not leave a dialog up
     w.show()
     assert w.tabs.currentIndex() == TAB_SERVER
-    assert "No llama-server" in w.banner.text() and w.server_panel.advice.isVisibleTo(w.server_panel)
+    assert w.server_panel.advice.isVisibleTo(w.server_panel) and not w.banner.isVisible()  # the tab says it
+    w.tabs.setCurrentIndex(0)
+    assert "No llama-server" in w.banner.text()  # elsewhere the banner does, once
     assert not w.launch_action.isEnabled()
     qtbot.waitUntil(lambda: w.llama.hw is not None, timeout=WAIT)
 
@@ -268,7 +270,7 @@ def test_failing_launches_show_the_classified_reason(qtbot, llama_server: str, m
     select(qtbot, w, "tiny mimo2")
     w.launch()
     qtbot.waitUntil(lambda: w.server.state == ServerState.FAILED, timeout=120_000)
-    assert "model has no MTP layers" in w.banner.text()
+    assert "The model has no MTP layers" in w.banner.text()  # a sentence
     assert "doesn't contain MTP layers" in w.banner.text()  # the proof from the log
     assert w.logs.total_lines > 0 and w.launch_action.isEnabled()
 
@@ -279,10 +281,11 @@ def test_tune_button_measures_and_auto_uses_the_result(qtbot, llama_server: str,
     w = open_window(qtbot, llama_server, folder, models={str(mtp_models["mtp"]): ModelSettings(threads=1)})
     select(qtbot, w, "tiny mimo2 MTP")
     assert "not measured" in w.launch_panel.tune.label.text()
-    w.launch_panel.tune.button.click()
+    said = start_tune(w)
+    assert said and said[0].startswith("Tune measures off, ngram-mod and MTP") and "about " in said[0]
     assert w.launch_panel.tune.bar.isVisibleTo(w.launch_panel)
-    qtbot.waitUntil(lambda: w.launch_panel.tune.button.isEnabled() and "measured:" in w.launch_panel.tune.label.text(),
-                    timeout=600_000)
+    qtbot.waitUntil(lambda: w.launch_panel.tune.button.isEnabled()
+                    and "Fastest on this machine" in w.launch_panel.tune.label.text(), timeout=600_000)
     rows = [w.launch_panel.tune.table.topLevelItem(i).text(0) for i in range(w.launch_panel.tune.table.topLevelItemCount())]
     assert rows[0].startswith("off") and any(r.startswith("MTP") for r in rows)
     assert w.planner.plan is not None and w.planner.plan.speculative.source == "measured"

@@ -26,7 +26,7 @@ from llama_launcher.ui.controllers.tune import TUNE_LOG_PREFIX
 from fake_server import make_fake_server
 from gguf_factory import write_model
 from synthetic_mtp import write_mimo2_model
-from window_helpers import WAIT, flat, open_window, send_prompt, value_after, wait_ready
+from window_helpers import WAIT, flat, open_window, send_prompt, start_tune, value_after, wait_ready
 
 LONG_NAME = "gemma-3-270m-it-qat-Q4_K_M"
 
@@ -270,7 +270,7 @@ def test_a_template_that_drops_messages_is_shown_in_the_window(qtbot, models: Pa
     w.launch()
     wait_ready(qtbot, w)
     qtbot.waitUntil(lambda: w.server.checks is not None, timeout=WAIT)
-    assert "the chat template drops your messages" in w.banner.text()
+    assert "The chat template drops your messages" in w.banner.text()  # the banner speaks in sentences
     assert w.live.verdict_box.isVisibleTo(w.live) and "drops your messages" in w.live.verdict.text()
     w.stop_server()
     qtbot.waitUntil(lambda: w.server.state is ServerState.STOPPED, timeout=WAIT)
@@ -307,7 +307,7 @@ def test_stop_reply_ends_the_stream_and_the_servers_work(qtbot, llama_server: st
 @pytest.mark.integration
 def test_tune_owns_the_machine_and_cancel_stops_it(qtbot, llama_server: str, demo_model: Path) -> None:
     w = open_window(qtbot, llama_server, demo_model.parent, models={str(demo_model): ModelSettings(threads=2)})
-    w.launch_panel.tune.button.click()
+    start_tune(w)
     assert w.tuner.running and not w.launch_action.isEnabled() and "Tune is measuring" in w.launch_action.toolTip()
     w.launch()  # a second llama-server beside Tune's would skew the measurement: nothing happens
     assert w.server.state is ServerState.IDLE
@@ -331,7 +331,7 @@ def test_tune_owns_the_machine_and_cancel_stops_it(qtbot, llama_server: str, dem
 @pytest.mark.integration
 def test_cancel_at_once_after_tune_stops_it_before_any_server(qtbot, llama_server: str, demo_model: Path) -> None:
     w = open_window(qtbot, llama_server, demo_model.parent, models={str(demo_model): ModelSettings(threads=2)})
-    w.launch_panel.tune.button.click()
+    start_tune(w)
     w.launch_panel.tune.cancel_button.click()  # before the tune thread has even begun the job
     qtbot.waitUntil(lambda: not w.tuner.running, timeout=WAIT)
     assert "tuning cancelled" in w.launch_panel.tune.label.text()

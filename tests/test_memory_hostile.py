@@ -104,7 +104,7 @@ def test_huge_block_counts_are_refused_fast_and_small(blocks: int) -> None:
 
 def test_a_block_count_is_bounded_by_what_the_file_can_hold() -> None:
     text = plan_outcome(model({}, blocks=3000, size=64_000))  # 32 bytes of header per layer at least
-    assert text == "x.gguf: model metadata block_count = 3,000 is more than a 64,000 bytes file can hold"
+    assert text == "x.gguf: model metadata block_count = 3,000 is more than a 64.0 kB file can hold"  # units.file_size
 
 
 def test_the_deepest_real_shapes_still_plan() -> None:

@@ -85,7 +85,7 @@ def test_an_unreadable_settings_file_survives_a_window_start(tmp_path: Path, iso
     run = launcher(isolated_home, "--smoke-test")
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
-    assert_said_unreadable(notes_of(run.stdout, "smoke test: banner: "), "the settings file", settings)
+    assert_said_unreadable(notes_of(run.stdout, "smoke test: banner: "), "The settings file", settings)  # a sentence
     assert unlocked(settings) == before  # the closing save (window geometry) did not replace it
     assert json.loads(before)["folders"] == [str(folder)]
 
@@ -145,5 +145,5 @@ def test_an_unreadable_api_key_at_a_window_start_with_lan_on(isolated_home: Path
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
     banner = [ln for ln in run.stdout.splitlines() if ln.startswith("smoke test: banner: ")]
     assert len(banner) == 1, run.stdout
-    assert banner[0].startswith(f"smoke test: banner: ⚠ the API key file {key_file} cannot be read (Permission denied)")
+    assert banner[0].startswith(f"smoke test: banner: ⚠ The API key file {key_file} cannot be read (Permission denied)")
     assert unlocked(key_file) == before

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from llama_launcher.core.server.process import ServerState
 from llama_launcher.core.settings import store as settings_store
@@ -34,6 +38,33 @@ def open_window(qtbot, binary: Path | str, folder: Path, port: int = AUTO_PORT, 
     w.show()
     qtbot.waitUntil(lambda: w.planner.plan is not None or (w.planner.model is not None and w.planner.plan_error != ""), timeout=WAIT)
     return w
+
+
+def answer_next_dialog(button: str, timeout_s: float = 30.0) -> list[str]:
+    """Click ``button`` in the next message box once it opens, as a user answering it; returns [its text]."""
+    deadline = time.monotonic() + timeout_s
+    said: list[str] = []
+
+    def look() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            for b in box.buttons():
+                if b.text() == button:
+                    said.append(box.text())
+                    b.click()
+                    return
+        if time.monotonic() < deadline:
+            QTimer.singleShot(20, look)
+
+    QTimer.singleShot(0, look)
+    return said
+
+
+def start_tune(w: MainWindow) -> list[str]:
+    """Tune, as a user starts it: the button, then "Start tuning" in the question it asks (its text returned)."""
+    said = answer_next_dialog("Start tuning")
+    w.launch_panel.tune.button.click()
+    return said
 
 
 def wait_ready(qtbot, w: MainWindow, timeout: int = WAIT) -> None:

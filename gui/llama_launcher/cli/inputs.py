@@ -14,6 +14,7 @@ from llama_launcher.core.llama_server.devices import ask_binary_devices, detect_
 from llama_launcher.core.llama_server.discovery import find_server
 from llama_launcher.core.llama_server.probe import Capabilities, ProbeError, probe
 from llama_launcher.core.models.catalog import HeaderCache, group_models, read_files, scan, split_heads
+from llama_launcher.core.models.file_problem import explain_text
 from llama_launcher.core.models.gguf_header import file_kind
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.models.sidecar import refusal
@@ -70,7 +71,7 @@ def load_model(path_text: str):
             if m.is_projector:
                 raise UsageError(f"{path.name} is a vision projector (mmproj), not a model")
             if m.error:
-                raise UsageError(f"{path.name}: {m.error}")
+                raise UsageError(f"{path.name}: {explain_text(m.error)}")
             if m in heads:
                 raise UsageError(refusal(m, [t for t in models if m.path in t.heads]))
             return m

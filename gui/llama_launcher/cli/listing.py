@@ -9,6 +9,7 @@ from llama_launcher.cli.inputs import load_hardware, probe_binary, resolve_binar
 from llama_launcher.cli.output import UsageError, fmt_size, print_json, say, table
 from llama_launcher.core.llama_server.discovery import candidates, find_server
 from llama_launcher.core.models.catalog import scan
+from llama_launcher.core.models.file_problem import explain_text
 from llama_launcher.core.models.model_info import format_params
 from llama_launcher.core.models.sidecar import head_label, head_line, kind_of
 
@@ -31,7 +32,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     for m in result.models:
         if m.error:
             rows.append([m.file_name, "-", "-", "-", fmt_size(m.file_size) if m.file_size else "-", "-", "",
-                         "error: " + m.error])
+                         "error: " + explain_text(m.error)])
         else:
             tag = "MTP" if m.is_mtp or any(kind_of(heads[h]) in ("mtp", "gemma4-assistant") for h in m.heads) else ""
             rows.append([m.name, m.architecture or "-", format_params(m.parameters), m.quantization or "-",

@@ -8,6 +8,7 @@ from typing import Any
 
 from llama_launcher.core.state.safe_text import safe_text
 from llama_launcher.core.state.state_files import drain_notices
+from llama_launcher.core.state.units import file_size
 
 
 class UsageError(Exception):
@@ -34,7 +35,8 @@ def print_notices() -> None:
 
 
 def fmt_size(n: int) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+    """A file's size, as the window writes it (core/state/units.py)."""
+    return file_size(n)
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:

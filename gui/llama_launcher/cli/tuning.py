@@ -58,8 +58,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     choice = outcome.choice
     stored = tuning_store.save(model.path, caps.build_number, choice)
     if args.json:
-        print_json({"best": choice.to_dict(), "description": choice.describe(), "note": choice.note,
-                     "servers": outcome.servers, "wall_s": round(outcome.wall_s, 2), "stored_in": str(stored) if stored else None})
+        print_json({"best": choice.to_dict(), "description": choice.describe(), "in_effect": choice.in_effect_words(),
+                    "note": choice.note, "servers": outcome.servers, "wall_s": round(outcome.wall_s, 2),
+                    "stored_in": str(stored) if stored else None})
         return 0
     rows = []
     for r in outcome.rows:

@@ -1,7 +1,11 @@
-"""The banner above the window's panes: the notices, one line per fact, errors first, with a way out.
+"""The banner under the window's panes: the notices, one line per fact, errors first, with a way out.
 
 Shows what ``controllers/notices.py`` holds. The newest notice with an action gets the button
-("Launch on port 8081 instead"); Dismiss forgets them all.
+("Launch on port 8081 instead"); Dismiss forgets them all. A notice whose fact a tab says in full
+(no llama-server: the llama-server tab) is left to that tab while it is the one shown, so the same
+news is never on screen twice. The banner sits below the panes, above the status bar: when it
+appears or goes, the panes keep their place and only their bottom edge moves (at the top it pushed
+everything down and back up again).
 """
 
 from __future__ import annotations
@@ -11,22 +15,24 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
-from llama_launcher.ui.controllers.notices import NoticeCenter
+from llama_launcher.ui.controllers.notices import Notice, NoticeCenter
 
 
 class Banner(QWidget):
     def __init__(self, notices: NoticeCenter, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.setObjectName("banner")
         self._notices = notices
         self._action: Callable[[], None] | None = None
+        self._tab = ""
         self.label = QLabel("")
-        self.label.setObjectName("failureReason")
+        self.label.setObjectName("bannerText")
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.button = QPushButton("")
         self.close_btn = QPushButton("Dismiss")
         row = QHBoxLayout(self)
-        row.setContentsMargins(10, 6, 10, 0)
+        row.setContentsMargins(10, 4, 10, 4)
         row.addWidget(self.label, 1)
         row.addWidget(self.button, 0, Qt.AlignmentFlag.AlignTop)
         row.addWidget(self.close_btn, 0, Qt.AlignmentFlag.AlignTop)
@@ -38,8 +44,16 @@ class Banner(QWidget):
     def text(self) -> str:
         return self.label.text()
 
+    def set_current_tab(self, tab: str) -> None:
+        """The tab on screen: a notice that tab says in full is left out meanwhile."""
+        self._tab = tab
+        self.refresh()
+
+    def shown(self) -> list[Notice]:
+        return [n for n in self._notices.notices if not (n.tab and n.tab == self._tab)]
+
     def refresh(self) -> None:
-        items = self._notices.notices
+        items = self.shown()
         self.label.setText("\n".join(("⚠ " if n.error else "ℹ ") + n.text for n in items))
         error = any(n.error for n in items)
         self.label.setProperty("kind", "error" if error else "notice")
@@ -54,5 +68,4 @@ class Banner(QWidget):
     def _clicked(self) -> None:
         act = self._action
         if act is not None:
-            self._notices.clear(*[n.key for n in self._notices.notices if n.action is not None])
-            act()
+            act()  # the action forgets its own notice when its fact is gone (a launch clears the port's)

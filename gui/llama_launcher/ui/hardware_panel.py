@@ -6,6 +6,7 @@ from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QVBoxLayout, QWidg
 
 from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.llama_server.idle_gpu import idle_gpu_notice
+from llama_launcher.core.state.units import memory_mib
 
 
 def value_label() -> QLabel:
@@ -47,14 +48,14 @@ class HardwarePanel(QWidget):
         cores = f"{hw.physical_cores or '?'} cores, {hw.logical_cores or '?'} threads"
         self.cpu.setText(f"{hw.cpu} ({cores})")
         kind = "unified memory" if hw.apple_silicon else "RAM"
-        self.ram.setText(f"{hw.ram_total_mib / 1024:.1f} GiB {kind}, {hw.ram_available_mib / 1024:.1f} GiB available")
-        gpus = [f"{g.name} [{g.backend}] {g.memory_total_mib / 1024:.1f} GiB ({g.memory_free_mib / 1024:.1f} free)"
+        self.ram.setText(f"{memory_mib(hw.ram_total_mib)} {kind}, {memory_mib(hw.ram_available_mib)} available")
+        gpus = [f"{g.name} [{g.backend}] {memory_mib(g.memory_total_mib)} ({memory_mib(g.memory_free_mib)} free)"
                 for g in hw.gpus]
         self.gpus.setText("\n".join(gpus) or gpu_absence(hw.notes))
         if hw.backend_devices is None:
             self.backend.setText("not asked (no llama-server, or it has no --list-devices)")
         else:
-            self.backend.setText("\n".join(f"{d.backend}: {d.name} ({d.memory_total_mib:,} MiB)" for d in hw.backend_devices)
+            self.backend.setText("\n".join(f"{d.backend}: {d.name} ({memory_mib(d.memory_total_mib)})" for d in hw.backend_devices)
                                  or "no GPU devices: llama-server runs on the CPU")
         gpu, why = hw.gpu_branch()
         where = "the GPU" if gpu else "Apple Silicon (Metal)" if hw.apple_silicon else "the CPU"

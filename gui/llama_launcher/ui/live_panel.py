@@ -1,17 +1,18 @@
-"""The live panel: decode t/s as a big number and a chart, from the server's own numbers.
+"""The live panel: decode t/s as a big number, a chart of replies and their table, from the server's own numbers.
 
-Two sources, shown apart: the launcher's own requests ("Try it") report ``timings`` per token,
-and every client's traffic (editors, chat apps) is read from ``/metrics`` counter deltas. A
-wall-clock speed is never shown.
+Two sources, shown apart: the launcher's own requests ("Try it") report ``timings`` per token, and
+every client's traffic (editors, chat apps) is read from ``/metrics`` counter deltas, its prompt and
+its reply joined (core/server/activity.py). A wall-clock speed is never shown. The chart draws one
+bar per reply and says how many and over what time; the table is llama-swap's activity table, and
+the line under Try it's reply is LM Studio's tok/s under each message.
 """
 
 from __future__ import annotations
 
-import collections
 import time
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QPainter, QPainterPath, QPalette, QPen
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -20,84 +21,117 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
+    QTreeWidget,
+    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from llama_launcher.core.plan.speculative import SpeculativeDecision
+from llama_launcher.core.server.activity import COLUMNS, OTHERS, TRY_IT, Activity
 from llama_launcher.core.server.speed_stats import Speed
 from llama_launcher.core.speculative.acceptance import DraftPositions
 from llama_launcher.core.speculative.methods import BY_ID
 from llama_launcher.ui.resources import icon
 
-CHART_POINTS = 180
 OWN_TRAFFIC_GRACE_S = 2.5  # a /metrics poll (1 s) may still count the tail of our own request
-
-
-IDLE_GAP_S = 3.0  # no tokens for this long: the line breaks instead of drawing a slope through the idle time
-
-
-def segments(points: list[tuple[float, float]], gap: float = IDLE_GAP_S) -> list[list[tuple[float, float]]]:
-    """Split (time, value) points where the server was idle, so each reply is its own stretch of line."""
-    out: list[list[tuple[float, float]]] = []
-    for pt in points:
-        if not out or pt[0] - out[-1][-1][0] > gap:
-            out.append([])
-        out[-1].append(pt)
-    return out
+CHART_BARS = 30  # the chart shows the latest replies; the table keeps more
+OTHERS_COLOUR = QColor("#7c3aed")
 
 
 class SpeedChart(QWidget):
-    """A small line chart of decode t/s over time (no QtCharts: it is not in PySide6-Essentials)."""
+    """One bar per reply, its height the reply's decode t/s (no QtCharts: it is not in PySide6-Essentials).
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    The caption says what is drawn (core/server/activity.py: "the last 7 replies, over 3 min")."""
+
+    def __init__(self, activity: Activity, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.points: collections.deque[tuple[float, float]] = collections.deque(maxlen=CHART_POINTS)
+        self.activity = activity
         self.setMinimumHeight(120)
-        self.setAccessibleName("Decode tokens per second over time")
+        self.setAccessibleName("Decode tokens per second of each reply")
 
-    def add(self, value: float) -> None:
-        self.points.append((time.monotonic(), value))
-        self.update()
+    def bars(self) -> list[tuple[str, float]]:
+        return self.activity.bars()[-CHART_BARS:]
 
-    def clear(self) -> None:
-        self.points.clear()
-        self.update()
+    def caption(self) -> str:
+        return self.activity.caption()
 
     def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         pal = self.palette()
-        rect = QRectF(self.rect()).adjusted(36, 8, -8, -18)
+        rect = QRectF(self.rect()).adjusted(40, 8, -8, -20)
         p.setPen(QPen(pal.color(QPalette.ColorRole.Mid), 1))
         p.drawRect(rect)
-        if not self.points:
-            p.drawText(rect, Qt.AlignmentFlag.AlignCenter, "no tokens generated yet")
+        bars = self.bars()
+        if not bars:
+            p.drawText(rect, Qt.AlignmentFlag.AlignCenter, "no replies yet: send one with Try it, or from any client")
             return
-        top = max(v for _, v in self.points) * 1.15 or 1.0
-        p.drawText(QRectF(0, rect.top() - 6, 34, 14), Qt.AlignmentFlag.AlignRight, f"{top:.0f}")
-        p.drawText(QRectF(0, rect.bottom() - 8, 34, 14), Qt.AlignmentFlag.AlignRight, "0")
-        t0, t1 = self.points[0][0], self.points[-1][0]
-        span = max(t1 - t0, 1e-6)
-        path = QPainterPath()
-        dots: list[QPointF] = []
-        for seg in segments(list(self.points)):
-            for i, (t, v) in enumerate(seg):
-                x = rect.left() + (rect.width() * (t - t0) / span if len(self.points) > 1 else rect.width())
-                pt = QPointF(x, rect.bottom() - rect.height() * v / top)
-                if i == 0:
-                    path.moveTo(pt)
-                else:
-                    path.lineTo(pt)
-            if len(seg) == 1:  # a reply too short for a line still shows
-                dots.append(pt)
-        p.setPen(QPen(pal.color(QPalette.ColorRole.Highlight), 2))
-        p.drawPath(path)
-        for pt in dots:
-            p.drawEllipse(pt, 2.5, 2.5)
+        top = max(v for _, v in bars) * 1.15 or 1.0
+        p.drawText(QRectF(0, rect.top() - 6, 36, 14), Qt.AlignmentFlag.AlignRight, f"{top:.0f}")
+        p.drawText(QRectF(0, rect.bottom() - 8, 36, 14), Qt.AlignmentFlag.AlignRight, "0")
+        slot = rect.width() / max(len(bars), 8)
+        for i, (source, value) in enumerate(bars):
+            h = rect.height() * value / top
+            colour = pal.color(QPalette.ColorRole.Highlight) if source == TRY_IT else OTHERS_COLOUR
+            p.fillRect(QRectF(rect.left() + i * slot + slot * 0.15, rect.bottom() - h, slot * 0.7, h), colour)
         p.setPen(QPen(pal.color(QPalette.ColorRole.Text)))
-        p.drawText(QRectF(rect.left(), rect.bottom() + 2, rect.width(), 14), Qt.AlignmentFlag.AlignRight,
-                   f"last {span:.0f} s")
+        x = rect.left()
+        fm = p.fontMetrics()
+        title = "decode t/s per reply:"
+        p.drawText(QRectF(x, rect.bottom() + 3, rect.width(), 15), Qt.AlignmentFlag.AlignLeft, title)
+        x += fm.horizontalAdvance(title) + 8
+        for source in (TRY_IT, OTHERS):  # the legend names only what is drawn, each in its bar's colour
+            if not any(s == source for s, _ in bars):
+                continue
+            colour = pal.color(QPalette.ColorRole.Highlight) if source == TRY_IT else OTHERS_COLOUR
+            p.fillRect(QRectF(x, rect.bottom() + 6, 9, 9), colour)
+            p.drawText(QRectF(x + 13, rect.bottom() + 3, rect.width(), 15), Qt.AlignmentFlag.AlignLeft, source)
+            x += 13 + fm.horizontalAdvance(source) + 12
+
+
+class ReplyView(QPlainTextEdit):
+    """Try it's reply: it asks for little height, so the speed line under it (LM Studio's tok/s under the
+    message) stays in view at 1280×820 and 1024×640; it grows with the window."""
+
+    def sizeHint(self) -> QSize:
+        return QSize(300, 80)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(200, 60)
+
+
+class ActivityTable(QTreeWidget):
+    """The replies, newest first: when, which client, prompt and reply with their speeds, drafts accepted."""
+
+    COLUMNS = list(COLUMNS)
+
+    def __init__(self, activity: Activity, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.activity = activity
+        self.setHeaderLabels(self.COLUMNS)
+        self.setRootIsDecorated(False)
+        self.setAlternatingRowColors(True)
+        self.setMinimumHeight(80)
+        self.setMaximumHeight(130)
+        self.setAccessibleName("Replies")
+
+    def refresh(self) -> None:
+        self.clear()
+        for row in self.activity.rows():
+            self.addTopLevelItem(QTreeWidgetItem(row))
+        for col in range(len(self.COLUMNS)):
+            self.resizeColumnToContents(col)
+
+    def refresh_latest(self) -> None:
+        """Only the newest row changed (a streaming reply): no rebuild per token."""
+        rows = self.activity.rows()
+        item = self.topLevelItem(0)
+        if item is None or self.topLevelItemCount() != len(rows):
+            self.refresh()
+            return
+        for col, text in enumerate(rows[0]):
+            item.setText(col, text)
 
 
 class Stat(QWidget):
@@ -130,6 +164,7 @@ class LivePanel(QWidget):
         self.completion_mode = False  # a base model: Try it sends plain text to /completion
         self._streamed = 0
         self._ready = False
+        self.activity = Activity()
         lay = QVBoxLayout(self)
         lay.addWidget(self._speed_card(), 2)
         self._try_it(lay)
@@ -144,19 +179,23 @@ class LivePanel(QWidget):
         unit.setObjectName("bigUnit")
         self.source = QLabel("waiting for the first reply")
         self.source.setObjectName("muted")
+        self.source.setWordWrap(True)
         self.prompt_stat = Stat("prompt tokens/s", "Prompt processing speed (prefill), from the server's timings")
         self.accept_stat = Stat("draft acceptance", "Share of drafted tokens the model accepted (speculative decoding)")
         self.tokens_stat = Stat("tokens generated", "Tokens generated in the last reply")
         self.clients_stat = Stat("all clients (t/s)", "Decode speed of every client's traffic, from /metrics")
-        self.chart = SpeedChart()
+        self.chart = SpeedChart(self.activity)
+        self.caption = QLabel(self.activity.caption())  # what the chart shows, in words (core/server/activity.py)
+        self.caption.setObjectName("muted")
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.caption.setWordWrap(True)
+        self.table = ActivityTable(self.activity)
 
         head = QHBoxLayout()
-        numbers = QVBoxLayout()
-        row = QHBoxLayout()
-        row.addWidget(self.big)
-        row.addWidget(unit, 0, Qt.AlignmentFlag.AlignBottom)
-        row.addStretch(1)
-        numbers.addLayout(row)
+        numbers = QVBoxLayout()  # the number, its unit under it, where it came from: narrow enough for 1024 px
+        numbers.setSpacing(0)
+        numbers.addWidget(self.big)
+        numbers.addWidget(unit)
         numbers.addWidget(self.source)
         head.addLayout(numbers, 1)
         grid = QGridLayout()
@@ -202,6 +241,8 @@ class LivePanel(QWidget):
         card_lay.addWidget(self.positions_advice)
         card_lay.addWidget(self.verdict_box)
         card_lay.addWidget(self.chart, 1)
+        card_lay.addWidget(self.caption)
+        card_lay.addWidget(self.table)
         self.verdict_tune.clicked.connect(self.tune_requested)
         return card
 
@@ -221,7 +262,7 @@ class LivePanel(QWidget):
         self.send_btn.setEnabled(False)
         self.stop_btn = QPushButton("Stop reply")
         self.stop_btn.setEnabled(False)
-        self.reply = QPlainTextEdit()
+        self.reply = ReplyView()
         self.reply.setReadOnly(True)
         self.reply.setPlaceholderText("The reply streams here.")
         self.reply.setAccessibleName("Reply")
@@ -328,7 +369,8 @@ class LivePanel(QWidget):
         self.source.setText("waiting for the first reply")
         for s in (self.prompt_stat, self.accept_stat, self.tokens_stat, self.clients_stat):
             s.set("–")
-        self.chart.clear()
+        self.activity.clear()
+        self._activity_changed()
 
     # --- data in ------------------------------------------------------------------------------
     def show_own(self, speed: Speed | None) -> None:
@@ -339,7 +381,8 @@ class LivePanel(QWidget):
         self.big.setText(f"{speed.decode_tps:.1f}")
         self.source.setText("this app's request · from the server's timings")
         self._details(speed)
-        self.chart.add(speed.decode_tps)
+        self.activity.add(TRY_IT, speed, streaming=self._own_active)
+        self._activity_changed(latest_only=self._own_active)
 
     def show_clients(self, speed: Speed) -> bool:
         """Counter deltas from /metrics: every client's traffic, including other programs.
@@ -351,11 +394,29 @@ class LivePanel(QWidget):
             return False  # the counters moved because of this app's own request, already shown from its timings
         if speed.decode_tps is not None:
             self.big.setText(f"{speed.decode_tps:.1f}")
-            self.source.setText("all clients · from the server's log" if speed.source == "log" else
-                                "all clients · from /metrics")
-            self.chart.add(speed.decode_tps)
+            self.source.setText("other clients · from the server's log" if speed.source == "log" else
+                                "other clients · from /metrics")
+            self.activity.add(OTHERS, speed)
+            self._activity_changed()
         self._details(speed)
         return True
+
+    def show_busy(self, words: str) -> None:  # words: core/server/activity.py OtherClients.in_progress
+        """Another program's reply is being written (the server's requests gauge): say so where the numbers go."""
+        if self._own_active or time.monotonic() - self._own_finished_at < OWN_TRAFFIC_GRACE_S:
+            return  # that is this app's own request
+        if words:
+            self.source.setText(words)
+        elif self.source.text().startswith("other clients: "):
+            self.source.setText("other clients · from /metrics" if self.activity.replies else "waiting for the first reply")
+
+    def _activity_changed(self, latest_only: bool = False) -> None:
+        self.chart.update()
+        self.caption.setText(self.activity.caption())
+        if latest_only:
+            self.table.refresh_latest()
+        else:
+            self.table.refresh()
 
     def _details(self, speed: Speed) -> None:
         if speed.prompt_tps is not None:
@@ -382,9 +443,11 @@ class LivePanel(QWidget):
         self.send_btn.setEnabled(self._ready)
         if error:
             self.reply_status.setText(f"error: {error}")
+            self.activity.end_streaming()
+            self._activity_changed()
             return
         if speed is not None:
-            self.show_own(speed)
+            self.show_own(speed)  # the reply's final numbers: its row stops streaming
         parts = ["stopped"] if stopped else []
         if speed is not None and speed.decode_tps is not None:
             parts.append(f"{speed.decode_tps:.1f} decode t/s")

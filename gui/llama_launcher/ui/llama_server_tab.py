@@ -11,10 +11,13 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog
 
+from llama_launcher.core.llama_server.offers import NO_SERVER_NOTICE
 from llama_launcher.ui.controllers.llama_server import LlamaServerController
 from llama_launcher.ui.controllers.notices import NoticeCenter
 from llama_launcher.ui.hardware_panel import HardwarePanel
 from llama_launcher.ui.server_panel import ServerPanel
+
+SERVER_TAB = "llama-server"  # the banner leaves this tab's facts to it while it is shown
 
 
 class LlamaServerTab(QObject):
@@ -46,6 +49,7 @@ class LlamaServerTab(QObject):
         panel.download.connect(llama.download)
         panel.cancel.connect(llama.cancel)  # direct: the job's token stops the work at once
         panel.remove_interrupted.connect(llama.remove_interrupted)
+        panel.check_again.connect(llama.check_releases)
         panel.installed_builds.use_build.connect(self._use_build)
         self._llama_busy()
 
@@ -55,7 +59,8 @@ class LlamaServerTab(QObject):
         if llama.binary is None:
             self.panel.show_binary(None, "", None, "")
             self.hardware_panel.show_hardware(None)
-            self.notices.show("binary", "No llama-server found. Open the llama-server tab to install or build one.")
+            self.notices.show("binary", NO_SERVER_NOTICE, action=("Open the llama-server tab", self.wants_attention.emit),
+                              tab=SERVER_TAB)
             self.wants_attention.emit()
         else:
             self.panel.show_binary(llama.binary.path, llama.binary.source, None, "probing…")
@@ -77,10 +82,11 @@ class LlamaServerTab(QObject):
         self.panel.show_hardware(llama.hw)
         self.panel.show_candidates(llama.others, one_in_use=llama.binary is not None)
         if llama.binary is not None:
-            self.panel.show_binary(llama.binary.path, llama.binary.source, llama.caps, llama.probe_error)
+            why = f"This llama-server cannot be used: {llama.probe_error}" if llama.probe_error else ""
+            self.panel.show_binary(llama.binary.path, llama.binary.source, llama.caps, why)
             if llama.probe_error:
                 self.notices.show("binary", f"llama-server at {llama.binary.path} cannot be used: {llama.probe_error}",
-                                  error=True)
+                                  error=True, tab=SERVER_TAB)
                 self.wants_attention.emit()
             else:
                 self.notices.clear("binary")
@@ -89,7 +95,7 @@ class LlamaServerTab(QObject):
     def _binary_refused(self, path: str, error: str) -> None:
         keep = f"; still using {self.llama.binary.path}" if self.llama.binary and self.llama.caps else ""
         self.panel.show_problem(f"{path} was not used: {error}")
-        self.notices.show("binary", f"{Path(path).name} was not used: {error}{keep}", error=True)
+        self.notices.show("binary", f"{Path(path).name} was not used: {error}{keep}", error=True, tab=SERVER_TAB)
 
     def _choose_binary(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.panel, "Choose llama-server", str(Path.home()))

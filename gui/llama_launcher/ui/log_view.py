@@ -2,9 +2,11 @@
 
 Lines arrive in batches (``core/server/log_batches.py``; the worker flushes every 100 ms), so a
 server that floods its log costs one append per batch, not one per line, and every line the server
-printed is either shown or counted as not shown, in words in the status line. The view keeps a bounded history and only follows new
-output while the user is at the bottom (as Frescobaldi's log does); it replays the history when a
-filter changes. The full log is always in the per-run log file.
+printed is either shown or counted as not shown, in words in the status line. The same line over and
+over (``all slots are idle`` once a second) is folded into one line with its count
+(``core/server/log_repeats.py``), which still counts every line it stands for. The view keeps a bounded
+history and only follows new output while the user is at the bottom (as Frescobaldi's log does); it
+replays the history when a filter changes. The full log is always in the per-run log file.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from llama_launcher.core.server.log_batches import LogBatch
+from llama_launcher.core.server.log_repeats import RepeatFolder
 from llama_launcher.core.state import paths
 
 HISTORY_LINES = 20_000
@@ -75,6 +78,8 @@ class LogView(QWidget):
         self.run = 0  # the launch whose batches this view shows (LogBatch.run)
         self.received = 0
         self.not_shown = 0
+        self.folder = RepeatFolder()
+        self._last_in_view = False  # the history's last entry is the view's last block (its count can grow there)
         self.view = QPlainTextEdit()
         self.view.setObjectName("logView")
         self.view.setReadOnly(True)
@@ -101,6 +106,7 @@ class LogView(QWidget):
         self.folder_btn = QPushButton("Open log folder")
         self.status = QLabel("")
         self.status.setObjectName("muted")
+        self.status.setWordWrap(True)  # the log file's path is long: all of it stays readable
         bar = QHBoxLayout()
         bar.addWidget(self.filter)
         bar.addWidget(self.search, 1)
@@ -135,6 +141,8 @@ class LogView(QWidget):
         self.view.clear()
         self.received = 0
         self.not_shown = 0
+        self.folder.reset()
+        self._last_in_view = False
         self.status.setText("")
 
     @property
@@ -161,6 +169,8 @@ class LogView(QWidget):
         if batch.run != self.run:
             return  # a late batch of an earlier launch
         self.received += batch.count
+        if batch.skipped:
+            self.folder.break_run()  # lines were dropped before these: what follows is not "in a row"
         self._append(list(batch.lines), batch.skipped)
 
     def append_own(self, lines: list[str]) -> None:
@@ -168,12 +178,32 @@ class LogView(QWidget):
         self._append(lines, 0)
 
     def _append(self, lines: list[str], skipped: int) -> None:
-        self.history.extend(lines)
+        previous = self.folder.last
+        folded = self.folder.add(lines)
+        if folded.more and previous is not None and self.history:
+            self.history[-1] = previous.shown()  # the same line again: its count grows, no new line
+            if self._last_in_view:
+                self._replace_last_block(previous.shown())
         idx, needle = self.filter.currentIndex(), self.search.text().strip().lower()
-        shown = [ln for ln in lines if self._shown(ln, idx, needle)]
+        entries = [(e.shown(), e.times) for e in folded.entries]
+        self.history.extend(text for text, _ in entries)
+        shown = [(text, n) for text, n in entries if self._shown(text, idx, needle)]
+        if entries:
+            self._last_in_view = bool(shown) and shown[-1][0] == entries[-1][0]
         if len(shown) > MAX_LINES_PER_BATCH:  # one paint per batch stays cheap whatever arrives
-            skipped += len(shown) - MAX_LINES_PER_BATCH
+            skipped += sum(n for _, n in shown[:-MAX_LINES_PER_BATCH])
             shown = shown[-MAX_LINES_PER_BATCH:]
+        shown_lines = [text for text, _ in shown]
+        self._show_lines(shown_lines, skipped)
+        if not needle:
+            self._show_count()
+
+    def _replace_last_block(self, text: str) -> None:
+        cursor = QTextCursor(self.view.document().lastBlock())
+        cursor.movePosition(QTextCursor.MoveOperation.EndOfBlock, QTextCursor.MoveMode.KeepAnchor)
+        cursor.insertText(text)
+
+    def _show_lines(self, shown: list[str], skipped: int) -> None:
         self.not_shown += skipped
         if skipped:
             shown.insert(0, f"… {skipped:,} {plural_lines(skipped)} not shown here to keep the window responsive "
@@ -188,11 +218,11 @@ class LogView(QWidget):
                 self.view.horizontalScrollBar().setValue(0)  # a long line must not leave the view scrolled sideways
             else:
                 bar.setValue(keep)
-        if not needle:
-            self._show_count()
 
     def _show_count(self) -> None:
         parts = [f"{self.received:,} {plural_lines(self.received)} from llama-server"]
+        if self.folder.folded:
+            parts.append(f"{self.folder.folded:,} repeats folded into the line before them")
         if self.not_shown:
             parts.append(f"{self.not_shown:,} not shown to keep the window responsive")
         if self.log_path:
@@ -203,6 +233,7 @@ class LogView(QWidget):
         """Show the history through the filter and the search text (matches from their line's start)."""
         idx, needle = self.filter.currentIndex(), self.search.text().strip().lower()
         shown = [ln for ln in self.history if self._shown(ln, idx, needle)][-VIEW_LINES:]
+        self._last_in_view = bool(shown) and bool(self.history) and self._shown(self.history[-1], idx, needle)
         self.view.setPlainText("\n".join(shown))
         self.view.moveCursor(QTextCursor.MoveOperation.End)
         self.view.horizontalScrollBar().setValue(0)

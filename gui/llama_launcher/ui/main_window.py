@@ -31,7 +31,10 @@ from PySide6.QtWidgets import (
 
 from llama_launcher import __version__
 from llama_launcher.core.host import hardware as host_hardware
+from llama_launcher.core.models.file_problem import explain_text
 from llama_launcher.core.models.model_info import ModelInfo
+from llama_launcher.core.plan.adopt import adopt_tuned
+from llama_launcher.core.plan.controls import launch_controls
 from llama_launcher.core.plan.gating import Situation, launch_gate, tune_gate
 from llama_launcher.core.plan.planner import Plan
 from llama_launcher.core.server.failure_reasons import PORT_WAY_OUT
@@ -39,6 +42,9 @@ from llama_launcher.core.server.process import ServerEvent, ServerState
 from llama_launcher.core.settings.launch import AUTO_PORT
 from llama_launcher.core.speculative.health import SpeculationWatch
 from llama_launcher.core.speculative.methods import combo_label
+from llama_launcher.core.state.words import sentence
+from llama_launcher.core.tuning.estimate import estimate_tune
+from llama_launcher.ui import tooltips
 from llama_launcher.ui.banner import Banner
 from llama_launcher.ui.controllers.catalog import CatalogController
 from llama_launcher.ui.controllers.chat import ChatController
@@ -52,7 +58,7 @@ from llama_launcher.ui.controllers.tune import TuneController, TuneRequest
 from llama_launcher.ui.hardware_panel import HardwarePanel
 from llama_launcher.ui.launch.panel import LaunchPanel
 from llama_launcher.ui.live_panel import LivePanel
-from llama_launcher.ui.llama_server_tab import LlamaServerTab
+from llama_launcher.ui.llama_server_tab import SERVER_TAB, LlamaServerTab
 from llama_launcher.ui.log_view import LogView
 from llama_launcher.ui.models_pane import ModelsPane
 from llama_launcher.ui.resources import icon
@@ -66,6 +72,7 @@ if TYPE_CHECKING:  # the dialog (and huggingface_hub) load when it is first open
 SETUP_MIN_WIDTH = 410
 WINDOW_MIN_WIDTH = 960
 TAB_SETUP, TAB_LIVE, TAB_LOGS, TAB_HARDWARE, TAB_SERVER = range(5)
+TAB_NAMES = ("setup", "live", "logs", "hardware", SERVER_TAB)
 STATUS_TEXT = {ServerState.STARTING: "starting llama-server…", ServerState.LOADING: "llama-server is loading the model…",
                ServerState.STOPPING: "stopping llama-server…", ServerState.STOPPED: "llama-server stopped",
                ServerState.IDLE: "llama-server is not running"}
@@ -86,6 +93,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Llama Launcher")
         self.setWindowIcon(icon("app"))
         self.setAcceptDrops(True)
+        tooltips.install()  # long explanations wrap at a readable width, inside the window
         self.settings_ctl = SettingsController(self)
         self.notices = NoticeCenter(self)
         self.llama = LlamaServerController(self.settings_ctl, self)
@@ -95,7 +103,7 @@ class MainWindow(QMainWindow):
         self.chat = ChatController(self)
         self.tuner = TuneController(self)
         self.fallback = FallbackFlow(self.server, self.planner, self.notices, self._launch_plan,
-                                     lambda text: self.statusBar().showMessage(text), self)
+                                     lambda text: self.say(text), self)
         self.watch: SpeculationWatch | None = None  # is speculation paying, for the running launch
         self._tune_after_stop = False
         self._get_models: GetModelsDialog | None = None  # made when first opened
@@ -103,6 +111,8 @@ class MainWindow(QMainWindow):
         self._build_ui()
         self.llama_tab = LlamaServerTab(self.llama, self.server_panel, self.hardware_panel, self.notices, self)
         self.llama_tab.wants_attention.connect(lambda: self.tabs.setCurrentIndex(TAB_SERVER))
+        self.tabs.currentChanged.connect(lambda i: self.banner.set_current_tab(TAB_NAMES[i]))
+        self.banner.set_current_tab(TAB_NAMES[self.tabs.currentIndex()])
         self.llama_tab.changed.connect(self._update_gates)
         self.tabs.currentChanged.connect(lambda i: self.llama_tab.shown() if i == TAB_SERVER else self.llama_tab.hidden())
         self._connect_models()
@@ -158,12 +168,16 @@ class MainWindow(QMainWindow):
         central = QWidget()
         cl = QVBoxLayout(central)
         cl.setContentsMargins(0, 0, 0, 0)
-        cl.addWidget(self.banner)
         cl.addWidget(splitter, 1)
+        cl.addWidget(self.banner)  # below the panes: appearing or going, it moves nothing the user reads
         self.setCentralWidget(central)
-        self.statusBar().showMessage(f"Llama Launcher {__version__}")
+        self.say(f"Llama Launcher {__version__}")
         self.setMinimumSize(WINDOW_MIN_WIDTH, 560)
         self.resize(1280, 820)
+
+    def say(self, text: str) -> None:
+        """The status bar's line, as a sentence (core words messages to sit inside others)."""
+        self.statusBar().showMessage(sentence(text))
 
     def _restore_geometry(self) -> None:
         s = self.settings_ctl.settings
@@ -183,7 +197,7 @@ class MainWindow(QMainWindow):
         pane.remove_folder.connect(self._remove_folder)
         pane.rescan.connect(lambda: self.catalog.rescan())
         pane.get_models.connect(self.open_get_models)
-        pane.message.connect(self.statusBar().showMessage)
+        pane.message.connect(self.say)
         self.catalog.scanning.connect(pane.scanning)
         self.catalog.progress.connect(pane.scan_progress)
         self.catalog.scanned.connect(self._scanned)
@@ -194,8 +208,9 @@ class MainWindow(QMainWindow):
         keep = self.planner.model.path if self.planner.model else select
         self.planner.set_catalog(result)
         self.models_pane.show_catalog(result)
+        self.models_pane.set_folders(self.catalog.folders)
         if not result.models:
-            self.model_title.setText("No models found: add a folder, or drop a .gguf file onto this window")
+            self.model_title.setText("No model selected")  # what to do is said once, in the empty table
         self.models_pane.select(select or keep or None)
 
     def _select_model(self, m: ModelInfo | None) -> None:
@@ -256,6 +271,7 @@ class MainWindow(QMainWindow):
         planner.model_changed.connect(self._model_changed)
         planner.planned.connect(self._planned)
         planner.tuned_changed.connect(lambda: panel.tune.show_tuned(planner.tuned))
+        panel.tune.use_this.connect(self._use_tuned)
         planner.network_changed.connect(self._network_shown)
         planner.learned.connect(lambda what: self.logs.append_own([f"[launcher] memory learned from this launch: {what}"]))
         planner.failed.connect(lambda why: self.notices.show("plan", why, error=True))
@@ -269,7 +285,7 @@ class MainWindow(QMainWindow):
     def _model_changed(self) -> None:
         m, panel = self.planner.model, self.launch_panel
         if m is not None and m.error:
-            self.model_title.setText(f"{m.file_name} — cannot be launched: {m.error}")
+            self.model_title.setText(f"{m.file_name} cannot be launched")  # why: the note under it
         elif m is not None:
             badge = "  ·  MTP" if m.is_mtp else ""
             self.model_title.setText(f"{m.name}  ·  {m.architecture or '?'}  ·  {m.quantization or '?'}{badge}")
@@ -282,19 +298,40 @@ class MainWindow(QMainWindow):
         if p.available:
             self.launch_panel.set_availability(p.available)
         self.launch_panel.show_plan(p.plan, p.plan_error)
-        self.model_note.setText(p.note)
-        self.model_note.setVisible(bool(p.note))
+        note = explain_text(p.model.error) if p.model is not None and p.model.error else p.note
+        self.model_note.setText(note)
+        self.model_note.setVisible(bool(note))
         self.live.set_completion_mode(bool(p.note))
+        spec = p.plan.speculative if p.plan is not None else None
+        self.launch_panel.set_controls(launch_controls(p.model, spec, p.model_settings, p.available, self.llama.hw))
+        self.launch_panel.tune.show_adoption(adopt_tuned(p.model_settings, p.tuned) if p.tuned is not None else None)
         self._update_gates()
 
     def _network_shown(self) -> None:
         p = self.planner
         key = p.api_key.key if p.api_key is not None else ""
         self.launch_panel.network.show_network(p.port_setting, p.port, p.lan, key, p.lan_urls)
+        note = p.auto.note() if p.port_setting == AUTO_PORT else ""
+        self.launch_panel.network.show_auto_note(note)
+        if note:
+            self.notices.show("auto-port", note, tab=TAB_NAMES[TAB_SETUP])  # the Launch setup tab says it itself
+        else:
+            self.notices.clear("auto-port")
+
+    def _use_tuned(self) -> None:
+        """Tune's "Use this": the model's settings change so that Auto uses the measurement; "In effect" follows."""
+        p = self.planner
+        if p.tuned is None or p.model is None:
+            return
+        adoption = adopt_tuned(p.model_settings, p.tuned)
+        self.launch_panel.load(adoption.settings)
+        p.set_model_settings(adoption.settings)
+        self.say(f"Auto now uses the measured setting: {p.tuned.label()}")
+        self._applies_next_launch("the measured setting")
 
     def _applies_next_launch(self, what: str) -> None:
         if self.server.running:
-            self.statusBar().showMessage(f"{what} applies at the next launch; the running server keeps its own")
+            self.say(f"{what} applies at the next launch; the running server keeps its own")
 
     def _port_changed(self, port: int) -> None:
         self.launch_panel.network.show_port_problem("")
@@ -336,6 +373,7 @@ class MainWindow(QMainWindow):
                                                else None))
         server.log_speed.connect(self._metrics_speed)  # a server without /metrics: its log says each request's speed
         server.metrics.unavailable.connect(self.live.show_metrics_unavailable)
+        server.metrics.busy.connect(self.live.show_busy)
         self.live.send_prompt.connect(self._send_prompt)
         self.live.cancel_prompt.connect(self.chat.stop)  # direct: closes the reply's connection at once
         self.chat.delta.connect(self._chat_delta)
@@ -404,12 +442,12 @@ class MainWindow(QMainWindow):
         self.toolbar.show_state(state, self.server.base_url, self._display_url())
         self.live.set_server_ready(state is ServerState.READY)
         if state is ServerState.READY:
-            self.statusBar().showMessage(f"llama-server is ready at {self._display_url()}")
+            self.say(f"llama-server is ready at {self._display_url()}")
             self.tabs.setCurrentIndex(TAB_LIVE)
         elif state is ServerState.FAILED:
             self._server_failed(event)
         else:
-            self.statusBar().showMessage(STATUS_TEXT.get(state, state.value))
+            self.say(STATUS_TEXT.get(state, state.value))
         if state.ended and self._tune_after_stop:
             self._tune_after_stop = False
             self._start_tune()
@@ -425,7 +463,7 @@ class MainWindow(QMainWindow):
         if reason is not None and reason.code == "port_in_use":
             return  # the server's controller asks who holds the port, then _port_taken offers the way out
         self.notices.show("server", text, error=True)
-        self.statusBar().showMessage(f"llama-server failed: {reason.message if reason else ''}")
+        self.say(f"llama-server failed: {reason.message if reason else ''}")
 
     def _server_checked(self, checks) -> None:
         self.toolbar.set_web_ui(checks.web_ui, checks.web_ui_reason)
@@ -475,22 +513,41 @@ class MainWindow(QMainWindow):
         p, llama = self.planner, self.llama
         s = Situation(p.model, llama.binary is not None, llama.caps is not None, llama.probe_error,
                       p.plan is not None, p.plan_error, self.server.state, self.tuner.running)
-        if not tune_gate(s).ok:
+        if not tune_gate(s).ok or not self._confirm_tune():
             return
         if self.server.running:
-            box = QMessageBox(QMessageBox.Icon.Question, "Stop llama-server and tune?",
-                              "Tune measures in servers of its own, so the running llama-server is stopped first.",
-                              parent=self)
-            go = box.addButton("Stop and tune", QMessageBox.ButtonRole.AcceptRole)
-            box.addButton(QMessageBox.StandardButton.Cancel)
-            box.setDefaultButton(go)
-            box.exec()
-            if box.clickedButton() is not go:
-                return
             self._tune_after_stop = True  # once the server has stopped (_server_state)
             self.stop_server()
             return
         self._start_tune()
+
+    def _known_decode_tps(self) -> float | None:
+        """This model's decode speed where one was measured: an earlier tune, or the replies of its running server."""
+        p = self.planner
+        if p.tuned is not None and p.tuned.off_tps:
+            return p.tuned.off_tps
+        launch = self.server.launch_info
+        bars = self.live.activity.bars()
+        if launch is not None and p.model is not None and launch.model.path == p.model.path and bars:
+            return bars[-1][1]
+        return None
+
+    def _confirm_tune(self) -> bool:
+        """Tune takes minutes and stops a running server: say what it measures and about how long, then ask."""
+        p, llama = self.planner, self.llama
+        if p.model is None or llama.caps is None or llama.hw is None:
+            return False
+        estimate = estimate_tune(p.model, llama.caps, p.plan_settings(), list(p.drafts), llama.hw,
+                                 decode_tps=self._known_decode_tps())
+        text = estimate.words()
+        if self.server.running:
+            text += "\n\nThe running llama-server is stopped first (Tune's measurements must not share the machine)."
+        box = QMessageBox(QMessageBox.Icon.Question, "Tune this model?", text, parent=self)
+        go = box.addButton("Stop and tune" if self.server.running else "Start tuning", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(go)
+        box.exec()
+        return box.clickedButton() is go
 
     def _start_tune(self) -> None:
         p, llama = self.planner, self.llama
@@ -498,7 +555,7 @@ class MainWindow(QMainWindow):
             return
         self.tuner.start(TuneRequest(llama.binary.path, p.model, llama.hw, llama.caps, p.plan_settings(),
                                      list(p.drafts)))
-        self.statusBar().showMessage("tuning: measuring the speculative settings on this machine… "
+        self.say("tuning: measuring the speculative settings on this machine… "
                                      "(Cancel is in Launch setup)")
         self.launch_panel.tune.set_running(True)
         self.tabs.setCurrentIndex(TAB_SETUP)
@@ -511,11 +568,11 @@ class MainWindow(QMainWindow):
 
     def _tuned(self, outcome) -> None:
         self._tune_done()
-        self.statusBar().showMessage(f"tuning finished: {outcome.choice.describe()}")
+        self.say(f"Tune finished. {sentence(outcome.choice.describe())}")
 
     def _tune_cancelled(self) -> None:
         self._tune_done()
-        self.statusBar().showMessage("tuning cancelled: nothing was stored")
+        self.say("tuning cancelled: nothing was stored")
         self.launch_panel.tune.show_tuned(self.planner.tuned, "tuning cancelled")
 
     def _tune_failed(self, error: str) -> None:

@@ -1,8 +1,9 @@
 """Poll ``/metrics`` without blocking: QNetworkAccessManager + QTimer on the GUI thread's loop.
 
-Counter deltas between two polls give every client's decode t/s (an editor's traffic included), and
-the labelled per-position counters the acceptance of each draft position; the parsing lives in core
-(speed_stats, speculative/acceptance) so it is tested without Qt.
+Counter deltas between two polls give every client's decode and prompt t/s (an editor's traffic
+included), and the labelled per-position counters the acceptance of each draft position; the parsing
+and the joining of a prompt's counters with its reply's live in core (speed_stats, activity.OtherClients,
+speculative/acceptance) so they are tested without Qt.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtNetwork import QNetworkAccessManager, QNetworkReply, QNetworkRequest
 
-from llama_launcher.core.server.speed_stats import parse_metrics, speed_from_metrics
+from llama_launcher.core.server.activity import OtherClients
+from llama_launcher.core.server.speed_stats import parse_metrics
 from llama_launcher.core.speculative.acceptance import positions_from_metrics
 
 POLL_MS = 1000
@@ -19,6 +21,7 @@ MAX_BODY = 1 << 20  # a /metrics answer is a few KB; a hostile one is read this 
 
 class MetricsPoller(QObject):
     speed = Signal(object)  # Speed from counter deltas
+    busy = Signal(str)  # other clients' replies on the way, in words ('' when none)
     positions = Signal(object)  # DraftPositions: acceptance per draft position since the server started
     unavailable = Signal(str)
 
@@ -30,12 +33,12 @@ class MetricsPoller(QObject):
         self.timer.timeout.connect(self.poll)
         self.base_url = ""
         self.api_key = ""
-        self.previous: dict[str, float] | None = None
+        self.traffic = OtherClients()
         self._inflight: QNetworkReply | None = None
 
     def start(self, base_url: str, api_key: str = "") -> None:
         self.base_url, self.api_key = base_url, api_key
-        self.previous = None
+        self.traffic.reset()
         self.timer.start()
         self.poll()
 
@@ -68,12 +71,10 @@ class MetricsPoller(QObject):
                 self.timer.stop()
             return
         body = bytes(reply.read(MAX_BODY).data()).decode("utf-8", "replace")
-        now = parse_metrics(body)
         positions = positions_from_metrics(body)
         if positions is not None and positions.steps:
             self.positions.emit(positions)
-        if self.previous is not None:
-            s = speed_from_metrics(self.previous, now)
-            if s is not None:
-                self.speed.emit(s)
-        self.previous = now
+        s = self.traffic.update(parse_metrics(body))
+        if s is not None:
+            self.speed.emit(s)
+        self.busy.emit(self.traffic.in_progress())

@@ -12,8 +12,10 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
 
+from llama_launcher.core.models.file_problem import explain_text
 from llama_launcher.core.models.model_info import ModelInfo, format_params
 from llama_launcher.core.models.sidecar import head_label, head_line, kind_of
+from llama_launcher.core.state.units import file_size
 
 COLUMNS = ["Name", "Architecture", "Params", "Quant", "Size", "Context", "MTP", "Folder"]
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -25,9 +27,8 @@ _Index = QModelIndex | QPersistentModelIndex
 
 
 def fmt_size(n: int) -> str:
-    if n <= 0:
-        return "–"
-    return f"{n / 1024**3:.2f} GB" if n >= 1024**3 else f"{n / 1024**2:.0f} MB"
+    """The file's size in decimal units (core/state/units.py: the README's 253 MB)."""
+    return file_size(n) if n > 0 else "–"
 
 
 class ModelTableModel(QAbstractTableModel):
@@ -100,7 +101,7 @@ class ModelTableModel(QAbstractTableModel):
                     m.context_length or 0, 1 if mtp else 0, m.folder.lower()][col]
         if role == Qt.ItemDataRole.ToolTipRole:
             if m.error:
-                return f"{m.file_name}: {m.error}"
+                return f"{m.file_name}: {explain_text(m.error)}"
             tip = [m.path]
             if m.is_mtp:
                 tip.append(f"MTP: {m.mtp_evidence}")

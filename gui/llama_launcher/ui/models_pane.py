@@ -83,10 +83,16 @@ class ModelsPane(QWidget):
         self.add_btn = QPushButton(icon("add"), "Add folder…")
         self.add_btn.setToolTip("Add a folder to scan for .gguf models (you can also drop files or folders here)")
         self.remove_btn = QPushButton(icon("remove"), "Remove…")
-        self.remove_btn.setToolTip("Stop scanning one of the folders you added")
+        self.remove_btn.setEnabled(False)  # until there is a folder of the user's own to remove (set_folders)
         self.rescan_btn = QPushButton(icon("refresh"), "Rescan")
         self.reveal_btn = QPushButton(icon("folder"), "Reveal")
         self.reveal_btn.setToolTip("Show the selected model in Finder / Explorer")
+        self.reveal_btn.setEnabled(False)  # until a model is selected
+        self.empty = QLabel("", self.table.viewport())  # the table's own words when it has no rows
+        self.empty.setObjectName("muted")
+        self.empty.setWordWrap(True)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setVisible(False)
         self.get_btn = QPushButton(icon("add"), "Get models…")
         self.get_btn.setToolTip("Search Hugging Face and download the quant that fits this machine")
         self.progress = QProgressBar()
@@ -124,6 +130,9 @@ class ModelsPane(QWidget):
         self.get_btn.clicked.connect(self.get_models)
         self.proxy.modelReset.connect(self._fit_name_column)
         self.proxy.layoutChanged.connect(self._fit_name_column)
+        for signal in (self.proxy.modelReset, self.proxy.layoutChanged, self.proxy.rowsInserted, self.proxy.rowsRemoved):
+            signal.connect(self._show_empty)
+        self.set_folders([])
 
     # --- data in --------------------------------------------------------------------------------
     def scanning(self) -> None:
@@ -145,9 +154,36 @@ class ModelsPane(QWidget):
         heads = f", {plural(len(result.heads), 'speculator head')}" if result.heads else ""
         alone = [f"{head_line(h)} fits none of the models found (a head is not a model: it cannot run on its own)"
                  for h in result.heads if not any(h.path in m.heads for m in result.models)]
-        folders = ", ".join(f"{f.source}: {f.path}" for f in result.folders) or "none"
+        folders = ", ".join(f"{f.source}: {f.path}" for f in result.folders)
+        scanned = f"scanned {folders}" if folders else "no folder to scan yet (none of the usual places exists here)"
         self.status.setText(plural(ok, "model") + heads + (f", {bad} unreadable" if bad else "") +
-                            f" · scanned {folders}" + "".join(f"\n{n}" for n in [*alone, *result.notes]))
+                            f" · {scanned}" + "".join(f"\n{n}" for n in [*alone, *result.notes]))
+
+    def set_folders(self, folders: list[str]) -> None:
+        """The folders the user added: Remove… applies only when there is one."""
+        self.remove_btn.setEnabled(bool(folders))
+        self.remove_btn.setToolTip("Stop scanning one of the folders you added" if folders else
+                                   "You have not added a folder: the usual places (LM Studio, the Hugging Face "
+                                   "cache, …) are always scanned")
+
+    def _show_empty(self, *_args: object) -> None:
+        """No rows: say why and what to do, inside the table (an empty white box said nothing)."""
+        if self.proxy.rowCount() > 0:
+            self.empty.setVisible(False)
+            return
+        needle = self.search.text().strip()
+        self.empty.setText(f"No model matches “{needle}”." if needle and self.table_model.models else
+                           "No models yet.\nAdd a folder with .gguf files, drop .gguf files onto this window, "
+                           "or use Get models… to download one that fits this computer.")
+        self._place_empty()
+        self.empty.setVisible(True)
+
+    def _place_empty(self) -> None:
+        self.empty.setGeometry(self.table.viewport().rect().adjusted(16, 16, -16, -16))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place_empty()
 
     def _fit_name_column(self) -> None:
         """Name stretches; make sure the table is never so narrow that Name gets less than it needs."""
@@ -188,6 +224,7 @@ class ModelsPane(QWidget):
             return
         m = self.proxy.data(current, MODEL_ROLE) if current.isValid() else None
         self._selected_path = m.path if m is not None else None
+        self.reveal_btn.setEnabled(m is not None)
         self.model_selected.emit(m if m is not None else ())
 
     def _search_changed(self, text: str) -> None:
@@ -210,6 +247,7 @@ class ModelsPane(QWidget):
         finally:
             sel.blockSignals(blocked)
         self.table.viewport().update()
+        self._show_empty()
         if path and not idx.isValid() and row >= 0:
             self.message.emit(f"{self.table_model.models[row].name} stays selected (hidden by the search)")
 

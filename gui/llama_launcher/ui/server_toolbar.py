@@ -16,6 +16,13 @@ from llama_launcher.ui.resources import icon
 STATE_TEXT = {ServerState.IDLE: "Not running", ServerState.STARTING: "Starting…", ServerState.LOADING: "Loading model…",
               ServerState.READY: "Ready", ServerState.STOPPING: "Stopping…", ServerState.STOPPED: "Stopped",
               ServerState.FAILED: "Failed"}
+
+
+def state_text(state: ServerState) -> str:
+    """A status, not a button: a dot in the state's colour (app.qss) and its words."""
+    return f"● {STATE_TEXT[state]}"
+
+
 LAUNCH_TIP = "Start llama-server with the command shown in the preview (F5 or Ctrl+R)"
 
 
@@ -39,7 +46,7 @@ class ServerToolbar(QToolBar):
         self.addAction(self.launch_action)
         self.addAction(self.stop_action)
         self.addSeparator()
-        self.state_badge = QLabel(STATE_TEXT[ServerState.IDLE])
+        self.state_badge = QLabel(state_text(ServerState.IDLE))
         self.state_badge.setObjectName("stateBadge")
         self.state_badge.setProperty("state", "idle")
         self.state_badge.setAccessibleName("Server state")
@@ -73,7 +80,7 @@ class ServerToolbar(QToolBar):
         QTimer.singleShot(1500, self, lambda: self.copy_url_action.setText("Copy URL"))  # dies with the bar
 
     def show_state(self, state: ServerState, base_url: str, display_url: str) -> None:
-        self.state_badge.setText(STATE_TEXT[state])
+        self.state_badge.setText(state_text(state))
         self.state_badge.setProperty("state", state.value)
         self.state_badge.style().unpolish(self.state_badge)
         self.state_badge.style().polish(self.state_badge)

@@ -1,7 +1,9 @@
 """Ports and addresses: a stable port the user can point tools at, and honest LAN addresses.
 
 Editors, Open WebUI and scripts break when the port changes at every launch, so the port is a
-setting (Auto picks a free one). A taken port is explained with the program that holds it, when
+setting, and Auto keeps the port it used last time (stored with the settings) for as long as it is
+free; only when another program holds it does Auto move, to its next free neighbour, and say so
+(the address copied into a chat client would otherwise break at the next start without a word). A taken port is explained with the program that holds it, when
 the OS tells (psutil; other users' processes may be hidden), and the next free port is offered.
 With LAN on, the addresses other devices can use are this machine's own non-loopback ones.
 """
@@ -42,6 +44,31 @@ def next_free_port(start: int, host: str = "127.0.0.1", tries: int = 200) -> int
         if port_is_free(port, host):
             return port
     return free_port(host)
+
+
+@dataclass(frozen=True)
+class AutoPort:
+    """The port Auto uses: the last one while it is free; when it had to move, from where."""
+
+    port: int
+    moved_from: int | None = None  # the port Auto used last time, taken now
+
+    def note(self) -> str:
+        """What the window says under the port ('' when nothing moved)."""
+        if self.moved_from is None:
+            return ""
+        return (f"Auto moved to port {self.port}: port {self.moved_from}, which it used last time, is taken "
+                "now; clients set to the old address need the new one")
+
+
+def auto_port(last: int | None, host: str = "127.0.0.1") -> AutoPort:
+    """Auto's port at this start: the one it used last time while it is free, else its next free neighbour
+    (a fresh one from the OS when there was none). Binding a socket is cheap: fine on the GUI thread."""
+    if last and 1 <= last <= 65535:
+        if port_is_free(last, host):
+            return AutoPort(last)
+        return AutoPort(next_free_port(last, host), moved_from=last)
+    return AutoPort(free_port(host))
 
 
 @dataclass(frozen=True)

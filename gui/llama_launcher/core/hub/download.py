@@ -41,6 +41,7 @@ from llama_launcher.core.hub.client import HubClient, RemoteFile, explain
 from llama_launcher.core.models.catalog import PARTIAL_SUFFIX
 from llama_launcher.core.state.cancel import CancelToken
 from llama_launcher.core.state.errors import UserFacing
+from llama_launcher.core.state.units import file_size
 
 CHUNK = 1 << 20
 STALL_S = 30.0
@@ -107,10 +108,8 @@ class Progress:
 
 
 def size_text(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
+    """Sizes of downloads in decimal units, like every file size (core/state/units.py)."""
+    return file_size(n)
 
 
 def duration(s: float) -> str:

@@ -127,6 +127,13 @@ def _net_error(exc: BaseException, url: str) -> DownloadError:
     if isinstance(exc, urllib.error.URLError):
         reason = exc.reason
         text = getattr(reason, "strerror", None) or str(reason)
+        if isinstance(reason, socket.gaierror):  # no name lookup answered: offline, as a person would say it
+            return DownloadError(f"this computer seems to be offline ({host} could not be looked up: {text}); "
+                                 "connect to the internet and check again")
+        if isinstance(reason, ConnectionRefusedError):
+            return DownloadError(f"cannot reach {host}: it refused the connection; check again later")
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            return DownloadError(f"{host} did not answer within {TIMEOUT_S:.0f} s; check the network and try again")
         return DownloadError(f"cannot reach {host} ({text}); check the network connection")
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return DownloadError(f"{host} did not answer within {TIMEOUT_S:.0f} s")

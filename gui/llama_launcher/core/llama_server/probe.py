@@ -210,6 +210,25 @@ class Capabilities:
         parts.append(f"ngram-mod knobs: {self.ngram_mod_flavor or 'no'}")
         return "; ".join(parts)
 
+    def in_words(self) -> list[str]:
+        """What this build can do, for a person (the window): the methods by name, not its --spec-type tokens."""
+        if not self.speculative:
+            lines = ["No speculative decoding (this llama-server predates --spec-type; a newer llama.cpp has it)"]
+        else:
+            names = [m.label for m in METHODS if m.id in self.method_tokens]
+            lines = [f"Speculative decoding: {', '.join(names) or 'none of the methods the launcher knows'}"
+                     + ("" if self.spec_chains else " (one at a time)")]
+            if self.ngram_mod_flavor == "legacy":
+                lines.append("ngram-mod under its older option names (the launcher spells them for this build)")
+        extras = [what for ok, what in ((self.has_fit, "fits context and GPU layers to memory itself (--fit)"),
+                                        (self.has_metrics, "reports every client's speed (--metrics)")) if ok]
+        missing = [what for ok, what in ((self.has_fit, "no --fit"), (self.has_metrics, "no --metrics")) if not ok]
+        if extras:
+            lines.append(extras[0][0].upper() + "; ".join(extras)[1:])
+        if missing:
+            lines.append("This build has " + " and ".join(missing))
+        return lines
+
 
 # Options the launcher owns: letting extra arguments set them would make it lie about what runs.
 OWNED_OPTIONS: dict[str, str] = {

@@ -17,6 +17,7 @@ from typing import Any
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.state.errors import UserFacing
 from llama_launcher.core.state.safe_text import short_repr
+from llama_launcher.core.state.units import file_size
 
 MAX_LAYERS = 4096  # the deepest published models have ~130 layers
 MIN_LAYER_BYTES = 32  # one tensor info record per layer at least (name, dims, type, offset)
@@ -35,7 +36,7 @@ class ShapeError(UserFacing, ValueError):
 
 
 def _size_text(n: int) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n:,} bytes"
+    return file_size(n)
 
 
 def check_count(key: str, value: Any, upper: int, why: str = "") -> int:

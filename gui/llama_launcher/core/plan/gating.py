@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llama_launcher.core.models.file_problem import explain_text
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.server.process import ServerState
 
@@ -36,7 +37,7 @@ def planning_blocker(s: Situation) -> str:
     if s.model is None:
         return "select a model"
     if s.model.error:
-        return f"this model cannot be launched: {s.model.error}"
+        return f"this file cannot be launched. {explain_text(s.model.error)}"
     if not s.has_binary:
         return "no llama-server: see the llama-server tab"
     if s.probe_error:

@@ -168,7 +168,8 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
     if not 1 <= settings.port <= 65535:
         raise PlanError(f"the port must be between 1 and 65535 (got {settings.port})")
     flags.append(FlagReason(["--port", str(settings.port)],
-                            "Port is Auto: a port that is free right now" if settings.port_auto else
+                            "Port is Auto: free right now (the window keeps it at the next start while it stays free)"
+                            if settings.port_auto else
                             "the port you chose, the same at every launch", FlagGroup.NETWORK))
 
     spec = decide_speculative(model, caps, settings, gpu, extra, tuned, warnings, drafts, avoid)

@@ -235,7 +235,7 @@ def decide_speculative(model: ModelInfo, caps: Capabilities, settings: PlanSetti
     if d.draft is not None:
         d.summary += f" ({d.draft.name})" if d.head is None else f" (head {d.draft.model.file_name})"
     if d.source is SpecSource.MEASURED and tuned is not None:
-        d.summary += f" — {tuned.describe()}"
+        d.summary += f" — {tuned.in_effect_words()}"
     return d
 
 

@@ -54,7 +54,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
     ("unknown_argument", re.compile(r"error: invalid argument: (?P<arg>\S+)", re.I),
      "this llama-server does not know the argument {arg}; remove it or update llama.cpp"),
     ("no_mtp_layers", re.compile(r"doesn't contain MTP layers", re.I),
-     "model has no MTP layers: turn MTP off for this model (MTP needs a model exported with its MTP head)"),
+     "the model has no MTP layers: turn MTP off for this model (MTP needs a model exported with its MTP head)"),
     ("draft_load_failed", re.compile(r"failed to load draft model,? '(?P<path>[^']+)'", re.I),
      "the drafter {path} could not be loaded (see the log lines below)"),
     ("internal_check", re.compile(r'GGML_ASSERT\((?P<what>.{1,200}?)\) failed', re.I),

@@ -25,7 +25,8 @@ class AppSettings:
     folders: list[str] = field(default_factory=list)
     binary: str | None = None
     lan: bool = False
-    port: int = AUTO_PORT  # AUTO_PORT: a free one at each launch; else this number, every time
+    port: int = AUTO_PORT  # AUTO_PORT: Auto (the port below while it is free); else this number, every time
+    auto_port: int = 0  # the port Auto used last (0: none yet): kept across starts while it is free
     window_geometry: str | None = None  # base64 of QWidget.saveGeometry()
     window_state: str | None = None
     last_model: str | None = None
@@ -68,6 +69,9 @@ def _validate(data: Any) -> _Loaded:
     if not 0 <= settings.port <= 65535:
         problems.append(f"settings: port {settings.port} is not a port; Auto is used")
         settings.port = AUTO_PORT
+    if not 0 <= settings.auto_port <= 65535:
+        problems.append(f"settings: auto_port {settings.auto_port} is not a port; Auto picks a new one")
+        settings.auto_port = 0
     settings.models = {}
     if not isinstance(raw_models, dict):
         problems.append("settings: the per-model settings are not an object; they are reset")

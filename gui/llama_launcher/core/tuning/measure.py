@@ -22,7 +22,7 @@ from llama_launcher.core.plan.planner import Plan, plan_launch
 from llama_launcher.core.server.chat_client import ChatError, chat, chat_stream
 from llama_launcher.core.server.session import ServerSession, SessionCancelled, SessionFailed
 from llama_launcher.core.settings.launch import PlanSettings
-from llama_launcher.core.speculative.measured import TunedChoice
+from llama_launcher.core.speculative.measured import SAME_WITHIN, TunedChoice
 from llama_launcher.core.speculative.methods import METHODS, SpecMode
 from llama_launcher.core.speculative.pairing import DraftOption
 from llama_launcher.core.state.cancel import CancelToken
@@ -68,7 +68,7 @@ PROSE_PROMPT = ("Write a short story of about three paragraphs about a lighthous
 PROMPTS = ("code", "prose")
 
 
-TIE = 0.03  # settings this close are a tie: the simpler one is kept (and tune must land within it of the best)
+TIE = SAME_WITHIN  # settings this close are a tie: the simpler one is kept (and tune must land within it of the best)
 
 
 class BenchError(UserFacing):

@@ -24,6 +24,7 @@ from llama_launcher.core.llama_server.discovery import Candidate, candidates, ch
 from llama_launcher.core.llama_server.download import install
 from llama_launcher.core.llama_server.fetch import RELEASES_URL_ENV, fetch_releases, releases_url
 from llama_launcher.core.llama_server.installed import InstalledBuild
+from llama_launcher.core.llama_server.offers import release_status
 from llama_launcher.core.llama_server.probe import Capabilities, ProbeError, probe
 from llama_launcher.core.llama_server.releases import DownloadChoice, Platform, choose_newest
 from llama_launcher.core.state.errors import UserFacing
@@ -146,7 +147,7 @@ class LlamaServerController(QObject):
             return choose_newest(fetch_releases(url), Platform.current(), gpus.detect(), cpu=cpu_name())
 
         self._release.submit(check, lambda choice: self._release_checked(choice, ""),
-                             lambda why: self._release_checked(None, f"no download offered: {why}"))
+                             lambda why: self._release_checked(None, release_status(why)))
 
     def _release_checked(self, choice: object, status: str) -> None:
         self.release = choice if isinstance(choice, DownloadChoice) else None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from llama_launcher.core.state.state_files import drain_notices
+from llama_launcher.core.state.words import sentence
 
 POLL_MS = 500
 
@@ -24,6 +25,7 @@ class Notice:
     text: str
     error: bool = False
     action: tuple[str, Callable[[], None]] | None = None  # a one-click way out: (label, what it does)
+    tab: str = ""  # the tab that says this fact in full: while it is shown, the banner leaves the fact to it
 
 
 class NoticeCenter(QObject):
@@ -44,9 +46,9 @@ class NoticeCenter(QObject):
         return [n for n in items if n.error] + [n for n in items if not n.error]
 
     def show(self, key: str, text: str, error: bool = False,
-             action: tuple[str, Callable[[], None]] | None = None) -> None:
+             action: tuple[str, Callable[[], None]] | None = None, tab: str = "") -> None:
         self._notices.pop(key, None)
-        self._notices[key] = Notice(key, text, error, action)
+        self._notices[key] = Notice(key, sentence(text), error, action, tab)
         self.changed.emit()
 
     def clear(self, *keys: str) -> None:
@@ -65,7 +67,7 @@ class NoticeCenter(QObject):
         notes = drain_notices()
         for text in notes:
             self._notices.pop("file:" + text, None)
-            self._notices["file:" + text] = Notice("file:" + text, text)
+            self._notices["file:" + text] = Notice("file:" + text, sentence(text))
         if notes:
             self.changed.emit()
         return notes

@@ -46,7 +46,7 @@ class PlanController(QObject):
     model_changed = Signal()  # model, drafts, auto_pick, model_settings
     planned = Signal()  # plan, plan_error, available, note
     tuned_changed = Signal()  # tuned
-    network_changed = Signal()  # port_setting, auto_port, lan, api_key, lan_urls
+    network_changed = Signal()  # port_setting, auto (AutoPort: the port and whether it moved), lan, api_key, lan_urls
     learned = Signal(str)  # what a finished launch taught, in words
     failed = Signal(str)  # a key that cannot be made, a projection that broke: one line
 
@@ -67,7 +67,9 @@ class PlanController(QObject):
         self.plan_error = ""
         self.available: dict[str, Availability] = {}
         self.note = ""  # the base-model line, '' for a chat model
-        self.auto_port = network.free_port()  # Auto: shown in the preview, re-chosen at launch if taken
+        # Auto: the port it used last time while that is free (a client's copied address keeps working)
+        self.auto = network.auto_port(settings.settings.auto_port or None)
+        self._keep_auto_port()
         self.api_key: ApiKey | None = None
         self.lan_urls: list[str] = []
         self._projection_key: object = None
@@ -97,6 +99,15 @@ class PlanController(QObject):
     @property
     def port_setting(self) -> int:
         return self._settings.settings.port
+
+    @property
+    def auto_port(self) -> int:
+        return self.auto.port
+
+    def _keep_auto_port(self) -> None:
+        if self._settings.settings.auto_port != self.auto.port:
+            self._settings.settings.auto_port = self.auto.port
+            self._settings.changed()
 
     @property
     def port(self) -> int:
@@ -146,8 +157,9 @@ class PlanController(QObject):
 
     def use_free_port(self) -> None:
         """The way out of a taken port: Auto takes another; a fixed port moves to its next free neighbour."""
-        if self.port_setting == AUTO_PORT:
-            self.auto_port = network.free_port()
+        if self.port_setting == AUTO_PORT:  # the next free neighbour, and the move is said
+            self.auto = network.AutoPort(network.next_free_port(self.auto.port), moved_from=self.auto.port)
+            self._keep_auto_port()
         else:
             self._settings.settings.port = network.next_free_port(self.port_setting)
             self._settings.changed()

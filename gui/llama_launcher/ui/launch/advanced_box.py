@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llama_launcher.core.plan.controls import Applies
 from llama_launcher.core.plan.speculative import Availability, SpeculativeDecision
 from llama_launcher.core.settings.launch import CACHE_TYPES, MODEL_SETTINGS, ModelSettings
 from llama_launcher.core.speculative.methods import BY_ID, KNOBS, METHODS, SpecMode
@@ -78,6 +79,8 @@ class AdvancedBox(QWidget):
         self.why: dict[str, QLabel] = {}
         for key in BY_ID["ngram-mod"].knobs:
             self._knob_row(key)
+        self.knobs_why = why_label()  # why ngram-mod's knobs do not apply now (core/plan/controls.py)
+        self.form.addRow(self.knobs_why)
         for m in ADVANCED_METHODS:
             self._method_rows(m.id)
         self._drafter_rows()
@@ -144,6 +147,8 @@ class AdvancedBox(QWidget):
         self.form.addRow(MODEL_SETTINGS["cache_type"].label, self.cache_type)
         self.form.addRow(MODEL_SETTINGS["threads"].label, self.threads)
         self.form.addRow(MODEL_SETTINGS["gpu_layers"].label, self.gpu_layers)
+        self.gpu_why = why_label()
+        self.form.addRow(self.gpu_why)
         self.form.addRow(self.vision)
         for w in (self.threads, self.gpu_layers):
             w.valueChanged.connect(self.changed)
@@ -198,6 +203,19 @@ class AdvancedBox(QWidget):
 
     def show_decision(self, spec: SpeculativeDecision) -> None:
         show_auto(self.mode, spec)
+
+    def set_applies(self, knobs: Applies, gpu_layers: Applies, method_knobs: dict[str, Applies] | None = None) -> None:
+        """Grey what does not apply to this model, binary and machine, with the reason under it (each ngram
+        method's knobs; GPU layers). Called after set_availability, so it only ever greys more."""
+        for mid, applies in (method_knobs or {"ngram-mod": knobs}).items():
+            for key in BY_ID[mid].knobs:  # the newer types' combos above their knobs say their state
+                if key in self.knobs and not applies.ok:
+                    self.knobs[key].setEnabled(False)
+        self.knobs_why.setText(knobs.why)  # ngram-mod's switch is in the box above: say why here
+        self.knobs_why.setVisible(not knobs.ok and bool(knobs.why))
+        self.gpu_layers.setEnabled(gpu_layers.ok)
+        self.gpu_why.setText(gpu_layers.why)
+        self.gpu_why.setVisible(not gpu_layers.ok and bool(gpu_layers.why))
 
     def set_projector(self, mmproj: list[str]) -> None:
         """Vision needs the model's mmproj file: without one next to the model the box is off and says why."""

@@ -21,7 +21,8 @@ from llama_launcher.ui.launch.common import copy_with_feedback, tip_label
 from llama_launcher.ui.resources import icon
 
 PORT_TIP = ("The port llama-server listens on. A fixed port keeps the address your editor, Open WebUI or scripts use "
-            "the same at every launch; Auto picks a free one each time.")
+            "the same at every launch; Auto keeps the port it used last time while it is free, and says so when "
+            "another program holds it and it has to move.")
 
 
 def _row(*widgets: QWidget, stretch_first: bool = True) -> QWidget:
@@ -55,6 +56,7 @@ class NetworkBox(QGroupBox):
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.form.addRow(tip_label("Port", PORT_TIP), self._port_row)
         self.form.addRow(self.port_problem)
+        self.form.addRow(self.auto_note)
         self.form.addRow(self.lan)
         self.form.addRow("API key", self.key_widget)
         self.form.addRow("Other devices use", self.lan_widget)
@@ -64,7 +66,8 @@ class NetworkBox(QGroupBox):
 
     def _build_port(self) -> None:
         self.port_auto = QCheckBox("Auto")
-        self.port_auto.setToolTip("Pick a free port at each launch")
+        self.port_auto.setToolTip("Keep the port used last time while it is free; move to a free neighbour "
+                                  "(and say so) when another program holds it")
         self.port = QSpinBox()
         self.port.setRange(1, 65535)
         self.port.setValue(8080)
@@ -84,6 +87,10 @@ class NetworkBox(QGroupBox):
         self.port_problem.setObjectName("failureReason")
         self.port_problem.setWordWrap(True)
         self.port_problem.setVisible(False)
+        self.auto_note = QLabel("")
+        self.auto_note.setObjectName("warnings")
+        self.auto_note.setWordWrap(True)
+        self.auto_note.setVisible(False)
         self.port.valueChanged.connect(self._port_edited)
         self.port_auto.toggled.connect(self._port_edited)
         self.port_free_btn.clicked.connect(self.use_free_port)
@@ -155,6 +162,11 @@ class NetworkBox(QGroupBox):
         self.port_problem.setText(text)
         self.port_problem.setVisible(bool(text))
         self.port_free_btn.setVisible(bool(text))
+
+    def show_auto_note(self, text: str) -> None:
+        """Auto had to move from the port it used last time ('' when it did not)."""
+        self.auto_note.setText(text)
+        self.auto_note.setVisible(bool(text))
 
     def load_extra(self, text: str) -> None:
         self._loading = True

@@ -8,8 +8,9 @@ nothing outside reaches into a box's widgets except to read what a user would se
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
+from llama_launcher.core.plan.controls import LaunchControls
 from llama_launcher.core.plan.planner import Plan
 from llama_launcher.core.plan.speculative import Availability
 from llama_launcher.core.settings.launch import ModelSettings
@@ -36,20 +37,33 @@ class LaunchPanel(QWidget):
         self.advanced = AdvancedBox()
         self.network = NetworkBox()
         self.preview = PreviewBox()
+        self.unusable = QLabel("")  # instead of the boxes, when the selection cannot be set up (a broken file)
+        self.unusable.setObjectName("failureReason")
+        self.unusable.setWordWrap(True)
+        self.unusable.setVisible(False)
         inner = QWidget()
         inner.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         lay = QVBoxLayout(inner)
+        lay.addWidget(self.unusable)
         for box in (self.speculative, self.memory, self.advanced, self.network):
             lay.addWidget(box)
-        lay.addWidget(self.preview, 1)
+        lay.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         scroll.setWidget(inner)
+        # the command preview is always in view under the settings, not at the end of a page to scroll
+        self.split = QSplitter(Qt.Orientation.Vertical)
+        self.split.setChildrenCollapsible(False)
+        self.split.addWidget(scroll)
+        self.split.addWidget(self.preview)
+        self.split.setStretchFactor(0, 3)
+        self.split.setStretchFactor(1, 2)
+        self.preview.setMinimumHeight(140)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        outer.addWidget(self.split)
         WheelGuard(scroll).guard(inner)
         for signal in (self.speculative.changed, self.memory.changed, self.advanced.changed,
                        self.network.extra_changed):
@@ -88,6 +102,17 @@ class LaunchPanel(QWidget):
     def set_availability(self, available: dict[str, Availability]) -> None:
         self.speculative.set_availability(available)
         self.advanced.set_availability(available)
+
+    def set_controls(self, controls: LaunchControls) -> None:
+        """What applies to this model, binary and machine (core/plan/controls.py): the rest greyed, with why;
+        a file that is not a model gets its reason instead of the boxes."""
+        ok = controls.setup.ok
+        self.unusable.setText(controls.setup.why if not ok and controls.setup.why else "")
+        self.unusable.setVisible(not ok and bool(controls.setup.why))
+        for box in (self.speculative, self.memory, self.advanced, self.network, self.preview):
+            box.setVisible(ok)
+        self.advanced.set_applies(controls.ngram_knobs, controls.gpu_layers, controls.method_knobs)
+        self.speculative.show_draft_length(controls.draft_length)
 
     def show_plan(self, plan: Plan | None, error: str = "") -> None:
         extra = self.network.extra

@@ -1,17 +1,23 @@
 """The command preview: every flag of the plan with the reason it is there, the warnings, Copy command.
 
+It sits under the settings, always in view (the Launch setup tab splits between them), so a change
+is seen where it lands. A flag too long for its column is cut in the middle, keeping its end (a
+model's file name) in view, and its tooltip holds the whole flag and its reason.
+
 A plan that cannot be made (bad extra arguments, say) keeps the last valid one on screen, greyed,
 under the error, so the user sees what changes rather than an empty box.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
 from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -22,6 +28,22 @@ from llama_launcher.core.plan.planner import Plan
 from llama_launcher.core.state.command_line import command_line, shown_command_line
 from llama_launcher.ui.launch.common import copy_with_feedback
 from llama_launcher.ui.resources import icon
+
+
+class WrappingDelegate(QStyledItemDelegate):
+    """Rows as tall as their wrapped text at the column's width (QTreeView's own word wrap sizes rows by one
+    line, and then elides)."""
+
+    def __init__(self, view: QTreeWidget) -> None:
+        super().__init__(view)
+        self._view = view
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        hint = super().sizeHint(option, index)
+        width = max(self._view.columnWidth(index.column()) - 10, 20)
+        text = str(index.data() or "")
+        rect = option.fontMetrics.boundingRect(QRect(0, 0, width, 1 << 20), Qt.TextFlag.TextWordWrap, text)
+        return QSize(hint.width(), max(hint.height(), rect.height() + 4))
 
 
 class PreviewBox(QGroupBox):
@@ -38,8 +60,13 @@ class PreviewBox(QGroupBox):
         self.tree.setHeaderLabels(["Flag", "Why"])
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
-        self.tree.setMinimumHeight(160)
+        self.tree.setMinimumHeight(90)
         self.tree.setColumnWidth(0, 260)
+        self.tree.setWordWrap(True)  # the reasons wrap, and so do flags with spaces: nothing is cut
+        self.tree.setUniformRowHeights(False)
+        self.tree.setItemDelegate(WrappingDelegate(self.tree))
+        self.tree.header().sectionResized.connect(lambda *_: self.tree.doItemsLayout())
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # one long path: "-m /tmp/…/gemma-3-270m-q4_k_m.gguf"
         self.copy_cmd = QPushButton(icon("copy"), "Copy command")
         self.copy_cmd.setToolTip("Copy the exact command (the API key is never part of it)")
         self.warnings = QLabel("")
@@ -71,14 +98,29 @@ class PreviewBox(QGroupBox):
         self.copy_cmd.setEnabled(True)
         self.tree.clear()
         for f in plan.shown_flags():
-            item = QTreeWidgetItem([shown_command_line(f.args) or "(environment)", f.reason])
-            item.setToolTip(0, f.reason)
-            item.setToolTip(1, f.reason)
+            flag = shown_command_line(f.args) or "(environment)"
+            item = QTreeWidgetItem([flag, f.reason])
+            item.setToolTip(0, f"{flag}\n\n{f.reason}")  # the whole flag, then why: nothing only Copy reveals
+            item.setToolTip(1, f"{flag}\n\n{f.reason}")
             item.setData(0, Qt.ItemDataRole.UserRole, f.args)
             self.tree.addTopLevelItem(item)
+        self._fit_flag_column()
         others = [w for w in plan.warnings if w not in plan.context_warnings]
         self.warnings.setText("\n".join(f"⚠ {w}" for w in others))
         return False
+
+    def _fit_flag_column(self) -> None:
+        """Flags get the width they need, up to half the tree (the reasons need room too)."""
+        self.tree.resizeColumnToContents(0)
+        cap = max(self.tree.viewport().width() // 2, 200)
+        if self.tree.columnWidth(0) > cap:
+            self.tree.setColumnWidth(0, cap)
+        self.tree.doItemsLayout()  # rows take the height their wrapped text needs at these widths
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._plan is not None:
+            self._fit_flag_column()
 
     def preview_args(self) -> list[list[str]]:
         """The preview's rows as argv pieces (tests read this, not pixels)."""

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from llama_launcher.core.models.sidecar import head_line
+from llama_launcher.core.plan.controls import DraftLength
 from llama_launcher.core.plan.speculative import Availability, SpeculativeDecision
 from llama_launcher.core.settings.launch import ModelSettings
 from llama_launcher.core.speculative.methods import (
@@ -120,20 +121,44 @@ class SpeculativeBox(QGroupBox):
         self.draft.setToolTip(knob.tip)
         self.draft.setAccessibleName("Draft length")
         self.draft.setMinimumWidth(80)
-        self.draft_value = QLabel("")
-        self.draft_value.setWordWrap(True)
+        self.draft_number = QLabel(str(DRAFT_N_DEFAULT))  # the slider shows its number
+        self.draft_number.setMinimumWidth(self.draft_number.fontMetrics().horizontalAdvance("16") + 4)
+        self.draft_number.setAccessibleName("Draft length in tokens")
+        self.draft_value = why_label()  # the length in effect, or why it does not apply (core/plan/controls.py)
+        self.draft_value.setVisible(True)
         row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.draft_default)
         row.addWidget(self.draft, 1)
-        row.addWidget(self.draft_value)
-        self.form.addRow(tip_label(knob.label, knob.tip), row)
+        row.addWidget(self.draft_number)
+        self.form.addRow(tip_label(knob.label, knob.tip), self._stack(self._holder(row), self.draft_value))
         self.draft.valueChanged.connect(self._draft_moved)
         self.draft_default.toggled.connect(self._emit)
 
+    @staticmethod
+    def _holder(layout: QHBoxLayout) -> QWidget:
+        holder = QWidget()
+        holder.setLayout(layout)
+        return holder
+
     def _draft_moved(self) -> None:
+        self.draft_number.setText(str(self.draft.value()))
         if not self._loading:
             self.draft_default.setChecked(False)
         self._emit()
+
+    def show_draft_length(self, dl: DraftLength) -> None:
+        """The row says what is in effect or why it does not apply, and the slider shows the length used."""
+        self.draft.setEnabled(dl.applies)
+        self.draft_default.setEnabled(dl.applies)
+        self.draft_value.setText(dl.words)
+        self.draft_value.setVisible(bool(dl.words))
+        if dl.value is not None and self.draft_default.isChecked() and self.draft.value() != dl.value:
+            self._loading = True  # the default's number, shown: not a choice of the user's
+            try:
+                self.draft.setValue(dl.value)
+            finally:
+                self._loading = False
 
     def _emit(self) -> None:
         if not self._loading:
@@ -217,10 +242,6 @@ class SpeculativeBox(QGroupBox):
         self._show_auto(spec)
         source = f"  ·  {spec.source}" if spec.source not in (SpecSource.RULES, SpecSource.MEASURED) else ""
         self.summary.setText(spec.summary + source)
-        d = spec.draft_n_max
-        model_based = any(BY_ID[m].kind == "model" for m in spec.methods)
-        self.draft_value.setText(f"in effect: {d}" if d is not None else
-                                 "in effect: the head's own" if model_based else "in effect: n/a (no drafter)")
 
     def _show_auto(self, spec: SpeculativeDecision) -> None:
         """Each Auto item says what Auto does right now: on, or off and why (from the planner)."""

@@ -1,8 +1,13 @@
-"""Tune's row in Launch setup: what was measured on this machine, the button, its progress and Cancel."""
+"""Tune's row in Launch setup: what was measured on this machine, per workload, whether it is in effect and
+"Use this" when it is not; the button, its progress and Cancel.
+
+The words come from core: ``TunedChoice.result_lines`` (each workload's speed against off, not one
+average), ``adopt.Adoption.words`` (what stands between the measurement and "In effect").
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -14,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llama_launcher.core.plan.adopt import Adoption
 from llama_launcher.core.speculative.measured import TunedChoice
 from llama_launcher.core.tuning.tune import TuneProgress
 from llama_launcher.ui.resources import icon
@@ -26,6 +32,7 @@ NOT_MEASURED = "not measured on this machine yet"
 class TuneBox(QWidget):
     requested = Signal()
     cancel = Signal()
+    use_this = Signal()  # set the model's settings so that Auto uses the measurement
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -42,10 +49,20 @@ class TuneBox(QWidget):
         self.stage.setWordWrap(True)
         self.stage.setVisible(False)
         self.table = QTreeWidget()
-        self.table.setHeaderLabels(["Setting", "Code t/s", "Prose t/s", "Accepted", "vs off"])
+        self.table.setHeaderLabels(["Setting", "Code t/s (× off)", "Prose t/s (× off)", "Drafts accepted"])
         self.table.setRootIsDecorated(False)
         self.table.setVisible(False)
-        self.table.setMaximumHeight(180)
+        self.adopt_label = QLabel("")
+        self.adopt_label.setWordWrap(True)
+        self.use_btn = QPushButton("Use this")
+        self.use_btn.setToolTip("Set this model's speculative settings to Auto, so that the measured setting runs")
+        adopt_row = QHBoxLayout()
+        adopt_row.setContentsMargins(0, 0, 0, 0)
+        adopt_row.addWidget(self.adopt_label, 1)
+        adopt_row.addWidget(self.use_btn, 0, Qt.AlignmentFlag.AlignTop)
+        self.adopt_box = QWidget()
+        self.adopt_box.setLayout(adopt_row)
+        self.adopt_box.setVisible(False)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.label, 1)
@@ -57,7 +74,9 @@ class TuneBox(QWidget):
         lay.addWidget(self.bar)
         lay.addWidget(self.stage)
         lay.addWidget(self.table)
+        lay.addWidget(self.adopt_box)
         self.button.clicked.connect(self.requested)
+        self.use_btn.clicked.connect(self.use_this)
         self.cancel_button.clicked.connect(self._cancel_clicked)
 
     def set_enabled(self, ok: bool, why: str) -> None:
@@ -65,16 +84,39 @@ class TuneBox(QWidget):
         self.button.setToolTip(TUNE_TIP + (f"\n{why}" if ok and why else "") if ok else why)
 
     def show_tuned(self, tuned: TunedChoice | None, extra: str = "") -> None:
-        text = tuned.describe() if tuned is not None else NOT_MEASURED
-        note = tuned.note if tuned is not None else ""
-        self.label.setText(text + (f"\n{note}" if note else "") + (f"\n{extra}" if extra else ""))
+        lines = tuned.result_lines() if tuned is not None else [NOT_MEASURED]
+        self.label.setText("\n".join(lines) + (f"\n{extra}" if extra else ""))
         self.table.clear()
         for r in tuned.table if tuned is not None else []:
             acc = r.acceptance
-            self.table.addTopLevelItem(QTreeWidgetItem([
-                r.label, f"{r.decode_tps.get('code', 0):.1f}", f"{r.decode_tps.get('prose', 0):.1f}",
-                f"{acc * 100:.0f}%" if acc is not None else "–", f"{r.speedup:.2f}×"]))
+            base = tuned.off_row(r.tokens) if tuned is not None else None  # off at the same reply length
+
+            def cell(w: str, r=r, base=base) -> str:
+                tps = r.decode_tps.get(w, 0.0)
+                ref = base.decode_tps.get(w) if base is not None and r.setting != "off" else None
+                return f"{tps:.1f} ({tps / ref:.2f}×)" if ref else f"{tps:.1f}"
+
+            item = QTreeWidgetItem([r.short_label(), cell("code"), cell("prose"),
+                                    f"{acc * 100:.0f}% of {r.drafted:,}" if acc is not None else "none drafted"])
+            how = r.how_measured()
+            if how:
+                item.setToolTip(0, f"{r.short_label()}: {how}")
+            self.table.addTopLevelItem(item)
+        for col in range(self.table.columnCount()):
+            self.table.resizeColumnToContents(col)
+        rows = self.table.topLevelItemCount()
+        row_h = self.table.sizeHintForRow(0) if rows else 0
+        self.table.setFixedHeight(min(self.table.header().sizeHint().height() + rows * row_h + 2 * self.table.frameWidth()
+                                      + 4, 180))  # as tall as its rows: no empty box under two rows
         self.table.setVisible(bool(tuned is not None and tuned.table))
+
+    def show_adoption(self, adoption: Adoption | None) -> None:
+        """Whether the measurement is in effect, and "Use this" when the model's settings keep it out."""
+        self.adopt_box.setVisible(adoption is not None)
+        if adoption is None:
+            return
+        self.adopt_label.setText(adoption.words())
+        self.use_btn.setVisible(not adoption.in_effect)
 
     def set_running(self, running: bool) -> None:
         self.button.setEnabled(not running)

@@ -1,0 +1,20 @@
+"""How the launcher's messages begin: as sentences.
+
+Core words its messages so that they can sit inside another line ("cannot launch: port 8080 is
+already in use"); shown on their own (the banner, the status bar) they start with a capital letter,
+as a person writes ("⚠ cannot launch: port …" read as a fragment). A message that starts with a
+name written in lower case on purpose (a file, a flag, llama-server) keeps it.
+"""
+
+from __future__ import annotations
+
+_KEEP_LOWER = ("llama-", "llama.cpp", "ngram-", "--", "-", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9")
+
+
+def sentence(text: str) -> str:
+    """``text`` with its first letter capitalised, unless it begins with a name spelt in lower case."""
+    stripped = text.lstrip()
+    if not stripped or not stripped[0].islower() or stripped.startswith(_KEEP_LOWER):
+        return text
+    lead = text[: len(text) - len(stripped)]
+    return lead + stripped[0].upper() + stripped[1:]

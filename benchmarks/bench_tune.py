@@ -33,7 +33,7 @@ from llama_launcher.core.models.catalog import demo_model_path  # noqa: E402
 from llama_launcher.core.models.model_info import read_model_info  # noqa: E402
 from llama_launcher.core.settings.launch import PlanSettings  # noqa: E402
 from llama_launcher.core.state.cancel import CancelToken  # noqa: E402
-from llama_launcher.core.tuning.tune import Candidate, TuneOutcome, _CandidateRun, sweep, tune  # noqa: E402
+from llama_launcher.core.tuning.tune import TuneCandidate, TuneOutcome, _TuneRun, sweep, tune  # noqa: E402
 
 
 def mtp_model(folder: Path) -> Path:
@@ -80,9 +80,9 @@ def main() -> int:
         picked = fast.choice
         picked_in_sweep = sweep_tps(full, picked.methods, picked.draft_n_max)
         if picked_in_sweep is None:  # measure tune's pick the sweep's way (full length, its own server)
-            extra = _CandidateRun(cand.path, model, hw, caps, base, [], lambda s: None, lambda p: None, None,
+            extra = _TuneRun(cand.path, model, hw, caps, base, [], lambda s: None, lambda p: None, None,
                             CancelToken(), 1)
-            picked_in_sweep = extra.run(Candidate(picked.methods, picked.draft_n_max), args.tokens).mean_tps
+            picked_in_sweep = extra.run(TuneCandidate(picked.methods, picked.draft_n_max), args.tokens).mean_tps
         row = {
             "model": model.name,
             "sweep_s": round(full.wall_s, 1), "sweep_servers": full.servers,

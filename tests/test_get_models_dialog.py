@@ -25,7 +25,7 @@ def test_search_choose_download_cancel_resume_and_the_model_is_selected(qtbot, f
     write_model(folder / "already-here.gguf")
     w = open_window(qtbot, llama_server, folder)
     qtbot.mouseClick(w.models_pane.get_btn, Qt.MouseButton.LeftButton)
-    dlg = w._get_models
+    dlg = w.models_flow.get_models
     assert dlg is not None and dlg.isVisible()
     assert dlg.login.text().startswith("Hugging Face login: none: not logged in")
 
@@ -87,7 +87,7 @@ def test_offline_search_is_one_line_in_the_dialog(qtbot, fake_hub, llama_server,
     write_model(folder / "already-here.gguf")
     w = open_window(qtbot, llama_server, folder)
     qtbot.mouseClick(w.models_pane.get_btn, Qt.MouseButton.LeftButton)
-    dlg = w._get_models
+    dlg = w.models_flow.get_models
     fake_hub.stop()
     qtbot.keyClicks(dlg.query, "qwen")
     qtbot.keyClick(dlg.query, Qt.Key.Key_Return)
@@ -102,7 +102,7 @@ def test_quitting_during_a_download_ends_its_thread_and_keeps_the_part(qtbot, fa
     write_model(folder / "already-here.gguf")
     w = open_window(qtbot, llama_server, folder)
     qtbot.mouseClick(w.models_pane.get_btn, Qt.MouseButton.LeftButton)
-    dlg = w._get_models
+    dlg = w.models_flow.get_models
     qtbot.keyClicks(dlg.query, "tiny")
     qtbot.mouseClick(dlg.search_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dlg.results.rowCount() == 1, timeout=WAIT)

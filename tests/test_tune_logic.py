@@ -9,7 +9,7 @@ from __future__ import annotations
 from llama_launcher.core.tuning.measure import plain_steps
 from llama_launcher.core.tuning.tune import (
     MIN_PLAIN_STEPS,
-    Candidate,
+    TuneCandidate,
     TuneRow,
     _baseline_from,
     _climb,
@@ -18,7 +18,7 @@ from llama_launcher.core.tuning.tune import (
 
 
 def row(methods: tuple[str, ...], tps: float, n: int | None = None, **kw) -> TuneRow:
-    return TuneRow(Candidate(methods, n), {"code": tps, "prose": tps}, 0, 0, 192, **kw)
+    return TuneRow(TuneCandidate(methods, n), {"code": tps, "prose": tps}, 0, 0, 192, **kw)
 
 
 def test_plain_steps_are_steps_that_made_one_token_and_drafted_nothing() -> None:
@@ -85,7 +85,7 @@ class _Runs:
     def __init__(self, speeds: dict[tuple[str, ...], float], accepted: dict[str, int]) -> None:
         self.speeds, self.accepted, self.seen, self.planned = speeds, accepted, [], 0
 
-    def run(self, cand: Candidate, tokens: int, stream: bool = False) -> TuneRow:
+    def run(self, cand: TuneCandidate, tokens: int, stream: bool = False) -> TuneRow:
         self.seen.append(cand.methods)
         r = row(cand.methods, self.speeds[cand.methods])
         r.accepted_by = dict(self.accepted) if len(cand.methods) > 1 else {}

@@ -20,7 +20,7 @@ from llama_launcher.core.models.model_info import format_params
 from llama_launcher.core.server.log_batches import LogBatch
 from llama_launcher.core.server.process import ServerState
 from llama_launcher.core.settings.launch import AUTO_PORT
-from llama_launcher.core.tuning.tune import _CandidateRun
+from llama_launcher.core.tuning.tune import _TuneRun
 from llama_launcher.ui.main_window import MainWindow
 
 from fake_server import make_fake_server
@@ -199,7 +199,7 @@ def test_parameter_counts_below_a_million_read_in_thousands() -> None:
 
 def test_tune_estimates_the_time_left_within_a_step() -> None:
     seen = []
-    r = _CandidateRun.__new__(_CandidateRun)
+    r = _TuneRun.__new__(_TuneRun)
     r.progress, r.planned, r.step = seen.append, 4, 1
     r.t0 = time.monotonic() - 7.0
     r._report("off", "loading")

@@ -83,7 +83,7 @@ def test_launch_keeps_its_real_reason_through_a_state_change(qtbot, models: Path
     w.stop_server()
     qtbot.waitUntil(lambda: w.server.state is ServerState.STOPPED, timeout=WAIT)
     tip = w.launch_action.toolTip()
-    assert tip.startswith("Cannot launch: this model cannot be launched: "), tip  # not "select a model"
+    assert tip.startswith("Cannot launch: this file cannot be launched. This file is damaged"), tip  # not "select a model"
 
 
 def test_other_clients_speed_comes_from_the_log_when_the_server_has_no_metrics(qtbot, models: Path, tmp_path: Path,
@@ -100,7 +100,7 @@ def test_other_clients_speed_comes_from_the_log_when_the_server_has_no_metrics(q
     with urllib.request.urlopen(req, timeout=10) as resp:  # another program's request, like curl's
         resp.read()
     qtbot.waitUntil(lambda: w.live.big.text() == "62.5", timeout=WAIT)
-    assert w.live.source.text() == "all clients · from the server's log"
+    assert w.live.source.text() == "other clients · from the server's log"
     w.stop_server()
     qtbot.waitUntil(lambda: w.server.state is ServerState.STOPPED, timeout=WAIT)
 

@@ -97,10 +97,10 @@ def test_the_charts_caption_says_what_it_shows() -> None:
 def tuned_ngram_mod():
     """A tune result as tune() makes it (its own rows and _finish): ngram-mod fast on code, no faster on prose,
     off read from the ngram-mod run's steps that drafted nothing."""
-    from llama_launcher.core.tuning.tune import Candidate, TuneRow, _finish
+    from llama_launcher.core.tuning.tune import TuneCandidate, TuneRow, _finish
 
-    ngram = TuneRow(Candidate(("ngram-mod",)), {"code": 26.9, "prose": 5.4}, drafted=900, accepted=850, tokens=192)
-    off = TuneRow(Candidate(()), {"code": 5.3, "prose": 5.2}, 0, 0, 180, noise=0.01, derived_from="ngram-mod")
+    ngram = TuneRow(TuneCandidate(("ngram-mod",)), {"code": 26.9, "prose": 5.4}, drafted=900, accepted=850, tokens=192)
+    off = TuneRow(TuneCandidate(()), {"code": 5.3, "prose": 5.2}, 0, 0, 180, noise=0.01, derived_from="ngram-mod")
     off.tokens = 192
     return _finish([off, ngram], 0.01, 1, 0.0).choice
 

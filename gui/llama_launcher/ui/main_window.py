@@ -9,18 +9,13 @@ flow down (a click calls a controller), signals flow up (a controller says what 
 from __future__ import annotations
 
 import base64
-import functools
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
-    QFileDialog,
     QLabel,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QScrollArea,
     QSplitter,
@@ -30,7 +25,6 @@ from PySide6.QtWidgets import (
 )
 
 from llama_launcher import __version__
-from llama_launcher.core.host import hardware as host_hardware
 from llama_launcher.core.models.file_problem import explain_text
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.plan.adopt import adopt_tuned
@@ -43,7 +37,6 @@ from llama_launcher.core.settings.launch import AUTO_PORT
 from llama_launcher.core.speculative.health import SpeculationWatch
 from llama_launcher.core.speculative.methods import combo_label
 from llama_launcher.core.state.words import sentence
-from llama_launcher.core.tuning.estimate import estimate_tune
 from llama_launcher.ui import tooltips
 from llama_launcher.ui.banner import Banner
 from llama_launcher.ui.controllers.catalog import CatalogController
@@ -54,19 +47,18 @@ from llama_launcher.ui.controllers.notices import NoticeCenter
 from llama_launcher.ui.controllers.plan import PlanController
 from llama_launcher.ui.controllers.server import Launch, ServerController
 from llama_launcher.ui.controllers.settings import SettingsController
-from llama_launcher.ui.controllers.tune import TuneController, TuneRequest
+from llama_launcher.ui.controllers.tune import TuneController
 from llama_launcher.ui.hardware_panel import HardwarePanel
 from llama_launcher.ui.launch.panel import LaunchPanel
 from llama_launcher.ui.live_panel import LivePanel
 from llama_launcher.ui.llama_server_tab import SERVER_TAB, LlamaServerTab
 from llama_launcher.ui.log_view import LogView
+from llama_launcher.ui.models_flow import ModelsFlow
 from llama_launcher.ui.models_pane import ModelsPane
 from llama_launcher.ui.resources import icon
 from llama_launcher.ui.server_panel import ServerPanel
 from llama_launcher.ui.server_toolbar import ServerToolbar
-
-if TYPE_CHECKING:  # the dialog (and huggingface_hub) load when it is first opened
-    from llama_launcher.ui.get_models_dialog import GetModelsDialog
+from llama_launcher.ui.tune_flow import TuneFlow
 
 # the smallest window still shows the whole models table (its minimum, see models_pane) beside the setup
 SETUP_MIN_WIDTH = 410
@@ -105,20 +97,18 @@ class MainWindow(QMainWindow):
         self.fallback = FallbackFlow(self.server, self.planner, self.notices, self._launch_plan,
                                      lambda text: self.say(text), self)
         self.watch: SpeculationWatch | None = None  # is speculation paying, for the running launch
-        self._tune_after_stop = False
-        self._get_models: GetModelsDialog | None = None  # made when first opened
         self._quitting = False
         self._build_ui()
         self.llama_tab = LlamaServerTab(self.llama, self.server_panel, self.hardware_panel, self.notices, self)
         self.llama_tab.wants_attention.connect(lambda: self.tabs.setCurrentIndex(TAB_SERVER))
         self.tabs.currentChanged.connect(lambda i: self.banner.set_current_tab(TAB_NAMES[i]))
         self.banner.set_current_tab(TAB_NAMES[self.tabs.currentIndex()])
-        self.llama_tab.changed.connect(self._update_gates)
+        self.llama_tab.changed.connect(self.update_gates)
         self.tabs.currentChanged.connect(lambda i: self.llama_tab.shown() if i == TAB_SERVER else self.llama_tab.hidden())
-        self._connect_models()
+        self.models_flow = ModelsFlow(self, self)
         self._connect_plan()
         self._connect_server()
-        self._connect_tune()
+        self.tune_flow = TuneFlow(self, self)
         self._restore_geometry()
         self.planner.start()
         self.llama.discover()
@@ -175,6 +165,9 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(WINDOW_MIN_WIDTH, 560)
         self.resize(1280, 820)
 
+    def show_setup(self) -> None:
+        self.tabs.setCurrentIndex(TAB_SETUP)
+
     def say(self, text: str) -> None:
         """The status bar's line, as a sentence (core words messages to sit inside others)."""
         self.statusBar().showMessage(sentence(text))
@@ -189,72 +182,7 @@ class MainWindow(QMainWindow):
         except (ValueError, TypeError):
             pass
 
-    # --- models ----------------------------------------------------------------------------------
-    def _connect_models(self) -> None:
-        pane = self.models_pane
-        pane.model_selected.connect(lambda m: self._select_model(m if isinstance(m, ModelInfo) else None))
-        pane.add_folder.connect(self._add_folder)
-        pane.remove_folder.connect(self._remove_folder)
-        pane.rescan.connect(lambda: self.catalog.rescan())
-        pane.get_models.connect(self.open_get_models)
-        pane.message.connect(self.say)
-        self.catalog.scanning.connect(pane.scanning)
-        self.catalog.progress.connect(pane.scan_progress)
-        self.catalog.scanned.connect(self._scanned)
-
-    def _scanned(self, select: str) -> None:
-        result = self.catalog.result
-        assert result is not None
-        keep = self.planner.model.path if self.planner.model else select
-        self.planner.set_catalog(result)
-        self.models_pane.show_catalog(result)
-        self.models_pane.set_folders(self.catalog.folders)
-        if not result.models:
-            self.model_title.setText("No model selected")  # what to do is said once, in the empty table
-        self.models_pane.select(select or keep or None)
-
-    def _select_model(self, m: ModelInfo | None) -> None:
-        current = self.planner.model
-        if not self.server.running and m is not None and (current is None or current.path != m.path):
-            self.live.reset()  # the last model's reply and numbers are not this one's (a running server's stay)
-        self.planner.select(m)
-
-    def _add_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder with .gguf models", str(Path.home()))
-        if folder:
-            self.catalog.add_folder(folder)
-
-    def _remove_folder(self, anchor: object = None) -> None:
-        if not self.catalog.folders:
-            QMessageBox.information(self, "Remove folder", "You have not added any folders; the default places are "
-                                    "always scanned when they exist.")
-            return
-        menu = QMenu(self)
-        for f in self.catalog.folders:
-            menu.addAction(f, functools.partial(self.catalog.remove_folder, f))
-        if isinstance(anchor, QWidget):
-            menu.exec(anchor.mapToGlobal(anchor.rect().bottomLeft()))
-        else:
-            menu.exec(self.mapToGlobal(self.rect().center()))
-
-    def open_get_models(self) -> None:
-        """The "Get models…" dialog; a finished download is scanned and selected, ready to launch."""
-        if self._get_models is None:
-            from llama_launcher.ui.get_models_dialog import (
-                GetModelsDialog,  # huggingface_hub loads when first used
-            )
-
-            self._get_models = GetModelsDialog(self.llama.hw or host_hardware.detect(), self.llama.caps,
-                                               self.catalog.folders, self)
-            self._get_models.model_ready.connect(self._model_downloaded)
-        self._get_models.show()
-
-    def _model_downloaded(self, path: str, folder: str) -> None:
-        if folder and folder not in self.catalog.folders:
-            self.catalog.add_paths([path])  # adds its folder, rescans, selects it
-        else:
-            self.catalog.rescan(select=path)
-
+    # --- models: dropped files and folders (the rest is ui/models_flow.py) -------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls()
         if any(u.isLocalFile() and (u.toLocalFile().lower().endswith(".gguf") or os.path.isdir(u.toLocalFile()))
@@ -271,7 +199,6 @@ class MainWindow(QMainWindow):
         planner.model_changed.connect(self._model_changed)
         planner.planned.connect(self._planned)
         planner.tuned_changed.connect(lambda: panel.tune.show_tuned(planner.tuned))
-        panel.tune.use_this.connect(self._use_tuned)
         planner.network_changed.connect(self._network_shown)
         planner.learned.connect(lambda what: self.logs.append_own([f"[launcher] memory learned from this launch: {what}"]))
         planner.failed.connect(lambda why: self.notices.show("plan", why, error=True))
@@ -305,7 +232,7 @@ class MainWindow(QMainWindow):
         spec = p.plan.speculative if p.plan is not None else None
         self.launch_panel.set_controls(launch_controls(p.model, spec, p.model_settings, p.available, self.llama.hw))
         self.launch_panel.tune.show_adoption(adopt_tuned(p.model_settings, p.tuned) if p.tuned is not None else None)
-        self._update_gates()
+        self.update_gates()
 
     def _network_shown(self) -> None:
         p = self.planner
@@ -318,18 +245,7 @@ class MainWindow(QMainWindow):
         else:
             self.notices.clear("auto-port")
 
-    def _use_tuned(self) -> None:
-        """Tune's "Use this": the model's settings change so that Auto uses the measurement; "In effect" follows."""
-        p = self.planner
-        if p.tuned is None or p.model is None:
-            return
-        adoption = adopt_tuned(p.model_settings, p.tuned)
-        self.launch_panel.load(adoption.settings)
-        p.set_model_settings(adoption.settings)
-        self.say(f"Auto now uses the measured setting: {p.tuned.label()}")
-        self._applies_next_launch("the measured setting")
-
-    def _applies_next_launch(self, what: str) -> None:
+    def applies_next_launch(self, what: str) -> None:
         if self.server.running:
             self.say(f"{what} applies at the next launch; the running server keeps its own")
 
@@ -337,21 +253,25 @@ class MainWindow(QMainWindow):
         self.launch_panel.network.show_port_problem("")
         self.notices.clear("port")
         self.planner.set_port(port)
-        self._applies_next_launch("the new port")
+        self.applies_next_launch("the new port")
 
     def _lan_toggled(self, on: bool) -> None:
         self.planner.set_lan(on)
-        self._applies_next_launch("LAN access" if on else "local-only access")
+        self.applies_next_launch("LAN access" if on else "local-only access")
 
     def _use_free_port(self) -> None:
         self.launch_panel.network.show_port_problem("")
         self.notices.clear("port")
         self.planner.use_free_port()
 
-    def _update_gates(self) -> None:
+    def situation(self) -> Situation:
+        """What Launch and Tune depend on, for core's gates (core/plan/gating.py)."""
         p, llama = self.planner, self.llama
-        s = Situation(p.model, llama.binary is not None, llama.caps is not None and llama.hw is not None,
-                      llama.probe_error, p.plan is not None, p.plan_error, self.server.state, self.tuner.running)
+        return Situation(p.model, llama.binary is not None, llama.caps is not None and llama.hw is not None,
+                         llama.probe_error, p.plan is not None, p.plan_error, self.server.state, self.tuner.running)
+
+    def update_gates(self) -> None:
+        s = self.situation()
         gate = launch_gate(s)
         self.toolbar.set_launch(gate.ok, gate.why)
         tune = tune_gate(s)
@@ -381,10 +301,8 @@ class MainWindow(QMainWindow):
         self.chat.failed.connect(lambda error: self.live.reply_finished(None, None, error))
 
     def launch(self) -> None:
-        p, llama = self.planner, self.llama
-        s = Situation(p.model, llama.binary is not None, llama.caps is not None, llama.probe_error,
-                      p.plan is not None, p.plan_error, self.server.state, self.tuner.running)
-        if not launch_gate(s).ok or p.plan is None or p.model is None:
+        p = self.planner
+        if not launch_gate(self.situation()).ok or p.plan is None or p.model is None:
             return
         self.settings_ctl.save_now()  # what is launched is what the next start shows, whatever happens to this process
         self.notices.clear("server", "port")
@@ -448,10 +366,7 @@ class MainWindow(QMainWindow):
             self._server_failed(event)
         else:
             self.say(STATUS_TEXT.get(state, state.value))
-        if state.ended and self._tune_after_stop:
-            self._tune_after_stop = False
-            self._start_tune()
-        self._update_gates()
+        self.update_gates()
 
     def _server_failed(self, event: ServerEvent) -> None:
         if self.fallback.failed(event):  # speculation crashed the start: retried once without it, and said
@@ -496,89 +411,6 @@ class MainWindow(QMainWindow):
             self.watch.add(speed)
             self.live.show_verdict(self.watch.verdict())
 
-    # --- tuning ------------------------------------------------------------------------------------
-    def _connect_tune(self) -> None:
-        tuner, box = self.tuner, self.launch_panel.tune
-        box.requested.connect(self.tune)
-        self.live.tune_requested.connect(self.tune)
-        box.cancel.connect(tuner.cancel)  # direct: stops the server Tune measures with at once
-        tuner.started.connect(self.logs.begin_run)
-        tuner.log_batch.connect(self.logs.append_batch)
-        tuner.progress.connect(box.show_progress)
-        tuner.finished.connect(self._tuned)
-        tuner.cancelled.connect(self._tune_cancelled)
-        tuner.failed.connect(self._tune_failed)
-
-    def tune(self) -> None:
-        p, llama = self.planner, self.llama
-        s = Situation(p.model, llama.binary is not None, llama.caps is not None, llama.probe_error,
-                      p.plan is not None, p.plan_error, self.server.state, self.tuner.running)
-        if not tune_gate(s).ok or not self._confirm_tune():
-            return
-        if self.server.running:
-            self._tune_after_stop = True  # once the server has stopped (_server_state)
-            self.stop_server()
-            return
-        self._start_tune()
-
-    def _known_decode_tps(self) -> float | None:
-        """This model's decode speed where one was measured: an earlier tune, or the replies of its running server."""
-        p = self.planner
-        if p.tuned is not None and p.tuned.off_tps:
-            return p.tuned.off_tps
-        launch = self.server.launch_info
-        bars = self.live.activity.bars()
-        if launch is not None and p.model is not None and launch.model.path == p.model.path and bars:
-            return bars[-1][1]
-        return None
-
-    def _confirm_tune(self) -> bool:
-        """Tune takes minutes and stops a running server: say what it measures and about how long, then ask."""
-        p, llama = self.planner, self.llama
-        if p.model is None or llama.caps is None or llama.hw is None:
-            return False
-        estimate = estimate_tune(p.model, llama.caps, p.plan_settings(), list(p.drafts), llama.hw,
-                                 decode_tps=self._known_decode_tps())
-        text = estimate.words()
-        if self.server.running:
-            text += "\n\nThe running llama-server is stopped first (Tune's measurements must not share the machine)."
-        box = QMessageBox(QMessageBox.Icon.Question, "Tune this model?", text, parent=self)
-        go = box.addButton("Stop and tune" if self.server.running else "Start tuning", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(go)
-        box.exec()
-        return box.clickedButton() is go
-
-    def _start_tune(self) -> None:
-        p, llama = self.planner, self.llama
-        if p.plan is None or p.model is None or llama.binary is None or llama.caps is None or llama.hw is None:
-            return
-        self.tuner.start(TuneRequest(llama.binary.path, p.model, llama.hw, llama.caps, p.plan_settings(),
-                                     list(p.drafts)))
-        self.say("tuning: measuring the speculative settings on this machine… "
-                                     "(Cancel is in Launch setup)")
-        self.launch_panel.tune.set_running(True)
-        self.tabs.setCurrentIndex(TAB_SETUP)
-        self._update_gates()
-
-    def _tune_done(self) -> None:
-        self.launch_panel.tune.set_running(False)
-        self.planner.reload_tuned()
-        self._update_gates()
-
-    def _tuned(self, outcome) -> None:
-        self._tune_done()
-        self.say(f"Tune finished. {sentence(outcome.choice.describe())}")
-
-    def _tune_cancelled(self) -> None:
-        self._tune_done()
-        self.say("tuning cancelled: nothing was stored")
-        self.launch_panel.tune.show_tuned(self.planner.tuned, "tuning cancelled")
-
-    def _tune_failed(self, error: str) -> None:
-        self._tune_done()
-        self.notices.show("tune", f"tuning stopped: {error}", error=True)
-
     # --- closing -----------------------------------------------------------------------------------
     def running_jobs(self) -> list[str]:
         """What closing the window would stop, in words."""
@@ -609,8 +441,7 @@ class MainWindow(QMainWindow):
         self.tuner.cancel()
         self.chat.stop()
         self.llama.cancel()
-        if self._get_models is not None:
-            self._get_models.shutdown()  # a download in progress stops; what arrived is kept for a resume
+        self.models_flow.shutdown()
         self.server.stop_now()
         s = self.settings_ctl.settings
         s.window_geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()

@@ -157,6 +157,8 @@ def _detect_order(head: bytes) -> tuple[str, int]:
         return ">", be
     if le == 1:
         raise GGUFError("GGUF version 1 is too old to be loaded by current llama.cpp")
+    if le == 0 or min(le, be) > 0xFFFF:  # no GGUF was ever 0, and a later one will not be this high: damaged
+        raise GGUFError(f"corrupt GGUF: version field {le} is no GGUF version")
     raise GGUFError(f"unsupported GGUF version {le}")
 
 

@@ -58,7 +58,9 @@ from llama_launcher.core.tuning.measure import (
 
 
 @dataclass(frozen=True)
-class Candidate:
+class TuneCandidate:
+    """One speculative setting Tune measures: its methods and draft length (not a llama-server
+    candidate, which is llama_server/discovery.Candidate)."""
     methods: tuple[str, ...]
     draft_n_max: int | None = None
 
@@ -74,7 +76,7 @@ class Candidate:
 
 @dataclass
 class TuneRow:
-    candidate: Candidate
+    candidate: TuneCandidate
     decode_tps: dict[str, float]
     drafted: int
     accepted: int
@@ -137,7 +139,7 @@ class TuneOutcome:
     best: TuneRow | None = None  # the row the choice came from
 
 
-class _CandidateRun:
+class _TuneRun:
     """Measures one candidate at a time, each in its own server, and keeps the progress bookkeeping."""
 
     def __init__(self, binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: PlanSettings,
@@ -158,7 +160,7 @@ class _CandidateRun:
         eta = elapsed / done * max(self.planned - done, 0.0) if done >= 0.3 else None
         self.progress(TuneProgress(self.step, max(self.planned, self.step), label, stage, eta, done))
 
-    def run(self, cand: Candidate, tokens: int, stream: bool = False) -> TuneRow:
+    def run(self, cand: TuneCandidate, tokens: int, stream: bool = False) -> TuneRow:
         """Measure one candidate on both prompts: one request each (the sweep), or streamed with
         per-token timings so that its steps without drafts are kept apart (tune)."""
         check_cancelled(self.token)
@@ -189,7 +191,7 @@ class _CandidateRun:
                 generated.append(stat.predicted_n)
             n = plan.speculative.draft_n_max if any(BY_ID[m].kind == "model" for m in cand.methods) else None
             by_type = accepted_by_type(list(session.runner.history))
-        row = TuneRow(Candidate(cand.methods, n), tps, drafted, accepted, round(statistics.mean(generated)),
+        row = TuneRow(TuneCandidate(cand.methods, n), tps, drafted, accepted, round(statistics.mean(generated)),
                       plain_ms=plain, accepted_by=by_type)
         acc = f", {row.acceptance * 100:.0f}% of drafts accepted" if row.acceptance is not None else ""
         self.log(f"[{self.step}/{max(self.planned, self.step)}] {row.label()}: code {tps['code']:.1f} t/s, "
@@ -219,16 +221,16 @@ def tune_methods(model: ModelInfo, caps: Capabilities, base: PlanSettings,
 
 
 def sweep_candidates(model: ModelInfo, caps: Capabilities, base: PlanSettings,
-                     drafts: list[DraftOption] | None = None) -> list[Candidate]:
+                     drafts: list[DraftOption] | None = None) -> list[TuneCandidate]:
     """Every candidate at every draft length: what ``sweep`` measures."""
     avail = tune_methods(model, caps, base, drafts)
-    cands = [Candidate(())]
-    cands += [Candidate((mid,)) for mid in avail if BY_ID[mid].kind == "ngram"]
+    cands = [TuneCandidate(())]
+    cands += [TuneCandidate((mid,)) for mid in avail if BY_ID[mid].kind == "ngram"]
     for mid in avail:
         if BY_ID[mid].kind == "model":
-            cands += [Candidate((mid,), n) for n in lengths_for(mid, drafts)]
+            cands += [TuneCandidate((mid,), n) for n in lengths_for(mid, drafts)]
             if "ngram-mod" in avail and can_chain(caps, mid, "ngram-mod"):
-                cands.append(Candidate((mid, "ngram-mod")))  # draft length: that method's best, set in the sweep
+                cands.append(TuneCandidate((mid, "ngram-mod")))  # draft length: that method's best, set in the sweep
     return cands
 
 
@@ -279,13 +281,13 @@ def sweep(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base:
     t0 = time.monotonic()
     token = token or CancelToken()
     cands = sweep_candidates(model, caps, base, drafts)
-    runner = _CandidateRun(binary, model, hw, caps, base, drafts, log, progress, on_line, token, len(cands))
+    runner = _TuneRun(binary, model, hw, caps, base, drafts, log, progress, on_line, token, len(cands))
     rows: list[TuneRow] = []
     for cand in cands:
         if len(cand.methods) > 1 and cand.draft_n_max is None:
             mm = cand.methods[0]
             same = [r for r in rows if r.candidate.methods == (mm,)]
-            cand = Candidate(cand.methods, max(same, key=lambda r: r.mean_tps).candidate.draft_n_max if same else None)
+            cand = TuneCandidate(cand.methods, max(same, key=lambda r: r.mean_tps).candidate.draft_n_max if same else None)
         rows.append(runner.run(cand, tokens))
     return _finish(rows, _noise(rows[0]), runner.step, t0)
 
@@ -302,7 +304,7 @@ def _baseline_from(row: TuneRow) -> TuneRow | None:
     mean_ms = statistics.mean(trimmed)
     tps = 1000.0 / mean_ms if mean_ms > 0 else 0.0
     spread = statistics.pstdev(trimmed) / mean_ms / max(len(trimmed), 1) ** 0.5 if mean_ms > 0 else TIE
-    return TuneRow(Candidate(()), {p: tps for p in PROMPTS}, 0, 0, len(steps), noise=2 * spread,
+    return TuneRow(TuneCandidate(()), {p: tps for p in PROMPTS}, 0, 0, len(steps), noise=2 * spread,
                    derived_from=row.candidate.label())
 
 
@@ -336,18 +338,18 @@ def tune(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: 
     model_methods = [m for m in avail if BY_ID[m].kind == "model"]
     newer = [m for m in avail if BY_ID[m].kind == "ngram" and m != "ngram-mod"]
     gpu = hw.gpu_branch()[0]
-    runner = _CandidateRun(binary, model, hw, caps, base, drafts, log, progress, on_line, token,
+    runner = _TuneRun(binary, model, hw, caps, base, drafts, log, progress, on_line, token,
                            planned=1 + (1 if newer else 0) + 3 * len(model_methods))
     ngram: TuneRow | None = None
     off: TuneRow | None = None
     if "ngram-mod" in avail:
-        ngram = runner.run(Candidate(("ngram-mod",)), tokens, stream=True)
+        ngram = runner.run(TuneCandidate(("ngram-mod",)), tokens, stream=True)
         off = _baseline_from(ngram)
         if off is not None:
             log(f"off: {off.mean_tps:.1f} t/s, read from {off.tokens} steps of the ngram-mod run that drafted nothing")
     if off is None:
         runner.planned += 1
-        off = runner.run(Candidate(()), tokens, stream=True)
+        off = runner.run(TuneCandidate(()), tokens, stream=True)
     rows = [off] + ([ngram] if ngram is not None else [])
     noise = _noise(off)
     rows += _screen_newer_ngram(runner, newer, tokens, max(rows, key=lambda r: r.mean_tps), noise, log)
@@ -358,7 +360,7 @@ def tune(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: 
             all(can_chain(caps, mid, g) for g in best_ngram.candidate.methods) else ()
 
         def at_length(n: int, mid: str = mid, chain: tuple[str, ...] = chain) -> TuneRow:
-            return runner.run(Candidate((mid, *chain), n), tokens, stream=True)
+            return runner.run(TuneCandidate((mid, *chain), n), tokens, stream=True)
 
         rows += _climb(lengths_for(mid, drafts), default_draft_n(gpu), at_length, noise)
         runner.planned = runner.step + 3 * (len(model_methods) - i - 1)
@@ -367,12 +369,12 @@ def tune(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: 
     return outcome
 
 
-def _screen_newer_ngram(runner: _CandidateRun, newer: list[str], tokens: int, best: TuneRow, noise: float,
+def _screen_newer_ngram(runner: _TuneRun, newer: list[str], tokens: int, best: TuneRow, noise: float,
                         log: Log) -> list[TuneRow]:
     """The newer ngram types in one server, chained; their leader alone only when the chain beat ``best``."""
     if not newer:
         return []
-    chain = runner.run(Candidate(tuple(newer)), tokens, stream=True)
+    chain = runner.run(TuneCandidate(tuple(newer)), tokens, stream=True)
     rows = [chain]
     if chain.mean_tps <= best.mean_tps * (1 + noise):
         log(f"the newer ngram types together ({chain.mean_tps:.1f} t/s) did not beat {best.label()} "
@@ -383,5 +385,5 @@ def _screen_newer_ngram(runner: _CandidateRun, newer: list[str], tokens: int, be
         leader = max(scored, key=lambda m: scored[m])
         log(f"{BY_ID[leader].label} drafted most of what was accepted ({scored[leader]} tokens): measured alone")
         runner.planned += 1
-        rows.append(runner.run(Candidate((leader,)), tokens, stream=True))
+        rows.append(runner.run(TuneCandidate((leader,)), tokens, stream=True))
     return rows

@@ -28,6 +28,7 @@ from llama_launcher.core.server.failure_reasons import classify_exit, speculatio
 from llama_launcher.core.settings.launch import PlanSettings
 from llama_launcher.core.speculative import fallback_store
 from llama_launcher.core.speculative.methods import SpecMode
+from serve_json import events_until, serve_json
 
 from fake_server import HELP_DIR, make_fake_server
 from synthetic_mtp import write_mimo2_model
@@ -142,32 +143,12 @@ def test_a_corrupt_fallback_file_is_set_aside_with_a_notice(tmp_path: Path) -> N
 
 # --- serve, end to end, against a server that aborts on speculative flags ------------------------------
 
-def _serve(binary: Path, model_path: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "llama_launcher", "serve", str(model_path), "--binary", str(binary),
-                             "--json", "--quiet", "--ready-timeout", "60", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _events(proc: subprocess.Popen[str], until: str, timeout: float = 90) -> list[dict]:
-    got: list[dict] = []
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        got.append(json.loads(line))
-        if got[-1]["event"] == until:
-            break
-    return got
-
-
 def test_serve_falls_back_once_says_what_it_turned_off_and_auto_remembers(tmp_path: Path) -> None:
     binary = make_fake_server(tmp_path / "bin", "b11434-recorded", behaviour="spec-abort")
     target = write_mimo2_model(tmp_path / "m" / "tiny-MTP.gguf", with_mtp=True)
-    proc = _serve(binary, target, "--mtp", "on")
+    proc = serve_json(binary, target, "--mtp", "on")
     try:
-        events = _events(proc, "ready")
+        events = events_until(proc, "ready")
         kinds = [e["event"] for e in events]
         assert kinds == ["starting", "fallback", "starting", "ready"], events
         first, fb, second = events[0], events[1], events[2]

@@ -11,17 +11,15 @@ the launcher's to retry.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from llama_launcher.core.host.network import free_port
 from llama_launcher.core.server.chat_client import chat
+from serve_json import events_until, serve_json
 
 from synthetic_mtp import write_mimo2_model, write_mimo2_split
 
@@ -29,24 +27,12 @@ pytestmark = pytest.mark.integration
 
 
 def _serve(llama_server: str, model: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "llama_launcher", "serve", str(model), "--binary", llama_server,
-                             "--threads", "1", "--ctx", "2048", "--port", str(free_port()), "--json", "--quiet",
-                             "--ready-timeout", "240", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return serve_json(llama_server, model, "--threads", "1", "--ctx", "2048", "--port", str(free_port()), *extra,
+                      ready_timeout=240)
 
 
 def _until(proc: subprocess.Popen[str], event: str, timeout: float = 300) -> list[dict]:
-    got: list[dict] = []
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        got.append(json.loads(line))
-        if got[-1]["event"] in (event, "failed"):
-            break
-    return got
+    return events_until(proc, event, "failed", timeout=timeout)
 
 
 def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:

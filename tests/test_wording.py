@@ -14,6 +14,7 @@ from llama_launcher.core.llama_server.probe import probe
 from llama_launcher.core.models.file_problem import INCOMPLETE, explain, explain_text
 from llama_launcher.core.models.model_info import read_model_info as read_model
 from llama_launcher.core.state.units import file_size, memory_mib
+from llama_launcher.core.state.words import sentence
 
 from fake_server import make_fake_server
 from gguf_factory import write_model
@@ -74,3 +75,17 @@ def test_a_builds_abilities_in_words(tmp_path: Path) -> None:
     assert "--fit" in words[1] and "--metrics" in words[1]
     old = probe(str(make_fake_server(tmp_path / "old", "b8000-legacy-ngram")))
     assert any("older option names" in w for w in old.in_words())
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("cannot launch: port 8080 is already in use", "Cannot launch: port 8080 is already in use"),
+    ("tuning cancelled: nothing was stored", "Tuning cancelled: nothing was stored"),
+    ("llama-server is ready at http://127.0.0.1:8080/v1", "llama-server is ready at http://127.0.0.1:8080/v1"),
+    ("mtp-Qwen3.6-8B-Q8_0.gguf is an MTP head", "mtp-Qwen3.6-8B-Q8_0.gguf is an MTP head"),  # a file keeps its name
+    ("gemma.gguf cannot be read", "gemma.gguf cannot be read"),
+    ("draft-mtp is not in this build", "draft-mtp is not in this build"),
+    ("b11434 is installed", "b11434 is installed"),
+    ("  ", "  "),
+])
+def test_a_message_shown_alone_starts_as_a_sentence_but_a_name_keeps_its_case(text: str, shown: str) -> None:
+    assert sentence(text) == shown

@@ -66,7 +66,9 @@ def kv_string(key: str, value: bytes, declared_len: int | None = None) -> bytes:
     (b"GG", "not a GGUF"),
     (b"GGUF" + struct.pack("<I", 1) + b"\0" * 16, "version 1"),
     (b"GGUF" + struct.pack("<I", 99) + b"\0" * 16, "unsupported GGUF version 99"),
-    (b"GGUF" + b"\0" * 20, "corrupt GGUF: version field 0"),  # zeros are damage, not a newer format
+    (b"GGUF" + b"\0" * 20, "corrupt GGUF: version field 0"),
+    (b"GGUF\0\0\0\0", "truncated file: only 8 bytes"),  # cut before its counts: an unfinished download
+    (b"GGUF" + struct.pack("<I", 3) + b"\0" * 8, "truncated file: only 16 bytes"),  # zeros are damage, not a newer format
     (b"GGUF" + b"\xff" * 20, "corrupt GGUF: version field 4294967295"),
     (header_bytes(n_kv=2**60), "cannot fit"),
     (header_bytes(n_tensors=2**40), "cannot fit"),

@@ -181,6 +181,11 @@ def test_a_truncated_file_leads_with_an_unfinished_download(qtbot, tmp_path: Pat
     assert w.model_note.isVisible() and w.model_note.text().startswith(INCOMPLETE)
     assert "(truncated" in w.model_note.text() and fits(w.model_note)
     assert w.toolbar.launch_action.toolTip().startswith("Cannot launch: this file cannot be launched. " + INCOMPLETE)
+    assert w.model_note.objectName() == "failureReason"  # the reason stands out; what to do below it does not
+    assert w.launch_panel.unusable.isVisible() and w.launch_panel.unusable.objectName() == "muted"
+    w.models_pane.select(str(folder / "alpha.gguf"))  # a good model: its note (if any) is quiet again
+    qtbot.waitUntil(lambda: w.planner.model is not None and w.planner.model.file_name == "alpha.gguf", timeout=WAIT)
+    assert w.model_note.objectName() == "muted" and not w.launch_panel.unusable.isVisible()
 
 
 def test_the_idle_line_folds_in_the_view_and_stays_whole_in_the_file(qtbot, tmp_path: Path) -> None:

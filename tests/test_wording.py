@@ -52,6 +52,8 @@ def test_a_truncated_file_leads_with_what_it_most_likely_is(tmp_path: Path) -> N
 @pytest.mark.parametrize(("content", "headline"), [
     (b"not a model at all, just text....", "This is not a GGUF model file"),
     (b"GGUF", "This file is incomplete"),
+    (b"GGUF\0\0\0\0", "This file is incomplete"),  # 8 bytes: cut before its counts, not "damaged"
+    (b"GGUF" + b"\0" * 28, "This file is damaged"),  # long enough, but version 0: no GGUF ever was
 ])
 def test_other_broken_files_get_words_too(tmp_path: Path, content: bytes, headline: str) -> None:
     p = tmp_path / "bad.gguf"

@@ -225,7 +225,12 @@ class MainWindow(QMainWindow):
         if p.available:
             self.launch_panel.set_availability(p.available)
         self.launch_panel.show_plan(p.plan, p.plan_error)
+        broken = p.model is not None and bool(p.model.error)
         note = explain_text(p.model.error) if p.model is not None and p.model.error else p.note
+        if self.model_note.objectName() != ("failureReason" if broken else "muted"):  # a broken file's reason stands out
+            self.model_note.setObjectName("failureReason" if broken else "muted")
+            self.model_note.style().unpolish(self.model_note)
+            self.model_note.style().polish(self.model_note)
         self.model_note.setText(note)
         self.model_note.setVisible(bool(note))
         self.live.set_completion_mode(bool(p.note))

@@ -144,11 +144,15 @@ def _read_value(s: _Stream, value_type: int, key: str) -> Any:
     raise GGUFError(f"corrupt GGUF: unknown value type {value_type} for key {key}")
 
 
-def _detect_order(head: bytes) -> tuple[str, int]:
+MIN_HEADER_BYTES = 24  # magic, version, tensor count, metadata count: every GGUF has at least these
+
+
+def _detect_order(head: bytes, size: int) -> tuple[str, int]:
     if head[:4] != GGUF_MAGIC or len(head) < 4:
         raise GGUFError("not a GGUF file (invalid magic)")
-    if len(head) < 8:
-        raise GGUFError(f"truncated file: only {len(head)} bytes")
+    if len(head) < 8 or size < MIN_HEADER_BYTES:  # cut off before its counts: an unfinished download
+        got = len(head) if len(head) < 8 else size
+        raise GGUFError(f"truncated file: only {got} bytes, and a GGUF header alone needs {MIN_HEADER_BYTES}")
     (le,) = struct.unpack_from("<I", head, 4)
     (be,) = struct.unpack_from(">I", head, 4)
     if le in (2, 3):
@@ -280,7 +284,7 @@ def read_header_from(fh: BinaryIO, size: int, path: PurePath, prefix: int | None
     With ``prefix``, nothing past that many bytes is read: a header longer than that comes back with
     ``complete=False``, the metadata read until then and no tensor summary."""
     head = fh.read(8)
-    order, version = _detect_order(head)
+    order, version = _detect_order(head, size)
     s = _Stream(fh, size, order, prefix)
     s.base = 8
     n_tensors = s.u64()

@@ -43,7 +43,8 @@ class LaunchControls:
 
 def setup_applies(model: ModelInfo | None) -> Applies:
     if model is None:
-        return Applies(False, "Select a model on the left to set up its launch.")
+        return Applies(False, "Select a model in the list on the left to set up its launch (the list says how to "
+                              "add one when it is empty).")
     if model.error:  # the reason itself is said once, under the model's name (explain_text): not again here
         return Applies(False, f"There is nothing to set up for {model.file_name}: it cannot be launched (the reason "
                               "is under its name above). Select another model, or download this one again.")

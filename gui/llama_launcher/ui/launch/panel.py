@@ -38,7 +38,7 @@ class LaunchPanel(QWidget):
         self.network = NetworkBox()
         self.preview = PreviewBox()
         self.unusable = QLabel("")  # instead of the boxes, when the selection cannot be set up (a broken file)
-        self.unusable.setObjectName("failureReason")
+        self.unusable.setObjectName("muted")  # what to do; a broken file's reason stands out under its name
         self.unusable.setWordWrap(True)
         self.unusable.setVisible(False)
         inner = QWidget()

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from llama_launcher.core.host import network
 from llama_launcher.core.llama_server import discovery
-from llama_launcher.core.llama_server.offers import NO_SERVER_NOTICE
+from llama_launcher.core.llama_server.offers import NO_SERVER_OFFLINE
 from llama_launcher.core.models.file_problem import INCOMPLETE
 from llama_launcher.core.settings import store as settings_store
 from llama_launcher.core.settings.launch import AUTO_PORT
@@ -80,7 +80,10 @@ def test_first_start_without_llama_server_says_it_once_and_offers_what_applies(q
     qtbot.waitUntil(lambda: panel.check_btn.isVisible() and "offline" in panel.asset_label.text(), timeout=WAIT)
     # on another tab the banner says it, once, with the way there
     w.tabs.setCurrentIndex(TAB_SETUP)
-    assert w.banner.isVisible() and w.banner.text() == f"ℹ {NO_SERVER_NOTICE}"
+    assert w.banner.isVisible() and w.banner.text() == f"ℹ {NO_SERVER_OFFLINE}"  # no download promised offline
+    # no cmake or compiler on this PATH: the build is greyed and says what it lacks (core: test_wording)
+    assert panel.build_hint.text().startswith("needs cmake and a C++ compiler, not found on this computer")
+    assert not panel.build_btn.isEnabled()
     assert w.banner.button.isVisible() and w.banner.button.text() == "Open the llama-server tab"
     w.banner.button.click()
     assert w.tabs.currentIndex() == TAB_SERVER and not w.banner.isVisible()

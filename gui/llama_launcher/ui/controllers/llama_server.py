@@ -24,7 +24,7 @@ from llama_launcher.core.llama_server.discovery import Candidate, candidates, ch
 from llama_launcher.core.llama_server.download import install
 from llama_launcher.core.llama_server.fetch import RELEASES_URL_ENV, fetch_releases, releases_url
 from llama_launcher.core.llama_server.installed import InstalledBuild
-from llama_launcher.core.llama_server.offers import release_status
+from llama_launcher.core.llama_server.offers import BuildOffer, build_offer, is_offline, release_status
 from llama_launcher.core.llama_server.probe import Capabilities, ProbeError, probe
 from llama_launcher.core.llama_server.releases import DownloadChoice, Platform, choose_newest
 from llama_launcher.core.state.errors import UserFacing
@@ -155,6 +155,11 @@ class LlamaServerController(QObject):
         if self.release is None:
             self._checked = False  # offline at start, say: the next probe asks again
         self.release_changed.emit()
+
+    def build_offer(self) -> BuildOffer:
+        """Whether Build from source can work now, and its line (which tools, the sources, the network)."""
+        return build_offer(provisioning.missing_tools(), provisioning.found_tools(), is_offline(self.release_status),
+                           provisioning.sdist_archive().is_file())
 
     def list_builds(self) -> None:
         """List (and probe) the installed builds: asked for when the llama-server tab is shown, since

@@ -22,12 +22,13 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from llama_launcher.core.llama_server import provisioning
 from llama_launcher.core.server.process import ServerState
 from llama_launcher.core.settings import store as settings_store
+from llama_launcher.ui.app import quit_without_asking
 from llama_launcher.ui.main_window import MainWindow
 
 from conftest import SERVER_CACHE, build_processes, wait_for
 from fake_server import make_fake_server
 from gguf_factory import write_model
-from window_helpers import WAIT, open_window
+from window_helpers import WAIT, answer_next_dialog, open_window
 
 
 @pytest.fixture
@@ -196,3 +197,29 @@ def test_a_start_that_fails_before_its_process_exists_learns_from_no_log(qtbot, 
     qtbot.waitUntil(lambda: len(ended) == 2, timeout=WAIT)
     assert w.server.state is ServerState.FAILED and "not found" in w.banner.text()
     assert ended[1][1] == ""  # no log of its own: nothing of the first run's is read
+
+
+def test_a_quit_signal_asks_nothing_and_stops_the_server(qtbot, models: Path, tmp_path: Path) -> None:
+    """Closing the window while a server runs asks (its sentence keeps llama-server's name); SIGTERM or
+    Ctrl+C (a logout, `kill`) is a decision already made: the server stops and the app ends unasked."""
+    exe = make_fake_server(tmp_path / "http", "b11434-current", behaviour="http")
+    w = open_window(qtbot, exe, models)
+    w.launch()
+    qtbot.waitUntil(lambda: w.server.state is ServerState.READY, timeout=WAIT)
+    pid = w.server.runner.pid
+    said = answer_next_dialog("Cancel")
+    assert not w.close()  # asked, and staying was chosen
+    assert said == ["llama-server is still running. Closing the window stops it."] and w.server.running
+
+    class Quitting:  # the QApplication's part: asked to end its event loop
+        asked = 0
+
+        def quit(self) -> None:
+            self.asked += 1
+
+    app = Quitting()
+    asked = answer_next_dialog("Stop and close", timeout_s=5)  # would answer a question, were one asked
+    quit_without_asking(app, w)
+    assert app.asked == 1  # the process is gone by now (the window's state may still say so later)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert w.close() and asked == []  # the close that follows asks nothing

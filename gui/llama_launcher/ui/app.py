@@ -86,16 +86,24 @@ def run_app(smoke_test: bool = False) -> int:
     app.aboutToQuit.connect(window.shutdown)
     if smoke_test:
         return _smoke(app, window)
-    _quit_on_signals(app)
+    _quit_on_signals(app, window)
     window.show()
     return int(app.exec())
 
 
-def _quit_on_signals(app) -> None:
-    """SIGTERM/SIGINT (logout, `kill`, Ctrl+C in a terminal) quit normally, so the server is stopped.
+def quit_without_asking(app, window) -> None:
+    """A quit the user already decided on (logout, `kill`, Ctrl+C): everything is stopped and the app
+    ends. Closing the window would ask "Stop and close?" while a server runs, and a question nobody
+    sees would keep the app, and its server, alive through a logout."""
+    window.shutdown()  # stops the server, a tune, a download, a build; the close that follows asks nothing
+    app.quit()
+
+
+def _quit_on_signals(app, window) -> None:
+    """SIGTERM/SIGINT (logout, `kill`, Ctrl+C in a terminal) quit at once, the server stopped first.
 
     Python runs signal handlers only when it gets control, so a timer wakes the interpreter while
-    Qt's event loop runs.
+    Qt's event loop runs; the quit itself runs from the event loop, not inside the handler.
     """
     import signal
 
@@ -103,7 +111,7 @@ def _quit_on_signals(app) -> None:
 
     for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
         if sig is not None:
-            signal.signal(sig, lambda *_: app.quit())
+            signal.signal(sig, lambda *_: QTimer.singleShot(0, lambda: quit_without_asking(app, window)))
     timer = QTimer(app)
     timer.setInterval(250)
     timer.timeout.connect(lambda: None)

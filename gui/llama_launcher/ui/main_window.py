@@ -426,7 +426,7 @@ class MainWindow(QMainWindow):
         if jobs and not self._quitting:
             what = "; ".join(jobs)
             box = QMessageBox(QMessageBox.Icon.Question, "Stop and close?",
-                              f"{what[0].upper() + what[1:]}. Closing the window stops it.", parent=self)
+                              f"{sentence(what)}. Closing the window stops it.", parent=self)
             stop = box.addButton("Stop and close", QMessageBox.ButtonRole.AcceptRole)
             box.addButton(QMessageBox.StandardButton.Cancel)
             box.setDefaultButton(stop)

@@ -187,7 +187,7 @@ class ServerController(QObject):
         return fallback_for(launch.plan, self.ready_seen, event.reason, list(runner.history), code, runner.log_path)
 
     def describe_busy(self) -> str:
-        return "llama-server is still running" if self.running else ""
+        return "llama-server is still running" if self.running else ""  # a name: its case is kept (words.sentence)
 
     def shutdown(self) -> None:
         self.metrics.stop()

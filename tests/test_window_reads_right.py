@@ -63,6 +63,10 @@ def test_first_start_without_llama_server_says_it_once_and_offers_what_applies(q
     panel = w.server_panel
     qtbot.waitUntil(lambda: w.tabs.currentIndex() == TAB_SERVER and panel.check_btn.isVisible(), timeout=WAIT)
     assert panel.path.text() == "none yet"
+    assert not any(x.isVisible() for x in (panel.source, panel.version, panel.caps))  # no rows of "–" under it
+    hardware = w.hardware_panel
+    qtbot.waitUntil(lambda: hardware.cpu.text() != "detecting…", timeout=WAIT)
+    assert hardware.backend.text().startswith("not asked yet: there is no llama-server to ask")
     assert not panel.detected_title.isVisible()  # nothing was found: no heading that says so
     texts = [lbl.text() for lbl in visible_labels(w)]
     said = [t for t in texts if "no llama-server" in t.lower() or "was found" in t.lower()]

@@ -20,10 +20,12 @@ from llama_launcher.core.llama_server.offers import (
     release_status,
 )
 from llama_launcher.core.llama_server.probe import probe
+from llama_launcher.core.models.catalog import reveal_words
 from llama_launcher.core.models.file_problem import INCOMPLETE, explain, explain_text
 from llama_launcher.core.models.model_info import read_model_info as read_model
 from llama_launcher.core.state.units import file_size, memory_mib
 from llama_launcher.core.state.words import sentence
+from llama_launcher.ui.app import _platform_hint
 
 from fake_server import make_fake_server
 from gguf_factory import write_model
@@ -121,3 +123,21 @@ def test_the_banner_promises_a_download_only_when_one_may_come() -> None:
     assert is_offline(offline) and no_server_notice(offline) == NO_SERVER_OFFLINE
     assert "offers a download" not in NO_SERVER_OFFLINE
     assert no_server_notice("") == NO_SERVER_NOTICE and no_server_notice(release_status("HTTP 500")) == NO_SERVER_NOTICE
+
+
+def test_reveal_says_what_it_opens_on_each_os() -> None:
+    assert reveal_words("darwin") == "Show the selected model in Finder"
+    assert reveal_words("win32") == "Show the selected model in File Explorer"
+    assert reveal_words("linux") == "Open the selected model's folder in your file manager"  # xdg-open opens the folder
+
+
+def test_a_missing_qt_library_is_named_only_when_qt_named_it() -> None:
+    """Qt names libxcb-cursor0 in a warning before its abort; for any other missing library (a walk found
+    libxcb-icccm4) the hint lists Qt's X11 libraries instead of blaming the cursor library."""
+    fatal = 'This application failed to start because no Qt platform plugin could be initialized. ' \
+            'Could not load the Qt platform plugin "xcb" in "" even though it was found.'
+    named = _platform_hint(fatal, cursor_named=True)
+    assert named is not None and "Qt named the missing library: install libxcb-cursor0" in named and "'xcb'" in named
+    other = _platform_hint(fatal)
+    assert other is not None and "libxcb-icccm4" in other and "Qt named" not in other and "QT_DEBUG_PLUGINS=1" in other
+    assert _platform_hint("some other fatal message") is None

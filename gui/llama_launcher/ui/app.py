@@ -26,29 +26,40 @@ def _excepthook(exc_type, exc, tb) -> None:  # pragma: no cover - last resort, n
     sys.__excepthook__(exc_type, exc, tb)
 
 
-PLATFORM_HINT = ("the window cannot open: Qt could not load its platform plugin{which}. On Linux this is usually a "
-                 "missing system library: install libxcb-cursor0 (Debian/Ubuntu: sudo apt install libxcb-cursor0; "
-                 "Fedora: sudo dnf install xcb-util-cursor), and check that DISPLAY or WAYLAND_DISPLAY is set. The "
-                 "command line works without a window: llama-launcher --help")
+PLATFORM_HINT = ("the window cannot open: Qt could not load its platform plugin{which}. {libs} Check that DISPLAY or "
+                 "WAYLAND_DISPLAY is set; QT_DEBUG_PLUGINS=1 names the library that failed to load. The command "
+                 "line works without a window: llama-launcher --help")
+# Qt says this one by name (a warning just before its abort); any other missing library it does not
+CURSOR_LIBS = ("Qt named the missing library: install libxcb-cursor0 (Debian/Ubuntu: sudo apt install "
+               "libxcb-cursor0; Fedora: sudo dnf install xcb-util-cursor).")
+# Qt 6's X11 requirements (doc.qt.io, "Qt for X11 Requirements"), as Debian/Ubuntu name the packages
+XCB_LIBS = ("On Linux a system library is missing, usually one of Qt's X11 libraries (Debian/Ubuntu: sudo apt "
+            "install libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 "
+            "libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0; Fedora: sudo dnf install "
+            "xcb-util-cursor xcb-util-wm xcb-util-image xcb-util-keysyms xcb-util-renderutil libxkbcommon-x11).")
 
 
-def _platform_hint(message: str) -> str | None:
-    """The one-line advice for Qt's "Could not load the Qt platform plugin" (it aborts right after)."""
+def _platform_hint(message: str, cursor_named: bool = False) -> str | None:
+    """The one-line advice for Qt's "Could not load the Qt platform plugin" (it aborts right after).
+    ``cursor_named``: Qt warned before that xcb-cursor0 is needed (the only library it names)."""
     if "platform plugin" not in message.lower():
         return None
     import re
 
     m = re.search(r'platform plugin "([^"]+)"', message)
-    return PLATFORM_HINT.format(which=f" '{m.group(1)}'" if m else "")
+    return PLATFORM_HINT.format(which=f" '{m.group(1)}'" if m else "", libs=CURSOR_LIBS if cursor_named else XCB_LIBS)
 
 
 def _install_platform_hint() -> None:
     from PySide6.QtCore import QtMsgType, qInstallMessageHandler
 
     previous: list = []
+    cursor_named: list[bool] = [False]
 
     def handler(kind, context, message: str) -> None:
-        hint = _platform_hint(message) if kind == QtMsgType.QtFatalMsg else None
+        if "cursor0" in message:  # "xcb-cursor0 or libxcb-cursor0 is needed to load the Qt xcb platform plugin"
+            cursor_named[0] = True
+        hint = _platform_hint(message, cursor_named[0]) if kind == QtMsgType.QtFatalMsg else None
         if hint:
             print(f"error: {hint}", file=sys.stderr, flush=True)
             os._exit(1)  # Qt would abort with a core dump and its own multi-line text

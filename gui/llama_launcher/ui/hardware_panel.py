@@ -41,7 +41,7 @@ class HardwarePanel(QWidget):
         lay.addWidget(self.idle_gpu)
         lay.addStretch(1)
 
-    def show_hardware(self, hw: Hardware | None) -> None:
+    def show_hardware(self, hw: Hardware | None, have_server: bool = True) -> None:
         if hw is None:
             self.cpu.setText("detecting…")
             return
@@ -53,7 +53,9 @@ class HardwarePanel(QWidget):
                 for g in hw.gpus]
         self.gpus.setText("\n".join(gpus) or gpu_absence(hw.notes))
         if hw.backend_devices is None:
-            self.backend.setText("not asked (no llama-server, or it has no --list-devices)")
+            self.backend.setText("not asked yet: there is no llama-server to ask (see the llama-server tab)"
+                                 if not have_server else "not asked: this llama-server cannot list its devices "
+                                 "(it has no --list-devices)")
         else:
             self.backend.setText("\n".join(f"{d.backend}: {d.name} ({memory_mib(d.memory_total_mib)})" for d in hw.backend_devices)
                                  or "no GPU devices: llama-server runs on the CPU")

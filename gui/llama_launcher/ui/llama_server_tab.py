@@ -59,7 +59,7 @@ class LlamaServerTab(QObject):
         self.panel.offer_detected(llama.detected_other)
         if llama.binary is None:
             self.panel.show_binary(None, "", None, "")
-            self.hardware_panel.show_hardware(None)
+            self.hardware_panel.show_hardware(None, have_server=False)
             self._no_server_notice()
             self.wants_attention.emit()
         else:
@@ -89,7 +89,7 @@ class LlamaServerTab(QObject):
         llama = self.llama
         if self.visible:
             llama.list_builds()
-        self.hardware_panel.show_hardware(llama.hw)
+        self.hardware_panel.show_hardware(llama.hw, have_server=llama.binary is not None)
         self.panel.show_hardware(llama.hw)
         self.panel.show_candidates(llama.others, one_in_use=llama.binary is not None)
         if llama.binary is not None:

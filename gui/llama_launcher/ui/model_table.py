@@ -92,7 +92,7 @@ class ModelTableModel(QAbstractTableModel):
                 return "unreadable"
             mtp = m.is_mtp or index.row() in self.mtp_from_head
             return [
-                m.name, m.architecture or "–", format_params(m.parameters), m.quantization or "–", fmt_size(m.file_size),
+                m.name, m.architecture or "–", (format_params(m.parameters) if m.parameters else "–"), m.quantization or "–", fmt_size(m.file_size),
                 f"{m.context_length:,}" if m.context_length else "–", "MTP" if mtp else "", m.folder,
             ][col]
         if role == SORT_ROLE:
@@ -130,7 +130,7 @@ class ModelTableModel(QAbstractTableModel):
         if role == HEAD_ROLE:
             return h
         if role == Qt.ItemDataRole.DisplayRole:
-            return ["└ " + head_line(h), h.architecture or "–", format_params(h.parameters), h.quantization or "–",
+            return ["└ " + head_line(h), h.architecture or "–", (format_params(h.parameters) if h.parameters else "–"), h.quantization or "–",
                     fmt_size(h.file_size), "–", "head", h.folder][col]
         if role == Qt.ItemDataRole.ToolTipRole:
             return (f"{h.path}\n{head_label(kind_of(h))} that drafts for {target.name} ({target.file_name}); it is "

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llama_launcher.core.models.catalog import CatalogResult, platform_reveal_command
+from llama_launcher.core.models.catalog import CatalogResult, platform_reveal_command, reveal_words
 from llama_launcher.core.models.model_info import ModelInfo
 from llama_launcher.core.models.sidecar import head_line, refusal
 from llama_launcher.ui.model_table import COLUMNS, HEAD_ROLE, MODEL_ROLE, ModelFilterProxy, ModelTableModel
@@ -86,7 +86,7 @@ class ModelsPane(QWidget):
         self.remove_btn.setEnabled(False)  # until there is a folder of the user's own to remove (set_folders)
         self.rescan_btn = QPushButton(icon("refresh"), "Rescan")
         self.reveal_btn = QPushButton(icon("folder"), "Reveal")
-        self.reveal_btn.setToolTip("Show the selected model in Finder / Explorer")
+        self.reveal_btn.setToolTip(reveal_words())
         self.reveal_btn.setEnabled(False)  # until a model is selected
         self.empty = QLabel("", self.table.viewport())  # the table's own words when it has no rows
         self.empty.setObjectName("muted")

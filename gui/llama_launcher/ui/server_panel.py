@@ -86,6 +86,7 @@ class ServerPanel(QWidget):
         self.detected_btn.setVisible(False)
         box = QGroupBox("llama-server")
         form = QFormLayout(box)
+        self._binary_form = form  # its rows about the binary are hidden while there is none
         form.addRow("In use", self.path)
         form.addRow("Found via", self.source)
         form.addRow("Build", self.version)
@@ -208,6 +209,8 @@ class ServerPanel(QWidget):
         else:
             self.version.setText("–")
             self.caps.setText("–")
+        for w in (self.source, self.version, self.caps):  # three rows of "–" under "none yet" say nothing
+            self._binary_form.setRowVisible(w, path is not None)
         self.problem.setText(error)
         self._caps = caps
         self._refresh()

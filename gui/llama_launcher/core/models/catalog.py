@@ -460,6 +460,14 @@ def scan(
     return result
 
 
+def reveal_words(platform: str | None = None) -> str:
+    """What Reveal does on this OS (platform_reveal_command), in the words its button's tooltip says."""
+    platform = sys.platform if platform is None else platform
+    if platform in ("darwin", "win32"):
+        return f"Show the selected model in {'Finder' if platform == 'darwin' else 'File Explorer'}"
+    return "Open the selected model's folder in your file manager"
+
+
 def platform_reveal_command(path: str) -> list[str]:
     """The argv that shows a file in Finder / Explorer / the file manager (never through a shell)."""
     if sys.platform == "darwin":

@@ -56,6 +56,7 @@ class ServerToolbar(QToolBar):
         self.addWidget(spacer)
         self.endpoint = QLineEdit()
         self.endpoint.setReadOnly(True)
+        self.endpoint.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # selectable to copy, but not where the window's focus starts
         self.endpoint.setPlaceholderText("endpoint appears when the server runs")
         self.endpoint.setMinimumWidth(150)
         self.endpoint.setMaximumWidth(260)

@@ -223,9 +223,30 @@ def test_tune_asks_first_and_says_about_how_long(qtbot, tmp_path: Path) -> None:
     select(qtbot, w, folder / "alpha.gguf")
     said = answer_next_dialog("Cancel")
     w.launch_panel.tune.button.click()
-    assert said and said[0].startswith("Tune measures off and ngram-mod on a code and a prose prompt")
-    assert " about " in said[0] and "a guess from the model's size" in said[0]
+    assert said and said[0].startswith("Tune measures, each on a code and a prose prompt")
+    assert "\n• ngram-mod, with off read from its steps" in said[0]  # every stage tune runs (core: tune_plan)
+    assert " about " in said[0] and "a rough guess from the model's size" in said[0]
     assert not w.tuner.running and not w.launch_panel.tune.bar.isVisible()
+
+
+def test_tune_reads_the_speed_live_measured_for_this_model_after_its_server_stopped(qtbot, tmp_path: Path) -> None:
+    """The walk: Live showed 77.8 t/s from an outside client, the server was stopped, and Tune's question still
+    guessed from the file's size. The last launch's replies are this model's speed (core: known_decode_speed)."""
+    import types
+
+    from llama_launcher.core.server.activity import OTHERS
+    from llama_launcher.core.server.speed_stats import Speed
+
+    folder = models_folder(tmp_path)
+    w = open_window(qtbot, make_fake_server(tmp_path / "bin", "b11434-current"), folder)
+    select(qtbot, w, folder / "alpha.gguf")
+    assert w.planner.model is not None and w.server.launch_info is None  # not running
+    w.server.last_launch = types.SimpleNamespace(model=w.planner.model)  # type: ignore[assignment]
+    w.live.activity.add(OTHERS, Speed(decode_tps=77.8, predicted_n=100))
+    said = answer_next_dialog("Cancel")
+    w.launch_panel.tune.button.click()
+    assert said and "a rough figure from the 77.8 t/s its last launch decoded at (1 reply in Live)" in said[0]
+    assert "guess" not in said[0]
 
 
 @pytest.mark.parametrize("size", [(1280, 820), (1024, 640)])

@@ -282,7 +282,8 @@ def test_tune_button_measures_and_auto_uses_the_result(qtbot, llama_server: str,
     select(qtbot, w, "tiny mimo2 MTP")
     assert "not measured" in w.launch_panel.tune.label.text()
     said = start_tune(w)
-    assert said and said[0].startswith("Tune measures off, ngram-mod and MTP") and "about " in said[0]
+    assert said and said[0].startswith("Tune measures, each on a code and a prose prompt") and "\n• MTP at " in said[0] \
+        and "about " in said[0]
     assert w.launch_panel.tune.bar.isVisibleTo(w.launch_panel)
     qtbot.waitUntil(lambda: w.launch_panel.tune.button.isEnabled()
                     and "Fastest on this machine" in w.launch_panel.tune.label.text(), timeout=600_000)

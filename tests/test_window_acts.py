@@ -214,6 +214,55 @@ def test_tunes_result_says_each_workload_and_use_this_puts_it_in_effect(qtbot, t
     assert w.settings_ctl.settings.model(str(alpha)).modes == {}  # kept for this model
 
 
+def tuned_many_rows():
+    """A stored tune result as tune() makes it on b11434 with an MTP model: off (from ngram-mod's steps),
+    ngram-mod, the newer types' chain and its leader, MTP's ladder chained with the leader."""
+    from llama_launcher.core.tuning.tune import TuneCandidate, TuneRow, _finish
+
+    newer = ("ngram-simple", "ngram-map-k", "ngram-map-k4v", "ngram-cache")
+    off = TuneRow(TuneCandidate(()), {"code": 74.0, "prose": 74.0}, 0, 0, 192, noise=0.01, derived_from="ngram-mod")
+    rows = [off, TuneRow(TuneCandidate(("ngram-mod",)), {"code": 125.7, "prose": 80.2}, 1234, 1001, 192),
+            TuneRow(TuneCandidate(newer), {"code": 146.6, "prose": 150.1}, 12345, 11002, 192),
+            TuneRow(TuneCandidate(("ngram-simple",)), {"code": 140.8, "prose": 141.9}, 10000, 9000, 192)]
+    rows += [TuneRow(TuneCandidate(("mtp", "ngram-simple"), n), {"code": 150.0 + n, "prose": 149.0 + n}, 20000, 15000, 192)
+             for n in (2, 3, 4)]
+    return _finish(rows, 0.01, 6, 0.0).choice
+
+
+def test_tunes_result_table_shows_every_column_and_row_at_the_default_size(qtbot, tmp_path: Path) -> None:
+    """The walk at 1280×820: the table showed three rows and a half, and only the code column; prose hid
+    behind a horizontal scrollbar. Every column and every row is in view now; a long setting elides, its
+    tooltip whole."""
+    folder = models_folder(tmp_path)
+    alpha = folder / "alpha.gguf"
+    choice = tuned_many_rows()
+    tuning_store.save(str(alpha), 11434, choice)
+    w = open_window(qtbot, make_fake_server(tmp_path / "bin", "b11434-current"), folder)
+    w.resize(1280, 820)
+    select(qtbot, w, alpha)
+    box = w.launch_panel.tune
+    table = box.table
+    qtbot.waitUntil(lambda: table.isVisible() and table.topLevelItemCount() == len(choice.table), timeout=WAIT)
+    qtbot.wait(50)  # the layout settles at the window's size
+    view = table.viewport().rect()
+    assert table.horizontalScrollBar().maximum() == 0 and not table.horizontalScrollBar().isVisible()
+    header = table.header()
+    for col in range(table.columnCount()):
+        left = header.sectionViewportPosition(col)
+        assert 0 <= left and left + header.sectionSize(col) <= view.width(), (col, left, header.sectionSize(col), view)
+        assert header.sectionSize(col) >= table.fontMetrics().horizontalAdvance(table.headerItem().text(col))
+    fm = table.fontMetrics()
+    for i in range(table.topLevelItemCount()):
+        item = table.topLevelItem(i)
+        rect = table.visualItemRect(item)
+        assert view.contains(rect), (i, rect, view)  # the whole row, not cut in half
+        for col in range(1, table.columnCount()):  # the numbers are never cut
+            assert fm.horizontalAdvance(item.text(col)) <= table.columnWidth(col), (i, col, item.text(col))
+        assert item.text(0) in item.toolTip(0)  # an elided setting is whole in its tooltip
+    assert table.topLevelItem(2).text(0) == "ngram-simple + ngram-map-k + ngram-map-k4v + ngram-cache"
+    assert "(" in table.topLevelItem(2).text(2)  # prose's ratio to off is there too
+
+
 def test_tune_asks_first_and_says_about_how_long(qtbot, tmp_path: Path) -> None:
     """Point 6: Tune does not start on a click alone: it says what it measures and about how long, and Cancel
     leaves everything as it was."""
@@ -223,9 +272,30 @@ def test_tune_asks_first_and_says_about_how_long(qtbot, tmp_path: Path) -> None:
     select(qtbot, w, folder / "alpha.gguf")
     said = answer_next_dialog("Cancel")
     w.launch_panel.tune.button.click()
-    assert said and said[0].startswith("Tune measures off and ngram-mod on a code and a prose prompt")
-    assert " about " in said[0] and "a guess from the model's size" in said[0]
+    assert said and said[0].startswith("Tune measures, each on a code and a prose prompt")
+    assert "\n• ngram-mod, with off read from its steps" in said[0]  # every stage tune runs (core: tune_plan)
+    assert " about " in said[0] and "a rough guess from the model's size" in said[0]
     assert not w.tuner.running and not w.launch_panel.tune.bar.isVisible()
+
+
+def test_tune_reads_the_speed_live_measured_for_this_model_after_its_server_stopped(qtbot, tmp_path: Path) -> None:
+    """The walk: Live showed 77.8 t/s from an outside client, the server was stopped, and Tune's question still
+    guessed from the file's size. The last launch's replies are this model's speed (core: known_decode_speed)."""
+    import types
+
+    from llama_launcher.core.server.activity import OTHERS
+    from llama_launcher.core.server.speed_stats import Speed
+
+    folder = models_folder(tmp_path)
+    w = open_window(qtbot, make_fake_server(tmp_path / "bin", "b11434-current"), folder)
+    select(qtbot, w, folder / "alpha.gguf")
+    assert w.planner.model is not None and w.server.launch_info is None  # not running
+    w.server.last_launch = types.SimpleNamespace(model=w.planner.model)  # type: ignore[assignment]
+    w.live.activity.add(OTHERS, Speed(decode_tps=77.8, predicted_n=100))
+    said = answer_next_dialog("Cancel")
+    w.launch_panel.tune.button.click()
+    assert said and "a rough figure from the 77.8 t/s its last launch decoded at (1 reply in Live)" in said[0]
+    assert "guess" not in said[0]
 
 
 @pytest.mark.parametrize("size", [(1280, 820), (1024, 640)])

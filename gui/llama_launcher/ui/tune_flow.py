@@ -16,7 +16,7 @@ from llama_launcher.core.plan.adopt import adopt_tuned
 from llama_launcher.core.plan.gating import Situation, tune_gate
 from llama_launcher.core.server.process import ServerEvent
 from llama_launcher.core.state.words import sentence
-from llama_launcher.core.tuning.estimate import estimate_tune
+from llama_launcher.core.tuning.estimate import estimate_tune, known_decode_speed
 from llama_launcher.ui.controllers.llama_server import LlamaServerController
 from llama_launcher.ui.controllers.notices import NoticeCenter
 from llama_launcher.ui.controllers.plan import PlanController
@@ -81,16 +81,14 @@ class TuneFlow(QObject):
             self.after_stop = False
             self._start()
 
-    def _known_decode_tps(self) -> float | None:
-        """This model's decode speed where one was measured: an earlier tune, or the replies of its running server."""
+    def _known_speed(self) -> tuple[float, str] | None:
+        """This model's decode speed where one was measured: an earlier tune, or the replies Live shows of its
+        last launch — running or stopped since (Live keeps them until another model or launch; core decides)."""
         p = self._w.planner
-        if p.tuned is not None and p.tuned.off_tps:
-            return p.tuned.off_tps
-        launch = self._w.server.launch_info
-        bars = self._w.live.activity.bars()
-        if launch is not None and p.model is not None and launch.model.path == p.model.path and bars:
-            return bars[-1][1]
-        return None
+        launch = self._w.server.launch_info or self._w.server.last_launch
+        same = launch is not None and p.model is not None and launch.model.path == p.model.path
+        replies = [tps for _source, tps in self._w.live.activity.bars()] if same else []
+        return known_decode_speed(p.tuned.off_tps if p.tuned is not None else None, replies)
 
     def _confirm(self) -> bool:
         """Tune takes minutes and stops a running server: say what it measures and about how long, then ask."""
@@ -98,8 +96,9 @@ class TuneFlow(QObject):
         p, llama = w.planner, w.llama
         if p.model is None or llama.caps is None or llama.hw is None:
             return False
+        known = self._known_speed()
         estimate = estimate_tune(p.model, llama.caps, p.plan_settings(), list(p.drafts), llama.hw,
-                                 decode_tps=self._known_decode_tps())
+                                 decode_tps=known[0] if known else None, speed_from=known[1] if known else "")
         text = estimate.words()
         if w.server.running:
             text += "\n\nThe running llama-server is stopped first (Tune's measurements must not share the machine)."

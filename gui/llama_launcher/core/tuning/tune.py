@@ -234,6 +234,94 @@ def sweep_candidates(model: ModelInfo, caps: Capabilities, base: PlanSettings,
     return cands
 
 
+@dataclass(frozen=True)
+class TuneStage:
+    """One stage of :func:`tune`: the settings it may measure and how many servers it loads for them."""
+    words: str
+    candidates: tuple[tuple[str, ...], ...]  # the method combinations it may measure (draft lengths aside)
+    fewest: int
+    most: int
+    likely: int  # what the progress bar counts on before the measurements decide
+    ladder: str = ""  # the model-based method whose draft lengths this stage climbs
+
+
+@dataclass(frozen=True)
+class TunePlan:
+    """What :func:`tune` will measure here, stage by stage, before anything ran: the question before Tune
+    (estimate.py) and tune's own progress read it, so what is asked and what is measured are one list."""
+    stages: tuple[TuneStage, ...]
+
+    @property
+    def fewest(self) -> int:
+        return sum(s.fewest for s in self.stages)
+
+    @property
+    def most(self) -> int:
+        return sum(s.most for s in self.stages)
+
+    @property
+    def likely(self) -> int:
+        return sum(s.likely for s in self.stages)
+
+    def candidates(self) -> set[tuple[str, ...]]:
+        return {c for s in self.stages for c in s.candidates}
+
+
+def _newer_ngram(avail: list[str]) -> list[str]:
+    return [m for m in avail if BY_ID[m].kind == "ngram" and m != "ngram-mod"]
+
+
+def _ladder_counts(lengths: tuple[int, ...], default: int) -> tuple[int, int]:
+    """The fewest and most servers :func:`_climb` loads on this ladder, over every way its steps can turn out."""
+    counts = set()
+    for outcome in range(2 ** len(lengths)):
+        seen: list[int] = []
+
+        def step(n: int, outcome: int = outcome, seen: list[int] = seen) -> TuneRow:
+            i = len(seen)
+            seen.append(n)
+            pays = i == 0 or outcome >> i & 1  # a step that pays is faster than every step before it
+            return TuneRow(TuneCandidate(()), {"code": float(10 ** (i + 1)) if pays else 0.0}, 0, 0, 0)
+
+        _climb(lengths, default, step, 0.0)
+        counts.add(len(seen))
+    return min(counts), max(counts)
+
+
+def tune_plan(model: ModelInfo, caps: Capabilities, base: PlanSettings, drafts: list[DraftOption] | None,
+              gpu: bool) -> TunePlan:
+    """Every stage :func:`tune` runs here, with the settings each may measure (module docstring)."""
+    avail = tune_methods(model, caps, base, drafts)
+    newer = _newer_ngram(avail)
+    stages: list[TuneStage] = []
+    ngram_combos: list[tuple[str, ...]] = []
+    if "ngram-mod" in avail:
+        stages.append(TuneStage("ngram-mod, with off read from its steps that drafted nothing (off in a server "
+                                "of its own when they were too few)", (("ngram-mod",), ()), 1, 2, 1))
+        ngram_combos.append(("ngram-mod",))
+    else:
+        stages.append(TuneStage("off", ((),), 1, 1, 1))
+    if newer:
+        together = tuple(newer)
+        stages.append(TuneStage(combo_label(together) + (" together" if len(newer) > 1 else ""), (together,), 1, 1, 1))
+        ngram_combos.append(together)
+        if len(newer) > 1:
+            than = "ngram-mod" if "ngram-mod" in avail else "off"
+            stages.append(TuneStage(f"the one of them that drafted most, alone, when together they beat {than}",
+                                    tuple((m,) for m in newer), 0, 1, 0))
+            ngram_combos += [(m,) for m in newer]
+    for mid in (m for m in avail if BY_ID[m].kind == "model"):
+        lengths = lengths_for(mid, drafts)
+        fewest, most = _ladder_counts(lengths, default_draft_n(gpu))
+        chains = [c for c in ngram_combos if all(can_chain(caps, mid, g) for g in c)]
+        span = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+        words = f"{BY_ID[mid].label} at {span} of the draft lengths {', '.join(map(str, lengths))}" + \
+            (", chained with the fastest ngram setting where one helped" if chains else "")
+        stages.append(TuneStage(words, ((mid,), *((mid, *c) for c in chains)), fewest, most, min(3, most),
+                                mid))
+    return TunePlan(tuple(stages))
+
+
 def lengths_for(mid: str, drafts: list[DraftOption] | None) -> tuple[int, ...]:
     """The draft lengths tune tries for a method: its table's, none past a DFlash/DSpark head's block."""
     lengths = BY_ID[mid].tune_lengths
@@ -336,10 +424,11 @@ def tune(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: 
     token = token or CancelToken()
     avail = tune_methods(model, caps, base, drafts)
     model_methods = [m for m in avail if BY_ID[m].kind == "model"]
-    newer = [m for m in avail if BY_ID[m].kind == "ngram" and m != "ngram-mod"]
+    newer = _newer_ngram(avail)
     gpu = hw.gpu_branch()[0]
-    runner = _TuneRun(binary, model, hw, caps, base, drafts, log, progress, on_line, token,
-                           planned=1 + (1 if newer else 0) + 3 * len(model_methods))
+    plan = tune_plan(model, caps, base, drafts, gpu)  # the stages below, as the question before Tune said them
+    ladders = {s.ladder: s.likely for s in plan.stages if s.ladder}
+    runner = _TuneRun(binary, model, hw, caps, base, drafts, log, progress, on_line, token, planned=plan.likely)
     ngram: TuneRow | None = None
     off: TuneRow | None = None
     if "ngram-mod" in avail:
@@ -363,7 +452,7 @@ def tune(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, base: 
             return runner.run(TuneCandidate((mid, *chain), n), tokens, stream=True)
 
         rows += _climb(lengths_for(mid, drafts), default_draft_n(gpu), at_length, noise)
-        runner.planned = runner.step + 3 * (len(model_methods) - i - 1)
+        runner.planned = runner.step + sum(ladders[m] for m in model_methods[i + 1:])
     outcome = _finish(rows, noise, runner.step, t0)
     progress(TuneProgress(runner.step, runner.step, outcome.choice.label(), "done", 0.0))
     return outcome

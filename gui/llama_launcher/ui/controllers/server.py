@@ -60,6 +60,7 @@ class ServerController(QObject):
         self.state = ServerState.IDLE
         self.run = 0
         self.launch_info: Launch | None = None  # what runs now (the selection may change meanwhile)
+        self.last_launch: Launch | None = None  # what was launched last, kept once it has ended (Live's replies are its)
         self.base_url = ""
         self.log_path = ""
         self.checks: ServerChecks | None = None
@@ -86,6 +87,7 @@ class ServerController(QObject):
         self.run = new_run()
         run = self.run
         self.launch_info, self.log_path, self.checks, self._log_speeds = launch, "", None, None
+        self.last_launch = launch
         self.ready_seen = False
         self.base_url = f"http://127.0.0.1:{launch.port}"  # the server binds all addresses or loopback: both answer here
         self._set(ServerEvent(run, ServerState.STARTING))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
@@ -27,6 +28,12 @@ from llama_launcher.ui.resources import icon
 TUNE_TIP = ("Measure the speculative settings this model and llama-server support, on this machine, and use "
             "the fastest from then on (a few minutes; a running server is stopped first)")
 NOT_MEASURED = "not measured on this machine yet"
+# the table's columns: short headers so that both workloads fit beside the setting, what they mean in tooltips
+COLUMNS = [("Setting", "What was measured (the full label is in each row's tooltip)"),
+           ("Code t/s", "Decode speed on the code prompt, and in brackets how many times as fast as off"),
+           ("Prose t/s", "Decode speed on the prose prompt, and in brackets how many times as fast as off"),
+           ("Accepted", "The share of drafted tokens the model accepted, of how many were drafted")]
+MAX_ROWS = 8  # taller tables scroll, by whole rows
 
 
 class TuneBox(QWidget):
@@ -49,8 +56,18 @@ class TuneBox(QWidget):
         self.stage.setWordWrap(True)
         self.stage.setVisible(False)
         self.table = QTreeWidget()
-        self.table.setHeaderLabels(["Setting", "Code t/s (× off)", "Prose t/s (× off)", "Drafts accepted"])
+        self.table.setHeaderLabels([name for name, _tip in COLUMNS])
+        for col, (_name, tip) in enumerate(COLUMNS):
+            self.table.headerItem().setToolTip(col, tip)
         self.table.setRootIsDecorated(False)
+        self.table.setUniformRowHeights(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)  # a long setting elides; its tooltip holds it whole
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # every column fits instead
+        header = self.table.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in range(1, len(COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setVisible(False)
         self.adopt_label = QLabel("")
         self.adopt_label.setWordWrap(True)
@@ -99,16 +116,17 @@ class TuneBox(QWidget):
             item = QTreeWidgetItem([r.short_label(), cell("code"), cell("prose"),
                                     f"{acc * 100:.0f}% of {r.drafted:,}" if acc is not None else "none drafted"])
             how = r.how_measured()
-            if how:
-                item.setToolTip(0, f"{r.short_label()}: {how}")
+            item.setToolTip(0, f"{r.short_label()}: {how}" if how else r.short_label())
             self.table.addTopLevelItem(item)
-        for col in range(self.table.columnCount()):
-            self.table.resizeColumnToContents(col)
-        rows = self.table.topLevelItemCount()
-        row_h = self.table.sizeHintForRow(0) if rows else 0
-        self.table.setFixedHeight(min(self.table.header().sizeHint().height() + rows * row_h + 2 * self.table.frameWidth()
-                                      + 4, 180))  # as tall as its rows: no empty box under two rows
         self.table.setVisible(bool(tuned is not None and tuned.table))
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """As tall as its rows (no empty box under two rows), at most MAX_ROWS, and never a row cut in half."""
+        rows = self.table.topLevelItemCount()
+        row_h = max(self.table.sizeHintForRow(0) if rows else 0, self.table.fontMetrics().height() + 4)
+        header_h = self.table.header().sizeHint().height()
+        self.table.setFixedHeight(header_h + min(rows, MAX_ROWS) * row_h + 2 * self.table.frameWidth())
 
     def show_adoption(self, adoption: Adoption | None) -> None:
         """Whether the measurement is in effect, and "Use this" when the model's settings keep it out."""

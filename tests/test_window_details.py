@@ -97,7 +97,8 @@ def test_each_auto_item_says_what_auto_does_now(qtbot, models: Path, fake: Path)
     select(qtbot, w, models / "tiny-mtp.gguf")
     p = w.launch_panel
     # a tiny MTP model on the CPU: Auto keeps MTP off (below 3B) and runs ngram-mod
-    assert p.speculative.mode["mtp"].itemText(0).startswith("Auto (off: the model is below 3B (")
+    assert p.speculative.mode["mtp"].itemText(0) == "Auto (off)"  # short: why goes on the line under it
+    assert p.speculative.auto_why["mtp"].text().startswith("Off: the model is below 3B (")
     assert p.speculative.mode["ngram-mod"].itemText(0) == "Auto (on)" and "ngram-mod" in w.planner.plan.speculative.methods
     assert p.speculative.draft_model.itemText(0) == "Auto (none suitable)"
     p.speculative.mode["ngram-mod"].setCurrentIndex(p.speculative.mode["ngram-mod"].findData("off"))
@@ -184,7 +185,7 @@ def test_vision_is_offered_only_with_a_projector(qtbot, tmp_path: Path, fake: Pa
     write_model(folder / "blind" / "blind.gguf", arch="llama", name="Blind")
     w = open_window(qtbot, fake, folder)
     select(qtbot, w, folder / "blind" / "blind.gguf")
-    assert not w.launch_panel.advanced.vision.isEnabled() and "no mmproj" in w.launch_panel.advanced.vision.text()
+    assert not w.launch_panel.advanced.vision.isEnabled() and "no vision projector file, mmproj-*.gguf," in w.launch_panel.advanced.vision.text()
     select(qtbot, w, folder / "seeing" / "seeing.gguf")
     assert w.planner.model.mmproj, "the catalog pairs mmproj-seeing.gguf with seeing.gguf"
     assert w.launch_panel.advanced.vision.isEnabled() and "mmproj-seeing.gguf" in w.launch_panel.advanced.vision.text()

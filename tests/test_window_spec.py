@@ -94,7 +94,9 @@ def test_the_newer_ngram_types_and_the_drafters_knobs_are_in_advanced(qtbot, tmp
     assert not set(p.speculative.mode) & set(p.advanced.mode)  # not in the main box
     p.advanced.toggle.setChecked(True)
     simple = p.advanced.mode["ngram-simple"]
-    assert simple.itemText(0) == "Auto (off: Auto uses it only when Tune measured it faster on this machine)"
+    assert simple.itemText(0) == "Auto (off)"
+    assert p.advanced.auto_why["ngram-simple"].text() == "Off: Auto uses it only when Tune measured it faster on this machine"
+    assert p.advanced.auto_why["ngram-simple"].isVisibleTo(p)
     simple.setCurrentIndex(simple.findData("on"))
     p.advanced.knobs["ngram_simple_size_n"].setValue(6)
     argv = flat(w)
@@ -138,7 +140,10 @@ def test_a_start_that_speculation_crashes_falls_back_once_and_says_so(qtbot, tmp
     # Auto remembers it for this model and binary: set MTP back to Auto and its item says why it is off
     mtp = w.launch_panel.speculative.mode["mtp"]
     mtp.setCurrentIndex(mtp.findData("auto"))
-    assert mtp.itemText(0).startswith("Auto (off: MTP stopped this model from loading with this llama-server")
+    why = w.launch_panel.speculative.auto_why["mtp"]
+    qtbot.waitUntil(lambda: why.text().startswith("Off: MTP stopped this model from loading with this llama-server"),
+                    timeout=WAIT)
+    assert mtp.itemText(0) == "Auto (off)" and why.isVisibleTo(w.launch_panel)
     w.stop_server()
     qtbot.waitUntil(lambda: w.server.state is ServerState.STOPPED, timeout=WAIT)
 

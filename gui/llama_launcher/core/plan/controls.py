@@ -5,7 +5,8 @@ window only shows these answers. The cases a new user tripped over: ngram-mod's 
 and n-max editable with ngram-mod Off; "GPU layers: Auto (--fit)" offered on a machine without a
 GPU; the speculative controls shown with "Auto" for a file that is not a model at all; and a draft
 length row that said "n/a (no drafter)" under "In effect: ngram-mod" (ngram-mod drafts, by its
-own n-min and n-max; the draft length is what MTP, a head or a draft model propose).
+own n-min and n-max; the draft length is what MTP, a head or a draft model propose); the newer ngram
+types' knobs and the drafters' knobs (minimum, confidence, sampling, KV cache type) greyed with no reason.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class LaunchControls:
     gpu_layers: Applies
     draft_length: DraftLength
     method_knobs: dict[str, Applies] = field(default_factory=dict)  # every ngram-kind method with knobs
+    drafter_knobs: Applies = Applies(False)  # the model-based drafters' minimum, confidence, sampling, KV cache
 
 
 def setup_applies(model: ModelInfo | None) -> Applies:
@@ -52,8 +54,11 @@ def setup_applies(model: ModelInfo | None) -> Applies:
 
 
 def ngram_knobs(spec: SpeculativeDecision | None, settings: ModelSettings,
-                available: dict[str, Availability], mid: str = "ngram-mod") -> Applies:
-    """Whether an ngram method's knobs (ngram-mod's n-match/n-min/n-max, …) change this launch."""
+                available: dict[str, Availability], mid: str = "ngram-mod", said_above: bool = False) -> Applies:
+    """Whether an ngram method's knobs (ngram-mod's n-match/n-min/n-max, …) change this launch.
+
+    ``said_above``: the method's own switch sits right above its knobs and says why Auto leaves it off,
+    so the knobs' line does not say it again."""
     a = available.get(mid)
     label = BY_ID[mid].label
     if a is None:
@@ -63,9 +68,31 @@ def ngram_knobs(spec: SpeculativeDecision | None, settings: ModelSettings,
     if settings.mode(mid) is SpecMode.OFF:
         return Applies(False, f"{label} is Off: set it to Auto or On to use these")
     if spec is not None and spec.source is not SpecSource.USER and mid not in spec.methods:
+        if said_above:
+            return Applies(False, f"{label} does not run now, so its knobs do not apply")
         why = spec.auto_off.get(mid, "it is not in effect")
         return Applies(False, f"{label} does not run now: {why}")
     return Applies(True)
+
+
+MODEL_DRAFTERS = "MTP, a head or a draft model"
+
+
+def drafter_knobs(spec: SpeculativeDecision | None, available: dict[str, Availability]) -> Applies:
+    """Whether the drafters' knobs (draft minimum, confidence, sampling, KV cache type) change this launch:
+    they tune a model-based drafter (MTP, a head, a draft model), so they apply only while one runs."""
+    if spec is None:
+        return Applies(False)
+    drafting = [BY_ID[m] for m in spec.methods if BY_ID[m].kind == "model"]
+    if drafting:
+        return Applies(True)
+    if spec.source is SpecSource.USER:
+        return Applies(False, "your extra arguments choose the speculative types, and none of them is "
+                              f"{MODEL_DRAFTERS}: these apply only to those")
+    can = [BY_ID[mid].label for mid, a in available.items() if mid in BY_ID and BY_ID[mid].kind == "model" and a.ok]
+    if not can:
+        return Applies(False, f"these tune {MODEL_DRAFTERS}, and none can run for this model here")
+    return Applies(False, f"these tune {MODEL_DRAFTERS}; none runs now (set {' or '.join(can)} to On to use one)")
 
 
 def gpu_layers(hw: Hardware | None) -> Applies:
@@ -101,6 +128,7 @@ def draft_length(spec: SpeculativeDecision | None, available: dict[str, Availabi
 
 def launch_controls(model: ModelInfo | None, spec: SpeculativeDecision | None, settings: ModelSettings,
                     available: dict[str, Availability], hw: Hardware | None) -> LaunchControls:
-    knobs = {m.id: ngram_knobs(spec, settings, available, m.id) for m in METHODS if m.kind == "ngram" and m.knobs}
+    knobs = {m.id: ngram_knobs(spec, settings, available, m.id, said_above=m.advanced)
+             for m in METHODS if m.kind == "ngram" and m.knobs}
     return LaunchControls(setup_applies(model), knobs.get("ngram-mod", Applies(False)), gpu_layers(hw),
-                          draft_length(spec, available), knobs)
+                          draft_length(spec, available), knobs, drafter_knobs(spec, available))

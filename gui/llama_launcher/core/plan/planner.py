@@ -173,7 +173,7 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
                             "the port you chose, the same at every launch", FlagGroup.NETWORK))
 
     spec = decide_speculative(model, caps, settings, gpu, extra, tuned, warnings, drafts, avoid)
-    flags += speculative_flags(spec, caps, settings, gpu, warnings)
+    flags += speculative_flags(spec, caps, settings, gpu, warnings, apple=hw.apple_silicon)
 
     # context and memory
     mtp_on = spec.mtp_engaged

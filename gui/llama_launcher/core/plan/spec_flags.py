@@ -18,24 +18,40 @@ from llama_launcher.core.speculative.methods import BY_ID, DRAFT_KNOB_FLAGS, KNO
 
 
 def speculative_flags(spec: SpeculativeDecision, caps: Capabilities, settings: ModelSettings,
-                      gpu: bool, warnings: list[str] | None = None) -> list[FlagReason]:
+                      gpu: bool, warnings: list[str] | None = None, apple: bool = False) -> list[FlagReason]:
     warnings = warnings if warnings is not None else []
     if not spec.types:
         return []
-    why = {SpecSource.MEASURED: "measured on this machine",
-           SpecSource.RULES: "GPU branch: a model-based drafter alone" if gpu and any(BY_ID[m].kind == "model" for m in spec.methods)
-           else "GPU branch" if gpu else "CPU/Mac branch"}.get(spec.source, spec.source)
-    flags = [FlagReason(["--spec-type", ",".join(spec.types)],
-                        f"speculative decoding: {spec.summary} ({why}; one --spec-type, comma-chained)", FlagGroup.SPECULATIVE)]
+    flags = [FlagReason(["--spec-type", ",".join(spec.types)], spec_type_reason(spec, gpu, apple),
+                        FlagGroup.SPECULATIVE)]
     for mid in spec.methods:
         m = BY_ID[mid]
-        flags += _model_flags(spec, caps, settings, gpu, m, warnings) if m.kind == "model" else \
+        flags += _model_flags(spec, caps, settings, gpu, m, warnings, apple) if m.kind == "model" else \
             _ngram_flags(caps, settings, m, warnings)
     return flags
 
 
+def where_it_runs(gpu: bool, apple: bool) -> str:
+    """Where the model runs, in a person's words (the planner's GPU or CPU/Mac rules follow from it)."""
+    return "on a GPU" if gpu else "on the Apple GPU" if apple else "on the CPU"
+
+
+def spec_type_reason(spec: SpeculativeDecision, gpu: bool, apple: bool = False) -> str:
+    """Why --spec-type says what it says: the types, whether measured or the default where the model runs."""
+    if spec.source is SpecSource.MEASURED:
+        why = "measured on this machine"
+    elif spec.source is SpecSource.RULES:
+        why = f"the default when the model runs {where_it_runs(gpu, apple)}"
+        if gpu and any(BY_ID[m].kind == "model" for m in spec.methods):
+            why += ": a model-based drafter alone"
+    else:
+        why = str(spec.source)
+    several = "; several types go in one --spec-type, separated by commas" if len(spec.types) > 1 else ""
+    return f"speculative decoding: {spec.summary} ({why}{several})"
+
+
 def _model_flags(spec: SpeculativeDecision, caps: Capabilities, settings: ModelSettings, gpu: bool, m: Method,
-                 warnings: list[str]) -> list[FlagReason]:
+                 warnings: list[str], apple: bool = False) -> list[FlagReason]:
     flags: list[FlagReason] = []
     dialect, files = caps.dialects.get(m.id, {}), file_flags(caps, m)
     if spec.draft is not None and "model" in files:
@@ -50,7 +66,7 @@ def _model_flags(spec: SpeculativeDecision, caps: Capabilities, settings: ModelS
                                     FlagGroup.SPECULATIVE))
     if spec.draft_n_max is not None and "draft_n_max" in dialect:
         src = (" (your setting)" if settings.draft_n_max is not None else
-               " (measured best)" if spec.source is SpecSource.MEASURED else f" ({'GPU' if gpu else 'CPU/Mac'} default)")
+               " (measured best)" if spec.source is SpecSource.MEASURED else f" (the default {where_it_runs(gpu, apple)})")
         if spec.draft_clamp is not None and spec.draft_n_max == spec.draft_clamp:
             src += f"; at most {spec.draft_clamp}: the head's trained block size"
         flags.append(FlagReason([dialect["draft_n_max"], str(spec.draft_n_max)],

@@ -29,7 +29,15 @@ from llama_launcher.core.plan.speculative import Availability, SpeculativeDecisi
 from llama_launcher.core.settings.launch import CACHE_TYPES, MODEL_SETTINGS, ModelSettings
 from llama_launcher.core.speculative.methods import BY_ID, KNOBS, METHODS, SpecMode
 from llama_launcher.core.state.declared import Setting
-from llama_launcher.ui.launch.common import mode_combo, set_data, show_auto, tip_label, why_label
+from llama_launcher.ui.launch.common import (
+    auto_reason_label,
+    mode_combo,
+    set_data,
+    show_auto,
+    show_auto_reason,
+    tip_label,
+    why_label,
+)
 
 ADVANCED_METHODS = [m for m in METHODS if m.cli_flag and m.advanced]
 NGRAM_KNOBS = [k for m in METHODS if m.kind == "ngram" for k in m.knobs]
@@ -77,10 +85,13 @@ class AdvancedBox(QWidget):
         self.knobs: dict[str, QSpinBox] = {}
         self.mode: dict[str, QComboBox] = {}
         self.why: dict[str, QLabel] = {}
+        self.auto_why: dict[str, QLabel] = {}  # why Auto leaves a newer type off, under its combo
+        self.knob_why: dict[str, QLabel] = {}  # why a method's knobs do not apply now, under them (core/plan/controls.py)
         for key in BY_ID["ngram-mod"].knobs:
             self._knob_row(key)
-        self.knobs_why = why_label()  # why ngram-mod's knobs do not apply now (core/plan/controls.py)
+        self.knobs_why = why_label()  # ngram-mod's: its switch is in the box above
         self.form.addRow(self.knobs_why)
+        self.knob_why["ngram-mod"] = self.knobs_why
         for m in ADVANCED_METHODS:
             self._method_rows(m.id)
         self._drafter_rows()
@@ -100,17 +111,22 @@ class AdvancedBox(QWidget):
     def _method_rows(self, mid: str) -> None:
         m = BY_ID[mid]
         combo, why = mode_combo(m.tip, m.label), why_label()
+        auto_why = auto_reason_label(combo)
         holder = QWidget()
         col = QVBoxLayout(holder)
         col.setContentsMargins(0, 0, 0, 0)
         col.setSpacing(2)
         col.addWidget(combo)
         col.addWidget(why)
+        col.addWidget(auto_why)
         self.form.addRow(tip_label(m.label, m.tip), holder)
-        self.mode[mid], self.why[mid] = combo, why
+        self.mode[mid], self.why[mid], self.auto_why[mid] = combo, why, auto_why
         combo.currentIndexChanged.connect(self.changed)
         for key in m.knobs:
             self._knob_row(key)
+        if m.knobs:
+            self.knob_why[mid] = why_label()
+            self.form.addRow(self.knob_why[mid])
 
     def _drafter_rows(self) -> None:
         """The model-based drafters' knobs (MTP, a head, a draft model): each 'not set' unless chosen."""
@@ -129,6 +145,8 @@ class AdvancedBox(QWidget):
         for key, w in zip(DRAFT_KNOBS, (self.draft_n_min, self.draft_p_min, self.draft_sampling,
                                         self.draft_cache_type), strict=True):
             self.form.addRow(tip_label(MODEL_SETTINGS[key].label, MODEL_SETTINGS[key].tip), w)
+        self.drafter_why = why_label()  # why the drafters' knobs do not apply now (core/plan/controls.py)
+        self.form.addRow(self.drafter_why)
         self.draft_n_min.valueChanged.connect(self.changed)
         self.draft_p_min.valueChanged.connect(self.changed)
         self.draft_sampling.currentIndexChanged.connect(self.changed)
@@ -143,7 +161,7 @@ class AdvancedBox(QWidget):
         self.cache_type.setToolTip(MODEL_SETTINGS["cache_type"].tip)
         self.threads = _spin(MODEL_SETTINGS["threads"], unset_value=0)
         self.gpu_layers = _spin(MODEL_SETTINGS["gpu_layers"], unset_value=-1)
-        self.vision = QCheckBox("Enable vision (pass the paired mmproj projector)")
+        self.vision = QCheckBox("Enable vision (pass the paired vision projector)")
         self.form.addRow(MODEL_SETTINGS["cache_type"].label, self.cache_type)
         self.form.addRow(MODEL_SETTINGS["threads"].label, self.threads)
         self.form.addRow(MODEL_SETTINGS["gpu_layers"].label, self.gpu_layers)
@@ -197,25 +215,36 @@ class AdvancedBox(QWidget):
                 self.mode[m.id].setEnabled(ok)
                 self.why[m.id].setText(f"Off: {why}")
                 self.why[m.id].setVisible(not ok)
+                show_auto_reason(self.mode[m.id], self.auto_why[m.id])
         drafter = any(a.ok for mid, a in available.items() if BY_ID[mid].kind == "model")
         for w in (self.draft_n_min, self.draft_p_min, self.draft_sampling, self.draft_cache_type):
             w.setEnabled(drafter)
 
     def show_decision(self, spec: SpeculativeDecision) -> None:
-        show_auto(self.mode, spec)
+        show_auto(self.mode, spec, self.auto_why)
 
-    def set_applies(self, knobs: Applies, gpu_layers: Applies, method_knobs: dict[str, Applies] | None = None) -> None:
+    def set_applies(self, knobs: Applies, gpu_layers: Applies, method_knobs: dict[str, Applies] | None = None,
+                    drafter_knobs: Applies | None = None) -> None:
         """Grey what does not apply to this model, binary and machine, with the reason under it (each ngram
-        method's knobs; GPU layers). Called after set_availability, so it only ever greys more."""
+        method's knobs, the drafters' knobs, GPU layers). Called after set_availability, so it only ever greys more."""
         for mid, applies in (method_knobs or {"ngram-mod": knobs}).items():
-            for key in BY_ID[mid].knobs:  # the newer types' combos above their knobs say their state
+            for key in BY_ID[mid].knobs:
                 if key in self.knobs and not applies.ok:
                     self.knobs[key].setEnabled(False)
-        self.knobs_why.setText(knobs.why)  # ngram-mod's switch is in the box above: say why here
-        self.knobs_why.setVisible(not knobs.ok and bool(knobs.why))
+            if mid in self.knob_why:
+                self._say(self.knob_why[mid], applies)
+        if drafter_knobs is not None:
+            for w in (self.draft_n_min, self.draft_p_min, self.draft_sampling, self.draft_cache_type):
+                if not drafter_knobs.ok:
+                    w.setEnabled(False)
+            self._say(self.drafter_why, drafter_knobs)
         self.gpu_layers.setEnabled(gpu_layers.ok)
-        self.gpu_why.setText(gpu_layers.why)
-        self.gpu_why.setVisible(not gpu_layers.ok and bool(gpu_layers.why))
+        self._say(self.gpu_why, gpu_layers)
+
+    @staticmethod
+    def _say(label: QLabel, applies: Applies) -> None:
+        label.setText(applies.why if not applies.ok else "")
+        label.setVisible(not applies.ok and bool(applies.why))
 
     def set_projector(self, mmproj: list[str]) -> None:
         """Vision needs the model's mmproj file: without one next to the model the box is off and says why."""
@@ -225,5 +254,5 @@ class AdvancedBox(QWidget):
             self.vision.setText(f"Enable vision (pass the paired projector {name})")
             self.vision.setToolTip("Lets the model read images sent in chat (--mmproj)")
         else:
-            self.vision.setText("Enable vision (no mmproj projector next to this model)")
-            self.vision.setToolTip("Vision needs the model's mmproj .gguf in the same folder")
+            self.vision.setText("Enable vision (no vision projector file, mmproj-*.gguf, next to this model)")
+            self.vision.setToolTip("Vision needs the model's vision projector (an mmproj-*.gguf file) in the same folder")

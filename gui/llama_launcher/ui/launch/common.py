@@ -51,14 +51,28 @@ def copy_with_feedback(button: QPushButton, text: str) -> None:
     QTimer.singleShot(1500, button, lambda: button.setText(old))
 
 
-def show_auto(combos: dict[str, QComboBox], spec: SpeculativeDecision) -> None:
-    """Each Auto item says what Auto does right now: on, or off and why (from the planner)."""
+def show_auto(combos: dict[str, QComboBox], spec: SpeculativeDecision, reasons: dict[str, QLabel]) -> None:
+    """Each Auto item says what Auto does right now, in a word or two (on, off); why it is off goes on the
+    wrapped line under the combo (``reasons``), shown while Auto is chosen: a long reason in the item
+    itself was cut off mid-word at the combo's width."""
     for mid, combo in combos.items():
-        if mid in spec.methods:
-            text = "Auto (on)"
-        elif mid in spec.auto_off:
-            text = f"Auto (off: {spec.auto_off[mid]})"
-        else:
-            text = "Auto"
+        why = spec.auto_off.get(mid, "") if mid not in spec.methods else ""
+        text = "Auto (on)" if mid in spec.methods else "Auto (off)" if mid in spec.auto_off else "Auto"
         combo.setItemText(0, text)
-        combo.setItemData(0, text, Qt.ItemDataRole.ToolTipRole)
+        combo.setItemData(0, f"{text}: {why}" if why else text, Qt.ItemDataRole.ToolTipRole)
+        label = reasons[mid]
+        label.setText(f"Off: {why}" if why else "")
+        show_auto_reason(combo, label)
+
+
+def show_auto_reason(combo: QComboBox, label: QLabel) -> None:
+    """The Auto reason is shown while Auto is chosen and the method can run (else the row's other line says why)."""
+    label.setVisible(bool(label.text()) and combo.currentIndex() == 0 and combo.isEnabled())
+
+
+def auto_reason_label(combo: QComboBox) -> QLabel:
+    """The wrapped line under a mode combo that says why Auto leaves the method off."""
+    label = why_label()
+    label.setAccessibleName(f"Why {combo.accessibleName()} is off")
+    combo.currentIndexChanged.connect(lambda _i: show_auto_reason(combo, label))
+    return label

@@ -111,7 +111,8 @@ class LaunchPanel(QWidget):
         self.unusable.setVisible(not ok and bool(controls.setup.why))
         for box in (self.speculative, self.memory, self.advanced, self.network, self.preview):
             box.setVisible(ok)
-        self.advanced.set_applies(controls.ngram_knobs, controls.gpu_layers, controls.method_knobs)
+        self.advanced.set_applies(controls.ngram_knobs, controls.gpu_layers, controls.method_knobs,
+                                  controls.drafter_knobs)
         self.speculative.show_draft_length(controls.draft_length)
 
     def show_plan(self, plan: Plan | None, error: str = "") -> None:

@@ -10,8 +10,9 @@ under the error, so the user sees what changes rather than an empty box.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -46,6 +47,51 @@ class WrappingDelegate(QStyledItemDelegate):
         return QSize(hint.width(), max(hint.height(), rect.height() + 4))
 
 
+class WholeRowsTree(QTreeWidget):
+    """A tree that never shows half a row: it scrolls a row at a time and its rows end at the last one that
+    fits whole, the strip left under it blank (a row cut through the middle reads as a different reason)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._blank = 0  # the strip under the last whole row
+        self._fitting = False
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerItem)
+        self.verticalScrollBar().valueChanged.connect(lambda _v: self.fit_whole_rows())
+
+    def updateGeometries(self) -> None:
+        super().updateGeometries()  # QTreeView sets the viewport's margins here (the header's): add the strip
+        self._set_blank(self._blank)
+        self.fit_whole_rows()
+
+    def _set_blank(self, blank: int) -> None:
+        m = self.viewportMargins()
+        if m.bottom() != blank:
+            self.setViewportMargins(m.left(), m.top(), m.right(), blank)
+        self._blank = blank
+
+    def row_heights(self, first: int) -> list[int]:
+        model = self.model()
+        return [self.rowHeight(model.index(i, 0)) for i in range(first, self.topLevelItemCount())]
+
+    def fit_whole_rows(self) -> None:
+        if self._fitting:
+            return
+        self._fitting = True
+        try:
+            room = self.viewport().height() + self._blank
+            top = self.indexAt(QPoint(1, 1))
+            used, cut = 0, False
+            for h in self.row_heights(top.row() if top.isValid() else 0):
+                if used + h > room:
+                    cut = True
+                    break
+                used += h
+            # a row that would be cut is left for the scroll; one taller than the room shows from its top
+            self._set_blank(room - used if cut and used > 0 else 0)
+        finally:
+            self._fitting = False
+
+
 class PreviewBox(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Command preview", parent)
@@ -55,7 +101,7 @@ class PreviewBox(QGroupBox):
         self.error.setObjectName("failureReason")
         self.error.setWordWrap(True)
         self.error.setVisible(False)
-        self.tree = QTreeWidget()
+        self.tree = WholeRowsTree()
         self.tree.setObjectName("commandPreviewTree")
         self.tree.setHeaderLabels(["Flag", "Why"])
         self.tree.setRootIsDecorated(False)

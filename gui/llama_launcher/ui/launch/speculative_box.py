@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QGraphicsOpacityEffect,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -33,7 +34,15 @@ from llama_launcher.core.speculative.methods import (
     SpecSource,
 )
 from llama_launcher.core.speculative.pairing import DraftOption
-from llama_launcher.ui.launch.common import mode_combo, set_data, show_auto, tip_label, why_label
+from llama_launcher.ui.launch.common import (
+    auto_reason_label,
+    mode_combo,
+    set_data,
+    show_auto,
+    show_auto_reason,
+    tip_label,
+    why_label,
+)
 
 # rows with an Auto/On/Off control: the table's methods that have a mode of their own (the newer ngram
 # types have theirs in the Advanced box)
@@ -53,12 +62,15 @@ class SpeculativeBox(QGroupBox):
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.mode: dict[str, QComboBox] = {}
         self.why: dict[str, QLabel] = {}
+        self.auto_why: dict[str, QLabel] = {}  # why Auto leaves a method off, under its combo
         self._rows: dict[str, QWidget] = {}
         for m in MODE_METHODS:
             combo, why = mode_combo(m.tip, m.label), why_label()
+            auto_why = auto_reason_label(combo)
             extra = [self._head_label()] if m.id == "mtp" else []
-            self.form.addRow(tip_label(m.label, m.tip), self._stack(combo, why, *extra))
+            self.form.addRow(tip_label(m.label, m.tip), self._stack(combo, why, auto_why, *extra))
             self.mode[m.id], self.why[m.id], self._rows[m.id] = combo, why, self._last_field()
+            self.auto_why[m.id] = auto_why
             combo.currentIndexChanged.connect(self._emit)
         self._build_draft_model()
         self._build_draft_length()
@@ -100,11 +112,13 @@ class SpeculativeBox(QGroupBox):
         self.draft_model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.draft_model.setMinimumContentsLength(14)
         self.draft_why = why_label()
+        self.draft_auto_why = auto_reason_label(self.draft_model)  # what Auto does with the draft model, and why
         self.draft_others = QLabel("")
         self.draft_others.setObjectName("muted")
         self.draft_others.setWordWrap(True)
         self.form.addRow(tip_label("Draft model", BY_ID["draft"].tip),
-                         self._stack(self.draft_model, self.draft_why, self.draft_others))
+                         self._stack(self.draft_model, self.draft_why, self.draft_auto_why,
+                                     self.draft_others))
         self.why["draft"] = self.draft_why
         self.draft_model.currentIndexChanged.connect(self._emit)
 
@@ -112,7 +126,7 @@ class SpeculativeBox(QGroupBox):
         knob = KNOBS["draft_n_max"]
         self.draft_default = QCheckBox("Default")
         self.draft_default.setChecked(True)
-        self.draft_default.setToolTip("Use the planner's draft length (2 on a GPU, 3 on CPU/Mac, or the measured best)")
+        self.draft_default.setToolTip("Use the planner's draft length (2 on a GPU, 3 on the CPU or a Mac, or the measured best)")
         self.draft = QSlider(Qt.Orientation.Horizontal)
         self.draft.setRange(int(knob.lo or 1), int(knob.hi or 16))
         self.draft.setValue(DRAFT_N_DEFAULT)
@@ -131,7 +145,12 @@ class SpeculativeBox(QGroupBox):
         row.addWidget(self.draft_default)
         row.addWidget(self.draft, 1)
         row.addWidget(self.draft_number)
-        self.form.addRow(tip_label(knob.label, knob.tip), self._stack(self._holder(row), self.draft_value))
+        self.draft_row = self._holder(row)  # the checkbox, the slider and its number: greyed together
+        self._draft_dim = QGraphicsOpacityEffect(self.draft)  # a disabled slider looks active in most styles
+        self._draft_dim.setOpacity(0.4)
+        self._draft_dim.setEnabled(False)
+        self.draft.setGraphicsEffect(self._draft_dim)
+        self.form.addRow(tip_label(knob.label, knob.tip), self._stack(self.draft_row, self.draft_value))
         self.draft.valueChanged.connect(self._draft_moved)
         self.draft_default.toggled.connect(self._emit)
 
@@ -147,10 +166,16 @@ class SpeculativeBox(QGroupBox):
             self.draft_default.setChecked(False)
         self._emit()
 
+    def _draft_length_enabled(self, on: bool) -> None:
+        """The Default checkbox, the slider and its number agree: all usable, or all greyed."""
+        self.draft_row.setEnabled(on)
+        for w in (self.draft_default, self.draft, self.draft_number):
+            w.setEnabled(on)
+        self._draft_dim.setEnabled(not on)
+
     def show_draft_length(self, dl: DraftLength) -> None:
         """The row says what is in effect or why it does not apply, and the slider shows the length used."""
-        self.draft.setEnabled(dl.applies)
-        self.draft_default.setEnabled(dl.applies)
+        self._draft_length_enabled(dl.applies)
         self.draft_value.setText(dl.words)
         self.draft_value.setVisible(bool(dl.words))
         if dl.value is not None and self.draft_default.isChecked() and self.draft.value() != dl.value:
@@ -228,12 +253,13 @@ class SpeculativeBox(QGroupBox):
             combo.setToolTip(BY_ID[mid].tip if ok else f"Unavailable: {why}")
             self.why[mid].setText(f"Off: {why}")
             self.why[mid].setVisible(not ok)
+            show_auto_reason(combo, self.auto_why[mid])
         ok, why = available.get("draft", Availability(False, "unknown"))
         self.draft_why.setText(f"Off: {why}")
         self.draft_why.setVisible(not ok and self.draft_model.currentData() != "off")
+        show_auto_reason(self.draft_model, self.draft_auto_why)
         model_ok = any(a.ok for mid, a in available.items() if BY_ID[mid].kind == "model")
-        self.draft.setEnabled(model_ok)
-        self.draft_default.setEnabled(model_ok)
+        self._draft_length_enabled(model_ok)
 
     def show_decision(self, spec: SpeculativeDecision | None) -> None:
         if spec is None:
@@ -244,19 +270,22 @@ class SpeculativeBox(QGroupBox):
         self.summary.setText(spec.summary + source)
 
     def _show_auto(self, spec: SpeculativeDecision) -> None:
-        """Each Auto item says what Auto does right now: on, or off and why (from the planner)."""
-        show_auto(self.mode, spec)
+        """Each Auto item says what Auto does right now, short (on, off); why goes on the line under it."""
+        show_auto(self.mode, spec, self.auto_why)
         i = self.draft_model.findData("auto")
         if i < 0:
             return
         name = self._auto_pick.name if self._auto_pick else None
+        why = ""
         if "draft" in spec.methods and spec.draft is not None:
             text = f"Auto ({spec.draft.name})"
         elif name and "draft" in spec.auto_off:
-            text = f"Auto (off: {spec.auto_off['draft']}; would use {name})"
+            text, why = "Auto (off)", f"Off: {spec.auto_off['draft']}; Auto would use {name}"
         elif name:
-            text = f"Auto ({name}, not used now)"
+            text, why = "Auto (not used now)", f"Auto would use {name}; it does not run now"
         else:
             text = "Auto (none suitable)"
         self.draft_model.setItemText(i, text)
-        self.draft_model.setItemData(i, text, Qt.ItemDataRole.ToolTipRole)
+        self.draft_model.setItemData(i, f"{text}: {why}" if why else text, Qt.ItemDataRole.ToolTipRole)
+        self.draft_auto_why.setText(why)
+        show_auto_reason(self.draft_model, self.draft_auto_why)

@@ -85,7 +85,7 @@ def test_a_build_with_the_newer_ngram_types_is_asked_about_all_of_them() -> None
     estimate = estimate_tune(model(), caps_of("b11434-recorded"), PlanSettings(), [], HW)
     words = estimate.words()
     assert "ngram-simple + ngram-map-k + ngram-map-k4v + ngram-cache together" in words
-    assert "the one of them that drafted most, alone, when together they beat ngram-mod" in words
+    assert "the one of them whose drafts were accepted most, alone, if together they beat ngram-mod" in words
     assert estimate.servers == (2, 4) and "The model loads 2 to 4 times, as the measurements decide" in words
     assert "a rough guess from the model's size" in words
     lo, hi = estimate.seconds
@@ -109,7 +109,7 @@ def test_the_speed_measured_for_this_model_is_used_first_and_said() -> None:
 
     assert known_decode_speed(None, []) is None
     assert known_decode_speed(None, [0.0]) is None
-    assert known_decode_speed(None, [77.8]) == (77.8, "the 77.8 t/s its last launch decoded at (1 reply in Live)")
+    assert known_decode_speed(None, [77.8]) == (77.8, "the 77.8 t/s this model decoded at in its last launch (1 reply in Live)")
     tps, words = known_decode_speed(None, [70.0, 77.8, 200.0])  # type: ignore[misc]
     assert tps == 77.8 and "3 replies" in words  # the median: one fast reply (a repeated prompt) is not the rate
     assert known_decode_speed(74.0, [77.8])[0] == 74.0  # type: ignore[index]  # the last tune's off comes first

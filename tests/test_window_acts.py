@@ -273,7 +273,7 @@ def test_tune_asks_first_and_says_about_how_long(qtbot, tmp_path: Path) -> None:
     said = answer_next_dialog("Cancel")
     w.launch_panel.tune.button.click()
     assert said and said[0].startswith("Tune measures, each on a code and a prose prompt")
-    assert "\n• ngram-mod, with off read from its steps" in said[0]  # every stage tune runs (core: tune_plan)
+    assert "\n• ngram-mod, and off (no speculation) to compare with" in said[0]  # every stage tune runs (core: tune_plan)
     assert " about " in said[0] and "a rough guess from the model's size" in said[0]
     assert not w.tuner.running and not w.launch_panel.tune.bar.isVisible()
 
@@ -294,7 +294,7 @@ def test_tune_reads_the_speed_live_measured_for_this_model_after_its_server_stop
     w.live.activity.add(OTHERS, Speed(decode_tps=77.8, predicted_n=100))
     said = answer_next_dialog("Cancel")
     w.launch_panel.tune.button.click()
-    assert said and "a rough figure from the 77.8 t/s its last launch decoded at (1 reply in Live)" in said[0]
+    assert said and "a rough figure from the 77.8 t/s this model decoded at in its last launch (1 reply in Live)" in said[0]
     assert "guess" not in said[0]
 
 

@@ -161,9 +161,9 @@ def test_the_tune_estimate_counts_servers_and_says_a_guess_is_a_guess(tmp_path) 
     model = read_model_info(write_model(tmp_path / "m.gguf", arch="qwen35", name="M", blocks=3, nextn=1))
     hw = Hardware(cpu="test", ram_total_mib=8000, ram_available_mib=6000, apple_silicon=False, backend_devices=[])
     guess = estimate_tune(model, caps, PlanSettings(), [], hw)
-    assert guess.settings[0].startswith("ngram-mod, with off read from its steps") and guess.settings[-1].startswith("MTP at ")
+    assert guess.settings[0].startswith("ngram-mod, and off (no speculation) to compare with") and guess.settings[-1].startswith("MTP at ")
     assert guess.servers == (5, 8)  # ngram-mod (+ off when its plain steps are too few), the newer types (+ their leader), MTP 3 or 4
-    assert "(a rough guess from the model's size" in guess.words() and "\n• MTP at 3 to 4 of the draft lengths" in guess.words()
+    assert "That is a rough guess from the model's size" in guess.words() and "\n• MTP at 3 to 4 of the draft lengths" in guess.words()
     known = estimate_tune(model, caps, PlanSettings(), [], hw, decode_tps=10.0)
     assert known.known_speed and "guess" not in known.words() and "the 10.0 t/s measured for this model" in known.words()
     per = 3.0 + model.file_size / 1e9 + (8 + 2 * 192) / 10.0

@@ -63,11 +63,11 @@ class TuneEstimate:
         when = f"about {duration_words(lo)}" if duration_words(lo) == duration_words(hi) else \
             f"between about {duration_words(lo)} and {duration_words(hi)}"
         how = (f"a rough figure from {self.speed_from}" if self.speed_from else
-               "a rough guess from the model's size: no decode speed was measured for it here")
+               "a rough guess from the model's size, since no decode speed was measured for it here")
         stages = "\n".join(f"• {s}" for s in self.settings)
         return (f"Tune measures, each on a code and a prose prompt, in llama-servers of its own:\n{stages}\n\n"
-                f"The model loads {loads}: {when} on this machine ({how}; the progress bar then shows the real "
-                "time left). The fastest is stored for this model and used by Auto from then on.")
+                f"The model loads {loads}: {when} on this machine. That is {how}; the progress bar then shows "
+                "the real time left. The fastest is stored for this model and used by Auto from then on.")
 
 
 def duration_words(seconds: float) -> str:
@@ -91,7 +91,7 @@ def known_decode_speed(tuned_off_tps: float | None, replies_tps: list[float]) ->
         return None
     tps = statistics.median(speeds)
     many = f"{len(speeds)} replies" if len(speeds) > 1 else "1 reply"
-    return tps, f"the {tps:.1f} t/s its last launch decoded at ({many} in Live)"
+    return tps, f"the {tps:.1f} t/s this model decoded at in its last launch ({many} in Live)"
 
 
 def estimate_tune(model: ModelInfo, caps: Capabilities, base: PlanSettings, drafts: list[DraftOption] | None,

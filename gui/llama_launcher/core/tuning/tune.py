@@ -296,8 +296,9 @@ def tune_plan(model: ModelInfo, caps: Capabilities, base: PlanSettings, drafts: 
     stages: list[TuneStage] = []
     ngram_combos: list[tuple[str, ...]] = []
     if "ngram-mod" in avail:
-        stages.append(TuneStage("ngram-mod, with off read from its steps that drafted nothing (off in a server "
-                                "of its own when they were too few)", (("ngram-mod",), ()), 1, 2, 1))
+        stages.append(TuneStage("ngram-mod, and off (no speculation) to compare with: read from ngram-mod's steps "
+                                "that proposed nothing, or in a server of its own when there were too few",
+                                (("ngram-mod",), ()), 1, 2, 1))
         ngram_combos.append(("ngram-mod",))
     else:
         stages.append(TuneStage("off", ((),), 1, 1, 1))
@@ -307,7 +308,7 @@ def tune_plan(model: ModelInfo, caps: Capabilities, base: PlanSettings, drafts: 
         ngram_combos.append(together)
         if len(newer) > 1:
             than = "ngram-mod" if "ngram-mod" in avail else "off"
-            stages.append(TuneStage(f"the one of them that drafted most, alone, when together they beat {than}",
+            stages.append(TuneStage(f"the one of them whose drafts were accepted most, alone, if together they beat {than}",
                                     tuple((m,) for m in newer), 0, 1, 0))
             ngram_combos += [(m,) for m in newer]
     for mid in (m for m in avail if BY_ID[m].kind == "model"):

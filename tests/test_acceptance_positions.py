@@ -30,7 +30,10 @@ def test_positions_and_the_advice_they_imply() -> None:
     p = positions_from_metrics(NOISY)
     assert p == DraftPositions((35, 20, 13, 7), 52, 203, 75)
     assert [round(r, 3) for r in p.rates] == [0.673, 0.385, 0.25, 0.135]
-    assert p.compact(4) == "1: 67%  2: 38%  3: 25%  4: 13%"
+    assert p.compact(4) == "1: 67%  2: 38%  3: 25%  4: 13%" and p.steps_words() == "52 steps"
+    # ngram-mod drafts up to 64: positions never accepted are said once, not as a row of 0%
+    one = DraftPositions((1, 1) + (0,) * 62, 1, 2, 2)
+    assert one.compact() == "1: 100%  2: 100%  (none accepted past 2)" and one.steps_words() == "1 step"
     assert p.advice(4) == "position 4 is rarely accepted: a draft length of 3 may be faster"
     d = p.to_dict(4)
     assert d["positions"][3] == {"position": 4, "accepted_steps": 7, "rate": 0.1346} and d["steps"] == 52

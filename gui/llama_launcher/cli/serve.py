@@ -183,7 +183,7 @@ def _acceptance(out: _Out, plan: Plan, runner: ServerRunner, api_key: str | None
         return shown
     n = plan.speculative.draft_n_max
     advice = now.advice(n)
-    out.event("acceptance", f"acceptance by draft position: {now.compact(n)} ({now.steps} steps)"
+    out.event("acceptance", f"acceptance by draft position: {now.compact(n)} ({now.steps_words()})"
               + (f" — {advice}" if advice else ""), **now.to_dict(n))
     return now
 

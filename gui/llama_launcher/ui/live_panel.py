@@ -344,7 +344,7 @@ class LivePanel(QWidget):
         drafter = spec is not None and any(BY_ID[m].kind == "model" for m in spec.methods)
         draft_n_max = spec.draft_n_max if spec is not None and drafter else None
         self.positions.setText(f"accepted by draft position: {positions.compact(draft_n_max)} "
-                               f"({positions.steps:,} steps)")
+                               f"({positions.steps_words()})")
         self.positions.setVisible(True)
         advice = positions.advice(draft_n_max)
         self.positions_advice.setText(f"⚠ {advice}" if advice else "")

@@ -76,11 +76,20 @@ class DraftPositions:
         return f"{where} rarely accepted: a draft length of {first - 1} may be faster"
 
     def compact(self, draft_n_max: int | None = None) -> str:
-        """'1: 67%  2: 38%  3: 25%  4: 13%' (the first few positions; the rest counted)."""
+        """'1: 67%  2: 38%  3: 25%  4: 13%' (the first few positions; the rest counted). Positions past the
+        last one ever accepted are said once ("none accepted past 2"), not as a row of 0% up to
+        ngram-mod's 64."""
         rates = self.rates[:draft_n_max] if draft_n_max else self.rates
+        last = max((i for i, r in enumerate(rates) if r > 0), default=-1)
+        tail = f"  (none accepted past {last + 1})" if last >= 0 and last + 1 < len(rates) else ""
+        if last >= 0:
+            rates = rates[: last + 1]
         shown = "  ".join(f"{i + 1}: {r * 100:.0f}%" for i, r in enumerate(rates[:SHOWN_POSITIONS]))
         more = f"  (+{len(rates) - SHOWN_POSITIONS} more)" if len(rates) > SHOWN_POSITIONS else ""
-        return shown + more
+        return shown + more + tail
+
+    def steps_words(self) -> str:
+        return f"{self.steps:,} step" + ("" if self.steps == 1 else "s")
 
     def to_dict(self, draft_n_max: int | None = None) -> dict[str, Any]:
         return {"steps": self.steps, "drafted": self.drafted, "accepted": self.accepted_total,

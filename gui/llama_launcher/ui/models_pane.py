@@ -54,27 +54,7 @@ class ModelsPane(QWidget):
         self.table_model = ModelTableModel()
         self.proxy = ModelFilterProxy()
         self.proxy.setSourceModel(self.table_model)
-        self.table = QTableView()
-        self.table.setObjectName("modelsTable")
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setAlternatingRowColors(True)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.table.setWordWrap(False)
-        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.table.setAccessibleName("Models")
-        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-        header = self.table.horizontalHeader()
-        header.setMinimumSectionSize(40)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in range(1, len(COLUMNS)):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setColumnHidden(COLUMNS.index("Folder"), True)
-        self.table.setColumnHidden(COLUMNS.index("Architecture"), True)  # in the title and the tooltip
+        self.table = self._make_table()
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search models (name, architecture, quantization, folder)")
         self.search.setClearButtonEnabled(True)
@@ -133,6 +113,31 @@ class ModelsPane(QWidget):
         for signal in (self.proxy.modelReset, self.proxy.layoutChanged, self.proxy.rowsInserted, self.proxy.rowsRemoved):
             signal.connect(self._show_empty)
         self.set_folders([])
+
+    def _make_table(self) -> QTableView:
+        """The models table: sorted by name, one row selected, the name column stretching, the rest fitted."""
+        table = QTableView()
+        table.setObjectName("modelsTable")
+        table.setModel(self.proxy)
+        table.setSortingEnabled(True)
+        table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.verticalHeader().setVisible(False)
+        table.setAlternatingRowColors(True)
+        table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        table.setWordWrap(False)
+        table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        table.setAccessibleName("Models")
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        header = table.horizontalHeader()
+        header.setMinimumSectionSize(40)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in range(1, len(COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        table.setColumnHidden(COLUMNS.index("Folder"), True)
+        table.setColumnHidden(COLUMNS.index("Architecture"), True)  # in the title and the tooltip
+        return table
 
     # --- data in --------------------------------------------------------------------------------
     def scanning(self) -> None:

@@ -111,43 +111,9 @@ def _user_context(extra: ParsedExtraArgs) -> int | None:
     return ctx
 
 
-def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, settings: PlanSettings,
-                tuned: TunedChoice | None = None, drafts: list[DraftOption] | None = None,
-                memory_evidence: MemoryEvidence | None = None, avoid: dict[str, str] | None = None) -> Plan:
-    """Plan one llama-server launch. Raises :class:`PlanError` for input that cannot be planned.
-
-    The per-model settings are trusted to have passed ``settings.launch.check_model_settings`` (the
-    settings file, the CLI and the window all run it); what is checked here is what only a plan can
-    know: the extra arguments against this binary, LAN without a key, the port, the context.
-
-    ``drafts`` are the catalog's drafters for this model (draft models and heads, ``speculative.pairing``);
-    ``memory_evidence`` (llama.cpp's projection, this model's past launches) is gathered by the caller;
-    with it, those decide the memory fit instead of the launcher's own model. ``avoid`` holds the
-    methods Auto leaves off because they stopped this model from loading with this binary
-    (``plan.fallback``), each with the reason.
-    """
-    warnings: list[str] = []
+def _network_flags(settings: PlanSettings, caps: Capabilities) -> tuple[list[FlagReason], dict[str, str]]:
+    """--host and --port, and the API key for LAN access (a file or the environment, never argv)."""
     flags: list[FlagReason] = []
-    if model.error:
-        raise PlanError(f"{model.file_name} cannot be launched: {model.error}")
-    if model.is_projector:
-        raise PlanError(f"{model.file_name} is a vision projector (mmproj), not a model")
-    if kind_of(model) is not None:
-        raise PlanError(refusal(model))
-    try:
-        extra = parse_extra_args(settings.extra_args, caps, lan=settings.lan)
-    except ExtraArgsError as exc:
-        raise PlanError(str(exc)) from exc
-    warnings += extra.warnings
-
-    gpu, gpu_reason = hw.gpu_branch()
-    if idle := idle_gpu_notice(hw):  # a GPU this binary cannot use: say so with the plan
-        warnings.append(idle)
-    model_path = model.split_parts[0] if model.split_parts else model.path
-    flags.append(FlagReason(["-m", model_path], "the model you selected" + (
-        f" (part 1 of {model.split_count}; llama-server loads the other parts itself)" if model.split_count > 1 else ""),
-        FlagGroup.MODEL))
-
     env: dict[str, str] = {}
     if settings.lan:
         if not settings.api_key:
@@ -171,11 +137,15 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
                             "Port is Auto: free right now (the window keeps it at the next start while it stays free)"
                             if settings.port_auto else
                             "the port you chose, the same at every launch", FlagGroup.NETWORK))
+    return flags, env
 
-    spec = decide_speculative(model, caps, settings, gpu, extra, tuned, warnings, drafts, avoid)
-    flags += speculative_flags(spec, caps, settings, gpu, warnings, apple=hw.apple_silicon)
 
-    # context and memory
+def _context_and_memory(model: ModelInfo, hw: Hardware, gpu: bool, settings: PlanSettings, spec: SpeculativeDecision,
+                        extra: ParsedExtraArgs, memory_evidence: MemoryEvidence | None,
+                        ) -> tuple[int, MemoryEstimate, str, list[str], int | None]:
+    """The context to launch with and the memory it needs: the user's (checked against the memory), or
+    the largest that fits. Returns (context, estimate, the -c reason, context warnings, the context
+    given in the extra arguments)."""
     mtp_on = spec.mtp_engaged
     budget, budget_src = memory_budget(hw, gpu, mtp_on or spec.draft is not None)
     cache_type = extra.value(*CACHE_K_ALIASES) or settings.cache_type or "f16"
@@ -224,6 +194,54 @@ def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities,
         raise PlanError(f"{model.file_name}: {exc}") from exc
     if evidence.projection_error:
         mem.notes.append(evidence.projection_error)
+    return ctx, mem, reason, context_warnings, user_ctx
+
+
+def plan_launch(binary: str, model: ModelInfo, hw: Hardware, caps: Capabilities, settings: PlanSettings,
+                tuned: TunedChoice | None = None, drafts: list[DraftOption] | None = None,
+                memory_evidence: MemoryEvidence | None = None, avoid: dict[str, str] | None = None) -> Plan:
+    """Plan one llama-server launch. Raises :class:`PlanError` for input that cannot be planned.
+
+    The per-model settings are trusted to have passed ``settings.launch.check_model_settings`` (the
+    settings file, the CLI and the window all run it); what is checked here is what only a plan can
+    know: the extra arguments against this binary, LAN without a key, the port, the context.
+
+    ``drafts`` are the catalog's drafters for this model (draft models and heads, ``speculative.pairing``);
+    ``memory_evidence`` (llama.cpp's projection, this model's past launches) is gathered by the caller;
+    with it, those decide the memory fit instead of the launcher's own model. ``avoid`` holds the
+    methods Auto leaves off because they stopped this model from loading with this binary
+    (``plan.fallback``), each with the reason.
+    """
+    warnings: list[str] = []
+    flags: list[FlagReason] = []
+    if model.error:
+        raise PlanError(f"{model.file_name} cannot be launched: {model.error}")
+    if model.is_projector:
+        raise PlanError(f"{model.file_name} is a vision projector (mmproj), not a model")
+    if kind_of(model) is not None:
+        raise PlanError(refusal(model))
+    try:
+        extra = parse_extra_args(settings.extra_args, caps, lan=settings.lan)
+    except ExtraArgsError as exc:
+        raise PlanError(str(exc)) from exc
+    warnings += extra.warnings
+
+    gpu, gpu_reason = hw.gpu_branch()
+    if idle := idle_gpu_notice(hw):  # a GPU this binary cannot use: say so with the plan
+        warnings.append(idle)
+    model_path = model.split_parts[0] if model.split_parts else model.path
+    flags.append(FlagReason(["-m", model_path], "the model you selected" + (
+        f" (part 1 of {model.split_count}; llama-server loads the other parts itself)" if model.split_count > 1 else ""),
+        FlagGroup.MODEL))
+
+    net_flags, env = _network_flags(settings, caps)
+    flags += net_flags
+
+    spec = decide_speculative(model, caps, settings, gpu, extra, tuned, warnings, drafts, avoid)
+    flags += speculative_flags(spec, caps, settings, gpu, warnings, apple=hw.apple_silicon)
+
+    ctx, mem, reason, context_warnings, user_ctx = _context_and_memory(model, hw, gpu, settings, spec, extra,
+                                                                      memory_evidence)
     warnings += context_warnings
     if user_ctx is None:
         flags.append(FlagReason(["-c", str(ctx)], reason + f"; memory: {mem.status}", FlagGroup.MEMORY))

